@@ -1,1 +1,76 @@
-//! Typed errors and exit codes.
+//! Typed errors of the core, and the documented exit codes.
+//!
+//! Core functions return [`Error`]; the CLI wraps them in `anyhow` with context and maps them to
+//! an [`ExitCode`]. Messages say what went wrong and what to do next. None of them ever carries
+//! a password or a password hash: connection targets are rendered without credentials.
+
+use std::path::PathBuf;
+
+/// Process exit codes. They are part of the CLI contract (see README, "Exit codes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    /// Success; for checks, nothing found.
+    Ok = 0,
+    /// The command ran and found something: drift, a `--verify` mismatch.
+    Found = 1,
+    /// The command could not do its job (bad input, unreachable server, missing privilege).
+    Error = 2,
+    /// A guided session restored an account (reserved for sessions).
+    RolledBack = 3,
+    /// A journal needs attention (reserved for sessions).
+    JournalAttention = 4,
+    /// A watch window ended without evidence either way (reserved for sessions).
+    Inconclusive = 5,
+}
+
+/// Errors of the core library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server could not be reached or refused the login.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        /// `user@host:port` or `user@socket`, never with a password.
+        target: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// A read query failed.
+    #[error("{what} failed on {target}: {source}")]
+    Query {
+        what: String,
+        target: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// privfence's own account lacks a privilege it needs to give a truthful answer.
+    #[error("{target}: privfence's account {account} cannot {what}: it needs {needed}. {hint}")]
+    MissingPrivilege { target: String, account: String, what: String, needed: String, hint: String },
+
+    /// An option file could not be read or parsed.
+    #[error("{}:{line}: {message}", path.display())]
+    OptionFile { path: PathBuf, line: usize, message: String },
+
+    /// A command-line argument, URL or name is malformed.
+    #[error("{0}")]
+    BadInput(String),
+
+    /// A named table does not exist (or matches nothing).
+    #[error("no table matches {0}; check the name (schema.table, `*` as wildcard) and lower_case_table_names")]
+    UnknownTable(String),
+
+    /// A named account does not exist.
+    #[error("no account {0} on this server; `privfence inventory` lists the accounts")]
+    UnknownAccount(String),
+
+    /// Local I/O failed.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,8 +15,10 @@
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
 
 pub mod access;
+pub mod capability;
 pub mod cli;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod inventory;
 pub mod model;

@@ -1,1 +1,28 @@
-fn main() {}
+//! The `privfence` binary: parse arguments, run one command, map the result to an exit code.
+
+use clap::Parser;
+use privfence::cli::{self, Cli};
+use privfence::error::ExitCode;
+use privfence::output::Output;
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let code = match runtime {
+        Ok(rt) => {
+            let mut out = Output::stdio();
+            match rt.block_on(cli::run(cli, &mut out)) {
+                Ok(code) => code,
+                Err(e) => {
+                    out.status(&format!("privfence: error: {e:#}"));
+                    ExitCode::Error
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("privfence: error: cannot start the async runtime: {e}");
+            ExitCode::Error
+        }
+    };
+    std::process::exit(code as i32);
+}

@@ -1,1 +1,61 @@
-//! (in progress)
+//! The command line: argument structs (clap) and one thin function per command. Each command
+//! parses its arguments, resolves them into a context (credentials, connection), calls one core
+//! function and hands the result to a renderer. No logic lives here.
+
+pub mod access;
+pub mod args;
+pub mod demo;
+pub mod doctor;
+pub mod inventory;
+pub mod sandbox;
+
+use crate::db::{ConnectSpec, Server};
+use crate::error::ExitCode;
+use crate::output::Output;
+use clap::{Parser, Subcommand};
+
+/// privfence: make a service's tables private to its own account inside a shared MySQL or
+/// MariaDB database, one account at a time, without ever losing a grant.
+#[derive(Debug, Parser)]
+#[command(name = "privfence", version, disable_help_flag = true, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok, 1 found something (drift, a --verify mismatch, a missing privilege in doctor), 2 error, 3 restored, 4 journal needs attention, 5 inconclusive.";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every account and what it holds, read from the grant tables.
+    Inventory(inventory::InventoryArgs),
+    /// Who can touch these tables, with which privileges, through which path.
+    Access(access::AccessArgs),
+    /// What privfence's own account may do here, per command, and which signal sources exist.
+    Doctor(doctor::DoctorArgs),
+    /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
+    /// The main job on a throwaway sandbox: sample schema, app accounts, inventory and access.
+    Demo(demo::DemoArgs),
+}
+
+/// Runs one parsed command.
+pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Inventory(a) => inventory::run(a, out).await,
+        Command::Access(a) => access::run(a, out).await,
+        Command::Doctor(a) => doctor::run(a, out).await,
+        Command::Sandbox(c) => sandbox::run(c, out).await,
+        Command::Demo(a) => demo::run(a, out).await,
+    }
+}
+
+/// Resolves connection flags and connects.
+pub async fn connect(args: &args::ConnectArgs) -> anyhow::Result<Server> {
+    let spec: ConnectSpec = args.input().resolve(&|k| std::env::var(k).ok())?;
+    Ok(Server::connect(&spec).await?)
+}

@@ -3,11 +3,11 @@
 //! MySQL and MariaDB share a wire protocol and most SQL, but differ in the grant tables, privilege
 //! names, role storage and signal sources. Everything flavour-specific branches on [`ServerInfo`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Which server family we talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Flavour {
     /// Oracle MySQL (8.0 and later are supported).
@@ -36,7 +36,7 @@ impl fmt::Display for Flavour {
 }
 
 /// A `major.minor.patch` server version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Version {
     pub major: u32,
     pub minor: u32,
@@ -66,7 +66,7 @@ impl fmt::Display for Version {
 }
 
 /// What privfence learned about a server right after connecting.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub flavour: Flavour,
     pub version: Version,

@@ -1,5 +1,10 @@
-//! Talking to servers: connection options, flavour and version detection.
+//! Talking to servers: connection options, flavour and version detection, the connection handle.
 
+pub mod conn;
 pub mod flavour;
+pub mod mycnf;
+pub mod server;
 
+pub use conn::{ConnectInput, ConnectSpec, Secret, SslMode};
 pub use flavour::{Flavour, ServerInfo, Version};
+pub use server::Server;

@@ -1,1 +1,64 @@
-//! (in progress)
+//! Reading a server's privileges and objects into an [`Inventory`](crate::model::Inventory),
+//! and cross-checking it against the server's own `SHOW GRANTS`.
+
+pub mod grants;
+pub mod objects;
+pub mod showgrants;
+pub mod verify;
+
+use crate::db::Server;
+use crate::error::{Error, Result};
+use crate::model::inventory::INVENTORY_FORMAT;
+use crate::model::Inventory;
+
+/// Reads the whole inventory. Fails (rather than answer too cleanly) when the server hid object
+/// bodies from privfence's account.
+pub async fn take(server: &mut Server) -> Result<Inventory> {
+    let g = grants::read(server).await.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
+    let o = objects::read(server).await?;
+    if let Some((kind, name)) = o.hidden_bodies.first() {
+        let needed = match server.info.flavour {
+            crate::db::Flavour::MySql => "SHOW VIEW and SHOW_ROUTINE (or SELECT) on *.*",
+            crate::db::Flavour::MariaDb => "SHOW VIEW and SELECT on *.* (routine bodies need SELECT on mysql.proc)",
+        };
+        return Err(Error::MissingPrivilege {
+            target: server.target.clone(),
+            account: server.current_user.sql(),
+            what: format!("see the definitions of {} object(s) (first: {kind} {name})", o.hidden_bodies.len()),
+            needed: needed.into(),
+            hint: "Without them a definer view or routine could reach a table unseen; `privfence doctor` lists what is missing.".into(),
+        });
+    }
+    Ok(Inventory {
+        format: INVENTORY_FORMAT,
+        server: server.info.clone(),
+        taken_at: chrono::Utc::now(),
+        accounts: g.accounts,
+        grants: g.grants,
+        partial_revokes: g.partial_revokes,
+        role_grants: g.role_grants,
+        default_roles: g.default_roles,
+        mandatory_roles: g.mandatory_roles,
+        activate_all_roles_on_login: g.activate_all_roles_on_login,
+        proxies: g.proxies,
+        levels: g.levels,
+        objects: o.objects,
+        warnings: g.warnings,
+    })
+}
+
+/// Turns a privilege error (1142/1044/1143) into a [`Error::MissingPrivilege`] naming the need.
+pub fn explain_denied(server: &Server, e: Error, what: &str, needed: &str) -> Error {
+    if let Error::Query { source: mysql_async::Error::Server(ref se), .. } = e {
+        if matches!(se.code, 1142 | 1143 | 1044 | 1227 | 1370) {
+            return Error::MissingPrivilege {
+                target: server.target.clone(),
+                account: server.current_user.sql(),
+                what: what.into(),
+                needed: needed.into(),
+                hint: format!("The server said: {}", se.message),
+            };
+        }
+    }
+    e
+}

@@ -1,5 +1,14 @@
 //! Pure types of the domain: names, privileges, grants and the inventory. No I/O here.
 
+pub mod grant;
 pub mod ident;
+pub mod pattern;
+pub mod inventory;
+pub mod privilege;
+pub mod sql;
 
+pub use grant::{DefaultRole, Grant, GrantObject, PartialRevoke, ProxyGrant, RoleGrant, RoutineKind};
 pub use ident::{AccountName, SchemaPattern, TableName};
+pub use pattern::TablePattern;
+pub use inventory::{Account, Inventory, Objects, Security};
+pub use privilege::{PrivSet, Privilege};

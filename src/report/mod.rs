@@ -1,1 +1,19 @@
-//! (in progress)
+//! Renderers: tables for people, JSON for programs. Each takes a value and returns text; the
+//! caller hands it to [`crate::output::Output`].
+
+pub mod access;
+pub mod inventory;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+
+/// A table with the house look: condensed borders, wrapped to the terminal.
+pub fn new_table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
+    if let Ok(w) = std::env::var("COLUMNS").map(|c| c.parse::<u16>()) {
+        if let Ok(w) = w {
+            t.set_width(w);
+        }
+    }
+    t
+}

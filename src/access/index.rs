@@ -1,0 +1,279 @@
+//! Lookup structures over an inventory, and the direct privilege paths of one grantee on one
+//! table or routine, following the servers' own matching rules:
+//!
+//! - schema grants are patterns; among an account's matching `mysql.db` rows only the first in
+//!   the server's sort order applies (host specificity, then schema, then user; see
+//!   [`wildcard_sort_key`]). Rows of anonymous users (`''`) apply to every user name. Rows with
+//!   equal sort keys have no defined order, so their union is taken (the conservative answer).
+//! - a row's host applies to an account when equal, or when it is a pattern matching the
+//!   account's literal host (the servers match rows against the client's host).
+//! - MySQL partial revokes subtract from global privileges on one schema only.
+
+use super::via::Via;
+use crate::model::ident::{host_matches, wildcard_sort_key};
+use crate::model::privilege::{table_relevant, PrivSet, Privilege};
+use crate::model::{AccountName, Grant, GrantObject, Inventory, RoleGrant, TableName};
+use std::collections::{HashMap, HashSet};
+
+/// Indexes of one inventory for fast path lookups.
+pub struct Index<'a> {
+    pub inv: &'a Inventory,
+    /// `lower_case_table_names` != 0: schema and table names compare case-insensitively.
+    ci: bool,
+    global: HashMap<&'a AccountName, Vec<&'a Grant>>,
+    /// Schema grants by grantee user name (anonymous rows under "").
+    schema_by_user: HashMap<&'a str, Vec<&'a Grant>>,
+    /// Table and column grants by (user, folded schema, folded table).
+    table: HashMap<(&'a str, String, String), Vec<&'a Grant>>,
+    routine: HashMap<(&'a str, String, String), Vec<&'a Grant>>,
+    roles_of: HashMap<&'a AccountName, Vec<&'a RoleGrant>>,
+    defaults: HashSet<(&'a AccountName, &'a AccountName)>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(inv: &'a Inventory) -> Index<'a> {
+        let ci = inv.server.lower_case_table_names != 0;
+        let mut ix = Index {
+            inv,
+            ci,
+            global: HashMap::new(),
+            schema_by_user: HashMap::new(),
+            table: HashMap::new(),
+            routine: HashMap::new(),
+            roles_of: HashMap::new(),
+            defaults: inv.default_roles.iter().map(|d| (&d.account, &d.role)).collect(),
+        };
+        for g in &inv.grants {
+            match &g.object {
+                GrantObject::Global => ix.global.entry(&g.grantee).or_default().push(g),
+                GrantObject::Schema { .. } => ix.schema_by_user.entry(g.grantee.user.as_str()).or_default().push(g),
+                GrantObject::Table { table } | GrantObject::Column { table, .. } => {
+                    let key = (g.grantee.user.as_str(), ix.fold(&table.schema), ix.fold(&table.name));
+                    ix.table.entry(key).or_default().push(g);
+                }
+                GrantObject::Routine { schema, name, .. } => {
+                    let key = (g.grantee.user.as_str(), ix.fold(schema), name.to_lowercase());
+                    ix.routine.entry(key).or_default().push(g);
+                }
+            }
+        }
+        for r in &inv.role_grants {
+            ix.roles_of.entry(&r.grantee).or_default().push(r);
+        }
+        ix
+    }
+
+    pub fn fold(&self, s: &str) -> String {
+        if self.ci {
+            s.to_lowercase()
+        } else {
+            s.to_string()
+        }
+    }
+
+    /// Same table, by the server's name comparison rules.
+    pub fn same_table(&self, a: &TableName, b: &TableName) -> bool {
+        self.fold(&a.schema) == self.fold(&b.schema) && self.fold(&a.name) == self.fold(&b.name)
+    }
+
+    /// Does a grant row's host apply to this account?
+    fn host_applies(row: &AccountName, holder: &AccountName) -> bool {
+        row.host == holder.host || (wildcard_sort_key(&holder.host) == 128 && host_matches(&row.host, &holder.host))
+    }
+
+    fn with_option(g: &Grant) -> PrivSet {
+        let mut set = g.privileges.clone();
+        if g.grant_option {
+            set.insert(Privilege::known("GRANT OPTION"));
+        }
+        set
+    }
+
+    /// Global privileges of `holder` that act on `table`, minus partial revokes.
+    fn global_on(&self, holder: &AccountName, table: &TableName) -> PrivSet {
+        let mut set = PrivSet::new();
+        for g in self.global.get(holder).into_iter().flatten() {
+            // Dynamic privileges' grant option does not reach tables.
+            if g.privileges.iter().all(|p| p.is_dynamic()) && !g.privileges.is_empty() {
+                continue;
+            }
+            set.extend(table_relevant(&Self::with_option(g)));
+        }
+        for r in self.inv.partial_revokes.iter().filter(|r| &r.account == holder) {
+            if self.fold(&r.schema) == self.fold(&table.schema) {
+                set.retain(|p| !r.privileges.contains(p) && !(p.is_grant_option() && r.privileges.contains(&Privilege::known("GRANT OPTION"))));
+            }
+        }
+        set
+    }
+
+    /// All global privileges of `holder` (any kind), for escalation checks.
+    pub fn global_all(&self, holder: &AccountName) -> PrivSet {
+        self.global.get(holder).into_iter().flatten().flat_map(|g| Self::with_option(g)).collect()
+    }
+
+    /// The schema rows that apply to `holder` for `schema`: the first by sort order (ties unioned).
+    pub fn schema_rows(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
+        let literal = self.inv.server.partial_revokes;
+        let mut rows: Vec<&Grant> = Vec::new();
+        let anonymous_ok = !holder.host.is_empty(); // roles and PUBLIC only have their own rows
+        let users: &[&str] = if anonymous_ok && !holder.user.is_empty() { &[holder.user.as_str(), ""] } else { &[holder.user.as_str()] };
+        for u in users {
+            for g in self.schema_by_user.get(u).into_iter().flatten() {
+                let GrantObject::Schema { pattern } = &g.object else { continue };
+                let host_ok = if holder.host.is_empty() { g.grantee.host.is_empty() } else { Self::host_applies(&g.grantee, holder) };
+                if host_ok && pattern.matches(schema, self.ci, literal) {
+                    rows.push(g);
+                }
+            }
+        }
+        let key = |g: &Grant| {
+            let GrantObject::Schema { pattern } = &g.object else { unreachable!() };
+            (wildcard_sort_key(&g.grantee.host), pattern.sort_key(), wildcard_sort_key(&g.grantee.user))
+        };
+        let Some(best) = rows.iter().map(|g| key(g)).max() else { return vec![] };
+        rows.into_iter().filter(|g| key(g) == best).collect()
+    }
+
+    /// Direct paths of `holder` (an account, role or PUBLIC) on `table`.
+    pub fn direct(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        let mut out = Vec::new();
+        let global = self.global_on(holder, table);
+        if !global.is_empty() {
+            out.push((Via::Global, global));
+        }
+        for g in self.schema_rows(holder, &table.schema) {
+            let set = table_relevant(&Self::with_option(g));
+            if let (GrantObject::Schema { pattern }, false) = (&g.object, set.is_empty()) {
+                out.push((Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() }, set));
+            }
+        }
+        let key = (holder.user.as_str(), self.fold(&table.schema), self.fold(&table.name));
+        let rows: Vec<&Grant> = self.table.get(&key).into_iter().flatten().copied().collect();
+        let exact: Vec<&Grant> = rows.iter().copied().filter(|g| g.grantee == *holder).collect();
+        let chosen = if !exact.is_empty() || holder.host.is_empty() {
+            exact
+        } else {
+            rows.into_iter().filter(|g| Self::host_applies(&g.grantee, holder)).collect()
+        };
+        for g in chosen {
+            match &g.object {
+                GrantObject::Table { .. } => out.push((Via::Table, Self::with_option(g))),
+                GrantObject::Column { column, .. } => out.push((Via::Column { column: column.clone() }, g.privileges.clone())),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Direct paths giving `holder` EXECUTE (or other routine privileges) on a routine.
+    pub fn direct_routine(&self, holder: &AccountName, schema: &str, name: &str) -> Vec<(Via, PrivSet)> {
+        let keep = |set: PrivSet| -> PrivSet {
+            set.into_iter().filter(|p| matches!(p.as_str(), "EXECUTE" | "ALTER ROUTINE" | "GRANT OPTION")).collect()
+        };
+        let mut out = Vec::new();
+        let global = keep(self.global.get(holder).into_iter().flatten().flat_map(|g| Self::with_option(g)).collect());
+        if !global.is_empty() {
+            out.push((Via::Global, global));
+        }
+        for g in self.schema_rows(holder, schema) {
+            if let GrantObject::Schema { pattern } = &g.object {
+                let set = keep(Self::with_option(g));
+                if !set.is_empty() {
+                    out.push((Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() }, set));
+                }
+            }
+        }
+        let key = (holder.user.as_str(), self.fold(schema), name.to_lowercase());
+        for g in self.routine.get(&key).into_iter().flatten().filter(|g| g.grantee == *holder) {
+            out.push((Via::Table, Self::with_option(g)));
+        }
+        out
+    }
+
+    /// Roles reachable from `account`, with the chain that reaches each (breadth first).
+    pub fn role_chains(&self, account: &AccountName) -> Vec<Vec<&'a AccountName>> {
+        let mut out: Vec<Vec<&AccountName>> = Vec::new();
+        let mut seen: HashSet<&AccountName> = HashSet::new();
+        let mut queue: Vec<Vec<&AccountName>> =
+            self.roles_of.get(account).into_iter().flatten().map(|r| vec![&r.role]).collect();
+        while let Some(chain) = (!queue.is_empty()).then(|| queue.remove(0)) {
+            let last = *chain.last().expect("chains are never empty");
+            if !seen.insert(last) {
+                continue;
+            }
+            for r in self.roles_of.get(last).into_iter().flatten() {
+                let mut next = chain.clone();
+                next.push(&r.role);
+                queue.push(next);
+            }
+            out.push(chain);
+        }
+        out
+    }
+
+    /// Is this role active when `account` logs in?
+    pub fn active_at_login(&self, account: &AccountName, role: &AccountName) -> bool {
+        self.inv.activate_all_roles_on_login || self.defaults.contains(&(account, role))
+    }
+
+    /// Wraps a holder's paths in the role chains of `account`.
+    pub fn via_roles<F>(&self, account: &AccountName, mut f: F) -> Vec<(Via, PrivSet)>
+    where
+        F: FnMut(&AccountName) -> Vec<(Via, PrivSet)>,
+    {
+        let mut out = Vec::new();
+        for chain in self.role_chains(account) {
+            let role = chain.last().expect("chains are never empty");
+            for (via, set) in f(role) {
+                out.push((
+                    Via::Role {
+                        chain: chain.iter().map(|r| (*r).clone()).collect(),
+                        active_at_login: self.active_at_login(account, chain[0]),
+                        grant: Box::new(via),
+                    },
+                    set,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Paths of an account through itself and its roles (not PUBLIC, mandatory roles or proxies).
+    pub fn own_paths(&self, account: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        let mut out = self.direct(account, table);
+        out.extend(self.via_roles(account, |r| self.direct(r, table)));
+        out
+    }
+
+    /// Holders whose privileges every account has: MariaDB `PUBLIC`, MySQL mandatory roles.
+    pub fn everyone(&self) -> Vec<(AccountName, bool)> {
+        let mut out = Vec::new();
+        let public = AccountName::new("PUBLIC", "");
+        if self.inv.accounts.iter().any(|a| a.name == public && a.is_role) {
+            out.push((public, true));
+        }
+        out.extend(self.inv.mandatory_roles.iter().map(|r| (r.clone(), false)));
+        out
+    }
+
+    /// Everything `account` can do on `table` (all paths, all roles active, PUBLIC and mandatory
+    /// roles included): the security context of a definer object.
+    pub fn all_privileges(&self, account: &AccountName, table: &TableName) -> PrivSet {
+        let mut set: PrivSet = self.own_paths(account, table).into_iter().flat_map(|(_, s)| s).collect();
+        for (holder, _) in self.everyone() {
+            set.extend(self.own_paths(&holder, table).into_iter().flat_map(|(_, s)| s));
+        }
+        set
+    }
+
+    /// Routine privileges of `account` through every path.
+    pub fn all_routine_privileges(&self, account: &AccountName, schema: &str, name: &str) -> PrivSet {
+        let mut set: PrivSet = self.direct_routine(account, schema, name).into_iter().flat_map(|(_, s)| s).collect();
+        set.extend(self.via_roles(account, |r| self.direct_routine(r, schema, name)).into_iter().flat_map(|(_, s)| s));
+        for (holder, _) in self.everyone() {
+            set.extend(self.direct_routine(&holder, schema, name).into_iter().flat_map(|(_, s)| s));
+        }
+        set
+    }
+}

@@ -1,0 +1,409 @@
+//! The statement scanner: walks the tokens of one statement and records every table reference.
+//!
+//! There is no grammar for whole statements. [`Scanner::step`] looks at one token; keywords that
+//! introduce table names (`FROM`, `JOIN`, `UPDATE`, ...) hand over to a handler that reads the
+//! names and returns where scanning resumes; everything else is stepped over, so subqueries,
+//! conditions and compound-statement keywords need no special treatment. Parentheses are tracked
+//! by a precomputed depth per token, which is how a table-reference list knows where it ends.
+
+use super::tokenize::{Kind, Token};
+use super::{words, Collector, Op};
+use crate::model::RoutineKind;
+use std::collections::BTreeSet;
+
+/// Bound on nested table-reference lists (each nesting is a recursive call).
+const MAX_NEST: usize = 64;
+
+/// One table in a table-reference list, with the alias other clauses may use for it.
+#[derive(Debug, Clone)]
+pub(super) struct Factor {
+    pub schema: String,
+    pub name: String,
+    /// Written with a schema, so a CTE of the same name cannot be meant.
+    pub qualified: bool,
+    pub alias: Option<String>,
+}
+
+impl Factor {
+    /// Whether a qualifier `[db.]q` written in another clause (a `SET` column, a `DELETE` target)
+    /// designates this table. Lenient on purpose: a near miss is resolved conservatively by the
+    /// caller, and the server rejects real ambiguities.
+    pub fn answers_to(&self, db: Option<&str>, q: &str) -> bool {
+        match db {
+            None => self.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(q)) || self.name.eq_ignore_ascii_case(q),
+            Some(db) => self.name.eq_ignore_ascii_case(q) && self.schema.eq_ignore_ascii_case(db),
+        }
+    }
+}
+
+/// Scans one statement (the tokens between two `;`) into a [`Collector`].
+pub(super) struct Scanner<'a> {
+    pub t: &'a [Token],
+    /// Parenthesis depth of each token; a parenthesis counts at its outer level.
+    pub depth: Vec<usize>,
+    /// `FROM` tokens that are argument keywords (`EXTRACT(YEAR FROM d)`), not clause starts.
+    arg_from: Vec<bool>,
+    /// Schema for unqualified names.
+    pub schema: &'a str,
+    /// CTE names declared so far in this statement: an unqualified reference to one is no table.
+    ctes: BTreeSet<String>,
+    /// Current nesting of table-reference lists, bounded by [`MAX_NEST`].
+    nest: usize,
+    /// Nesting of `PREPARE ... FROM 'literal'` bodies being analysed.
+    pub level: usize,
+    pub out: &'a mut Collector,
+}
+
+impl<'a> Scanner<'a> {
+    /// Prepares a scan of `t`; reports unbalanced parentheses.
+    pub fn new(t: &'a [Token], schema: &'a str, out: &'a mut Collector, level: usize) -> Self {
+        let mut depth = Vec::with_capacity(t.len());
+        let (mut d, mut balanced) = (0usize, true);
+        for tok in t {
+            if tok.is_punct(')') {
+                balanced &= d > 0;
+                d = d.saturating_sub(1);
+            }
+            depth.push(d);
+            if tok.is_punct('(') {
+                d += 1;
+            }
+        }
+        let mut s = Scanner { t, depth, arg_from: vec![false; t.len()], schema, ctes: BTreeSet::new(), nest: 0, level, out };
+        if !balanced || d != 0 {
+            s.out.unresolved(format!("unbalanced parentheses in statement: {}", s.near(0)));
+        }
+        s.mark_arg_from();
+        s
+    }
+
+    /// Marks the `FROM`s directly inside `EXTRACT(...)`, `TRIM(...)`, `SUBSTRING(...)`.
+    fn mark_arg_from(&mut self) {
+        for i in 0..self.t.len() {
+            if self.t[i].kind == Kind::Word && words::has_from_in_args(&self.t[i].text) && self.punct(i + 1, '(') {
+                let inner = self.depth[i] + 1;
+                let mut k = i + 2;
+                while k < self.t.len() && self.depth[k] >= inner {
+                    self.arg_from[k] |= self.depth[k] == inner && self.t[k].is_word("FROM");
+                    k += 1;
+                }
+            }
+        }
+    }
+
+    /// Scans the whole statement.
+    pub fn run(mut self) {
+        let mut i = 0;
+        while i < self.t.len() {
+            i = self.step(i);
+        }
+    }
+
+    /// Handles the token at `i` and returns the index to continue from (always past `i`).
+    pub fn step(&mut self, i: usize) -> usize {
+        let tok = &self.t[i];
+        if !tok.is_ident() || self.after_dot(i) {
+            return i + 1;
+        }
+        if tok.kind == Kind::Word {
+            if let Some(next) = self.keyword(i) {
+                return next.max(i + 1);
+            }
+        }
+        self.function_call(i)
+    }
+
+    /// Dispatches a keyword to its handler; `None` when the word is not one here.
+    fn keyword(&mut self, i: usize) -> Option<usize> {
+        let end = self.t.len();
+        match self.t[i].text.to_ascii_uppercase().as_str() {
+            "FROM" => Some(self.from(i)),
+            "JOIN" | "STRAIGHT_JOIN" => Some(self.read_list(i + 1)),
+            "UPDATE" if self.verb(i) => Some(self.update(i)),
+            "INSERT" | "REPLACE" if self.verb(i) => self.insert(i),
+            "DELETE" if self.verb(i) => Some(self.delete(i)),
+            "TRUNCATE" => self.truncate(i),
+            "CREATE" | "ALTER" | "DROP" => Some(self.ddl(i)),
+            "RENAME" => self.rename(i),
+            "LOAD" => self.load(i),
+            "TABLE" | "TABLES" => Some(self.table_word(i)),
+            "REFERENCES" => Some(self.name_list(i + 1, &[Op::References], true)),
+            "WITH" => Some(self.with(i)),
+            "CALL" => Some(self.call(i)),
+            "PREPARE" | "EXECUTE" => self.dynamic(i),
+            "NEXT" | "PREVIOUS" | "NEXTVAL" | "LASTVAL" | "SETVAL" => self.sequence(i),
+            "SHOW" => Some(end),
+            "GRANT" | "REVOKE" => Some(self.not_analysed(i)),
+            "SET" if self.kw(i + 1, "PASSWORD") => Some(self.not_analysed(i)),
+            _ => None,
+        }
+    }
+
+    /// A DML keyword starts a statement unless it is a function (`REPLACE(`) or part of another
+    /// clause (`ON UPDATE`, `FOR UPDATE`, `KEY UPDATE`, `BEFORE INSERT`, `OR REPLACE`).
+    fn verb(&self, i: usize) -> bool {
+        let prev = ["ON", "BEFORE", "AFTER", "KEY", "FOR", "OR"];
+        !self.punct(i + 1, '(') && !(i > 0 && prev.iter().any(|w| self.t[i - 1].is_word(w)))
+    }
+
+    /// Records `db.f(` and `f(` (unless a built-in) as candidate stored-function calls.
+    fn function_call(&mut self, i: usize) -> usize {
+        let t = self.t;
+        if self.punct(i + 1, '.') && t.get(i + 2).is_some_and(Token::is_ident) && self.punct(i + 3, '(') {
+            self.out.routine(&t[i].text, &t[i + 2].text, RoutineKind::Function);
+            return i + 3;
+        }
+        if self.punct(i + 1, '(') && !(t[i].kind == Kind::Word && words::not_stored_function(&t[i].text)) {
+            self.out.routine(self.schema, &t[i].text, RoutineKind::Function);
+        }
+        i + 1
+    }
+
+    /// `FROM` starts a list of read tables, except as an argument keyword or in `FROM FIRST`.
+    fn from(&mut self, i: usize) -> usize {
+        if self.arg_from[i] || (self.kw_any(i + 1, &["FIRST", "LAST"]) && self.kw_any(i + 2, &["OVER", "RESPECT", "IGNORE"])) {
+            return i + 1;
+        }
+        self.read_list(i + 1)
+    }
+
+    /// A table-reference list whose tables are all read.
+    pub fn read_list(&mut self, start: usize) -> usize {
+        let (end, fs) = self.table_list(start);
+        for f in &fs {
+            self.add(f, &[Op::Select]);
+        }
+        end
+    }
+
+    /// Reads a table-reference list (`a, b AS x JOIN (c, d) ON ...`) starting at `start`; returns
+    /// where it ends and its tables. Derived tables and conditions are scanned on the way, so the
+    /// tables of their subqueries are recorded as read directly.
+    pub fn table_list(&mut self, start: usize) -> (usize, Vec<Factor>) {
+        let mut fs = Vec::new();
+        if start >= self.t.len() {
+            self.cannot_parse(start);
+            return (start, fs);
+        }
+        if self.nest >= MAX_NEST {
+            self.out.unresolved("table references nested too deeply to follow".into());
+            return (start + 1, fs);
+        }
+        self.nest += 1;
+        let d = self.depth[start];
+        let mut i = self.factor(start, &mut fs);
+        while i < self.t.len() && self.depth[i] >= d {
+            if self.depth[i] == d {
+                if self.list_ends(i) {
+                    break;
+                }
+                if self.punct(i, ',') || self.kw_any(i, &["JOIN", "STRAIGHT_JOIN"]) {
+                    i = self.factor(i + 1, &mut fs);
+                    continue;
+                }
+                if self.kw(i, "FOR") && self.kw_any(i + 1, &["JOIN", "ORDER", "GROUP"]) {
+                    i += 2; // index hint scope: USE INDEX FOR JOIN (...)
+                    continue;
+                }
+            }
+            i = self.step(i);
+        }
+        self.nest -= 1;
+        (i, fs)
+    }
+
+    fn list_ends(&self, i: usize) -> bool {
+        let t = &self.t[i];
+        if t.kind != Kind::Word || self.after_dot(i) {
+            return false;
+        }
+        words::ends_list(&t.text)
+            || (t.is_word("FOR") && !self.kw(i + 1, "SYSTEM_TIME"))
+            || (t.is_word("USING") && !self.punct(i + 1, '('))
+            || (t.is_word("ON") && self.kw(i + 1, "DUPLICATE"))
+    }
+
+    /// One table factor at `i`: a name with its alias, a nested join in parentheses (read here),
+    /// or a derived table / table function (left for the caller's loop to scan).
+    fn factor(&mut self, mut i: usize, fs: &mut Vec<Factor>) -> usize {
+        if self.kw(i, "LATERAL") {
+            i += 1;
+        }
+        if self.punct(i, '(') {
+            let mut k = i;
+            while self.punct(k, '(') {
+                k += 1;
+            }
+            if self.kw_any(k, &["SELECT", "WITH", "VALUES", "TABLE"]) {
+                return i;
+            }
+            let (end, inner) = self.table_list(i + 1);
+            fs.extend(inner);
+            return end;
+        }
+        if self.t.get(i).is_some_and(Token::is_ident) && self.punct(i + 1, '(') {
+            return i + 1; // JSON_TABLE(...)
+        }
+        if self.kw(i, "DUAL") {
+            return i + 1;
+        }
+        match self.table_at(i) {
+            Some((mut f, j)) => {
+                let (j, alias) = self.alias(j);
+                f.alias = alias;
+                fs.push(f);
+                j
+            }
+            None => {
+                self.cannot_parse(i);
+                i
+            }
+        }
+    }
+
+    /// An optional `PARTITION (...)` and alias after a table name.
+    fn alias(&self, mut j: usize) -> (usize, Option<String>) {
+        if self.kw(j, "PARTITION") && self.punct(j + 1, '(') {
+            j = self.close_of(j + 1) + 1;
+        }
+        if self.kw(j, "AS") && self.t.get(j + 1).is_some_and(Token::is_ident) {
+            return (j + 2, Some(self.t[j + 1].text.clone()));
+        }
+        match self.t.get(j) {
+            Some(t) if t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text) && !words::ends_list(&t.text)) => {
+                (j + 1, Some(t.text.clone()))
+            }
+            _ => (j, None),
+        }
+    }
+
+    /// `WITH [RECURSIVE] name [(cols)] AS (...), ...`: remembers the CTE names; the bodies are
+    /// scanned by the ordinary loop.
+    fn with(&mut self, i: usize) -> usize {
+        let t = self.t;
+        let mut j = if self.kw(i + 1, "RECURSIVE") { i + 2 } else { i + 1 };
+        while let Some(name) = t.get(j).filter(|x| x.is_ident()) {
+            let mut k = j + 1;
+            if self.punct(k, '(') {
+                k = self.close_of(k) + 1;
+            }
+            if !(self.kw(k, "AS") && self.punct(k + 1, '(')) {
+                break;
+            }
+            self.ctes.insert(name.text.clone());
+            let close = self.close_of(k + 1);
+            if !self.punct(close + 1, ',') {
+                break;
+            }
+            j = close + 2;
+        }
+        i + 1
+    }
+
+    /// Records a table unless it is an unqualified reference to a CTE of this statement.
+    pub fn add(&mut self, f: &Factor, ops: &[Op]) {
+        if f.qualified || !self.ctes.contains(&f.name) {
+            self.out.table(&f.schema, &f.name, ops);
+        }
+    }
+
+    /// A dotted name at `i`: an identifier (unquoted ones must not be reserved) and any number
+    /// of `.part`s (reserved words allowed there). Returns the parts and the index after.
+    pub fn name_at(&self, i: usize) -> Option<(Vec<String>, usize)> {
+        let first = self.t.get(i).filter(|t| t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text)))?;
+        let mut parts = vec![first.text.clone()];
+        let mut j = i + 1;
+        while self.punct(j, '.') && self.t.get(j + 1).is_some_and(Token::is_ident) {
+            parts.push(self.t[j + 1].text.clone());
+            j += 2;
+        }
+        Some((parts, j))
+    }
+
+    /// A table name (`t` or `db.t`) at `i`.
+    pub fn table_at(&self, i: usize) -> Option<(Factor, usize)> {
+        let (parts, j) = self.name_at(i)?;
+        let (schema, name, qualified) = match parts.as_slice() {
+            [name] => (self.schema.to_string(), name.clone(), false),
+            [schema, name] => (schema.clone(), name.clone(), true),
+            _ => return None,
+        };
+        Some((Factor { schema, name, qualified, alias: None }, j))
+    }
+
+    /// Comma-separated table names from `i`, each recorded with `ops`. With `strict`, a missing
+    /// first name is reported.
+    pub fn name_list(&mut self, mut i: usize, ops: &[Op], strict: bool) -> usize {
+        let mut first = true;
+        loop {
+            let Some((f, j)) = self.table_at(i) else {
+                if strict || !first {
+                    self.cannot_parse(i);
+                }
+                return i;
+            };
+            self.add(&f, ops);
+            first = false;
+            if !self.punct(j, ',') {
+                return j;
+            }
+            i = j + 1;
+        }
+    }
+
+    /// Index of the `)` matching the `(` at `i` (the statement's end if missing).
+    pub fn close_of(&self, i: usize) -> usize {
+        (i + 1..self.t.len()).find(|&k| self.depth[k] == self.depth[i] && self.t[k].is_punct(')')).unwrap_or(self.t.len())
+    }
+
+    pub fn after_dot(&self, i: usize) -> bool {
+        i > 0 && self.t[i - 1].is_punct('.')
+    }
+
+    /// The keyword `w` at `i` (not a name part after a dot).
+    pub fn kw(&self, i: usize, w: &str) -> bool {
+        self.t.get(i).is_some_and(|t| t.is_word(w)) && !self.after_dot(i)
+    }
+
+    pub fn kw_any(&self, i: usize, ws: &[&str]) -> bool {
+        ws.iter().any(|w| self.kw(i, w))
+    }
+
+    pub fn punct(&self, i: usize, c: char) -> bool {
+        self.t.get(i).is_some_and(|t| t.is_punct(c))
+    }
+
+    pub fn cannot_parse(&mut self, i: usize) {
+        let reason = format!("cannot parse table reference near: {}", self.near(i));
+        self.out.unresolved(reason);
+    }
+
+    /// Reports a statement the scanner does not analyse and skips the rest of it.
+    pub fn not_analysed(&mut self, i: usize) -> usize {
+        let reason = format!("statement not analysed: {}", self.near(i));
+        self.out.unresolved(reason);
+        self.t.len()
+    }
+
+    /// A short rendering of the tokens from `i`, for messages.
+    pub fn near(&self, i: usize) -> String {
+        if i >= self.t.len() {
+            return "end of statement".into();
+        }
+        let shown: Vec<String> = self.t[i..].iter().take(8).map(render).collect();
+        let mut s: String = shown.join(" ").chars().take(80).collect();
+        if i + 8 < self.t.len() {
+            s.push_str(" ...");
+        }
+        s
+    }
+}
+
+/// A token as it could be written back.
+fn render(t: &Token) -> String {
+    match t.kind {
+        Kind::Quoted => format!("`{}`", t.text.replace('`', "``")),
+        Kind::Str => format!("'{}'", t.text.replace('\'', "''")),
+        _ => t.text.clone(),
+    }
+}

@@ -1,0 +1,42 @@
+//! `privfence inventory`: read the grant tables into the typed model and print it.
+
+use super::args::{ConnectArgs, FormatArgs};
+use crate::error::ExitCode;
+use crate::inventory::{self, verify};
+use crate::output::{Format, Output};
+use crate::report;
+
+#[derive(Debug, clap::Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// Cross-check the model against the server's own SHOW GRANTS for every account; exit 1 on
+    /// any difference.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+pub async fn run(args: InventoryArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let mut server = super::connect(&args.connect).await?;
+    let inv = inventory::take(&mut server).await?;
+    let mismatches = if args.verify { Some(verify::verify(&mut server, &inv).await?) } else { None };
+    server.close().await;
+    for w in &inv.warnings {
+        out.warn(w);
+    }
+    match args.format.format {
+        Format::Json => out.data(&report::inventory::json(&inv, mismatches.as_deref())?),
+        Format::Table => out.data(&report::inventory::table(&inv)),
+    }
+    if let Some(m) = &mismatches {
+        if m.is_empty() {
+            out.status(&format!("verify: the model matches SHOW GRANTS for all {} accounts", inv.accounts.len()));
+        } else {
+            out.status(&report::inventory::mismatches_text(m));
+            return Ok(ExitCode::Found);
+        }
+    }
+    Ok(ExitCode::Ok)
+}

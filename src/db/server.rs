@@ -1,0 +1,169 @@
+//! An open, read-only-by-convention connection to one server, with what we detected about it.
+//!
+//! Every privfence session on a server starts here: connect without a default database, pin the
+//! session's `sql_mode` quoting rules (no `ANSI_QUOTES`, no `NO_BACKSLASH_ESCAPES`) so rendered
+//! SQL means what it says, and detect flavour and version. Writes to servers do not go through
+//! this type's query helpers: they belong to the journaling executor.
+
+use super::conn::{ConnectSpec, SslMode};
+use super::flavour::{ServerInfo, Version};
+use crate::error::{Error, Result};
+use crate::model::AccountName;
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder, Row, SslOpts};
+use std::time::Duration;
+
+/// A connected server.
+pub struct Server {
+    conn: Conn,
+    pub info: ServerInfo,
+    /// `user@host:port` for messages; never a password.
+    pub target: String,
+    /// The account privfence is logged in as (`CURRENT_USER()`), for privilege checks.
+    pub current_user: AccountName,
+}
+
+/// Builds driver options. TLS per `ssl_mode`; `Preferred` is handled by the caller's retry.
+fn driver_opts(spec: &ConnectSpec, tls: bool) -> Opts {
+    let mut b = OptsBuilder::default()
+        .user(Some(spec.user.clone()))
+        .pass(spec.password.as_ref().map(|p| p.expose().to_string()))
+        .db_name(None::<String>)
+        .prefer_socket(false)
+        .stmt_cache_size(0)
+        .wait_timeout(Some(28_800));
+    b = match &spec.socket {
+        Some(s) => b.socket(Some(s.to_string_lossy().into_owned())),
+        None => b.ip_or_hostname(spec.host.clone()).tcp_port(spec.port),
+    };
+    if tls && spec.socket.is_none() {
+        let mut ssl = SslOpts::default();
+        if let Some(ca) = &spec.ssl_ca {
+            ssl = ssl.with_root_certs(vec![ca.clone().into()]);
+        }
+        let (accept_invalid, skip_domain) = match spec.ssl_mode {
+            SslMode::Preferred | SslMode::Required => (spec.ssl_ca.is_none(), true),
+            SslMode::VerifyCa => (false, true),
+            _ => (false, false),
+        };
+        ssl = ssl.with_danger_accept_invalid_certs(accept_invalid).with_danger_skip_domain_validation(skip_domain);
+        b = b.ssl_opts(Some(ssl));
+    }
+    b.into()
+}
+
+async fn open(spec: &ConnectSpec) -> Result<Conn> {
+    let connect = |tls: bool| async move {
+        match tokio::time::timeout(Duration::from_secs(15), Conn::new(driver_opts(spec, tls))).await {
+            Ok(r) => r,
+            Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer within 15 s",
+            )))),
+        }
+    };
+    let wrap = |source| Error::Connect { target: spec.target(), source };
+    match spec.ssl_mode {
+        SslMode::Disabled => connect(false).await.map_err(wrap),
+        SslMode::Preferred if spec.socket.is_none() => match connect(true).await {
+            Ok(c) => Ok(c),
+            // The server offers no TLS (or the handshake failed): the client's default falls back.
+            Err(mysql_async::Error::Driver(_)) | Err(mysql_async::Error::Io(_)) => connect(false).await.map_err(wrap),
+            Err(e) => Err(wrap(e)),
+        },
+        _ => connect(true).await.map_err(wrap),
+    }
+}
+
+impl Server {
+    /// Connects, pins the session's quoting rules and detects the server.
+    pub async fn connect(spec: &ConnectSpec) -> Result<Server> {
+        let mut conn = open(spec).await?;
+        let target = spec.target();
+        let q = |what: &str, source| Error::Query { what: what.into(), target: target.clone(), source };
+        conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| q("SET NAMES", e))?;
+        let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").await.map_err(|e| q("reading sql_mode", e))?;
+        let kept: Vec<&str> = mode
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|m| !m.is_empty() && !matches!(*m, "ANSI_QUOTES" | "NO_BACKSLASH_ESCAPES" | "ANSI" | "ORACLE" | "MSSQL" | "DB2" | "POSTGRESQL" | "MAXDB"))
+            .collect();
+        conn.query_drop(format!("SET SESSION sql_mode = '{}'", kept.join(",")))
+            .await
+            .map_err(|e| q("setting sql_mode", e))?;
+        let row: Option<(String, String, Option<String>, u8, String)> = conn
+            .query_first("SELECT @@version, @@version_comment, @@basedir, @@lower_case_table_names, CURRENT_USER()")
+            .await
+            .map_err(|e| q("detecting the server version", e))?;
+        let (version, comment, basedir, lctn, current) = row.expect("SELECT of variables returns a row");
+        let flavour = ServerInfo::detect_flavour(&version, &comment);
+        let partial_revokes = match flavour {
+            crate::db::Flavour::MySql => {
+                let v: Option<i64> = conn.query_first("SELECT @@GLOBAL.partial_revokes").await.map_err(|e| q("reading partial_revokes", e))?;
+                v == Some(1)
+            }
+            crate::db::Flavour::MariaDb => false,
+        };
+        let info = ServerInfo {
+            flavour,
+            version: Version::parse_prefix(&version).unwrap_or(Version::new(0, 0, 0)),
+            managed: ServerInfo::detect_managed(&version, &comment, basedir.as_deref().unwrap_or("")),
+            version_string: version,
+            version_comment: comment,
+            lower_case_table_names: lctn,
+            partial_revokes,
+        };
+        let current_user = parse_definer(&current).unwrap_or_else(|| AccountName::new(spec.user.clone(), "%"));
+        Ok(Server { conn, info, target, current_user })
+    }
+
+    /// Runs a read query and returns all rows. `what` names it in errors.
+    pub async fn rows(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
+    }
+
+    /// Runs a read query mapped to a tuple type.
+    pub async fn rows_as<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Vec<T>> {
+        self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
+    }
+
+    /// The first row of a read query, mapped.
+    pub async fn first<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Option<T>> {
+        self.conn.query_first(sql).await.map_err(|e| self.query_err(what, e))
+    }
+
+    fn query_err(&self, what: &str, source: mysql_async::Error) -> Error {
+        Error::Query { what: what.into(), target: self.target.clone(), source }
+    }
+
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        let _ = self.conn.disconnect().await;
+    }
+}
+
+/// Parses a `DEFINER` / `CURRENT_USER()` value: `user@host`, split at the last `@`. A bare name
+/// (a MariaDB role definer) gets an empty host.
+pub fn parse_definer(s: &str) -> Option<AccountName> {
+    if s.is_empty() {
+        return None;
+    }
+    Some(match s.rfind('@') {
+        Some(i) => AccountName::new(&s[..i], &s[i + 1..]),
+        None => AccountName::new(s, ""),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definers() {
+        assert_eq!(parse_definer("app@%"), Some(AccountName::new("app", "%")));
+        assert_eq!(parse_definer("a@b@localhost"), Some(AccountName::new("a@b", "localhost")));
+        assert_eq!(parse_definer("role1"), Some(AccountName::new("role1", "")));
+        assert_eq!(parse_definer(""), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The inventory: every account, grant and object of one server, as plain data.
+//!
+//! Built by `crate::inventory` from the grant tables, consumed by access analysis, reports and
+//! (later) planning. Its JSON form is a versioned contract (see `docs/formats.md`); it never
+//! holds a password or a password hash.
+
+use super::grant::{DefaultRole, Grant, PartialRevoke, ProxyGrant, RoleGrant, RoutineKind};
+use super::ident::{AccountName, TableName};
+use crate::db::ServerInfo;
+use serde::{Deserialize, Serialize};
+
+/// Version of the inventory JSON format. Bump on any incompatible change.
+pub const INVENTORY_FORMAT: u32 = 1;
+
+/// A row of `mysql.user` / `mysql.global_priv`: an account or a role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: AccountName,
+    /// A role (MariaDB `is_role`; MySQL: an account used as a role, or created by CREATE ROLE).
+    pub is_role: bool,
+    /// `ACCOUNT LOCK`: no new logins (existing sessions and definer objects still work).
+    pub locked: bool,
+    /// Authentication plugin; empty for roles.
+    pub plugin: String,
+    /// Whether any credential is set. The credential itself is never read into privfence.
+    pub has_password: bool,
+}
+
+/// How a stored object runs: with its definer's privileges or the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    Definer,
+    Invoker,
+}
+
+/// A base table or view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub name: TableName,
+    pub is_view: bool,
+}
+
+/// A view with its definition (needed to see which tables a definer view exposes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct View {
+    pub name: TableName,
+    pub definer: Option<AccountName>,
+    pub security: Security,
+    pub definition: String,
+}
+
+/// A stored procedure or function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routine {
+    pub kind: RoutineKind,
+    pub schema: String,
+    pub name: String,
+    pub definer: Option<AccountName>,
+    pub security: Security,
+    pub body: String,
+}
+
+/// A trigger: runs with its definer's privileges whenever its table is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub schema: String,
+    pub name: String,
+    pub table: TableName,
+    /// INSERT, UPDATE or DELETE.
+    pub event: String,
+    pub definer: Option<AccountName>,
+    pub body: String,
+}
+
+/// A scheduled event: runs as its definer from the event scheduler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub schema: String,
+    pub name: String,
+    pub definer: Option<AccountName>,
+    pub enabled: bool,
+    pub body: String,
+}
+
+/// A foreign key; cascading rules write the child when the parent is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignKey {
+    pub name: String,
+    pub child: TableName,
+    pub parent: TableName,
+    /// `CASCADE`, `SET NULL`, `SET DEFAULT`, `RESTRICT` or `NO ACTION`.
+    pub on_delete: String,
+    pub on_update: String,
+}
+
+/// Schemas and the objects in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objects {
+    pub schemas: Vec<String>,
+    pub tables: Vec<Table>,
+    pub views: Vec<View>,
+    pub routines: Vec<Routine>,
+    pub triggers: Vec<Trigger>,
+    pub events: Vec<Event>,
+    pub foreign_keys: Vec<ForeignKey>,
+}
+
+/// Everything privfence knows about one server's privileges.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Inventory {
+    pub format: u32,
+    pub server: ServerInfo,
+    pub taken_at: chrono::DateTime<chrono::Utc>,
+    pub accounts: Vec<Account>,
+    pub grants: Vec<Grant>,
+    pub partial_revokes: Vec<PartialRevoke>,
+    pub role_grants: Vec<RoleGrant>,
+    pub default_roles: Vec<DefaultRole>,
+    /// MySQL `mandatory_roles` (granted to every account); MariaDB has `PUBLIC` instead.
+    pub mandatory_roles: Vec<AccountName>,
+    /// MySQL `activate_all_roles_on_login`: every granted role is active at login.
+    pub activate_all_roles_on_login: bool,
+    pub proxies: Vec<ProxyGrant>,
+    /// What each level's `ALL PRIVILEGES` means on this server (excluding `GRANT OPTION`).
+    pub levels: super::privilege::PrivilegeLevels,
+    pub objects: Objects,
+    /// Things the reader noticed but could not model (unknown privilege columns, definers it
+    /// could not parse). Printed, never dropped.
+    pub warnings: Vec<String>,
+}
+
+impl Inventory {
+    pub fn account(&self, name: &AccountName) -> Option<&Account> {
+        self.accounts.iter().find(|a| &a.name == name)
+    }
+
+    /// Accounts that can log in (not roles), in a stable order.
+    pub fn login_accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.iter().filter(|a| !a.is_role)
+    }
+}

@@ -1,0 +1,94 @@
+//! Inventory renderers.
+
+use crate::inventory::verify::Mismatch;
+use crate::model::{GrantObject, Inventory};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Serialize)]
+struct InventoryJson<'a> {
+    #[serde(flatten)]
+    inventory: &'a Inventory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<&'a [Mismatch]>,
+}
+
+/// The versioned JSON document (docs/formats.md).
+pub fn json(inv: &Inventory, verify: Option<&[Mismatch]>) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(&InventoryJson { inventory: inv, verify })? + "\n")
+}
+
+/// One row per account: what it holds at each level.
+pub fn table(inv: &Inventory) -> String {
+    #[derive(Default)]
+    struct Counts {
+        global: Vec<String>,
+        schemas: Vec<String>,
+        tables: usize,
+        columns: usize,
+        routines: usize,
+    }
+    let mut by: BTreeMap<&crate::model::AccountName, Counts> = BTreeMap::new();
+    for g in &inv.grants {
+        let c = by.entry(&g.grantee).or_default();
+        match &g.object {
+            GrantObject::Global => c.global.extend(g.privileges.iter().map(|p| p.to_string())),
+            GrantObject::Schema { pattern } => c.schemas.push(format!("`{pattern}`.*")),
+            GrantObject::Table { .. } => c.tables += 1,
+            GrantObject::Column { .. } => c.columns += 1,
+            GrantObject::Routine { .. } => c.routines += 1,
+        }
+    }
+    let mut t = super::new_table(&["account", "kind", "global", "schemas", "tables/cols/routines", "roles"]);
+    for a in &inv.accounts {
+        let c = by.remove(&a.name).unwrap_or_default();
+        let kind = match (a.is_role, a.locked) {
+            (true, _) => "role",
+            (false, true) => "locked",
+            _ => "account",
+        };
+        let global = if c.global.len() > 6 { format!("{} privileges", c.global.len()) } else { c.global.join(", ") };
+        let roles: Vec<String> = inv.role_grants.iter().filter(|r| r.grantee == a.name).map(|r| r.role.sql()).collect();
+        t.add_row(vec![
+            a.name.sql(),
+            kind.to_string(),
+            global,
+            c.schemas.join(", "),
+            format!("{}/{}/{}", c.tables, c.columns, c.routines),
+            roles.join(", "),
+        ]);
+    }
+    let o = &inv.objects;
+    format!(
+        "{t}\n{} {} on {}: {} accounts, {} grants, {} schemas, {} tables, {} views, {} routines, {} triggers, {} events\n",
+        inv.server.flavour,
+        inv.server.version,
+        inv.server.version_string,
+        inv.accounts.len(),
+        inv.grants.len(),
+        o.schemas.len(),
+        o.tables.len(),
+        o.views.len(),
+        o.routines.len(),
+        o.triggers.len(),
+        o.events.len()
+    )
+}
+
+/// Mismatches in words, for stderr.
+pub fn mismatches_text(m: &[Mismatch]) -> String {
+    let mut s = format!("VERIFY FAILED: the model differs from SHOW GRANTS for {} account(s)\n", m.len());
+    for x in m {
+        s.push_str(&format!("  {}\n", x.account.sql()));
+        for a in &x.only_on_server {
+            s.push_str(&format!("    server has, model lacks: {a}\n"));
+        }
+        for a in &x.only_in_model {
+            s.push_str(&format!("    model has, server lacks: {a}\n"));
+        }
+        for a in &x.unparsed {
+            s.push_str(&format!("    could not parse: {a}\n"));
+        }
+    }
+    s
+}
