@@ -138,11 +138,16 @@ impl<'a> Definers<'a> {
     }
 
     /// What a routine reaches when called from context `caller`.
+    /// A `DEFINER` routine runs only if its definer also holds EXECUTE on it (seen on both
+    /// flavours: error 1370 names the definer otherwise).
     pub fn reach_routine(&self, r: &Routine, caller: &AccountName, chain: &[String], seen: &mut HashSet<String>) -> (Vec<Reach>, Vec<Unresolved>) {
         let ctx = match (r.security, &r.definer) {
             (Security::Definer, Some(d)) => d.clone(),
             _ => caller.clone(),
         };
+        if r.security == Security::Definer && !self.ix.all_routine_privileges(&ctx, &r.schema, &r.name).contains(&Privilege::known("EXECUTE")) {
+            return (vec![], vec![]);
+        }
         let label = format!("{} {}.{}", r.kind.sql().to_lowercase(), crate::model::ident::quote_ident(&r.schema), crate::model::ident::quote_ident(&r.name));
         self.reach_body(&r.body, &r.schema, &ctx, label, chain, seen)
     }

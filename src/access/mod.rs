@@ -219,6 +219,10 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
     }
     for trg in &objects.triggers {
         let Some(definer) = &trg.definer else { continue };
+        // A trigger runs only while its definer holds TRIGGER on the table.
+        if !ix.all_privileges(definer, &trg.table).contains(&Privilege::known("TRIGGER")) {
+            continue;
+        }
         let label = format!("trigger {}.{}", crate::model::ident::quote_ident(&trg.schema), crate::model::ident::quote_ident(&trg.name));
         let (reach, unresolved) = d.reach_body(&trg.body, &trg.schema, definer, label, &[], &mut HashSet::new());
         if !reach.iter().any(|x| wanted(&x.table)) && unresolved.is_empty() {

@@ -229,6 +229,21 @@ fn read_restrictions(account: &AccountName, json: &str, flavour: Flavour, out: &
     }
 }
 
+/// Both MariaDB 10.11 and MySQL 9.7 store `mysql.procs_priv.Db` UTF-8-encoded twice (`ü` is
+/// kept as the bytes of `Ã¼`), while `SHOW GRANTS` and privilege checks use the real name.
+/// Undoes one level: when every character fits in a byte and those bytes are valid UTF-8 that
+/// differs, that is the name.
+pub fn undo_double_encoding(s: &str) -> String {
+    if s.is_ascii() || s.chars().any(|c| (c as u32) > 0xFF) {
+        return s.to_string();
+    }
+    let bytes: Vec<u8> = s.chars().map(|c| c as u32 as u8).collect();
+    match String::from_utf8(bytes) {
+        Ok(fixed) => fixed,
+        Err(_) => s.to_string(),
+    }
+}
+
 /// Splits a comma-separated account list, respecting quotes.
 pub fn split_account_list(s: &str) -> Vec<String> {
     let mut items = Vec::new();
@@ -310,7 +325,7 @@ async fn read_routine_and_proxy_grants(server: &mut Server, out: &mut GrantTable
         };
         out.grants.push(Grant {
             grantee: AccountName::new(s(&row, 0), s(&row, 1)),
-            object: GrantObject::Routine { kind, schema: s(&row, 2), name: s(&row, 3) },
+            object: GrantObject::Routine { kind, schema: undo_double_encoding(&s(&row, 2)), name: s(&row, 3) },
             privileges,
             grant_option,
         });
@@ -366,6 +381,15 @@ mod tests {
     fn splits_account_lists() {
         assert_eq!(split_account_list("`r1`@`%`, r2 ,'a,b'@'h'"), vec!["`r1`@`%`", "r2", "'a,b'@'h'"]);
         assert!(split_account_list("").is_empty());
+    }
+
+    #[test]
+    fn double_encoding() {
+        assert_eq!(undo_double_encoding("pf_Ã¼nÃ¯"), "pf_ünï");
+        assert_eq!(undo_double_encoding("plain"), "plain");
+        assert_eq!(undo_double_encoding("表"), "表");
+        // Latin-1 text that is not UTF-8 underneath stays as it is.
+        assert_eq!(undo_double_encoding("café"), "café");
     }
 
     #[test]

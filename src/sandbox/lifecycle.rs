@@ -190,11 +190,18 @@ impl Sandbox {
 
     /// Stops the servers and removes the sandbox: the whole folder when it is temporary,
     /// otherwise only the files the sandbox created in it.
+    ///
+    /// The servers are killed (SIGKILL), not shut down: their data is deleted right after.
     pub fn destroy(mut self) -> Result<(), SandboxError> {
         self.drop_destroys = false;
-        self.stop()?;
+        self.kill()?;
         self.kill_supervisors();
         remove_files(&self.dir, self.temporary)
+    }
+
+    fn kill(&self) -> Result<(), SandboxError> {
+        let replica = self.replica.as_ref().map_or(Ok(()), Server::kill);
+        self.primary.kill().and(replica)
     }
 
     /// Waits until the replica has applied everything the primary has executed so far
@@ -282,7 +289,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if self.drop_destroys {
-            let _ = self.stop();
+            let _ = self.kill();
             self.kill_supervisors();
             let _ = remove_files(&self.dir, true);
         }

@@ -14,7 +14,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// What the supervisor should do when the watched process is gone.
+/// What the supervisor should do when the watched process is gone: stop the server (SIGTERM;
+/// SIGKILL when its folder is deleted right after, as a clean shutdown would be wasted).
 pub(crate) struct Watch<'a> {
     /// The process whose end ends the server (the test binary).
     pub pid: u32,
@@ -45,7 +46,7 @@ while kill -0 "$w" 2>/dev/null; do
   sleep 0.5
 done
 if [ -n "$s" ]; then
-  kill -TERM "$s" 2>/dev/null
+  if [ -n "$sdir" ]; then kill -KILL "$s" 2>/dev/null; else kill -TERM "$s" 2>/dev/null; fi
   i=0; while kill -0 "$s" 2>/dev/null && [ $i -lt 240 ]; do sleep 0.25; i=$((i+1)); done
   kill -KILL "$s" 2>/dev/null
   wait "$s" 2>/dev/null
@@ -135,6 +136,12 @@ pub(crate) fn terminate(pid: u32, grace: Duration) -> bool {
     if wait_gone(pid, grace) {
         return true;
     }
+    signal(pid, libc::SIGKILL);
+    wait_gone(pid, Duration::from_secs(5))
+}
+
+/// SIGKILL and wait for the process to go. True when it is gone.
+pub(crate) fn kill_now(pid: u32) -> bool {
     signal(pid, libc::SIGKILL);
     wait_gone(pid, Duration::from_secs(5))
 }

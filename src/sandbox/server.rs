@@ -320,6 +320,15 @@ impl Server {
         }
     }
 
+    /// Kills the server at once (SIGKILL), for when its datadir is about to be deleted anyway.
+    pub fn kill(&self) -> Result<(), SandboxError> {
+        if process::kill_now(self.pid) {
+            Ok(())
+        } else {
+            Err(SandboxError::Stop { flavour: self.flavour, role: self.role.name(), pid: self.pid })
+        }
+    }
+
     /// Ends the supervisor (not the server), so it cannot act later.
     pub(crate) fn kill_supervisor(&mut self) {
         if let Some(pid) = self.supervisor_pid.take() {

@@ -14,6 +14,7 @@
 //! - `tokenize`: identifiers, strings, comments and executable comments.
 //! - `words`: reserved words, clause ends and common built-in functions.
 //! - `scan`: the statement scanner: table-reference lists, aliases, CTE names, function calls.
+//! - `names`: token helpers: keywords, dotted names, parentheses, message renderings.
 //! - `stmts`: one handler per statement form (`UPDATE`, `DELETE`, DDL, dynamic SQL, ...).
 //!
 //! # Limits
@@ -25,6 +26,7 @@
 //! In a multi-table `UPDATE`, the written tables are those qualifying a `SET` column; an
 //! unqualified or unknown qualifier makes every table of the `UPDATE` a target.
 
+mod names;
 mod scan;
 mod stmts;
 mod tokenize;

@@ -9,7 +9,6 @@
 use super::tokenize::{Kind, Token};
 use super::{words, Collector, Op};
 use crate::model::RoutineKind;
-use std::collections::BTreeSet;
 
 /// Bound on nested table-reference lists (each nesting is a recursive call).
 const MAX_NEST: usize = 64;
@@ -22,6 +21,8 @@ pub(super) struct Factor {
     /// Written with a schema, so a CTE of the same name cannot be meant.
     pub qualified: bool,
     pub alias: Option<String>,
+    /// Token index of the name, to tell whether a CTE of the same name is in scope there.
+    pub at: usize,
 }
 
 impl Factor {
@@ -30,10 +31,20 @@ impl Factor {
     /// caller, and the server rejects real ambiguities.
     pub fn answers_to(&self, db: Option<&str>, q: &str) -> bool {
         match db {
-            None => self.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(q)) || self.name.eq_ignore_ascii_case(q),
+            None => {
+                self.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(q)) || self.name.eq_ignore_ascii_case(q)
+            }
             Some(db) => self.name.eq_ignore_ascii_case(q) && self.schema.eq_ignore_ascii_case(db),
         }
     }
+}
+
+/// A CTE name and the token range (exclusive) where it hides tables of the same name.
+#[derive(Debug)]
+struct Cte {
+    name: String,
+    from: usize,
+    to: usize,
 }
 
 /// Scans one statement (the tokens between two `;`) into a [`Collector`].
@@ -45,8 +56,9 @@ pub(super) struct Scanner<'a> {
     arg_from: Vec<bool>,
     /// Schema for unqualified names.
     pub schema: &'a str,
-    /// CTE names declared so far in this statement: an unqualified reference to one is no table.
-    ctes: BTreeSet<String>,
+    /// CTEs declared so far in this statement, with the token range where each is in scope: an
+    /// unqualified reference to one there is no table.
+    ctes: Vec<Cte>,
     /// Current nesting of table-reference lists, bounded by [`MAX_NEST`].
     nest: usize,
     /// Nesting of `PREPARE ... FROM 'literal'` bodies being analysed.
@@ -69,7 +81,7 @@ impl<'a> Scanner<'a> {
                 d += 1;
             }
         }
-        let mut s = Scanner { t, depth, arg_from: vec![false; t.len()], schema, ctes: BTreeSet::new(), nest: 0, level, out };
+        let mut s = Scanner { t, depth, arg_from: vec![false; t.len()], schema, ctes: Vec::new(), nest: 0, level, out };
         if !balanced || d != 0 {
             s.out.unresolved(format!("unbalanced parentheses in statement: {}", s.near(0)));
         }
@@ -118,7 +130,7 @@ impl<'a> Scanner<'a> {
         let end = self.t.len();
         match self.t[i].text.to_ascii_uppercase().as_str() {
             "FROM" => Some(self.from(i)),
-            "JOIN" | "STRAIGHT_JOIN" => Some(self.read_list(i + 1)),
+            "JOIN" | "STRAIGHT_JOIN" if !self.select_modifier(i) => Some(self.read_list(i + 1)),
             "UPDATE" if self.verb(i) => Some(self.update(i)),
             "INSERT" | "REPLACE" if self.verb(i) => self.insert(i),
             "DELETE" if self.verb(i) => Some(self.delete(i)),
@@ -143,7 +155,14 @@ impl<'a> Scanner<'a> {
     /// clause (`ON UPDATE`, `FOR UPDATE`, `KEY UPDATE`, `BEFORE INSERT`, `OR REPLACE`).
     fn verb(&self, i: usize) -> bool {
         let prev = ["ON", "BEFORE", "AFTER", "KEY", "FOR", "OR"];
-        !self.punct(i + 1, '(') && !(i > 0 && prev.iter().any(|w| self.t[i - 1].is_word(w)))
+        let in_clause = i > 0 && prev.iter().any(|w| self.t[i - 1].is_word(w));
+        !in_clause && !self.punct(i + 1, '(')
+    }
+
+    /// `SELECT [DISTINCT] [HIGH_PRIORITY] STRAIGHT_JOIN ...`: a join hint, not a join.
+    fn select_modifier(&self, i: usize) -> bool {
+        let prev = ["SELECT", "ALL", "DISTINCT", "DISTINCTROW", "HIGH_PRIORITY"];
+        i > 0 && prev.iter().any(|w| self.t[i - 1].is_word(w))
     }
 
     /// Records `db.f(` and `f(` (unless a built-in) as candidate stored-function calls.
@@ -161,7 +180,9 @@ impl<'a> Scanner<'a> {
 
     /// `FROM` starts a list of read tables, except as an argument keyword or in `FROM FIRST`.
     fn from(&mut self, i: usize) -> usize {
-        if self.arg_from[i] || (self.kw_any(i + 1, &["FIRST", "LAST"]) && self.kw_any(i + 2, &["OVER", "RESPECT", "IGNORE"])) {
+        if self.arg_from[i]
+            || (self.kw_any(i + 1, &["FIRST", "LAST"]) && self.kw_any(i + 2, &["OVER", "RESPECT", "IGNORE"]))
+        {
             return i + 1;
         }
         self.read_list(i + 1)
@@ -194,15 +215,15 @@ impl<'a> Scanner<'a> {
         let mut i = self.factor(start, &mut fs);
         while i < self.t.len() && self.depth[i] >= d {
             if self.depth[i] == d {
+                if self.kw(i, "FOR") && self.kw_any(i + 1, &["JOIN", "ORDER", "GROUP"]) {
+                    i += 2; // index hint scope: USE INDEX FOR JOIN (...)
+                    continue;
+                }
                 if self.list_ends(i) {
                     break;
                 }
                 if self.punct(i, ',') || self.kw_any(i, &["JOIN", "STRAIGHT_JOIN"]) {
                     i = self.factor(i + 1, &mut fs);
-                    continue;
-                }
-                if self.kw(i, "FOR") && self.kw_any(i + 1, &["JOIN", "ORDER", "GROUP"]) {
-                    i += 2; // index hint scope: USE INDEX FOR JOIN (...)
                     continue;
                 }
             }
@@ -270,18 +291,22 @@ impl<'a> Scanner<'a> {
             return (j + 2, Some(self.t[j + 1].text.clone()));
         }
         match self.t.get(j) {
-            Some(t) if t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text) && !words::ends_list(&t.text)) => {
+            Some(t)
+                if t.kind == Kind::Quoted
+                    || (t.kind == Kind::Word && !words::is_reserved(&t.text) && !words::ends_list(&t.text)) =>
+            {
                 (j + 1, Some(t.text.clone()))
             }
             _ => (j, None),
         }
     }
 
-    /// `WITH [RECURSIVE] name [(cols)] AS (...), ...`: remembers the CTE names; the bodies are
-    /// scanned by the ordinary loop.
+    /// `WITH [RECURSIVE] name [(cols)] AS (...), ...`: remembers the CTE names and their scope
+    /// (to the end of the enclosing parentheses); the bodies are scanned by the ordinary loop.
     fn with(&mut self, i: usize) -> usize {
         let t = self.t;
-        let mut j = if self.kw(i + 1, "RECURSIVE") { i + 2 } else { i + 1 };
+        let recursive = self.kw(i + 1, "RECURSIVE");
+        let mut j = if recursive { i + 2 } else { i + 1 };
         while let Some(name) = t.get(j).filter(|x| x.is_ident()) {
             let mut k = j + 1;
             if self.punct(k, '(') {
@@ -290,8 +315,10 @@ impl<'a> Scanner<'a> {
             if !(self.kw(k, "AS") && self.punct(k + 1, '(')) {
                 break;
             }
-            self.ctes.insert(name.text.clone());
             let close = self.close_of(k + 1);
+            // Without RECURSIVE, the name inside its own body means the base table.
+            let from = if recursive { j } else { close };
+            self.ctes.push(Cte { name: name.text.clone(), from, to: self.group_end(i) });
             if !self.punct(close + 1, ',') {
                 break;
             }
@@ -302,108 +329,9 @@ impl<'a> Scanner<'a> {
 
     /// Records a table unless it is an unqualified reference to a CTE of this statement.
     pub fn add(&mut self, f: &Factor, ops: &[Op]) {
-        if f.qualified || !self.ctes.contains(&f.name) {
+        let cte = |c: &Cte| c.name == f.name && c.from < f.at && f.at < c.to;
+        if f.qualified || !self.ctes.iter().any(cte) {
             self.out.table(&f.schema, &f.name, ops);
         }
-    }
-
-    /// A dotted name at `i`: an identifier (unquoted ones must not be reserved) and any number
-    /// of `.part`s (reserved words allowed there). Returns the parts and the index after.
-    pub fn name_at(&self, i: usize) -> Option<(Vec<String>, usize)> {
-        let first = self.t.get(i).filter(|t| t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text)))?;
-        let mut parts = vec![first.text.clone()];
-        let mut j = i + 1;
-        while self.punct(j, '.') && self.t.get(j + 1).is_some_and(Token::is_ident) {
-            parts.push(self.t[j + 1].text.clone());
-            j += 2;
-        }
-        Some((parts, j))
-    }
-
-    /// A table name (`t` or `db.t`) at `i`.
-    pub fn table_at(&self, i: usize) -> Option<(Factor, usize)> {
-        let (parts, j) = self.name_at(i)?;
-        let (schema, name, qualified) = match parts.as_slice() {
-            [name] => (self.schema.to_string(), name.clone(), false),
-            [schema, name] => (schema.clone(), name.clone(), true),
-            _ => return None,
-        };
-        Some((Factor { schema, name, qualified, alias: None }, j))
-    }
-
-    /// Comma-separated table names from `i`, each recorded with `ops`. With `strict`, a missing
-    /// first name is reported.
-    pub fn name_list(&mut self, mut i: usize, ops: &[Op], strict: bool) -> usize {
-        let mut first = true;
-        loop {
-            let Some((f, j)) = self.table_at(i) else {
-                if strict || !first {
-                    self.cannot_parse(i);
-                }
-                return i;
-            };
-            self.add(&f, ops);
-            first = false;
-            if !self.punct(j, ',') {
-                return j;
-            }
-            i = j + 1;
-        }
-    }
-
-    /// Index of the `)` matching the `(` at `i` (the statement's end if missing).
-    pub fn close_of(&self, i: usize) -> usize {
-        (i + 1..self.t.len()).find(|&k| self.depth[k] == self.depth[i] && self.t[k].is_punct(')')).unwrap_or(self.t.len())
-    }
-
-    pub fn after_dot(&self, i: usize) -> bool {
-        i > 0 && self.t[i - 1].is_punct('.')
-    }
-
-    /// The keyword `w` at `i` (not a name part after a dot).
-    pub fn kw(&self, i: usize, w: &str) -> bool {
-        self.t.get(i).is_some_and(|t| t.is_word(w)) && !self.after_dot(i)
-    }
-
-    pub fn kw_any(&self, i: usize, ws: &[&str]) -> bool {
-        ws.iter().any(|w| self.kw(i, w))
-    }
-
-    pub fn punct(&self, i: usize, c: char) -> bool {
-        self.t.get(i).is_some_and(|t| t.is_punct(c))
-    }
-
-    pub fn cannot_parse(&mut self, i: usize) {
-        let reason = format!("cannot parse table reference near: {}", self.near(i));
-        self.out.unresolved(reason);
-    }
-
-    /// Reports a statement the scanner does not analyse and skips the rest of it.
-    pub fn not_analysed(&mut self, i: usize) -> usize {
-        let reason = format!("statement not analysed: {}", self.near(i));
-        self.out.unresolved(reason);
-        self.t.len()
-    }
-
-    /// A short rendering of the tokens from `i`, for messages.
-    pub fn near(&self, i: usize) -> String {
-        if i >= self.t.len() {
-            return "end of statement".into();
-        }
-        let shown: Vec<String> = self.t[i..].iter().take(8).map(render).collect();
-        let mut s: String = shown.join(" ").chars().take(80).collect();
-        if i + 8 < self.t.len() {
-            s.push_str(" ...");
-        }
-        s
-    }
-}
-
-/// A token as it could be written back.
-fn render(t: &Token) -> String {
-    match t.kind {
-        Kind::Quoted => format!("`{}`", t.text.replace('`', "``")),
-        Kind::Str => format!("'{}'", t.text.replace('\'', "''")),
-        _ => t.text.clone(),
     }
 }

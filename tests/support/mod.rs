@@ -1,0 +1,181 @@
+//! Helpers shared by the live integration tests: the per-binary sandboxes, admin SQL, taking
+//! an inventory through privfence itself, and *probes*: logging in as an account from a chosen
+//! loopback address and trying each privilege for real, so expected answers come from the
+//! server, not from the model.
+#![allow(dead_code)]
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, Opts, OptsBuilder};
+use privfence::db::{ConnectSpec, Flavour, Secret, Server, SslMode};
+use privfence::model::Inventory;
+use privfence::sandbox::{self, Sandbox, Topology};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use tokio::net::{TcpListener, TcpSocket};
+
+/// The single-server sandbox of this test binary for `flavour`.
+pub fn sandbox(flavour: Flavour) -> &'static Sandbox {
+    sandbox::shared(flavour, Topology::Single)
+}
+
+pub const FLAVOURS: [Flavour; 2] = [Flavour::MariaDb, Flavour::MySql];
+
+/// privfence's connection spec for the admin account of a sandbox server.
+pub fn admin_spec(s: &sandbox::Server) -> ConnectSpec {
+    ConnectSpec {
+        host: s.host.clone(),
+        port: s.port,
+        socket: None,
+        user: s.admin_user.clone(),
+        password: Some(Secret::new(s.admin_password.clone())),
+        ssl_mode: SslMode::Disabled,
+        ssl_ca: None,
+    }
+}
+
+/// Runs statements as the admin; panics with the statement on failure.
+pub async fn admin_exec(sb: &Sandbox, stmts: &[String]) {
+    let mut c = sb.primary.conn().await.expect("admin connection");
+    for s in stmts {
+        c.query_drop(s).await.unwrap_or_else(|e| panic!("admin SQL failed: {s}\n{e}"));
+    }
+    c.disconnect().await.ok();
+}
+
+/// Takes an inventory through privfence's own reader.
+pub async fn inventory(sb: &Sandbox) -> (Server, Inventory) {
+    let mut server = Server::connect(&admin_spec(&sb.primary)).await.expect("privfence connects");
+    let inv = privfence::inventory::take(&mut server).await.expect("inventory");
+    (server, inv)
+}
+
+/// A TCP forwarder: listens on 127.0.0.1:<random> and connects to `target` *from* `source`,
+/// so the server sees the client at `source` (the clients cannot all bind a source address).
+pub async fn forwarder(source: Ipv4Addr, target: SocketAddr) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind forwarder");
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let sock = TcpSocket::new_v4().expect("socket");
+                sock.bind(SocketAddr::new(source.into(), 0)).expect("bind source address");
+                if let Ok(mut outbound) = sock.connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Logs in as `user` with `password` from `source` (through a forwarder).
+pub async fn login_from(s: &sandbox::Server, user: &str, password: &str, source: Ipv4Addr) -> Result<Conn, mysql_async::Error> {
+    let port = forwarder(source, SocketAddr::new(s.host.parse().unwrap(), s.port)).await;
+    let opts: Opts = OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(password))
+        .prefer_socket(false)
+        .into();
+    Conn::new(opts).await
+}
+
+/// One statement sequence and the privileges it needs (privilege, optional column).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub name: String,
+    pub sql: Vec<String>,
+    pub needs: Vec<(String, Option<String>)>,
+}
+
+/// Error codes that mean "privilege denied".
+pub const DENIED: &[u16] = &[1142, 1143, 1044, 1370, 1356, 1227];
+
+/// Probes for a `(id INT PRIMARY KEY, v VARCHAR(20))` table, one privilege each.
+pub fn table_probes(t: &privfence::model::TableName) -> Vec<Probe> {
+    let q = t.sql();
+    let p = |name: &str, sql: Vec<String>, needs: Vec<(&str, Option<&str>)>| Probe {
+        name: name.to_string(),
+        sql,
+        needs: needs.into_iter().map(|(a, b)| (a.to_string(), b.map(String::from))).collect(),
+    };
+    let mut v = Vec::new();
+    for c in ["id", "v"] {
+        v.push(p(&format!("SELECT({c})"), vec![format!("SELECT `{c}` FROM {q} LIMIT 0")], vec![("SELECT", Some(c))]));
+        v.push(p(
+            &format!("INSERT({c})"),
+            vec!["START TRANSACTION".into(), format!("INSERT INTO {q} (`{c}`) VALUES (NULL)"), "ROLLBACK".into()],
+            vec![("INSERT", Some(c))],
+        ));
+        v.push(p(&format!("UPDATE({c})"), vec![format!("UPDATE {q} SET `{c}` = NULL WHERE 1 = 0")], vec![("UPDATE", Some(c))]));
+    }
+    v.push(p("DELETE", vec![format!("DELETE FROM {q} WHERE 1 = 0")], vec![("DELETE", None)]));
+    v.push(p("CREATE", vec![format!("CREATE TABLE {q} (x INT)")], vec![("CREATE", None)]));
+    v.push(p("DROP", vec![format!("DROP VIEW {q}")], vec![("DROP", None)]));
+    v.push(p("ALTER", vec![format!("ALTER TABLE {q} ADD COLUMN `v` INT")], vec![("ALTER", None)]));
+    v.push(p("INDEX", vec![format!("DROP INDEX `no_such_index` ON {q}")], vec![("INDEX", None)]));
+    v.push(p("CREATE VIEW", vec![format!("CREATE VIEW {q} AS SELECT 1")], vec![("CREATE VIEW", None)]));
+    let trg = format!("`{}`.`privfence_probe_trg`", t.schema.replace('`', "``"));
+    v.push(p(
+        "TRIGGER",
+        vec![format!("CREATE TRIGGER {trg} BEFORE INSERT ON {q} FOR EACH ROW SET @privfence_probe = 1"), format!("DROP TRIGGER {trg}")],
+        vec![("TRIGGER", None)],
+    ));
+    v
+}
+
+/// Runs probes on one connection; returns, per probe, the privilege-error code that denied it
+/// (`None`: allowed, which includes failing later for another reason).
+pub async fn run_probes(conn: &mut Conn, probes: &[Probe]) -> Vec<Option<u16>> {
+    let mut out = Vec::new();
+    for p in probes {
+        let mut denied = None;
+        for s in &p.sql {
+            if let Err(mysql_async::Error::Server(e)) = conn.query_drop(s).await {
+                if denied.is_none() && DENIED.contains(&e.code) {
+                    denied = Some(e.code);
+                }
+                break;
+            }
+        }
+        out.push(denied);
+    }
+    out
+}
+
+/// What the model says an account may do *directly* on one table (the paths usable by a plain
+/// login: global, schema, table, column, default roles, PUBLIC): table-level privileges and
+/// per-column ones.
+pub fn model_direct(report: &privfence::access::AccessReport, account: &privfence::model::AccountName, table: &privfence::model::TableName) -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
+    use privfence::access::Via;
+    let mut table_level = BTreeSet::new();
+    let mut cols: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    fn usable(v: &Via) -> Option<Option<String>> {
+        match v {
+            Via::Global | Via::Schema { .. } | Via::Table => Some(None),
+            Via::Column { column } => Some(Some(column.clone())),
+            Via::Role { active_at_login: true, grant, .. } | Via::Public { grant } => usable(grant),
+            _ => None,
+        }
+    }
+    let public = privfence::model::AccountName::new("PUBLIC", "");
+    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || e.account == public)) {
+        if e.account == public && !matches!(e.via, Via::Public { .. }) {
+            continue;
+        }
+        match usable(&e.via) {
+            Some(None) => table_level.extend(e.privileges.iter().map(|p| p.to_string())),
+            Some(Some(c)) => cols.entry(c).or_default().extend(e.privileges.iter().map(|p| p.to_string())),
+            None => {}
+        }
+    }
+    (table_level, cols)
+}
+
+/// Does the model allow this probe?
+pub fn model_allows(p: &Probe, table_level: &BTreeSet<String>, cols: &BTreeMap<String, BTreeSet<String>>) -> bool {
+    p.needs.iter().all(|(privilege, col)| {
+        table_level.contains(privilege) || col.as_ref().is_some_and(|c| cols.get(c).is_some_and(|s| s.contains(privilege)))
+    })
+}
