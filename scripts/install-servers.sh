@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the database servers privfence's sandbox runs (see src/sandbox/ and
-# /work/shared/mysql-facts.md section 1). Idempotent: installs only what is missing.
+# Installs the database servers privfence's sandbox runs (see src/sandbox/).
+# Idempotent: installs only what is missing.
 #
 #   scripts/install-servers.sh [mariadb|mysql|all|percona] ...   (default: all)
 #
@@ -12,6 +12,9 @@
 #   all      mariadb and mysql.
 #   percona  percona-toolkit (apt), used by the benchmarks only.
 #
+# Environment: PRIVFENCE_CACHE (default ~/.cache/privfence); PRIVFENCE_DEBIAN_MIRROR (default
+# http://deb.debian.org/debian), the archive MySQL's packages come from.
+#
 # Progress goes to stderr. On success stdout gets one line per requested server:
 #   mariadb_bin=DIR     (the folder holding mariadbd)
 #   mysql_root=ROOT     (the private MySQL root)
@@ -22,6 +25,7 @@ log() { printf 'install-servers: %s\n' "$*" >&2; }
 die() { printf 'install-servers: %s\n' "$*" >&2; exit 1; }
 
 CACHE="${PRIVFENCE_CACHE:-$HOME/.cache/privfence}"
+MIRROR="${PRIVFENCE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 APT_UPDATED=0
 
 as_root() {
@@ -84,13 +88,13 @@ install_mysql() {
         return
     fi
     command -v dpkg >/dev/null || die "could not install MySQL: dpkg is missing; needs a Debian machine"
-    mkdir -p "$base"
     local work
-    work="$(mktemp -d "$base/.build.XXXXXX")"
+    mkdir -p "$base" && work="$(mktemp -d "$base/.build.XXXXXX")" \
+        || die "could not install MySQL: cannot create a folder in $base; set PRIVFENCE_CACHE to a writable folder"
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" EXIT
     mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/debs" "$work/root"
-    echo 'deb http://deb.debian.org/debian sid main' >"$work/apt/sources.list"
+    echo "deb $MIRROR sid main" >"$work/apt/sources.list"
     : >"$work/apt/status"
     # A private apt: its own sources, lists, cache and an empty dpkg status, so the system's
     # apt state is neither read nor changed.
@@ -100,22 +104,23 @@ install_mysql() {
         -o "Acquire::IndexTargets::deb::DEP-11::DefaultEnabled=false"
         -o "APT::Sandbox::User=root")
     log "reading Debian unstable's package lists (private apt state in $work/apt)"
-    apt-get "${o[@]}" update >&2 \
-        || die "could not install MySQL: apt-get update for Debian sid failed; needs access to Debian's package archive (deb.debian.org)"
+    apt-get "${o[@]}" --error-on=any update >&2 \
+        || die "could not install MySQL: apt-get update for Debian sid failed; needs access to Debian's package archive ($MIRROR)"
     local pkgs
     pkgs="$(apt-cache "${o[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
         --no-breaks --no-replaces --no-enhances --no-pre-depends mysql-server-core mysql-client-core \
         | grep -v '^[ <]' | grep -v '^perl' | sort -u)" \
-        || die "could not install MySQL: resolving the dependencies of mysql-server-core failed; needs access to Debian's package archive"
+        || die "could not install MySQL: resolving the dependencies of mysql-server-core failed; needs access to Debian's package archive ($MIRROR)"
     [ -n "$pkgs" ] || die "could not install MySQL: Debian sid lists no mysql-server-core"
     log "downloading $(echo "$pkgs" | wc -l) packages: $(echo "$pkgs" | tr '\n' ' ')"
     # shellcheck disable=SC2086
     (cd "$work/debs" && apt-get "${o[@]}" download $pkgs >&2) \
-        || die "could not install MySQL: downloading packages from Debian sid failed; needs access to Debian's package archive (deb.debian.org)"
+        || die "could not install MySQL: downloading packages from Debian sid failed; needs access to Debian's package archive ($MIRROR)"
     local deb
     for deb in "$work"/debs/*.deb; do
         dpkg -x "$deb" "$work/root" || die "could not install MySQL: dpkg -x $deb failed"
     done
+    rm -rf "$work/root/usr/share/doc" "$work/root/usr/share/man"   # 20 MB nobody reads here
     [ -x "$work/root/usr/sbin/mysqld" ] || die "could not install MySQL: the unpacked packages hold no usr/sbin/mysqld"
     # If another run finished first, keep its ROOT and drop ours.
     if mv -T "$work/root" "$root" 2>/dev/null; then
@@ -147,7 +152,7 @@ for what in "$@"; do
         mysql) install_mysql ;;
         all) install_mariadb; install_mysql ;;
         percona) install_percona ;;
-        -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown target '$what' (expected mariadb, mysql, all or percona)" ;;
     esac
 done

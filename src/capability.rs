@@ -6,9 +6,8 @@ use crate::access::index::Index;
 use crate::db::{Flavour, Server};
 use crate::error::Result;
 use crate::inventory::grants;
-use crate::model::inventory::INVENTORY_FORMAT;
 use crate::model::privilege::{PrivSet, Privilege};
-use crate::model::{Inventory, Objects, TableName};
+use crate::model::{Inventory, TableName};
 use serde::Serialize;
 
 /// Whether a capability is there.
@@ -73,22 +72,7 @@ pub async fn examine(server: &mut Server) -> Result<Checkup> {
     match grants::read(server).await {
         Ok(g) => {
             caps.push(Capability { name: "read the grant tables", needed_by: "inventory, access, audit, plan, session", status: Status::Ok, detail: "SELECT on mysql.*".into() });
-            let inv = Inventory {
-                format: INVENTORY_FORMAT,
-                server: server.info.clone(),
-                taken_at: chrono::Utc::now(),
-                accounts: g.accounts,
-                grants: g.grants,
-                partial_revokes: g.partial_revokes,
-                role_grants: g.role_grants,
-                default_roles: g.default_roles,
-                mandatory_roles: g.mandatory_roles,
-                activate_all_roles_on_login: g.activate_all_roles_on_login,
-                proxies: g.proxies,
-                levels: g.levels,
-                objects: Objects::default(),
-                warnings: g.warnings,
-            };
+            let inv = g.into_inventory(server.info.clone());
             caps.extend(privilege_capabilities(&inv, &me, flavour));
         }
         Err(e) => {
@@ -99,7 +83,30 @@ pub async fn examine(server: &mut Server) -> Result<Checkup> {
     Ok(Checkup { format: 1, server: server.info.clone(), account: me, capabilities: caps, signals })
 }
 
-fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, flavour: Flavour) -> Vec<Capability> {
+/// Capabilities `inventory` and `access` cannot do without: without them `information_schema`
+/// silently hides tables or object bodies, and the answer would look cleaner than it is.
+pub const INVENTORY_NEEDS: &[&str] = &["see every table", "see view definitions", "see routine bodies", "see triggers", "see events"];
+
+/// Checks that privfence's account may see everything an inventory needs.
+pub fn require_inventory_capabilities(inv: &Inventory, me: &crate::model::AccountName, target: &str) -> Result<()> {
+    let missing: Vec<Capability> = privilege_capabilities(inv, me, inv.server.flavour)
+        .into_iter()
+        .filter(|c| INVENTORY_NEEDS.contains(&c.name) && c.status != Status::Ok)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(crate::error::Error::MissingPrivilege {
+        target: target.to_string(),
+        account: me.sql(),
+        what: missing.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
+        needed: missing.iter().map(|c| c.detail.trim_start_matches("needs ").to_string()).collect::<Vec<_>>().join("; "),
+        hint: "information_schema silently hides what an account may not see, so the answer would look cleaner than it is. `privfence doctor` lists every capability.".into(),
+    })
+}
+
+/// Per-capability status of `me` on this inventory's server.
+pub fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, flavour: Flavour) -> Vec<Capability> {
     let ix = Index::new(inv);
     let mut global = ix.global_all(me);
     for chain in ix.role_chains(me) {
@@ -110,7 +117,8 @@ fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, flavo
     for (holder, _) in ix.everyone() {
         global.extend(ix.global_all(&holder));
     }
-    let mut caps = vec![needs("see view definitions", "inventory, access (definer views)", &global, &["SHOW VIEW"])];
+    let mut caps = vec![needs("see every table", "inventory, access (information_schema hides tables without a privilege on them)", &global, &["SELECT"])];
+    caps.push(needs("see view definitions", "inventory, access (definer views)", &global, &["SHOW VIEW"]));
     caps.push(match flavour {
         Flavour::MySql => needs("see routine bodies", "inventory, access (definer routines)", &global, &["SHOW_ROUTINE", "SELECT"]),
         Flavour::MariaDb => {

@@ -164,6 +164,12 @@ fn default_socket(host: &str) -> Option<PathBuf> {
 }
 
 fn prompt_password(user: &str) -> Result<Secret> {
+    // SAFETY: isatty only inspects the descriptor.
+    if unsafe { libc::isatty(0) } != 1 {
+        return Err(Error::BadInput(
+            "-p needs a terminal on standard input to prompt for the password; in scripts use an option file (--defaults-file) or MYSQL_PWD".into(),
+        ));
+    }
     rpassword::prompt_password(format!("Enter password for {user}: "))
         .map(Secret::new)
         .map_err(|e| Error::Io { what: "reading the password from the terminal (-p needs a terminal; use an option file or MYSQL_PWD in scripts)".into(), source: e })

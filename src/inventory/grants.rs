@@ -27,6 +27,28 @@ pub struct GrantTables {
     pub warnings: Vec<String>,
 }
 
+impl GrantTables {
+    /// An inventory holding these grants and no objects yet.
+    pub fn into_inventory(self, server: crate::db::ServerInfo) -> crate::model::Inventory {
+        crate::model::Inventory {
+            format: crate::model::inventory::INVENTORY_FORMAT,
+            server,
+            taken_at: chrono::Utc::now(),
+            accounts: self.accounts,
+            grants: self.grants,
+            partial_revokes: self.partial_revokes,
+            role_grants: self.role_grants,
+            default_roles: self.default_roles,
+            mandatory_roles: self.mandatory_roles,
+            activate_all_roles_on_login: self.activate_all_roles_on_login,
+            proxies: self.proxies,
+            levels: self.levels,
+            objects: Default::default(),
+            warnings: self.warnings,
+        }
+    }
+}
+
 fn s(row: &Row, i: usize) -> String {
     row.get_opt::<Option<String>, _>(i).and_then(|r| r.ok()).flatten().unwrap_or_default()
 }

@@ -8,13 +8,14 @@ pub mod verify;
 
 use crate::db::Server;
 use crate::error::{Error, Result};
-use crate::model::inventory::INVENTORY_FORMAT;
 use crate::model::Inventory;
 
 /// Reads the whole inventory. Fails (rather than answer too cleanly) when the server hid object
 /// bodies from privfence's account.
 pub async fn take(server: &mut Server) -> Result<Inventory> {
     let g = grants::read(server).await.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
+    let mut inv = g.into_inventory(server.info.clone());
+    crate::capability::require_inventory_capabilities(&inv, &server.current_user, &server.target)?;
     let o = objects::read(server).await?;
     if let Some((kind, name)) = o.hidden_bodies.first() {
         let needed = match server.info.flavour {
@@ -29,22 +30,8 @@ pub async fn take(server: &mut Server) -> Result<Inventory> {
             hint: "Without them a definer view or routine could reach a table unseen; `privfence doctor` lists what is missing.".into(),
         });
     }
-    Ok(Inventory {
-        format: INVENTORY_FORMAT,
-        server: server.info.clone(),
-        taken_at: chrono::Utc::now(),
-        accounts: g.accounts,
-        grants: g.grants,
-        partial_revokes: g.partial_revokes,
-        role_grants: g.role_grants,
-        default_roles: g.default_roles,
-        mandatory_roles: g.mandatory_roles,
-        activate_all_roles_on_login: g.activate_all_roles_on_login,
-        proxies: g.proxies,
-        levels: g.levels,
-        objects: o.objects,
-        warnings: g.warnings,
-    })
+    inv.objects = o.objects;
+    Ok(inv)
 }
 
 /// Turns a privilege error (1142/1044/1143) into a [`Error::MissingPrivilege`] naming the need.

@@ -3,11 +3,11 @@
 //! Folder layout: `sandbox.json` (state, no passwords), then one folder per server
 //! (`primary/`, `replica/`, see [`super::server`]).
 
+use super::folder::{prepare_dir, remove_files, temp_dir};
 use super::process;
 use super::replication::{self, ReplicationState};
 use super::server::Server;
 use super::state::{ServerState, State};
-use super::folder::{prepare_dir, remove_files, temp_dir};
 use super::{ensure_installed, template, Role, SandboxError, SandboxOptions, Topology};
 use crate::db::Flavour;
 use mysql_async::prelude::Queryable;
@@ -72,14 +72,24 @@ impl Sandbox {
         let flavour = opts.flavour;
         let binaries = tokio::task::spawn_blocking(move || ensure_installed(flavour))
             .await
-            .map_err(|e| SandboxError::io("installing servers", std::io::Error::other(e.to_string())))??;
+            .map_err(|e| {
+                SandboxError::io("installing servers", std::io::Error::other(e.to_string()))
+            })??;
         let template = template::ensure(&binaries).await?;
         let (dir, temporary) = match &opts.dir {
             Some(d) => (prepare_dir(d)?, false),
             None => (temp_dir(flavour)?, true),
         };
         let admin = ("root", template.admin_password.as_str());
-        let mk = |role: Role| Server::with_layout(&binaries, role, &dir.join(role.name()), admin, opts.extra_args.clone());
+        let mk = |role: Role| {
+            Server::with_layout(
+                &binaries,
+                role,
+                &dir.join(role.name()),
+                admin,
+                opts.extra_args.clone(),
+            )
+        };
         let mut sandbox = Sandbox {
             flavour,
             topology: opts.topology,
@@ -131,8 +141,10 @@ impl Sandbox {
                 Role::Replica => replica = Some(server),
             }
         }
-        let primary =
-            primary.ok_or_else(|| SandboxError::State { dir: dir.into(), detail: "sandbox.json lists no primary".into() })?;
+        let primary = primary.ok_or_else(|| SandboxError::State {
+            dir: dir.into(),
+            detail: "sandbox.json lists no primary".into(),
+        })?;
         Ok(Sandbox {
             flavour: state.flavour,
             topology: state.topology,
@@ -207,11 +219,15 @@ impl Sandbox {
     /// Waits until the replica has applied everything the primary has executed so far
     /// (MySQL `WAIT_FOR_EXECUTED_GTID_SET`, MariaDB `MASTER_GTID_WAIT`).
     pub async fn wait_replica_caught_up(&self, timeout: Duration) -> Result<(), SandboxError> {
-        let replica = self.replica.as_ref().ok_or_else(|| SandboxError::Replication {
-            flavour: self.flavour,
-            detail: "this sandbox has no replica; start it with Topology::PrimaryReplica".into(),
-            log: self.primary.error_log.clone(),
-        })?;
+        let replica = self
+            .replica
+            .as_ref()
+            .ok_or_else(|| SandboxError::Replication {
+                flavour: self.flavour,
+                detail: "this sandbox has no replica; start it with Topology::PrimaryReplica"
+                    .into(),
+                log: self.primary.error_log.clone(),
+            })?;
         replication::wait_caught_up(&self.primary, replica, timeout).await
     }
 
@@ -242,7 +258,12 @@ impl Sandbox {
                 .chain(cmd.get_args())
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
-            text.push_str(&format!("  {:<8} 127.0.0.1:{:<5}  {}\n", s.role.name(), s.port, argv.join(" ")));
+            text.push_str(&format!(
+                "  {:<8} 127.0.0.1:{:<5}  {}\n",
+                s.role.name(),
+                s.port,
+                argv.join(" ")
+            ));
         }
         text.push_str(&format!(
             "The admin account is {} (password in each server's client.cnf, mode 0600). \
@@ -256,9 +277,10 @@ impl Sandbox {
         let dir = self.dir.clone();
         match role {
             Role::Primary => Ok(&mut self.primary),
-            Role::Replica => {
-                self.replica.as_mut().ok_or(SandboxError::State { dir, detail: "this sandbox has no replica".into() })
-            }
+            Role::Replica => self.replica.as_mut().ok_or(SandboxError::State {
+                dir,
+                detail: "this sandbox has no replica".into(),
+            }),
         }
     }
 
@@ -302,10 +324,19 @@ async fn provision(
     template: &template::Template,
     watch: Option<(u32, Option<&Path>)>,
 ) -> Result<(), SandboxError> {
-    std::fs::create_dir_all(&server.dir).map_err(|e| SandboxError::io(format!("creating {}", server.dir.display()), e))?;
-    template.copy_datadir(server.flavour, &server.datadir).await?;
+    std::fs::create_dir_all(&server.dir)
+        .map_err(|e| SandboxError::io(format!("creating {}", server.dir.display()), e))?;
+    template
+        .copy_datadir(server.flavour, &server.datadir)
+        .await?;
     server.launch(watch).await?;
-    super::optfile::write_client(&server.client_cnf, &server.host, server.port, &server.admin_user, &server.admin_password)
+    super::optfile::write_client(
+        &server.client_cnf,
+        &server.host,
+        server.port,
+        &server.admin_user,
+        &server.admin_password,
+    )
 }
 
 /// What the supervisors get: the watched pid, and the folder to remove when it is temporary.
@@ -335,11 +366,13 @@ async fn server_status(s: &Server) -> ServerStatus {
         Flavour::MariaDb => "@@GLOBAL.gtid_current_pos",
     };
     let res: Result<_, mysql_async::Error> = async {
-        let mut conn = tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(s.opts()))
-            .await
-            .map_err(|_| mysql_async::Error::Other("login timed out after 5 s".into()))??;
-        let row: Option<(String, bool, String)> =
-            conn.query_first(format!("SELECT @@version, @@read_only, {gtid_var}")).await?;
+        let mut conn =
+            tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(s.opts()))
+                .await
+                .map_err(|_| mysql_async::Error::Other("login timed out after 5 s".into()))??;
+        let row: Option<(String, bool, String)> = conn
+            .query_first(format!("SELECT @@version, @@read_only, {gtid_var}"))
+            .await?;
         let repl = replication::state(&mut conn, s.flavour).await?;
         let _ = conn.disconnect().await;
         Ok((row, repl))

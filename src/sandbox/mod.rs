@@ -1,7 +1,7 @@
 //! Private MariaDB 10.11 and MySQL 9 servers on loopback, for the tests, the demo and the
 //! benchmarks.
 //!
-//! Start one with [`Sandbox::start`]; integration tests call [`shared`], which starts one
+//! Start one with [`Sandbox::start`]; integration tests call [`shared()`], which starts one
 //! sandbox per flavour and topology per test binary and stops it when the binary exits.
 //!
 //! # Layout
@@ -20,7 +20,7 @@
 //! - `process`: spawning servers under a watchdog, stopping them, free ports.
 //! - `relay`: a loopback TCP relay giving MariaDB's client a chosen source address.
 //! - `state`: `sandbox.json`; `optfile`: 0600 `[client]` option files; `folder`: folders.
-//! - [`error`]: [`SandboxError`].
+//! - [`error`]: the error type, [`SandboxError`].
 //!
 //! # Server configuration
 //!
@@ -115,7 +115,13 @@ pub struct SandboxOptions {
 impl SandboxOptions {
     /// A temporary sandbox that dies with this process, with default server arguments.
     pub fn new(flavour: Flavour, topology: Topology) -> SandboxOptions {
-        SandboxOptions { flavour, topology, dir: None, watch_pid: Some(std::process::id()), extra_args: Vec::new() }
+        SandboxOptions {
+            flavour,
+            topology,
+            dir: None,
+            watch_pid: Some(std::process::id()),
+            extra_args: Vec::new(),
+        }
     }
 }
 

@@ -10,7 +10,13 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `[client]` host, port, user and password to `path` (created or replaced, mode 0600).
-pub(crate) fn write_client(path: &Path, host: &str, port: u16, user: &str, password: &str) -> Result<(), SandboxError> {
+pub(crate) fn write_client(
+    path: &Path,
+    host: &str,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> Result<(), SandboxError> {
     let text = format!(
         "# privfence sandbox: credentials for --defaults-file; keep this file private.\n\
          [client]\nhost={}\nport={port}\nuser={}\npassword={}\n",
@@ -35,19 +41,24 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SandboxErro
         .open(path)
         .map_err(|e| SandboxError::io(what(), e))?;
     // An existing file keeps its old mode on open: narrow it.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| SandboxError::io(what(), e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| SandboxError::io(what(), e))?;
     f.write_all(bytes).map_err(|e| SandboxError::io(what(), e))
 }
 
 /// Reads the `password` value back from a file written by [`write_client`].
 pub(crate) fn read_password(path: &Path) -> Result<String, SandboxError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SandboxError::io(format!("reading {}", path.display()), e))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SandboxError::io(format!("reading {}", path.display()), e))?;
     text.lines()
         .find_map(|l| l.strip_prefix("password="))
         .map(unquote)
         .ok_or_else(|| SandboxError::State {
             dir: path.parent().unwrap_or(path).to_path_buf(),
-            detail: format!("{} holds no password= line; recreate the sandbox", path.display()),
+            detail: format!(
+                "{} holds no password= line; recreate the sandbox",
+                path.display()
+            ),
         })
 }
 
@@ -91,7 +102,15 @@ mod tests {
 
     #[test]
     fn quoting_round_trips() {
-        for v in ["plain", "with space", r#"q"uote"#, r"back\slash", "hash#x", "", "'single'"] {
+        for v in [
+            "plain",
+            "with space",
+            r#"q"uote"#,
+            r"back\slash",
+            "hash#x",
+            "",
+            "'single'",
+        ] {
             assert_eq!(unquote(&quote(v)), v);
         }
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);

@@ -24,22 +24,28 @@ pub(crate) fn relay_port(target_port: u16, source: Ipv4Addr) -> io::Result<u16> 
     }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let port = listener.local_addr()?.port();
-    std::thread::Builder::new().name(format!("relay-{source}-{target_port}")).spawn(move || {
-        for client in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                if let Ok(server) = connect_from(source, SocketAddrV4::new(Ipv4Addr::LOCALHOST, target_port)) {
-                    pipe(client, server);
-                }
-            });
-        }
-    })?;
+    std::thread::Builder::new()
+        .name(format!("relay-{source}-{target_port}"))
+        .spawn(move || {
+            for client in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    if let Ok(server) =
+                        connect_from(source, SocketAddrV4::new(Ipv4Addr::LOCALHOST, target_port))
+                    {
+                        pipe(client, server);
+                    }
+                });
+            }
+        })?;
     relays.insert((target_port, source), port);
     Ok(port)
 }
 
 /// Copies both ways until each side has closed.
 fn pipe(client: TcpStream, server: TcpStream) {
-    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else { return };
+    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
     let up = std::thread::spawn(move || copy_then_close(client, server));
     copy_then_close(s2, c2);
     let _ = up.join();
@@ -56,7 +62,9 @@ fn connect_from(source: Ipv4Addr, target: SocketAddrV4) -> io::Result<TcpStream>
     let sockaddr = |a: SocketAddrV4| libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*a.ip()).to_be(),
+        },
         sin_zero: [0; 8],
     };
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
