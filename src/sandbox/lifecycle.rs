@@ -253,21 +253,24 @@ impl Sandbox {
     pub fn connect_help(&self) -> String {
         let mut text = format!("{} sandbox in {}\n", self.flavour, self.dir.display());
         for s in self.servers() {
-            let cmd = s.client_command();
-            let argv: Vec<String> = std::iter::once(cmd.get_program())
-                .chain(cmd.get_args())
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
             text.push_str(&format!(
                 "  {:<8} 127.0.0.1:{:<5}  {}\n",
                 s.role.name(),
                 s.port,
-                argv.join(" ")
+                s.client_script().display()
             ));
         }
+        let cmd = self.primary.client_command();
+        let argv: Vec<String> = std::iter::once(cmd.get_program())
+            .chain(cmd.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
         text.push_str(&format!(
-            "The admin account is {} (password in each server's client.cnf, mode 0600). \
-             Error logs: <server folder>/error.log.\n",
+            "Each `client` script runs the {} client with --defaults-file=<server folder>/client.cnf \
+             (the primary's: {}).\nThe admin account is {}; its password is only in the client.cnf \
+             files (mode 0600). Error logs: <server folder>/error.log.\n",
+            self.flavour,
+            argv.join(" "),
             self.primary.admin_user
         ));
         text
@@ -300,7 +303,7 @@ impl Sandbox {
             temporary: self.temporary,
             watch_pid: self.watch_pid,
             template: self.template.clone(),
-            created_at: chrono::Utc::now().to_rfc3339(),
+            updated_at: chrono::Utc::now().to_rfc3339(),
             binaries: self.primary.binaries.clone(),
             servers: self.servers().map(ServerState::from_server).collect(),
         }
@@ -330,6 +333,12 @@ async fn provision(
         .copy_datadir(server.flavour, &server.datadir)
         .await?;
     server.launch(watch).await?;
+    let cmd = server.client_command();
+    let argv: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    super::optfile::write_client_script(&server.client_script(), &argv)?;
     super::optfile::write_client(
         &server.client_cnf,
         &server.host,

@@ -27,6 +27,24 @@ pub(crate) fn write_client(
     write_private(path, text.as_bytes())
 }
 
+/// Writes an executable shell script at `path` that runs `argv` plus the script's own
+/// arguments, so a person can type `SANDBOX/primary/client -e '...'` instead of the long MySQL
+/// loader command line. It holds no secret: the password stays in the option file it names.
+pub(crate) fn write_client_script(path: &Path, argv: &[String]) -> Result<(), SandboxError> {
+    let quoted: Vec<String> = argv
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let text = format!(
+        "#!/bin/sh\n# privfence sandbox: this server's client, logged in as the admin account.\n\
+         unset MYSQL_PWD MYSQL_HOST MYSQL_TCP_PORT\nexec {} \"$@\"\n",
+        quoted.join(" ")
+    );
+    write_private(path, text.as_bytes())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| SandboxError::io(format!("making {} executable", path.display()), e))
+}
+
 /// Writes a file only its owner can read (created with mode 0600, never briefly wider).
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
     let what = || format!("writing {}", path.display());

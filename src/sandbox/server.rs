@@ -9,6 +9,7 @@
 //! sql_errors.log   MariaDB only: the sql_errlog plugin's log of failed statements
 //! mysqld.sock      Unix socket; mysqld.pid: pid file
 //! client.cnf       [client] options with the admin credentials (mode 0600)
+//! client           a script running the client with --defaults-file=client.cnf (mode 0700)
 //! clients/         option files written by `Server::client_command_as` (mode 0600)
 //! ```
 
@@ -201,6 +202,12 @@ impl Server {
             .unwrap_or_else(|_| panic!("bind address {addr:?} is not an IPv4 address"));
         super::relay::relay_port(self.port, ip)
             .unwrap_or_else(|e| panic!("starting a relay from {addr} to port {}: {e}", self.port))
+    }
+
+    /// `client` in the server's folder: a script running [`Server::client_command`] with
+    /// the arguments it is given, for people.
+    pub fn client_script(&self) -> PathBuf {
+        self.dir.join("client")
     }
 
     /// Whether the server process is alive (it may still be starting or stopping).

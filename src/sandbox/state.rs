@@ -29,7 +29,8 @@ pub(crate) struct State {
     pub watch_pid: Option<u32>,
     /// The template the datadirs were copied from (it also holds the replication password).
     pub template: PathBuf,
-    pub created_at: String,
+    /// When the file was last written (at start, and after each server restart).
+    pub updated_at: String,
     pub binaries: Binaries,
     pub servers: Vec<ServerState>,
 }

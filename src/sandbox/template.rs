@@ -101,7 +101,15 @@ pub async fn ensure(b: &Binaries) -> Result<Template, SandboxError> {
     if let Some(t) = load(&dir)? {
         return Ok(t);
     }
-    let scratch = root.join(format!(".build-{name}-{}", process::random_alnum(8)?));
+    // Holding the lock, no one else builds this template: earlier scratch folders are leftovers
+    // of failed or interrupted builds.
+    let prefix = format!(".build-{name}-");
+    for entry in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let scratch = root.join(format!("{prefix}{}", process::random_alnum(8)?));
     let started = Instant::now();
     build(b, &scratch).await?;
     std::fs::rename(&scratch, &dir)

@@ -24,7 +24,10 @@
 //! indexes, `GRANT`/`REVOKE` and anything unparseable in a table position are reported unresolved.
 //! `PREPARE ... FROM 'literal'` and `EXECUTE IMMEDIATE 'literal'` are analysed as part of the body.
 //! In a multi-table `UPDATE`, the written tables are those qualifying a `SET` column; an
-//! unqualified or unknown qualifier makes every table of the `UPDATE` a target.
+//! unqualified or unknown qualifier makes every table of the `UPDATE` a target. Version-gated
+//! executable comments (`/*!80000 ... */`) are always read as code. Views a body names come out
+//! as tables (the caller follows them), and what the server does on the body's behalf (triggers
+//! fired by its writes, foreign-key cascades) is for the caller to derive from the inventory.
 
 mod names;
 mod scan;

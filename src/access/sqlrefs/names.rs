@@ -56,16 +56,15 @@ impl Scanner<'_> {
     /// Index of the `)` closing the parenthesis group that contains `i` (the statement's end at
     /// top level).
     pub fn group_end(&self, i: usize) -> usize {
-        (i + 1..self.t.len()).find(|&k| self.depth[k] < self.depth[i]).unwrap_or(self.t.len())
+        self.parent[i].map_or(self.t.len(), |o| self.close[o])
     }
 
     /// Index of the `)` matching the `(` at `i` (the statement's end if missing).
     pub fn close_of(&self, i: usize) -> usize {
-        (i + 1..self.t.len())
-            .find(|&k| self.depth[k] == self.depth[i] && self.t[k].is_punct(')'))
-            .unwrap_or(self.t.len())
+        self.close.get(i).copied().unwrap_or(self.t.len())
     }
 
+    /// Whether the token at `i` follows a `.`: then it is a name part, never a keyword.
     pub fn after_dot(&self, i: usize) -> bool {
         i > 0 && self.t[i - 1].is_punct('.')
     }
@@ -75,14 +74,17 @@ impl Scanner<'_> {
         self.t.get(i).is_some_and(|t| t.is_word(w)) && !self.after_dot(i)
     }
 
+    /// Any of the keywords `ws` at `i`.
     pub fn kw_any(&self, i: usize, ws: &[&str]) -> bool {
         ws.iter().any(|w| self.kw(i, w))
     }
 
+    /// The punctuation character `c` at `i`.
     pub fn punct(&self, i: usize, c: char) -> bool {
         self.t.get(i).is_some_and(|t| t.is_punct(c))
     }
 
+    /// Reports a table position whose content is not understood.
     pub fn cannot_parse(&mut self, i: usize) {
         let reason = format!("cannot parse table reference near: {}", self.near(i));
         self.out.unresolved(reason);

@@ -4,7 +4,8 @@
 //! introduce table names (`FROM`, `JOIN`, `UPDATE`, ...) hand over to a handler that reads the
 //! names and returns where scanning resumes; everything else is stepped over, so subqueries,
 //! conditions and compound-statement keywords need no special treatment. Parentheses are tracked
-//! by a precomputed depth per token, which is how a table-reference list knows where it ends.
+//! by a depth and a match precomputed per token, which is how a table-reference list knows where
+//! it ends.
 
 use super::tokenize::{Kind, Token};
 use super::{words, Collector, Op};
@@ -16,6 +17,7 @@ const MAX_NEST: usize = 64;
 /// One table in a table-reference list, with the alias other clauses may use for it.
 #[derive(Debug, Clone)]
 pub(super) struct Factor {
+    /// The schema as written, or the default schema.
     pub schema: String,
     pub name: String,
     /// Written with a schema, so a CTE of the same name cannot be meant.
@@ -49,9 +51,14 @@ struct Cte {
 
 /// Scans one statement (the tokens between two `;`) into a [`Collector`].
 pub(super) struct Scanner<'a> {
+    /// The statement's tokens, without the closing `;`.
     pub t: &'a [Token],
     /// Parenthesis depth of each token; a parenthesis counts at its outer level.
     pub depth: Vec<usize>,
+    /// For a `(`, the index of its `)` (the statement's length when missing).
+    pub close: Vec<usize>,
+    /// The `(` enclosing each token, if any.
+    pub parent: Vec<Option<usize>>,
     /// `FROM` tokens that are argument keywords (`EXTRACT(YEAR FROM d)`), not clause starts.
     arg_from: Vec<bool>,
     /// Schema for unqualified names.
@@ -63,44 +70,41 @@ pub(super) struct Scanner<'a> {
     nest: usize,
     /// Nesting of `PREPARE ... FROM 'literal'` bodies being analysed.
     pub level: usize,
+    /// Where findings go; shared by all statements of a body.
     pub out: &'a mut Collector,
 }
 
 impl<'a> Scanner<'a> {
-    /// Prepares a scan of `t`; reports unbalanced parentheses.
+    /// Prepares a scan of `t`: parenthesis depths and matches, argument `FROM`s; reports
+    /// unbalanced parentheses. One pass, so hostile nesting costs linear time.
     pub fn new(t: &'a [Token], schema: &'a str, out: &'a mut Collector, level: usize) -> Self {
-        let mut depth = Vec::with_capacity(t.len());
-        let (mut d, mut balanced) = (0usize, true);
-        for tok in t {
+        let n = t.len();
+        let (mut depth, mut close, mut parent, mut arg_from) =
+            (Vec::with_capacity(n), vec![n; n], vec![None; n], vec![false; n]);
+        // Open parentheses: index, and whether `FROM` directly inside is an argument keyword.
+        let mut open: Vec<(usize, bool)> = Vec::new();
+        let mut balanced = true;
+        for (i, tok) in t.iter().enumerate() {
             if tok.is_punct(')') {
-                balanced &= d > 0;
-                d = d.saturating_sub(1);
-            }
-            depth.push(d);
-            if tok.is_punct('(') {
-                d += 1;
-            }
-        }
-        let mut s = Scanner { t, depth, arg_from: vec![false; t.len()], schema, ctes: Vec::new(), nest: 0, level, out };
-        if !balanced || d != 0 {
-            s.out.unresolved(format!("unbalanced parentheses in statement: {}", s.near(0)));
-        }
-        s.mark_arg_from();
-        s
-    }
-
-    /// Marks the `FROM`s directly inside `EXTRACT(...)`, `TRIM(...)`, `SUBSTRING(...)`.
-    fn mark_arg_from(&mut self) {
-        for i in 0..self.t.len() {
-            if self.t[i].kind == Kind::Word && words::has_from_in_args(&self.t[i].text) && self.punct(i + 1, '(') {
-                let inner = self.depth[i] + 1;
-                let mut k = i + 2;
-                while k < self.t.len() && self.depth[k] >= inner {
-                    self.arg_from[k] |= self.depth[k] == inner && self.t[k].is_word("FROM");
-                    k += 1;
+                match open.pop() {
+                    Some((o, _)) => close[o] = i,
+                    None => balanced = false,
                 }
             }
+            depth.push(open.len());
+            parent[i] = open.last().map(|&(o, _)| o);
+            arg_from[i] = tok.is_word("FROM") && open.last().is_some_and(|&(_, f)| f);
+            if tok.is_punct('(') {
+                let f = i > 0 && t[i - 1].kind == Kind::Word && words::has_from_in_args(&t[i - 1].text);
+                open.push((i, f));
+            }
         }
+        let s = Scanner { t, depth, close, parent, arg_from, schema, ctes: Vec::new(), nest: 0, level, out };
+        if !balanced || !open.is_empty() {
+            let reason = format!("unbalanced parentheses in statement: {}", s.near(0));
+            s.out.unresolved(reason);
+        }
+        s
     }
 
     /// Scans the whole statement.
@@ -178,11 +182,12 @@ impl<'a> Scanner<'a> {
         i + 1
     }
 
-    /// `FROM` starts a list of read tables, except as an argument keyword or in `FROM FIRST`.
+    /// `FROM` starts a list of read tables, except as an argument keyword, in `FROM FIRST` (window
+    /// functions) or in MariaDB's `FOR PORTION OF period FROM x TO y`.
     fn from(&mut self, i: usize) -> usize {
-        if self.arg_from[i]
-            || (self.kw_any(i + 1, &["FIRST", "LAST"]) && self.kw_any(i + 2, &["OVER", "RESPECT", "IGNORE"]))
-        {
+        let window = self.kw_any(i + 1, &["FIRST", "LAST"]) && self.kw_any(i + 2, &["OVER", "RESPECT", "IGNORE"]);
+        let portion = i >= 3 && self.kw(i - 3, "PORTION") && self.kw(i - 2, "OF");
+        if self.arg_from[i] || window || portion {
             return i + 1;
         }
         self.read_list(i + 1)
@@ -249,6 +254,8 @@ impl<'a> Scanner<'a> {
     fn factor(&mut self, mut i: usize, fs: &mut Vec<Factor>) -> usize {
         if self.kw(i, "LATERAL") {
             i += 1;
+        } else if self.punct(i, '{') && self.kw(i + 1, "OJ") {
+            i += 2; // ODBC `{OJ a LEFT JOIN b ON ...}`
         }
         if self.punct(i, '(') {
             let mut k = i;

@@ -73,6 +73,7 @@ fn index_hints_and_partitions_do_not_end_the_list() {
         ),
         ("SELECT * FROM t PARTITION (p0, p1) AS x, u", &["d.t:select", "d.u:select"]),
         ("SELECT * FROM t1 FOR SYSTEM_TIME AS OF TIMESTAMP '2020-01-01', t2", &["d.t1:select", "d.t2:select"]),
+        ("SELECT * FROM {OJ t1 LEFT OUTER JOIN t2 ON t1.a = t2.a}, t3", &["d.t1:select", "d.t2:select", "d.t3:select"]),
     ]);
 }
 
@@ -194,6 +195,8 @@ fn update_targets() {
         ("UPDATE a, b AS bb SET a.x = 1, bb.y = (SELECT 2 FROM c)", &["d.a:update", "d.b:update", "d.c:select"]),
         ("UPDATE a JOIN b ON 1 SET d.a.x = b.y", &["d.a:update", "d.b:select"]),
         ("UPDATE t SET a = (SELECT MAX(a) FROM u) ORDER BY id LIMIT 1", &["d.t:update", "d.u:select"]),
+        ("UPDATE t FOR PORTION OF p FROM '2001-01-01' TO '2002-01-01' SET a = 1", &["d.t:update"]),
+        ("UPDATE t1, (SELECT id FROM s) AS x SET t1.a = x.b WHERE t1.id = x.id", &["d.s:select", "d.t1:update"]),
     ]);
 }
 
@@ -247,6 +250,7 @@ fn delete_single_table() {
         ("DELETE LOW_PRIORITY QUICK IGNORE FROM db.t WHERE id IN (SELECT id FROM u)", &["d.u:select", "db.t:delete"]),
         ("DELETE FROM t AS x WHERE x.id = 1 ORDER BY id LIMIT 1", &["d.t:delete"]),
         ("DELETE HISTORY FROM t BEFORE SYSTEM_TIME '2020-01-01'", &["d.t:delete"]),
+        ("DELETE FROM t FOR PORTION OF p FROM '2001-01-01' TO '2002-01-01'", &["d.t:delete"]),
     ]);
 }
 
