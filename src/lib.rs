@@ -15,6 +15,7 @@
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
 
 pub mod access;
+pub mod audit;
 pub mod capability;
 pub mod cli;
 pub mod db;
@@ -22,6 +23,8 @@ pub mod demo;
 pub mod error;
 pub mod inventory;
 pub mod model;
+pub mod notify;
 pub mod output;
+pub mod policy;
 pub mod report;
 pub mod sandbox;

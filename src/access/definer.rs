@@ -34,21 +34,6 @@ pub struct Unresolved {
     pub chain: Vec<String>,
 }
 
-/// The privileges of a body operation.
-fn op_privilege(op: &impl std::fmt::Debug) -> Privilege {
-    Privilege::known(match format!("{op:?}").to_ascii_uppercase().as_str() {
-        "SELECT" => "SELECT",
-        "INSERT" => "INSERT",
-        "UPDATE" => "UPDATE",
-        "DELETE" => "DELETE",
-        "DROP" => "DROP",
-        "ALTER" => "ALTER",
-        "CREATE" => "CREATE",
-        "INDEX" => "INDEX",
-        _ => "SELECT",
-    })
-}
-
 /// DML privileges that pass from a view to its base tables.
 pub fn dml() -> PrivSet {
     ["SELECT", "INSERT", "UPDATE", "DELETE"].into_iter().map(Privilege::known).collect()
@@ -165,7 +150,7 @@ impl<'a> Definers<'a> {
             refs.unresolved.iter().map(|r| Unresolved { reason: r.clone(), context: Some(ctx.clone()), chain: chain.clone() }).collect();
         for t in &refs.tables {
             let name = TableName::new(t.schema.clone(), t.name.clone());
-            let ops: PrivSet = t.ops.iter().map(op_privilege).collect();
+            let ops: PrivSet = t.ops.iter().map(|op| Privilege::known(op.privilege())).collect();
             let (r, u) = self.reach_table(&name, ctx, &ops, &chain, seen);
             reach.extend(r);
             unresolved.extend(u);

@@ -52,6 +52,8 @@ const CAPABILITIES: &[(&str, &str, &str)] = &[
 ];
 
 /// Escalation paths of every login account; GRANT OPTION only where it covers `tables`.
+/// Locked accounts cannot log in to use a capability, so they are left out (unlocking one
+/// takes CREATE USER, itself listed).
 pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
     let mut out = Vec::new();
     let grant_tables: &[&str] = match ix.inv.server.flavour {
@@ -59,7 +61,7 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
         Flavour::MySql => &["user", "db", "tables_priv", "columns_priv", "role_edges", "global_grants"],
     };
     let writes: PrivSet = ["INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER"].into_iter().map(Privilege::known).collect();
-    for acct in ix.inv.login_accounts() {
+    for acct in ix.inv.login_accounts().filter(|a| !a.locked) {
         let a = &acct.name;
         let global = effective_global(ix, a);
         for (privilege, cap, detail) in CAPABILITIES {

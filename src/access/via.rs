@@ -1,11 +1,11 @@
 //! The path by which an account reaches a table: the `via` of an access entry.
 
 use crate::model::{AccountName, PrivSet, TableName};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How an account gets its privileges on a table. Serialised with a `kind` tag (see
 /// docs/formats.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Via {
     /// `GRANT ... ON *.*`.

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod args;
+pub mod audit;
 pub mod demo;
 pub mod doctor;
 pub mod inventory;
@@ -34,6 +35,8 @@ pub enum Command {
     Inventory(inventory::InventoryArgs),
     /// Who can touch these tables, with which privileges, through which path.
     Access(access::AccessArgs),
+    /// Check servers against policies: who can touch each service's tables besides its owners.
+    Audit(audit::AuditArgs),
     /// What privfence's own account may do here, per command, and which signal sources exist.
     Doctor(doctor::DoctorArgs),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
@@ -48,6 +51,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Inventory(a) => inventory::run(a, out).await,
         Command::Access(a) => access::run(a, out).await,
+        Command::Audit(a) => audit::run(a, out).await,
         Command::Doctor(a) => doctor::run(a, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,

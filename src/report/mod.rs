@@ -2,6 +2,7 @@
 //! caller hands it to [`crate::output::Output`].
 
 pub mod access;
+pub mod audit;
 pub mod inventory;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};

@@ -59,9 +59,9 @@ fi
 pub(crate) fn spawn_server(
     argv: &[OsString],
     console_log: &Path,
-    watch: Option<Watch<'_>>,
+    watch: Option<&Watch<'_>>,
 ) -> Result<Spawned, SandboxError> {
-    let (wpid, sdir, top) = match &watch {
+    let (wpid, sdir, top) = match watch {
         Some(w) => match w.cleanup {
             Some((s, t)) => (w.pid, s.as_os_str().to_owned(), t.as_os_str().to_owned()),
             None => (w.pid, OsString::new(), OsString::new()),
@@ -197,7 +197,7 @@ pub(crate) fn random_alnum(len: usize) -> Result<String, SandboxError> {
     let mut f = std::fs::File::open("/dev/urandom")
         .map_err(|e| SandboxError::io("opening /dev/urandom", e))?;
     let mut out = String::with_capacity(len);
-    let mut buf = [0u8; 64];
+    let mut buf = [0_u8; 64];
     while out.len() < len {
         f.read_exact(&mut buf)
             .map_err(|e| SandboxError::io("reading /dev/urandom", e))?;

@@ -67,7 +67,7 @@ fn connect_from(source: Ipv4Addr, target: SocketAddrV4) -> io::Result<TcpStream>
         },
         sin_zero: [0; 8],
     };
-    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: plain socket calls on a descriptor we own; on success it moves into the
     // TcpStream, on failure it is closed here.
     unsafe {
@@ -77,8 +77,12 @@ fn connect_from(source: Ipv4Addr, target: SocketAddrV4) -> io::Result<TcpStream>
         }
         let local = sockaddr(SocketAddrV4::new(source, 0));
         let remote = sockaddr(target);
-        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0
-            || libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0
+        if libc::bind(fd, std::ptr::from_ref(&local).cast::<libc::sockaddr>(), len) != 0
+            || libc::connect(
+                fd,
+                std::ptr::from_ref(&remote).cast::<libc::sockaddr>(),
+                len,
+            ) != 0
         {
             let e = io::Error::last_os_error();
             libc::close(fd);

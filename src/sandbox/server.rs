@@ -294,7 +294,7 @@ impl Server {
                 pid,
                 cleanup: top.map(|t| (self.dir.as_path(), t)),
             });
-            let spawned = process::spawn_server(&argv, &self.dir.join("console.log"), w)?;
+            let spawned = process::spawn_server(&argv, &self.dir.join("console.log"), w.as_ref())?;
             self.pid = spawned.pid;
             self.supervisor_pid = spawned.supervisor;
             match self.wait_ready(START_DEADLINE).await {

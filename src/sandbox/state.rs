@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The current `sandbox.json` format.
-pub const FORMAT: u32 = 1;
+pub(crate) const FORMAT: u32 = 1;
 
 /// The state file's name inside the sandbox folder.
-pub const FILE: &str = "sandbox.json";
+pub(crate) const FILE: &str = "sandbox.json";
 
 /// The whole state file.
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
-    pub fn from_server(s: &Server) -> ServerState {
+    pub(crate) fn from_server(s: &Server) -> ServerState {
         ServerState {
             role: s.role,
             server_id: s.server_id,
@@ -76,7 +76,7 @@ impl ServerState {
     }
 
     /// Rebuilds the server, reading the admin password from its `client.cnf`.
-    pub fn into_server(self, binaries: &Binaries) -> Result<Server, SandboxError> {
+    pub(crate) fn into_server(self, binaries: &Binaries) -> Result<Server, SandboxError> {
         let admin_password = super::optfile::read_password(&self.client_cnf)?;
         let mut s = Server::with_layout(
             binaries,
@@ -100,21 +100,21 @@ impl ServerState {
 
 impl State {
     /// Writes the file atomically (temporary file, then rename).
-    pub fn write(&self, dir: &Path) -> Result<(), SandboxError> {
+    pub(crate) fn write(&self, dir: &Path) -> Result<(), SandboxError> {
         let path = dir.join(FILE);
         let tmp = dir.join(format!(".{FILE}.tmp"));
         let json = serde_json::to_string_pretty(self).map_err(|e| SandboxError::State {
             dir: dir.into(),
             detail: e.to_string(),
         })?;
-        std::fs::write(&tmp, json + "\n")
+        std::fs::write(&tmp, format!("{json}\n"))
             .map_err(|e| SandboxError::io(format!("writing {}", tmp.display()), e))?;
         std::fs::rename(&tmp, &path)
             .map_err(|e| SandboxError::io(format!("writing {}", path.display()), e))
     }
 
     /// Reads and checks the file.
-    pub fn read(dir: &Path) -> Result<State, SandboxError> {
+    pub(crate) fn read(dir: &Path) -> Result<State, SandboxError> {
         let path = dir.join(FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| SandboxError::State {
             dir: dir.into(),
@@ -143,11 +143,11 @@ pub(crate) mod flavour_name {
     use crate::db::Flavour;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(f: &Flavour, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(f: &Flavour, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(f.name())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Flavour, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Flavour, D::Error> {
         match String::deserialize(d)?.as_str() {
             "mysql" => Ok(Flavour::MySql),
             "mariadb" => Ok(Flavour::MariaDb),
