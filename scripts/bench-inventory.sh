@@ -169,7 +169,7 @@ server_counts() {
 # --- one flavour ---------------------------------------------------------------------------
 fmt_s() { awk -v v="$1" 'BEGIN { printf (v < 1 ? "%.4f" : "%.3f"), v }'; }
 fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = a / b; printf (r < 10 ? "%.2fx" : "%.0fx"), r }'; }
-fmt_int() { printf "%'d" "$1" 2>/dev/null || printf '%d' "$1"; }
+fmt_int() { printf '%d' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
 human_size() { awk -v b="$1" 'BEGIN { if (b >= 1048576) printf "%.1f MiB", b / 1048576; else printf "%.0f KiB", b / 1024 }'; }
 
 bench_flavour() {

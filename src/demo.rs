@@ -5,6 +5,9 @@
 
 use crate::db::Flavour;
 
+/// The example policy for the sample (also checked in as `policies/shop-media.toml`).
+pub const POLICY: &str = include_str!("../policies/shop-media.toml");
+
 /// The media service's tables, as a pattern.
 pub const SERVICE_TABLES: &str = "shop.media_*";
 
@@ -25,7 +28,7 @@ pub fn sample_sql(flavour: Flavour) -> Vec<String> {
         "GRANT SELECT, INSERT, UPDATE, DELETE ON shop.media_attachments TO 'svc_media'@'%'",
         "GRANT SELECT, INSERT, UPDATE, DELETE ON shop.media_variants TO 'svc_media'@'%'",
         "CREATE USER 'svc_orders'@'%' IDENTIFIED BY 'demo-orders-pw'",
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON shop.* TO 'svc_orders'@'%'",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, EXECUTE ON shop.* TO 'svc_orders'@'%'",
         "CREATE USER 'svc_reports'@'%' IDENTIFIED BY 'demo-reports-pw'",
         "GRANT SELECT ON `sho%`.* TO 'svc_reports'@'%'",
         "CREATE USER 'svc_billing'@'%' IDENTIFIED BY 'demo-billing-pw'",

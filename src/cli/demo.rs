@@ -10,17 +10,51 @@ use crate::{access, demo, inventory, report};
 use mysql_async::prelude::Queryable;
 use std::time::Duration;
 
+/// A named temporary file holding `text` (removed on drop).
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn tempfile_with(text: &str) -> anyhow::Result<TempFile> {
+    let p = std::env::temp_dir().join(format!("privfence-demo-policy-{}.toml", std::process::id()));
+    std::fs::write(&p, text)?;
+    Ok(TempFile(p))
+}
+
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Which server to run the demo on.
     #[arg(long, value_enum, default_value_t = FlavourArg::Mariadb)]
     pub flavour: FlavourArg,
+    /// Keep the sandbox running afterwards (in .sandbox/demo-<flavour>) to try other commands
+    /// on it; `privfence sandbox down --dir .sandbox/demo-<flavour>` removes it.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let flavour = args.flavour.into();
     out.status(&format!("starting a throwaway {flavour} primary and replica on loopback ..."));
-    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await?;
+    let mut opts = SandboxOptions::new(flavour, Topology::PrimaryReplica);
+    if args.keep {
+        let dir = std::path::PathBuf::from(".sandbox").join(format!("demo-{}", flavour.name()));
+        if dir.join("sandbox.json").exists() {
+            anyhow::bail!("{} already holds a sandbox; `privfence sandbox down --dir {}` removes it", dir.display(), dir.display());
+        }
+        opts.dir = Some(dir);
+        opts.watch_pid = None;
+    }
+    let sb = Sandbox::start(opts).await?;
     out.status(&sb.connect_help());
     let mut admin = sb.primary.conn().await?;
     for stmt in demo::sample_sql(flavour) {
@@ -51,6 +85,36 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let tables = access::resolve_tables(&inv, &[demo::SERVICE_TABLES.to_string()])?;
     out.data(&format!("== Who can touch the media service's tables ({})\n", demo::SERVICE_TABLES));
     out.data(&report::access::table(&access::analyse(&inv, &tables)));
-    sb.destroy()?;
+    let today = chrono::Local::now().date_naive();
+    let policy_file = tempfile_with(demo::POLICY)?;
+    let policy = crate::policy::load(policy_file.path(), today).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let audit = crate::audit::ServerAudit {
+        name: "demo primary".into(),
+        target: spec.target(),
+        flavour: Some(inv.server.flavour),
+        version: Some(inv.server.version_string.clone()),
+        error: None,
+        findings: crate::audit::findings(&inv, &policy, today),
+        warnings: vec![],
+        replicas: vec![],
+    };
+    let mut report = crate::audit::AuditReport {
+        format: crate::audit::AUDIT_FORMAT,
+        generated_at: chrono::Utc::now(),
+        policy: vec!["policies/shop-media.toml".into()],
+        servers: vec![audit],
+        baseline: None,
+        exit_code: 0,
+    };
+    report.exit_code = report.compute_exit_code();
+    out.data("== Audit against policies/shop-media.toml (privfence audit)\n");
+    out.data(&report::audit::table(&report));
+    if args.keep {
+        out.status(&format!("the sandbox keeps running: {}", sb.dir.display()));
+        out.status(&format!("try: privfence audit --policy policies --defaults-file {}", sb.primary.client_cnf.display()));
+        out.status(&format!("remove it with: privfence sandbox down --dir {}", sb.dir.display()));
+    } else {
+        sb.destroy()?;
+    }
     Ok(if mismatches.is_empty() { ExitCode::Ok } else { ExitCode::Found })
 }
