@@ -230,8 +230,46 @@ async fn run(flavour: Flavour, tag: &str) {
     c.disconnect().await.ok();
     let left: Option<i64> = admin.query_first(format!("SELECT COUNT(*) FROM {}", n.t(&n.shop, "media_fk").sql())).await.unwrap();
     assert_eq!(left, Some(0), "the cascade deleted the child row");
+
+    // Event: the scheduler runs it as its definer, who writes media.
+    let ev = format!("{}.{}", qi(&n.uni), qi("copy ev"));
+    admin
+        .query_drop(format!(
+            "CREATE DEFINER={} EVENT {ev} ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL 1 SECOND DO INSERT INTO {media} (id, v) VALUES (4242, 'from event')",
+            schema_acct_of(tag).sql()
+        ))
+        .await
+        .unwrap();
+    let (_, inv0) = inventory(sb).await;
+    let before = access::analyse(&inv0, &[media.clone()]);
+    assert!(
+        !before.entries.iter().any(|e| matches!(&e.via, Via::Definer { object_kind, .. } if object_kind == "event")),
+        "{flavour}: no event path while the definer lacks EVENT on the event's schema"
+    );
+    admin.query_drop(format!("GRANT EVENT ON {}.* TO {}", SchemaPattern::exact(&n.uni).sql(), schema_acct_of(tag).sql())).await.unwrap();
+    admin.query_drop("SET GLOBAL event_scheduler = ON").await.unwrap();
+    let (_, inv) = inventory(sb).await;
+    let report = access::analyse(&inv, &[media.clone()]);
+    assert!(
+        report.entries.iter().any(|e| e.account == schema_acct_of(tag) && matches!(&e.via, Via::Definer { object_kind, entry, .. } if object_kind == "event" && matches!(**entry, Via::Scheduler))),
+        "{flavour}: event path"
+    );
+    let mut ran = false;
+    for _ in 0..50 {
+        let n: Option<i64> = admin.query_first(format!("SELECT COUNT(*) FROM {media} WHERE id = 4242")).await.unwrap();
+        if n == Some(1) {
+            ran = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ran, "{flavour}: the event wrote media as its definer");
     admin.disconnect().await.ok();
     server.close().await;
+}
+
+fn schema_acct_of(tag: &str) -> AccountName {
+    acct(&format!("pf{tag}_schema"), "%")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,6 +267,26 @@ impl<'a> Index<'a> {
         set
     }
 
+    /// Schema-level privileges of `account` on `schema` through every path (global and schema
+    /// grants, roles, PUBLIC, mandatory roles).
+    pub fn all_schema_privileges(&self, account: &AccountName, schema: &str) -> PrivSet {
+        let of = |h: &AccountName| -> PrivSet {
+            let mut set = self.global_all(h);
+            for g in self.schema_rows(h, schema) {
+                set.extend(Self::with_option(g));
+            }
+            set
+        };
+        let mut set = of(account);
+        for chain in self.role_chains(account) {
+            set.extend(of(chain.last().expect("non-empty")));
+        }
+        for (holder, _) in self.everyone() {
+            set.extend(of(&holder));
+        }
+        set
+    }
+
     /// Routine privileges of `account` through every path.
     pub fn all_routine_privileges(&self, account: &AccountName, schema: &str, name: &str) -> PrivSet {
         let mut set: PrivSet = self.direct_routine(account, schema, name).into_iter().flat_map(|(_, s)| s).collect();

@@ -240,6 +240,11 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
     }
     for ev in &objects.events {
         let Some(definer) = &ev.definer else { continue };
+        // The scheduler runs an event only while its definer holds EVENT on the event's schema
+        // (seen on both flavours: "Access denied ... to database" otherwise).
+        if !ix.all_schema_privileges(definer, &ev.schema).contains(&Privilege::known("EVENT")) {
+            continue;
+        }
         let label = format!("event {}.{}", crate::model::ident::quote_ident(&ev.schema), crate::model::ident::quote_ident(&ev.name));
         let (reach, unresolved) = d.reach_body(&ev.body, &ev.schema, definer, label, &[], &mut HashSet::new());
         let locked = ix.inv.account(definer).is_some_and(|a| a.locked);
