@@ -25,6 +25,7 @@ pub mod inventory;
 pub mod model;
 pub mod notify;
 pub mod output;
+pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod sandbox;

@@ -81,7 +81,7 @@ impl<'a> Index<'a> {
         row.host == holder.host || (wildcard_sort_key(&holder.host) == 128 && host_matches(&row.host, &holder.host))
     }
 
-    fn with_option(g: &Grant) -> PrivSet {
+    pub fn with_option(g: &Grant) -> PrivSet {
         let mut set = g.privileges.clone();
         if g.grant_option {
             set.insert(Privilege::known("GRANT OPTION"));
@@ -112,8 +112,9 @@ impl<'a> Index<'a> {
         self.global.get(holder).into_iter().flatten().flat_map(|g| Self::with_option(g)).collect()
     }
 
-    /// The schema rows that apply to `holder` for `schema`: the first by sort order (ties unioned).
-    pub fn schema_rows(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
+    /// Every schema row that matches `schema` for `holder`, in no order: its own rows, rows of
+    /// anonymous users, and rows whose host applies to its host.
+    pub fn schema_candidates(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
         let literal = self.inv.server.partial_revokes;
         let mut rows: Vec<&Grant> = Vec::new();
         let anonymous_ok = !holder.host.is_empty(); // roles and PUBLIC only have their own rows
@@ -127,12 +128,25 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let key = |g: &Grant| {
-            let GrantObject::Schema { pattern } = &g.object else { unreachable!() };
-            (wildcard_sort_key(&g.grantee.host), pattern.sort_key(), wildcard_sort_key(&g.grantee.user))
-        };
-        let Some(best) = rows.iter().map(|g| key(g)).max() else { return vec![] };
-        rows.into_iter().filter(|g| key(g) == best).collect()
+        rows
+    }
+
+    /// The server's order key of a schema row (higher applies first).
+    pub fn schema_row_key(g: &Grant) -> (u32, u32, u32) {
+        let GrantObject::Schema { pattern } = &g.object else { return (0, 0, 0) };
+        (wildcard_sort_key(&g.grantee.host), pattern.sort_key(), wildcard_sort_key(&g.grantee.user))
+    }
+
+    /// Of `rows`, those that apply: the first by sort order (ties unioned: their order is not
+    /// defined by the server, so the conservative answer takes all).
+    pub fn first_rows<'g>(rows: Vec<&'g Grant>) -> Vec<&'g Grant> {
+        let Some(best) = rows.iter().map(|g| Self::schema_row_key(g)).max() else { return vec![] };
+        rows.into_iter().filter(|g| Self::schema_row_key(g) == best).collect()
+    }
+
+    /// The schema rows that apply to `holder` for `schema`.
+    pub fn schema_rows(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
+        Self::first_rows(self.schema_candidates(holder, schema))
     }
 
     /// Direct paths of `holder` (an account, role or PUBLIC) on `table`.

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod demo;
 pub mod doctor;
 pub mod inventory;
+pub mod plan;
 pub mod sandbox;
 
 use crate::db::{ConnectSpec, Server};
@@ -37,6 +38,9 @@ pub enum Command {
     Access(access::AccessArgs),
     /// Check servers against policies: who can touch each service's tables besides its owners.
     Audit(audit::AuditArgs),
+    /// The statements that cut one account off a service's tables, and their inverse (nothing is
+    /// executed).
+    Plan(plan::PlanArgs),
     /// What privfence's own account may do here, per command, and which signal sources exist.
     Doctor(doctor::DoctorArgs),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
@@ -53,6 +57,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Access(a) => access::run(a, out).await,
         Command::Audit(a) => audit::run(a, out).await,
         Command::Doctor(a) => doctor::run(a, out).await,
+        Command::Plan(a) => plan::run(a, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
     }

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod inventory;
+pub mod plan;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 

@@ -1,0 +1,71 @@
+//! `privfence plan`: the statements that cut one account off a service's tables, and their
+//! inverse. Nothing is executed.
+
+use super::args::ConnectArgs;
+use crate::error::ExitCode;
+use crate::output::Output;
+use crate::plan::{self, PlanOptions};
+use crate::report;
+use std::path::PathBuf;
+
+/// Output formats of `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Sql,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// A policy file or folder.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The service whose tables the account loses.
+    #[arg(long)]
+    pub service: String,
+    /// `'user'@'host'`, or a bare user name for all its host rows.
+    #[arg(long)]
+    pub account: String,
+    /// Plan even though the account is the DEFINER of objects that touch the service's tables
+    /// (they will fail for everyone who uses them).
+    #[arg(long)]
+    pub acknowledge_definer: bool,
+    /// Also plan the server-wide change to MariaDB's PUBLIC or MySQL's mandatory roles.
+    #[arg(long)]
+    pub include_everyone: bool,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+pub async fn run(args: PlanArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let today = chrono::Local::now().date_naive();
+    let policy = match crate::policy::load(&args.policy, today) {
+        Ok(p) => p,
+        Err(e) => {
+            out.status(&e.to_string());
+            return Ok(ExitCode::Error);
+        }
+    };
+    let mut server = super::connect(&args.connect).await?;
+    let inv = crate::inventory::take(&mut server).await?;
+    let tool = server.current_user.clone();
+    server.close().await;
+    let opts = PlanOptions { acknowledge_definer: args.acknowledge_definer, include_everyone: args.include_everyone };
+    let p = plan::build(&inv, &policy, &args.service, &args.account, &opts)?;
+    let problems = plan::grantor_problems(&inv, &tool, &p);
+    match args.format {
+        PlanFormat::Json => out.data(&report::plan::json(&p, &problems)?),
+        PlanFormat::Sql => out.data(&report::plan::sql(&p)),
+        PlanFormat::Table => out.data(&report::plan::table(&p, &problems)),
+    }
+    if p.is_empty() {
+        out.status(&format!("{} cannot touch the tables of service {:?}: nothing to do", p.accounts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", "), p.service));
+    }
+    for w in &problems {
+        out.warn(&format!("privfence's account could not apply or undo this plan: {w}"));
+    }
+    Ok(ExitCode::Ok)
+}

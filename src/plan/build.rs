@@ -1,0 +1,358 @@
+//! Building a plan: resolve the service and the account(s), analyse their access, and rewrite
+//! every path the account's own grants (or its roles) give it to the service's tables.
+
+use super::rewrite::{Ops, Privs};
+use super::{fingerprint, Alternative, Change, Plan, Step, StepKind, PLAN_FORMAT};
+use crate::access::{self, index::Index, Entry, Via};
+use crate::db::Flavour;
+use crate::model::sql::grantee_sql;
+use crate::model::{AccountName, GrantObject, Inventory, TableName};
+use crate::policy::Policy;
+use std::collections::BTreeSet;
+
+/// Choices the operator makes when building a plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// The account is the DEFINER of objects that touch the service's tables; cutting it breaks
+    /// every account that uses them. Without this, such a plan is refused.
+    pub acknowledge_definer: bool,
+    /// Include the server-wide change to MariaDB's PUBLIC or MySQL's mandatory roles (their
+    /// blast radius is every account).
+    pub include_everyone: bool,
+}
+
+/// Why no plan could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The policy has no such service.
+    #[error("no service {0:?} in the policy (services: {1})")]
+    UnknownService(String, String),
+    /// The service's patterns match no table on this server.
+    #[error("service {0:?} matches no table on this server")]
+    NoTables(String),
+    /// No such account.
+    #[error("no account {0} on this server; `privfence inventory` lists the accounts")]
+    UnknownAccount(String),
+    /// The account name is malformed.
+    #[error("{0}")]
+    BadAccount(String),
+    /// Other host rows of the same user also reach the service's tables.
+    #[error("other host rows of {user:?} also reach the service's tables: {rows}; plan them too by naming the bare user ({user}), or one at a time")]
+    OtherHostRows { user: String, rows: String },
+    /// The account is the DEFINER of objects that touch the service's tables.
+    #[error("{account} is the DEFINER of {objects}, which touch the service's tables: cutting it breaks every account that uses them. Re-run with --acknowledge-definer to plan it anyway")]
+    DefinerObjects { account: String, objects: String },
+}
+
+/// Resolves `'u'@'h'` or a bare user name (all its host rows) to existing accounts.
+fn accounts(inv: &Inventory, spec: &str) -> Result<(Vec<AccountName>, bool), PlanError> {
+    let bare = !spec.contains('@');
+    let parsed = AccountName::parse(spec).map_err(|e| PlanError::BadAccount(format!("account {spec:?}: {e}")))?;
+    let found: Vec<AccountName> = if bare {
+        inv.login_accounts().filter(|a| a.name.user == parsed.user).map(|a| a.name.clone()).collect()
+    } else {
+        inv.login_accounts().filter(|a| a.name == parsed).map(|a| a.name.clone()).collect()
+    };
+    if found.is_empty() {
+        return Err(PlanError::UnknownAccount(if bare { format!("named {:?}", parsed.user) } else { parsed.sql() }));
+    }
+    Ok((found, bare))
+}
+
+/// Builds the plan that cuts `account` off `service`'s tables.
+pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let svc = policy.service(service).ok_or_else(|| {
+        PlanError::UnknownService(service.into(), policy.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))
+    })?;
+    let ci = inv.server.lower_case_table_names != 0;
+    let tables = svc.matching(inv.objects.tables.iter().map(|t| &t.name), ci);
+    if tables.is_empty() {
+        return Err(PlanError::NoTables(service.into()));
+    }
+    let (accts, bare) = accounts(inv, account)?;
+    let report = access::analyse(inv, &tables);
+    if !bare {
+        let user = &accts[0].user;
+        let others: BTreeSet<String> = report.entries.iter().filter(|e| &e.account.user == user && !accts.contains(&e.account)).map(|e| e.account.sql()).collect();
+        if !others.is_empty() {
+            return Err(PlanError::OtherHostRows { user: user.clone(), rows: others.into_iter().collect::<Vec<_>>().join(", ") });
+        }
+    }
+    check_definer(&report.entries, &accts, opts)?;
+    let ix = Index::new(inv);
+    let mut plan = Plan {
+        format: PLAN_FORMAT,
+        service: service.into(),
+        accounts: accts.clone(),
+        tables: tables.clone(),
+        fingerprint: String::new(),
+        steps: vec![],
+        changes: vec![],
+        warnings: vec![],
+        alternatives: vec![],
+    };
+    let mut grants: Vec<Step> = Vec::new();
+    let mut revokes: Vec<Step> = Vec::new();
+    let mut roles_involved: BTreeSet<AccountName> = BTreeSet::new();
+    let partial = inv.server.flavour == Flavour::MySql && inv.server.partial_revokes;
+    for a in &accts {
+        let entries: Vec<&Entry> = report.entries.iter().filter(|e| &e.account == a).collect();
+        let mut ops = Ops::new(&ix, a.clone());
+        ops.table_grants(&tables);
+        ops.schema_rows(&tables);
+        ops.global(&tables, partial);
+        objects_used(&ix, &mut ops, &entries, &mut plan.warnings);
+        let (g, r) = ops.steps();
+        grants.extend(g);
+        revokes.extend(r);
+        plan.changes.extend(ops.changes);
+        plan.warnings.extend(ops.warnings);
+        for e in &entries {
+            if let Via::Role { chain, .. } = &e.via {
+                roles_involved.extend(chain.iter().cloned());
+            }
+        }
+        roles(&ix, a, &entries, &tables, &mut grants, &mut revokes, &mut plan);
+    }
+    everyone(&ix, &report.entries, &tables, opts, &mut grants, &mut revokes, &mut plan);
+    plan.steps = number(grants.into_iter().chain(revokes).collect());
+    plan.fingerprint = fingerprint::of(inv, &accts, &roles_involved, &tables);
+    Ok(plan)
+}
+
+fn number(mut steps: Vec<Step>) -> Vec<Step> {
+    for (i, s) in steps.iter_mut().enumerate() {
+        s.id = format!("{:02}-{}", i + 1, if s.kind == StepKind::Grant { "grant" } else { "revoke" });
+    }
+    steps
+}
+
+fn check_definer(entries: &[Entry], accts: &[AccountName], opts: &PlanOptions) -> Result<(), PlanError> {
+    let mut objects: BTreeSet<String> = BTreeSet::new();
+    for e in entries {
+        match &e.via {
+            Via::Definer { object_kind, object, definer: Some(d), .. } | Via::UnresolvedDefiner { object_kind, object, definer: Some(d), .. } if accts.contains(d) => {
+                objects.insert(format!("{object_kind} {object}"));
+            }
+            _ => {}
+        }
+    }
+    if objects.is_empty() || opts.acknowledge_definer {
+        return Ok(());
+    }
+    Err(PlanError::DefinerObjects { account: accts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", "), objects: objects.into_iter().collect::<Vec<_>>().join(", ") })
+}
+
+/// Paths through other objects: a definer view or routine the account may use is taken away
+/// (its grant on the object is revoked); the rest are warnings.
+fn objects_used(ix: &Index, ops: &mut Ops, entries: &[&Entry], warnings: &mut Vec<String>) {
+    for e in entries {
+        match &e.via {
+            Via::Definer { object_kind, object, entry, .. } if matches!(**entry, Via::Table | Via::Column { .. }) => {
+                let target = ix.inv.grants.iter().find(|g| {
+                    g.grantee == e.account
+                        && match (&g.object, object_kind.as_str()) {
+                            (GrantObject::Table { table } | GrantObject::Column { table, .. }, "view") => &table.sql() == object,
+                            (GrantObject::Routine { schema, name, .. }, "procedure" | "function") => {
+                                format!("{}.{}", crate::model::ident::quote_ident(schema), crate::model::ident::quote_ident(name)) == *object
+                            }
+                            _ => false,
+                        }
+                });
+                match target {
+                    Some(g) => {
+                        ops.revoke_row(g, format!("its grant on {object_kind} {object}, a definer object that reaches the service's tables"));
+                        ops.change(format!("loses access to {object_kind} {object} entirely (it also reaches the service's tables)"));
+                    }
+                    None => warnings.push(format!("{} reaches {} through {object_kind} {object}; {}", e.account.sql(), e.table.sql(), e.via.describe())),
+                }
+            }
+            Via::Definer { .. } | Via::UnresolvedDefiner { .. } | Via::ForeignKey { .. } | Via::Proxy { .. } => {
+                warnings.push(format!("{} also reaches {} by a path this plan does not cut: {}", e.account.sql(), e.table.sql(), e.via.describe()));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Members of a role (accounts that hold it directly or through other roles).
+fn members(ix: &Index, role: &AccountName) -> Vec<AccountName> {
+    ix.inv.login_accounts().filter(|a| ix.role_chains(&a.name).iter().any(|c| c.contains(&role))).map(|a| a.name.clone()).collect()
+}
+
+/// Roles that reach the service's tables: either edit the role, or take it away from the
+/// account and give it the role's other privileges directly.
+fn roles(ix: &Index, a: &AccountName, entries: &[&Entry], tables: &[TableName], grants: &mut Vec<Step>, revokes: &mut Vec<Step>, plan: &mut Plan) {
+    let mut top: BTreeSet<AccountName> = BTreeSet::new();
+    let mut holders: BTreeSet<AccountName> = BTreeSet::new();
+    for e in entries {
+        if let Via::Role { chain, .. } = &e.via {
+            top.insert(chain[0].clone());
+            holders.insert(chain.last().expect("non-empty").clone());
+        }
+    }
+    let partial = ix.inv.server.flavour == Flavour::MySql && ix.inv.server.partial_revokes;
+    for d in top {
+        // Option 1: edit every role of d's closure that holds service-table privileges.
+        let mut edit_steps = (Vec::new(), Vec::new());
+        let mut edit_changes = Vec::new();
+        let mut affected: BTreeSet<AccountName> = BTreeSet::new();
+        for h in holders.iter().filter(|h| **h == d || ix.role_chains(&d).iter().any(|c| c.last() == Some(h))) {
+            let mut ops = Ops::new(ix, h.clone());
+            ops.table_grants(tables);
+            ops.schema_rows(tables);
+            ops.global(tables, partial);
+            let (g, r) = ops.steps();
+            edit_steps.0.extend(g);
+            edit_steps.1.extend(r);
+            edit_changes.extend(ops.changes);
+            affected.extend(members(ix, h));
+        }
+        let others: Vec<AccountName> = affected.iter().filter(|m| *m != a).cloned().collect();
+        let edit = Alternative {
+            name: format!("edit role {}", d.sql()),
+            proposed: others.is_empty(),
+            description: if others.is_empty() {
+                format!("Rewrite the role's grants; {} is its only member", a.sql())
+            } else {
+                format!("Rewrite the role's grants; this also cuts its other members: {}", others.iter().map(|m| m.sql()).collect::<Vec<_>>().join(", "))
+            },
+            steps: number(edit_steps.0.iter().chain(&edit_steps.1).cloned().collect()),
+            changes: edit_changes,
+        };
+        // Option 2: revoke d from the account; give it d's other privileges directly.
+        let (take_steps, take_changes) = take_role(ix, a, &d, tables);
+        let take = Alternative {
+            name: format!("take role {} from {}", d.sql(), a.sql()),
+            proposed: !others.is_empty(),
+            description: format!("Revoke {} from {} and grant it the role's other privileges directly; the role and its other members are untouched", d.sql(), a.sql()),
+            steps: number(take_steps.0.iter().chain(&take_steps.1).cloned().collect()),
+            changes: take_changes,
+        };
+        let (chosen, other) = if edit.proposed { (edit, take) } else { (take, edit) };
+        plan.warnings.push(format!("{} reaches the service's tables through role {}: proposed: {}; alternative: {}", a.sql(), d.sql(), chosen.name, other.name));
+        let (g, r): (Vec<Step>, Vec<Step>) = chosen.steps.iter().cloned().partition(|s| s.kind == StepKind::Grant);
+        grants.extend(g);
+        revokes.extend(r);
+        plan.changes.extend(chosen.changes.clone());
+        plan.alternatives.push(chosen);
+        plan.alternatives.push(other);
+    }
+}
+
+/// Steps that revoke role `d` from `a` and grant `a` directly what `d` (and the roles under it)
+/// gave on everything but the service's tables. Sub-roles that do not reach the tables are
+/// granted directly; default-role status is restored by the inverse.
+fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName]) -> ((Vec<Step>, Vec<Step>), Vec<Change>) {
+    let flavour = ix.inv.server.flavour;
+    let mut ops = Ops::new(ix, a.clone());
+    let mut direct_roles: Vec<AccountName> = Vec::new();
+    let reaches = |r: &AccountName| tables.iter().any(|t| !ix.direct(r, t).is_empty() || ix.via_roles(r, |x| ix.direct(x, t)).iter().any(|_| true));
+    let mut queue = vec![d.clone()];
+    let mut seen = BTreeSet::new();
+    while let Some(r) = queue.pop() {
+        if !seen.insert(r.clone()) {
+            continue;
+        }
+        for g in ix.inv.grants.iter().filter(|g| g.grantee == r) {
+            copy_grant(ix, &mut ops, g, tables);
+        }
+        for child in ix.inv.role_grants.iter().filter(|x| x.grantee == r) {
+            if reaches(&child.role) {
+                queue.push(child.role.clone());
+            } else if !direct_roles.contains(&child.role) {
+                direct_roles.push(child.role.clone());
+            }
+        }
+    }
+    let (mut grants, mut revokes) = ops.steps();
+    let who = grantee_sql(a, flavour);
+    for r in direct_roles {
+        let role = grantee_sql(&r, flavour);
+        grants.push(Step { id: String::new(), account: a.clone(), kind: StepKind::Grant, forward: format!("GRANT {role} TO {who}"), inverse: format!("REVOKE {role} FROM {who}"), why: format!("keeps role {} that {} gave", r.sql(), d.sql()) });
+    }
+    let admin = ix.inv.role_grants.iter().any(|x| &x.grantee == a && &x.role == d && x.admin);
+    let role = grantee_sql(d, flavour);
+    let defaults: Vec<&AccountName> = ix.inv.default_roles.iter().filter(|x| &x.account == a).map(|x| &x.role).collect();
+    if defaults.contains(&d) {
+        // Its own step, before the role is revoked: the inverse then re-grants the role first
+        // and makes it a default role again after.
+        let list = |rs: &[&AccountName]| if rs.is_empty() { "NONE".to_string() } else { rs.iter().map(|r| grantee_sql(r, flavour)).collect::<Vec<_>>().join(", ") };
+        let rest: Vec<&AccountName> = defaults.iter().copied().filter(|r| *r != d).collect();
+        let (forward, inverse) = match flavour {
+            Flavour::MariaDb => (format!("SET DEFAULT ROLE NONE FOR {who}"), format!("SET DEFAULT ROLE {role} FOR {who}")),
+            Flavour::MySql => (format!("ALTER USER {who} DEFAULT ROLE {}", list(&rest)), format!("ALTER USER {who} DEFAULT ROLE {}", list(&defaults))),
+        };
+        revokes.push(Step { id: String::new(), account: a.clone(), kind: StepKind::Revoke, forward, inverse, why: format!("{} is a default role", d.sql()) });
+    }
+    let inverse = format!("GRANT {role} TO {who}{}", if admin { " WITH ADMIN OPTION" } else { "" });
+    revokes.push(Step { id: String::new(), account: a.clone(), kind: StepKind::Revoke, forward: format!("REVOKE {role} FROM {who}"), inverse, why: format!("role {} reaches the service's tables", d.sql()) });
+    let mut changes = ops.changes.clone();
+    changes.push(Change { account: a.clone(), detail: format!("no longer holds role {}: later changes to the role do not reach it", d.sql()) });
+    ((grants, revokes), changes)
+}
+
+/// Copies one of a role's grants to the account, minus the service's tables: exact rows for
+/// every schema a schema-level or global table privilege covered, per-table grants in the
+/// service schemas.
+fn copy_grant(ix: &Index, ops: &mut Ops, g: &crate::model::Grant, tables: &[TableName]) {
+    let inv = ix.inv;
+    let ci = inv.server.lower_case_table_names != 0;
+    let privs = Privs { set: g.privileges.clone(), option: g.grant_option };
+    match &g.object {
+        GrantObject::Table { table } | GrantObject::Column { table, .. } if tables.iter().any(|t| ix.same_table(t, table)) => {}
+        GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => ops.desire(g.object.clone(), privs, format!("given by role {}", g.grantee.sql())),
+        GrantObject::Global | GrantObject::Schema { .. } => {
+            let service_schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+            let table_privs: crate::model::PrivSet = g.privileges.iter().filter(|p| crate::model::privilege::TABLE_PRIVILEGES.contains(&p.as_str())).cloned().collect();
+            let rest = Privs { set: g.privileges.iter().filter(|p| !table_privs.contains(*p)).cloned().collect(), option: g.grant_option };
+            if g.object == GrantObject::Global {
+                ops.desire(GrantObject::Global, rest, format!("given by role {}", g.grantee.sql()));
+            }
+            let matches = |x: &str| match &g.object {
+                GrantObject::Schema { pattern } => pattern.matches(x, ci, inv.server.partial_revokes),
+                _ => true,
+            };
+            for x in inv.objects.schemas.iter().filter(|x| matches(x) && *x != "information_schema") {
+                if service_schemas.contains(x.as_str()) {
+                    for t in inv.objects.tables.iter().filter(|t| &t.name.schema == x && !tables.contains(&t.name)) {
+                        let set = table_privs.iter().filter(|p| inv.levels.table.contains(*p)).cloned().collect();
+                        ops.desire(GrantObject::Table { table: t.name.clone() }, Privs { set, option: g.grant_option }, format!("given by role {} on `{x}`", g.grantee.sql()));
+                    }
+                } else {
+                    let mut want = Privs { set: if g.object == GrantObject::Global { table_privs.clone() } else { g.privileges.clone() }, option: g.grant_option };
+                    // The new exact row shadows the account's own wildcard rows: carry them.
+                    want.union(&Privs::of(&ix.schema_rows(&ops.grantee, x)));
+                    ops.desire(GrantObject::Schema { pattern: crate::model::SchemaPattern::exact(x) }, want, format!("given by role {}", g.grantee.sql()));
+                }
+            }
+        }
+    }
+}
+
+/// PUBLIC (MariaDB) and mandatory roles (MySQL): every account's access. Reported always;
+/// planned only with `include_everyone`.
+fn everyone(ix: &Index, entries: &[Entry], tables: &[TableName], opts: &PlanOptions, grants: &mut Vec<Step>, revokes: &mut Vec<Step>, plan: &mut Plan) {
+    let holders: BTreeSet<AccountName> = entries.iter().filter(|e| matches!(e.via, Via::Public { .. } | Via::Mandatory { .. })).map(|e| e.account.clone()).collect();
+    let partial = ix.inv.server.flavour == Flavour::MySql && ix.inv.server.partial_revokes;
+    for h in holders {
+        let kind = if h.user == "PUBLIC" && h.host.is_empty() { "PUBLIC" } else { "mandatory role" };
+        if !opts.include_everyone {
+            plan.warnings.push(format!(
+                "{kind} {} gives every account access to the service's tables; this plan does not change it (blast radius: all {} accounts). Re-run with --include-everyone to plan it",
+                h.sql(),
+                ix.inv.login_accounts().count()
+            ));
+            continue;
+        }
+        let mut ops = Ops::new(ix, h.clone());
+        ops.table_grants(tables);
+        ops.schema_rows(tables);
+        ops.global(tables, partial);
+        let (g, r) = ops.steps();
+        grants.extend(g);
+        revokes.extend(r);
+        plan.changes.extend(ops.changes);
+        plan.changes.push(Change { account: h.clone(), detail: format!("{kind}: the change applies to every account on the server") });
+    }
+}

@@ -1,0 +1,41 @@
+//! The fingerprint of what a plan was computed from: the involved grantees' normalised grants
+//! and the table lists of the affected schemas. FNV-1a 64, stable across Rust versions.
+
+use crate::inventory::showgrants::atoms;
+use crate::model::sql::account_grants_sql;
+use crate::model::{AccountName, Inventory, TableName};
+use std::collections::BTreeSet;
+
+fn fnv(bytes: &[u8], mut h: u64) -> u64 {
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The canonical text the fingerprint hashes (useful to explain a mismatch).
+pub fn material(inv: &Inventory, accounts: &[AccountName], roles: &BTreeSet<AccountName>, tables: &[TableName]) -> String {
+    let mut lines: BTreeSet<String> = BTreeSet::new();
+    let public = AccountName::new("PUBLIC", "");
+    for a in accounts.iter().chain(roles).chain(std::iter::once(&public)).chain(&inv.mandatory_roles) {
+        for sql in account_grants_sql(inv, a) {
+            for atom in atoms(&sql, inv.server.flavour, &inv.levels, a).unwrap_or_default() {
+                lines.insert(format!("{} {atom}", a.sql()));
+            }
+        }
+    }
+    let schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
+    for t in inv.objects.tables.iter().filter(|t| schemas.contains(t.name.schema.as_str())) {
+        lines.insert(format!("TABLE {}", t.name.sql()));
+    }
+    for s in &inv.objects.schemas {
+        lines.insert(format!("SCHEMA {s}"));
+    }
+    lines.into_iter().collect::<Vec<_>>().join("\n")
+}
+
+/// `fnv1a64:<hex>` of [`material`].
+pub fn of(inv: &Inventory, accounts: &[AccountName], roles: &BTreeSet<AccountName>, tables: &[TableName]) -> String {
+    format!("fnv1a64:{:016x}", fnv(material(inv, accounts, roles, tables).as_bytes(), 0xcbf29ce484222325))
+}
