@@ -81,6 +81,42 @@ pub async fn login_from(s: &sandbox::Server, user: &str, password: &str, source:
     Conn::new(opts).await
 }
 
+/// Like [`login_from`], with a default database (as a pool's DSN would set it).
+pub async fn login_from_db(s: &sandbox::Server, user: &str, password: &str, source: Ipv4Addr, db: &str) -> Result<Conn, mysql_async::Error> {
+    let port = forwarder(source, SocketAddr::new(s.host.parse().unwrap(), s.port)).await;
+    let opts: Opts = OptsBuilder::default()
+        .ip_or_hostname("127.0.0.1")
+        .tcp_port(port)
+        .user(Some(user))
+        .pass(Some(password))
+        .db_name(Some(db))
+        .prefer_socket(false)
+        .into();
+    Conn::new(opts).await
+}
+
+/// Canonical grants (normalised atoms) of some grantees, for before/after comparisons.
+pub fn canonical(inv: &Inventory, who: &[privfence::model::AccountName]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for a in who {
+        for sql in privfence::model::sql::account_grants_sql(inv, a) {
+            for atom in privfence::inventory::showgrants::atoms(&sql, inv.server.flavour, &inv.levels, a).unwrap() {
+                out.insert(format!("{} {atom}", a.sql()));
+            }
+        }
+    }
+    out
+}
+
+/// Schema-level probes (privileges that cannot be granted per table).
+pub fn schema_probes(schema: &str, table: &privfence::model::TableName) -> Vec<Probe> {
+    let q = privfence::model::ident::quote_ident(schema);
+    vec![
+        Probe { name: "CREATE TEMPORARY TABLES".into(), sql: vec![format!("CREATE TEMPORARY TABLE {q}.`pf_tmp` (x INT)"), format!("DROP TEMPORARY TABLE {q}.`pf_tmp`")], needs: vec![("CREATE TEMPORARY TABLES".into(), None)] },
+        Probe { name: "LOCK TABLES".into(), sql: vec![format!("LOCK TABLES {} READ", table.sql()), "UNLOCK TABLES".into()], needs: vec![("LOCK TABLES".into(), None), ("SELECT".into(), None)] },
+    ]
+}
+
 /// One statement sequence and the privileges it needs (privilege, optional column).
 #[derive(Debug, Clone)]
 pub struct Probe {

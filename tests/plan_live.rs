@@ -1,0 +1,240 @@
+//! The revoke planner on real servers, both flavours: for a matrix of grant shapes (with names
+//! that need quoting), applying the forward statements denies every privilege on the service's
+//! tables and leaves every other object exactly as reachable as before, from a fresh connection
+//! and from one whose default schema is the service's; applying the inverse restores the
+//! canonical grants exactly.
+
+mod support;
+
+use mysql_async::prelude::*;
+use privfence::db::Flavour;
+use privfence::model::ident::quote_ident as qi;
+use privfence::model::{AccountName, SchemaPattern, TableName};
+use privfence::plan::{self, PlanOptions};
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use support::*;
+
+struct World {
+    service_schema: String,
+    other_schema: String,
+    tables: Vec<TableName>,
+    service: Vec<TableName>,
+}
+
+fn world(tag: &str) -> World {
+    let s = format!("pl{tag}_sh`op 'ü'");
+    let o = format!("pl{tag}_shox");
+    let tables = vec![
+        TableName::new(&s, "media 'a'"),
+        TableName::new(&s, "media_b"),
+        TableName::new(&s, "orders"),
+        TableName::new(&s, "odd `t`"),
+        TableName::new(&o, "orders"),
+    ];
+    let service = tables[..2].to_vec();
+    World { service_schema: s, other_schema: o, tables, service }
+}
+
+/// Probe results of one account on every table (fresh connection, then default schema).
+async fn observe(sb: &privfence::sandbox::Sandbox, w: &World, a: &AccountName, ip: Ipv4Addr) -> Vec<(String, Option<u16>)> {
+    let mut out = Vec::new();
+    let pw = format!("pw-{}", a.user);
+    let fresh = login_from(&sb.primary, &a.user, &pw, ip).await.ok();
+    let in_schema = login_from_db(&sb.primary, &a.user, &pw, ip, &w.service_schema).await.ok();
+    for (label, conn) in [("fresh", fresh), ("default schema", in_schema)] {
+        let mut conn = conn;
+        for t in &w.tables {
+            let mut probes = table_probes(t);
+            probes.extend(schema_probes(&t.schema, t));
+            let results = match conn.as_mut() {
+                Some(c) => run_probes(c, &probes).await,
+                None => vec![Some(1044); probes.len()],
+            };
+            for (p, r) in probes.iter().zip(results) {
+                out.push((format!("{label} {} {t}", p.name), r));
+            }
+        }
+        if let Some(c) = conn {
+            c.disconnect().await.ok();
+        }
+    }
+    out
+}
+
+async fn apply(sb: &privfence::sandbox::Sandbox, stmts: &[String]) {
+    admin_exec(sb, stmts).await;
+}
+
+async fn matrix(flavour: Flavour, tag: &str) {
+    let sb = sandbox(flavour);
+    let w = world(tag);
+    let (s, o) = (qi(&w.service_schema), qi(&w.other_schema));
+    let u = |x: &str| AccountName::new(format!("pl{tag}_{x}"), "%");
+    let role = |x: &str| match flavour {
+        Flavour::MariaDb => qi(&format!("pl{tag}_{x}")),
+        Flavour::MySql => format!("{}@'%'", qi(&format!("pl{tag}_{x}"))),
+    };
+    let mut sql = vec![format!("CREATE DATABASE {s}"), format!("CREATE DATABASE {o}")];
+    for t in &w.tables {
+        sql.push(format!("CREATE TABLE {} (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB", t.sql()));
+    }
+    let shapes = ["table", "column", "schema", "wild", "wild2", "wild3", "global", "role", "roleshared", "roleshared2"];
+    for x in shapes {
+        sql.push(format!("CREATE USER {} IDENTIFIED BY 'pw-pl{tag}_{x}'", u(x).sql()));
+    }
+    let (media_a, media_b, orders) = (w.tables[0].sql(), w.tables[1].sql(), w.tables[2].sql());
+    let exact = SchemaPattern::exact(&w.service_schema).sql();
+    sql.extend([
+        format!("GRANT SELECT, INSERT ON {media_a} TO {}", u("table").sql()),
+        format!("GRANT SELECT ON {orders} TO {}", u("table").sql()),
+        format!("GRANT SELECT (id), UPDATE (v) ON {media_b} TO {}", u("column").sql()),
+        format!("GRANT SELECT (id) ON {orders} TO {}", u("column").sql()),
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER, EXECUTE, CREATE ROUTINE, LOCK TABLES, CREATE TEMPORARY TABLES ON {exact}.* TO {} WITH GRANT OPTION",
+            u("schema").sql()
+        ),
+        // `_` unescaped: a wildcard matching the service schema and pl_shox.
+        format!("GRANT SELECT, DELETE ON {}.* TO {}", qi(&format!("pl{tag}_sh%")), u("wild").sql()),
+        format!("GRANT SELECT, UPDATE ON {}.* TO {}", qi(&format!("pl{tag}\\_sh%")), u("wild2").sql()),
+        format!("GRANT INSERT ON {}.* TO {}", SchemaPattern::exact(&w.other_schema).sql(), u("wild2").sql()),
+        // A wildcard row with privileges that cannot be granted per table: they must stay at
+        // schema level on the service schema.
+        format!("GRANT SELECT, CREATE TEMPORARY TABLES, LOCK TABLES ON {}.* TO {}", qi(&format!("pl{tag}\\_sh%")), u("wild3").sql()),
+        format!("GRANT SELECT, INSERT, PROCESS ON *.* TO {}", u("global").sql()),
+        format!("CREATE ROLE {}", role("r_own")),
+        format!("GRANT SELECT ON {media_a} TO {}", role("r_own")),
+        format!("GRANT SELECT ON {orders} TO {}", role("r_own")),
+        format!("GRANT {} TO {}", role("r_own"), u("role").sql()),
+        format!("CREATE ROLE {}", role("r_shared")),
+        format!("GRANT SELECT, UPDATE ON {exact}.* TO {}", role("r_shared")),
+        format!("GRANT {} TO {}", role("r_shared"), u("roleshared").sql()),
+        format!("GRANT {} TO {}", role("r_shared"), u("roleshared2").sql()),
+    ]);
+    sql.push(match flavour {
+        Flavour::MariaDb => format!("SET DEFAULT ROLE {} FOR {}", role("r_own"), u("role").sql()),
+        Flavour::MySql => format!("SET DEFAULT ROLE {} TO {}", role("r_own"), u("role").sql()),
+    });
+    sql.push(match flavour {
+        Flavour::MariaDb => format!("SET DEFAULT ROLE {} FOR {}", role("r_shared"), u("roleshared").sql()),
+        Flavour::MySql => format!("SET DEFAULT ROLE {} TO {}", role("r_shared"), u("roleshared").sql()),
+    });
+    apply(sb, &sql).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("p.toml");
+    let pattern = format!("{}.media*", qi(&w.service_schema));
+    std::fs::write(&pol, format!("[service.media]\ntables = [{}]\nowners = [\"pl{tag}_owner\"]\n", toml_str(&pattern))).unwrap();
+    let policy = privfence::policy::load(&pol, chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()).unwrap();
+
+    let mut failures = Vec::new();
+    for (i, x) in ["table", "column", "schema", "wild", "wild2", "wild3", "global", "role", "roleshared"].iter().enumerate() {
+        let a = u(x);
+        let ip = Ipv4Addr::new(127, 0, 1, 10 + i as u8);
+        let (_, inv) = inventory(sb).await;
+        let p = plan::build(&inv, &policy, "media", &a.sql(), &PlanOptions::default()).unwrap_or_else(|e| panic!("{flavour} {a}: {e}"));
+        assert!(!p.is_empty(), "{flavour} {a}: a plan is needed");
+        let who: Vec<AccountName> = inv.accounts.iter().map(|x| x.name.clone()).filter(|n| n.user.starts_with(&format!("pl{tag}_"))).collect();
+        let grants_before = canonical(&inv, &who);
+        let before = observe(sb, &w, &a, ip).await;
+        apply(sb, &p.forward()).await;
+        let after = observe(sb, &w, &a, ip).await;
+        for ((name, b), (_, af)) in before.iter().zip(&after) {
+            let on_service = w.service.iter().any(|t| name.ends_with(&t.to_string()));
+            let is_table_probe = !name.contains("TEMPORARY") && !name.contains("LOCK TABLES");
+            if on_service && is_table_probe && af.is_none() {
+                failures.push(format!("{flavour} {a}: still allowed after the cut: {name}"));
+            }
+            if !on_service && b != af {
+                failures.push(format!("{flavour} {a}: {name} changed from {b:?} to {af:?}"));
+            }
+        }
+        apply(sb, &p.inverse()).await;
+        let (_, inv2) = inventory(sb).await;
+        let grants_after = canonical(&inv2, &who);
+        if grants_before != grants_after {
+            let gone: Vec<&String> = grants_before.difference(&grants_after).collect();
+            let new: Vec<&String> = grants_after.difference(&grants_before).collect();
+            failures.push(format!("{flavour} {a}: the inverse did not restore the grants exactly: lost {gone:?}, gained {new:?}"));
+        }
+        let restored = observe(sb, &w, &a, ip).await;
+        if restored != before {
+            failures.push(format!("{flavour} {a}: probes after the inverse differ from before"));
+        }
+    }
+    assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+fn toml_str(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_plans_cut_exactly_and_undo_exactly() {
+    matrix(Flavour::MariaDb, "m").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_plans_cut_exactly_and_undo_exactly() {
+    matrix(Flavour::MySql, "y").await;
+}
+
+/// Clear refusals: unknown service, unknown account, other host rows, definer objects; an
+/// account without access gets an empty plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_empty_plans() {
+    let sb = sandbox(Flavour::MariaDb);
+    apply(
+        sb,
+        &[
+            "CREATE DATABASE plr".into(),
+            "CREATE TABLE plr.media (id INT PRIMARY KEY)".into(),
+            "CREATE TABLE plr.other (id INT PRIMARY KEY)".into(),
+            "CREATE USER 'plr_a'@'%' IDENTIFIED BY 'pw'".into(),
+            "CREATE USER 'plr_a'@'localhost' IDENTIFIED BY 'pw'".into(),
+            "GRANT SELECT ON plr.media TO 'plr_a'@'%'".into(),
+            "GRANT SELECT ON plr.media TO 'plr_a'@'localhost'".into(),
+            "CREATE USER 'plr_none'@'%' IDENTIFIED BY 'pw'".into(),
+            "GRANT SELECT ON plr.other TO 'plr_none'@'%'".into(),
+            "CREATE USER 'plr_def'@'%' IDENTIFIED BY 'pw'".into(),
+            "GRANT SELECT ON plr.* TO 'plr_def'@'%'".into(),
+            "CREATE DEFINER='plr_def'@'%' SQL SECURITY DEFINER VIEW plr.v AS SELECT id FROM plr.media".into(),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("p.toml");
+    std::fs::write(&pol, "[service.media]\ntables = [\"plr.media\"]\nowners = [\"plr_owner\"]\n").unwrap();
+    let policy = privfence::policy::load(&pol, chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()).unwrap();
+    let (_, inv) = inventory(sb).await;
+    let o = PlanOptions::default();
+    let e = plan::build(&inv, &policy, "nosuch", "'plr_a'@'%'", &o).unwrap_err().to_string();
+    assert!(e.contains("no service \"nosuch\"") && e.contains("media"), "{e}");
+    let e = plan::build(&inv, &policy, "media", "'plr_ghost'@'%'", &o).unwrap_err().to_string();
+    assert!(e.contains("no account 'plr_ghost'@'%'"), "{e}");
+    let e = plan::build(&inv, &policy, "media", "'plr_a'@'%'", &o).unwrap_err().to_string();
+    assert!(e.contains("'plr_a'@'localhost'"), "other host rows are listed: {e}");
+    let both = plan::build(&inv, &policy, "media", "plr_a", &o).unwrap();
+    assert_eq!(both.accounts.len(), 2);
+    assert_eq!(both.steps.len(), 2, "{:#?}", both.steps);
+    assert!(plan::build(&inv, &policy, "media", "'plr_none'@'%'", &o).unwrap().is_empty());
+    let e = plan::build(&inv, &policy, "media", "'plr_def'@'%'", &o).unwrap_err().to_string();
+    assert!(e.contains("DEFINER") && e.contains("view `plr`.`v`"), "{e}");
+    let ok = plan::build(&inv, &policy, "media", "'plr_def'@'%'", &PlanOptions { acknowledge_definer: true, ..o.clone() }).unwrap();
+    assert!(!ok.is_empty());
+    // The CLI: exit 2 with the same messages.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
+        .args(["plan", "--policy", pol.to_str().unwrap(), "--service", "media", "--account", "'plr_ghost'@'%'", "--defaults-file", &sb.primary.client_cnf.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no account 'plr_ghost'@'%'"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
+        .args(["plan", "--policy", pol.to_str().unwrap(), "--service", "media", "--account", "plr_a", "--format", "json", "--defaults-file", &sb.primary.client_cnf.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["forward"].is_array() && v["inverse"].is_array() && v["changes"].is_array() && v["warnings"].is_array());
+    let _: BTreeSet<()> = BTreeSet::new();
+    let _ = sb.primary.conn().await.unwrap().query_drop("SELECT 1").await;
+}
