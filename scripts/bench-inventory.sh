@@ -17,6 +17,8 @@
 #   --slow-runs N  timed runs of `--verify` and pt-show-grants (default 3; smoke 1).
 #   --no-build   use the existing target/release/privfence instead of `cargo build --release`.
 #   --no-docs    print the results without touching docs/benchmarks.md.
+#   --keep       leave the loaded sandbox(es) running for profiling (their folders are printed;
+#                remove each with `target/release/privfence sandbox down --dir DIR`).
 #
 # Every command connects over TCP to the same sandbox server with the same option file (the
 # sandbox's client.cnf, with the admin account). Each command runs once untimed first (output
@@ -33,7 +35,7 @@ REPO="$PWD"
 log() { printf 'bench-inventory: %s\n' "$*" >&2; }
 die() { printf 'bench-inventory: %s\n' "$*" >&2; exit 2; }
 
-SMOKE=0 FLAVOURS="mariadb mysql" RUNS="" SLOW_RUNS="" BUILD=1 DOCS=1
+SMOKE=0 FLAVOURS="mariadb mysql" RUNS="" SLOW_RUNS="" BUILD=1 DOCS=1 KEEP=0
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
@@ -45,7 +47,8 @@ while [ "$#" -gt 0 ]; do
         --slow-runs) [ "$#" -ge 2 ] || die "--slow-runs needs a value"; shift; SLOW_RUNS="$1" ;;
         --no-build) BUILD=0 ;;
         --no-docs) DOCS=0 ;;
-        -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --keep) KEEP=1 ;;
+        -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
@@ -80,14 +83,17 @@ if ! command -v hyperfine >/dev/null; then
 fi
 command -v pt-show-grants >/dev/null || scripts/install-servers.sh percona >/dev/null \
     || die "pt-show-grants is needed: scripts/install-servers.sh percona failed"
-PF="$REPO/target/release/privfence"
 if [ "$BUILD" = 1 ]; then
     log "cargo build --release --locked"
     cargo build --release --locked >&2 || die "cargo build --release failed"
 fi
-[ -x "$PF" ] || die "$PF is missing; run without --no-build"
+[ -x target/release/privfence ] || die "target/release/privfence is missing; run without --no-build"
 
+# A short path: the sandbox's Unix socket path must stay under 100 bytes.
 WORK="$(mktemp -d /tmp/pf-bench.XXXXXX)"
+# A private copy of the binary, so that a rebuild in the work tree cannot change it mid-run.
+PF="$WORK/privfence"
+cp target/release/privfence "$PF"
 STARTED=()
 cleanup() {
     local d
@@ -167,16 +173,24 @@ server_counts() {
 }
 
 # --- one flavour ---------------------------------------------------------------------------
-fmt_s() { awk -v v="$1" 'BEGIN { printf (v < 1 ? "%.4f" : "%.3f"), v }'; }
+fmt_s() { awk -v v="$1" 'BEGIN { printf "%.3f", v }'; }
 fmt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { r = a / b; printf (r < 10 ? "%.2fx" : "%.0fx"), r }'; }
-fmt_int() { printf '%d' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta'; }
+fmt_int() {
+    case "$1" in
+        '' | *[!0-9]*) printf '%s' "$1" ;;
+        *) printf '%s' "$1" | sed -e ':a' -e 's/\B[0-9]\{3\}\>/,&/' -e 'ta' ;;
+    esac
+}
 human_size() { awk -v b="$1" 'BEGIN { if (b >= 1048576) printf "%.1f MiB", b / 1048576; else printf "%.0f KiB", b / 1024 }'; }
 
 bench_flavour() {
     FLAVOUR="$1"
     local dir="$WORK/$FLAVOUR" t0 rc
+    if [ "$KEEP" = 1 ]; then
+        dir="$(mktemp -d /tmp/pf-bench-keep.XXXXXX)/$FLAVOUR"
+    fi
     log "== $FLAVOUR: starting a sandbox in $dir"
-    STARTED+=("$dir")
+    [ "$KEEP" = 1 ] || STARTED+=("$dir")
     "$PF" sandbox up --flavour "$FLAVOUR" --dir "$dir" >&2 || die "privfence sandbox up --flavour $FLAVOUR failed"
     CNF="$dir/primary/client.cnf"
     # The flavour's own client, exactly as Server::client_command runs it (MySQL through the
@@ -246,7 +260,8 @@ bench_flavour() {
     fi
     local raw_sql="" t
     for t in $tables; do raw_sql+="SELECT * FROM mysql.$t; "; done
-    local ROWS=() raw_median=""
+    local ROWS=() raw_median="" load_before
+    load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
     # row LABEL RUNS IGNORE_EXIT CMD...
     row() {
         local label="$1" runs="$2" ignore="$3"; shift 3
@@ -302,8 +317,10 @@ bench_flavour() {
         echo "- Data: $(fmt_int "$a_acc") accounts, $(fmt_int "$a_tp") mysql.tables_priv rows, $(fmt_int "$a_db")"\
              "mysql.db rows, $(fmt_int "$a_col") mysql.columns_priv rows; $(fmt_int $((SCHEMAS * TABLES))) tables in"\
              "$SCHEMAS schemas. Loaded in $load_s s."
-        echo "- privfence reported $pf_acc accounts, $pf_tp table, $pf_db schema and $pf_col column grants"\
-             "($(human_size "$json_size") of JSON); pt-show-grants dumped $pt_lines accounts ($(human_size "$pt_size"))."
+        echo "- privfence reported $(fmt_int "$pf_acc") accounts, $(fmt_int "$pf_tp") table, $(fmt_int "$pf_db") schema"\
+             "and $(fmt_int "$pf_col") column grants ($(human_size "$json_size") of JSON); pt-show-grants dumped"\
+             "$(fmt_int "$pt_lines") accounts ($(human_size "$pt_size"))."
+        echo "- Load average before timing: $load_before (1, 5, 15 min)."
         echo "- \`--verify\`: ${verify_note:-exit $verify_rc}."
         echo "- Target $verdict."
         echo
@@ -315,6 +332,10 @@ bench_flavour() {
     echo
     if [ "$DOCS" = 1 ]; then update_docs "$FLAVOUR" "$block"; fi
 
+    if [ "$KEEP" = 1 ]; then
+        log "== $FLAVOUR: the sandbox stays up in $dir (client.cnf: $CNF)"
+        return
+    fi
     log "== $FLAVOUR: removing the sandbox"
     "$PF" sandbox down --dir "$dir" >/dev/null 2>&1 || log "could not remove the sandbox in $dir"
     STARTED=("${STARTED[@]/$dir/}")

@@ -146,7 +146,54 @@ impl<'a> Index<'a> {
 
     /// The schema rows that apply to `holder` for `schema`.
     pub fn schema_rows(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
-        Self::first_rows(self.schema_candidates(holder, schema))
+        self.effective_schema_rows(holder, schema, &|_| false)
+    }
+
+    /// MySQL with a role active at login checks schema privileges through one map of the
+    /// account's and its active roles' rows (seen on 9.7, see [`Self::map_winner`]).
+    pub fn uses_role_map(&self, account: &AccountName) -> bool {
+        self.inv.server.flavour == crate::db::Flavour::MySql
+            && !account.host.is_empty()
+            && self.role_chains(account).iter().any(|c| self.active_at_login(account, c[0]))
+    }
+
+    /// Roles active at login, with the chain that reaches each.
+    pub fn active_chains(&self, account: &AccountName) -> Vec<Vec<&'a AccountName>> {
+        self.role_chains(account).into_iter().filter(|c| self.active_at_login(account, c[0])).collect()
+    }
+
+    /// The rows that apply for `schema`, leaving out those `skip` says (the planner asks what
+    /// applies once some rows are gone). Without an active MySQL role: the first by the
+    /// server's sort order. With one: [`Self::map_winner`] over the account's and its active
+    /// roles' rows.
+    pub fn effective_schema_rows(&self, holder: &AccountName, schema: &str, skip: &dyn Fn(&Grant) -> bool) -> Vec<&'a Grant> {
+        if !self.uses_role_map(holder) {
+            return Self::first_rows(self.schema_candidates(holder, schema).into_iter().filter(|g| !skip(g)).collect());
+        }
+        let mut rows: Vec<&Grant> = self.schema_candidates(holder, schema);
+        for c in self.active_chains(holder) {
+            rows.extend(self.schema_candidates(c.last().expect("non-empty"), schema));
+        }
+        rows.retain(|g| !skip(g));
+        self.map_winner(rows, schema)
+    }
+
+    /// MySQL's role-session map: rows are keyed by their pattern text (identical texts merge);
+    /// a text without `%` or `_` that equals the schema name wins; otherwise the first
+    /// matching pattern in byte order of its text applies, alone. (Observed on MySQL 9.7:
+    /// with `rz_%` and `r%` both matching, `r%` applies; `rz\_%` comes before `rz_%`.)
+    pub fn map_winner<'g>(&self, rows: Vec<&'g Grant>, schema: &str) -> Vec<&'g Grant> {
+        let text = |g: &Grant| match &g.object {
+            GrantObject::Schema { pattern } => pattern.0.clone(),
+            _ => String::new(),
+        };
+        let plain = |t: &str| !t.contains('%') && !t.contains('_');
+        let exact: Vec<&Grant> = rows.iter().copied().filter(|g| plain(&text(g)) && self.fold(&text(g)) == self.fold(schema)).collect();
+        if !exact.is_empty() {
+            return exact;
+        }
+        let Some(first) = rows.iter().map(|g| text(g)).filter(|t| !plain(t)).min() else { return vec![] };
+        rows.into_iter().filter(|g| text(g) == first).collect()
     }
 
     /// Direct paths of `holder` (an account, role or PUBLIC) on `table`.
@@ -255,8 +302,35 @@ impl<'a> Index<'a> {
 
     /// Paths of an account through itself and its roles (not PUBLIC, mandatory roles or proxies).
     pub fn own_paths(&self, account: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
-        let mut out = self.direct(account, table);
-        out.extend(self.via_roles(account, |r| self.direct(r, table)));
+        if !self.uses_role_map(account) {
+            let mut out = self.direct(account, table);
+            out.extend(self.via_roles(account, |r| self.direct(r, table)));
+            return out;
+        }
+        // MySQL with active roles: schema rows of the account and its active roles are one map.
+        let mut out: Vec<(Via, PrivSet)> = self.direct(account, table).into_iter().filter(|(v, _)| !matches!(v, Via::Schema { .. })).collect();
+        let chains = self.role_chains(account);
+        for chain in &chains {
+            let role = *chain.last().expect("chains are never empty");
+            let active = self.active_at_login(account, chain[0]);
+            for (via, set) in self.direct(role, table) {
+                if active && matches!(via, Via::Schema { .. }) {
+                    continue;
+                }
+                out.push((Via::Role { chain: chain.iter().map(|r| (*r).clone()).collect(), active_at_login: active, grant: Box::new(via) }, set));
+            }
+        }
+        for g in self.effective_schema_rows(account, &table.schema, &|_| false) {
+            let (GrantObject::Schema { pattern }, set) = (&g.object, table_relevant(&Self::with_option(g))) else { continue };
+            if set.is_empty() {
+                continue;
+            }
+            let via = Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() };
+            match chains.iter().find(|c| **c.last().expect("non-empty") == g.grantee && self.active_at_login(account, c[0])) {
+                Some(c) => out.push((Via::Role { chain: c.iter().map(|r| (*r).clone()).collect(), active_at_login: true, grant: Box::new(via) }, set)),
+                None => out.push((via, set)),
+            }
+        }
         out
     }
 

@@ -2,6 +2,7 @@
 //! every path the account's own grants (or its roles) give it to the service's tables.
 
 use super::rewrite::{Ops, Privs};
+use super::simulate::Effect;
 use super::{fingerprint, Alternative, Change, Plan, Step, StepKind, PLAN_FORMAT};
 use crate::access::{self, index::Index, Entry, Via};
 use crate::db::Flavour;
@@ -39,6 +40,9 @@ pub enum PlanError {
     /// Other host rows of the same user also reach the service's tables.
     #[error("other host rows of {user:?} also reach the service's tables: {rows}; plan them too by naming the bare user ({user}), or one at a time")]
     OtherHostRows { user: String, rows: String },
+    /// Simulating the plan shows it would change more than the service's tables.
+    #[error("no safe plan: applied to a copy of the grants, the rewrite would change more than the service's tables:\n  {}\nThe servers' row-matching rules (first match; MySQL's role-session map) make these grants interact; change them by hand, or plan another account first", details.join("\n  "))]
+    WouldChange { details: Vec<String> },
     /// The account is the DEFINER of objects that touch the service's tables.
     #[error("{account} is the DEFINER of {objects}, which touch the service's tables: cutting it breaks every account that uses them. Re-run with --acknowledge-definer to plan it anyway")]
     DefinerObjects { account: String, objects: String },
@@ -94,6 +98,8 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
     let mut grants: Vec<Step> = Vec::new();
     let mut revokes: Vec<Step> = Vec::new();
     let mut roles_involved: BTreeSet<AccountName> = BTreeSet::new();
+    // Every grantee's grants after the plan, for the default-database check.
+    let mut after: Vec<(AccountName, GrantObject, crate::model::PrivSet)> = Vec::new();
     let partial = inv.server.flavour == Flavour::MySql && inv.server.partial_revokes;
     for a in &accts {
         let entries: Vec<&Entry> = report.entries.iter().filter(|e| &e.account == a).collect();
@@ -102,6 +108,7 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
         ops.schema_rows(&tables);
         ops.global(&tables, partial);
         objects_used(&ix, &mut ops, &entries, &mut plan.warnings);
+        after.extend(ops.after().into_iter().map(|(o, p)| (a.clone(), o, p)));
         let (g, r) = ops.steps();
         grants.extend(g);
         revokes.extend(r);
@@ -112,12 +119,37 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
                 roles_involved.extend(chain.iter().cloned());
             }
         }
-        roles(&ix, a, &entries, &tables, &mut grants, &mut revokes, &mut plan);
+        roles(&ix, a, &entries, &report.entries, &tables, &mut grants, &mut revokes, &mut plan, &mut after);
     }
+    default_database(&ix, &accts, &report.entries, &tables, &after, &mut plan);
     everyone(&ix, &report.entries, &tables, opts, &mut grants, &mut revokes, &mut plan);
     plan.steps = number(grants.into_iter().chain(revokes).collect());
     plan.fingerprint = fingerprint::of(inv, &accts, &roles_involved, &tables);
+    self_check(&ix, inv, &plan, &accts, &tables)?;
     Ok(plan)
+}
+
+/// Applies the plan to a copy of the model and refuses it if anything but the service's
+/// tables would change for the planned accounts or the members of an edited role.
+fn self_check(ix: &Index, inv: &Inventory, plan: &Plan, accts: &[AccountName], tables: &[TableName]) -> Result<(), PlanError> {
+    let effects: Vec<&Effect> = plan.steps.iter().filter_map(|s| s.effect.as_ref()).collect();
+    let after = super::simulate::apply(inv, &effects);
+    let edited: BTreeSet<AccountName> = plan.steps.iter().map(|s| s.account.clone()).filter(|g| !accts.contains(g) && g.user != "PUBLIC").collect();
+    let mut others: Vec<AccountName> = Vec::new();
+    for r in &edited {
+        for m in members(ix, r) {
+            if !accts.contains(&m) && !others.contains(&m) {
+                others.push(m);
+            }
+        }
+    }
+    let gains = plan.changes.iter().any(|c| c.detail.contains("active at every login"));
+    let details = super::simulate::differences(inv, &after, accts, &others, tables, true, gains);
+    if details.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::WouldChange { details: details.into_iter().take(20).collect() })
+    }
 }
 
 fn number(mut steps: Vec<Step>) -> Vec<Step> {
@@ -180,9 +212,67 @@ fn members(ix: &Index, role: &AccountName) -> Vec<AccountName> {
     ix.inv.login_accounts().filter(|a| ix.role_chains(&a.name).iter().any(|c| c.contains(&role))).map(|a| a.name.clone()).collect()
 }
 
+/// Does editing `role` change `member`'s access to a service table? Only if something it
+/// gets there through the role is not also reachable another way (MariaDB makes a role's
+/// creator a member; an administrator with global privileges loses nothing).
+fn depends_on(all: &[Entry], member: &AccountName, role: &AccountName) -> bool {
+    let through = |e: &Entry| matches!(&e.via, Via::Role { chain, .. } if chain.contains(role));
+    all.iter().filter(|e| &e.account == member && through(e)).any(|e| {
+        e.privileges.iter().any(|p| {
+            !all.iter().any(|o| &o.account == member && o.table == e.table && !through(o) && o.privileges.contains(p) && !matches!(o.via, Via::Definer { .. } | Via::ForeignKey { .. } | Via::UnresolvedDefiner { .. }))
+        })
+    })
+}
+
 /// Roles that reach the service's tables: either edit the role, or take it away from the
 /// account and give it the role's other privileges directly.
-fn roles(ix: &Index, a: &AccountName, entries: &[&Entry], tables: &[TableName], grants: &mut Vec<Step>, revokes: &mut Vec<Step>, plan: &mut Plan) {
+/// Declares the accounts that will no longer be able to `USE` a service schema: nothing left
+/// there (own grants or those of a role active at login; PUBLIC's do not count on MariaDB).
+fn default_database(ix: &Index, accts: &[AccountName], entries: &[Entry], tables: &[TableName], after: &[(AccountName, GrantObject, crate::model::PrivSet)], plan: &mut Plan) {
+    let ci = ix.inv.server.lower_case_table_names != 0;
+    for a in accts.iter().filter(|a| entries.iter().any(|e| &e.account == *a)) {
+        let mut holders = vec![a.clone()];
+        holders.extend(ix.role_chains(a).into_iter().filter(|c| ix.active_at_login(a, c[0])).map(|c| (*c.last().expect("non-empty")).clone()));
+        for schema in tables.iter().map(|t| t.schema.as_str()).collect::<BTreeSet<_>>() {
+            let in_schema = |o: &GrantObject| match o {
+                GrantObject::Table { table } | GrantObject::Column { table, .. } => ix.fold(&table.schema) == ix.fold(schema),
+                GrantObject::Routine { schema: s, .. } => ix.fold(s) == ix.fold(schema),
+                GrantObject::Schema { pattern } => pattern.matches(schema, ci, ix.inv.server.partial_revokes),
+                GrantObject::Global => true,
+            };
+            let current = |h: &AccountName| -> Vec<(GrantObject, crate::model::PrivSet)> {
+                let planned: Vec<(GrantObject, crate::model::PrivSet)> = after.iter().filter(|(g, _, _)| g == h).map(|(_, o, p)| (o.clone(), p.clone())).collect();
+                if planned.is_empty() {
+                    ix.inv.grants.iter().filter(|g| &g.grantee == h).map(|g| (g.object.clone(), g.privileges.clone())).collect()
+                } else {
+                    planned
+                }
+            };
+            let keeps = holders.iter().any(|h| {
+                current(h).iter().any(|(o, set)| in_schema(o) && set.iter().any(|p| if *o == GrantObject::Global { ix.inv.levels.schema.contains(p) } else { true }))
+            });
+            if !keeps {
+                plan.changes.push(Change {
+                    account: a.clone(),
+                    detail: format!("can no longer connect with `{schema}` as its default database (USE fails with error 1044): it keeps no privilege there"),
+                });
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn roles(
+    ix: &Index,
+    a: &AccountName,
+    entries: &[&Entry],
+    all: &[Entry],
+    tables: &[TableName],
+    grants: &mut Vec<Step>,
+    revokes: &mut Vec<Step>,
+    plan: &mut Plan,
+    after: &mut Vec<(AccountName, GrantObject, crate::model::PrivSet)>,
+) {
     let mut top: BTreeSet<AccountName> = BTreeSet::new();
     let mut holders: BTreeSet<AccountName> = BTreeSet::new();
     for e in entries {
@@ -197,6 +287,7 @@ fn roles(ix: &Index, a: &AccountName, entries: &[&Entry], tables: &[TableName], 
         let mut edit_steps = (Vec::new(), Vec::new());
         let mut edit_changes = Vec::new();
         let mut affected: BTreeSet<AccountName> = BTreeSet::new();
+        let mut edit_after = Vec::new();
         for h in holders.iter().filter(|h| **h == d || ix.role_chains(&d).iter().any(|c| c.last() == Some(h))) {
             let mut ops = Ops::new(ix, h.clone());
             ops.table_grants(tables);
@@ -205,8 +296,9 @@ fn roles(ix: &Index, a: &AccountName, entries: &[&Entry], tables: &[TableName], 
             let (g, r) = ops.steps();
             edit_steps.0.extend(g);
             edit_steps.1.extend(r);
+            edit_after.extend(ops.after().into_iter().map(|(o, p)| (h.clone(), o, p)));
             edit_changes.extend(ops.changes);
-            affected.extend(members(ix, h));
+            affected.extend(members(ix, h).into_iter().filter(|m| depends_on(all, m, h)));
         }
         let others: Vec<AccountName> = affected.iter().filter(|m| *m != a).cloned().collect();
         let edit = Alternative {
@@ -229,6 +321,12 @@ fn roles(ix: &Index, a: &AccountName, entries: &[&Entry], tables: &[TableName], 
             steps: number(take_steps.0.iter().chain(&take_steps.1).cloned().collect()),
             changes: take_changes,
         };
+        if edit.proposed {
+            after.extend(edit_after);
+        } else {
+            // The account no longer holds the role: record it as holding nothing through it.
+            after.push((d.clone(), GrantObject::Global, crate::model::PrivSet::new()));
+        }
         let (chosen, other) = if edit.proposed { (edit, take) } else { (take, edit) };
         plan.warnings.push(format!("{} reaches the service's tables through role {}: proposed: {}; alternative: {}", a.sql(), d.sql(), chosen.name, other.name));
         let (g, r): (Vec<Step>, Vec<Step>) = chosen.steps.iter().cloned().partition(|s| s.kind == StepKind::Grant);
@@ -269,7 +367,15 @@ fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName])
     let who = grantee_sql(a, flavour);
     for r in direct_roles {
         let role = grantee_sql(&r, flavour);
-        grants.push(Step { id: String::new(), account: a.clone(), kind: StepKind::Grant, forward: format!("GRANT {role} TO {who}"), inverse: format!("REVOKE {role} FROM {who}"), why: format!("keeps role {} that {} gave", r.sql(), d.sql()) });
+        grants.push(Step {
+            id: String::new(),
+            account: a.clone(),
+            kind: StepKind::Grant,
+            forward: format!("GRANT {role} TO {who}"),
+            inverse: format!("REVOKE {role} FROM {who}"),
+            why: format!("keeps role {} that {} gave", r.sql(), d.sql()),
+            effect: Some(Effect::GrantRole { grantee: a.clone(), role: r.clone() }),
+        });
     }
     let admin = ix.inv.role_grants.iter().any(|x| &x.grantee == a && &x.role == d && x.admin);
     let role = grantee_sql(d, flavour);
@@ -283,12 +389,34 @@ fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName])
             Flavour::MariaDb => (format!("SET DEFAULT ROLE NONE FOR {who}"), format!("SET DEFAULT ROLE {role} FOR {who}")),
             Flavour::MySql => (format!("ALTER USER {who} DEFAULT ROLE {}", list(&rest)), format!("ALTER USER {who} DEFAULT ROLE {}", list(&defaults))),
         };
-        revokes.push(Step { id: String::new(), account: a.clone(), kind: StepKind::Revoke, forward, inverse, why: format!("{} is a default role", d.sql()) });
+        revokes.push(Step {
+            id: String::new(),
+            account: a.clone(),
+            kind: StepKind::Revoke,
+            forward,
+            inverse,
+            why: format!("{} is a default role", d.sql()),
+            effect: Some(Effect::NotDefault { grantee: a.clone(), role: d.clone() }),
+        });
     }
     let inverse = format!("GRANT {role} TO {who}{}", if admin { " WITH ADMIN OPTION" } else { "" });
-    revokes.push(Step { id: String::new(), account: a.clone(), kind: StepKind::Revoke, forward: format!("REVOKE {role} FROM {who}"), inverse, why: format!("role {} reaches the service's tables", d.sql()) });
+    revokes.push(Step {
+        id: String::new(),
+        account: a.clone(),
+        kind: StepKind::Revoke,
+        forward: format!("REVOKE {role} FROM {who}"),
+        inverse,
+        why: format!("role {} reaches the service's tables", d.sql()),
+        effect: Some(Effect::RevokeRole { grantee: a.clone(), role: d.clone() }),
+    });
     let mut changes = ops.changes.clone();
     changes.push(Change { account: a.clone(), detail: format!("no longer holds role {}: later changes to the role do not reach it", d.sql()) });
+    if !ix.active_at_login(a, d) {
+        changes.push(Change {
+            account: a.clone(),
+            detail: format!("what role {} gave only after SET ROLE is granted directly: active at every login", d.sql()),
+        });
+    }
     ((grants, revokes), changes)
 }
 

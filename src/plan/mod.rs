@@ -11,6 +11,7 @@
 mod build;
 pub mod fingerprint;
 mod rewrite;
+pub mod simulate;
 
 use crate::model::{AccountName, TableName};
 use serde::{Deserialize, Serialize};
@@ -40,6 +41,10 @@ pub struct Step {
     pub inverse: String,
     /// Why this step exists, in words.
     pub why: String,
+    /// What the forward statement does, structured, for the plan's self-check (not part of
+    /// the JSON format).
+    #[serde(skip)]
+    pub effect: Option<simulate::Effect>,
 }
 
 /// A capability the account gains or loses besides the service's tables.

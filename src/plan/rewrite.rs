@@ -2,6 +2,7 @@
 //! rows and revokes, turned into steps that add only what is missing (so each inverse removes
 //! exactly what the plan added).
 
+use super::simulate::Effect;
 use super::{Change, Step, StepKind};
 use crate::access::index::Index;
 use crate::model::privilege::{PrivSet, Privilege, TABLE_PRIVILEGES};
@@ -79,12 +80,15 @@ impl<'a> Ops<'a> {
         self.revokes.push((g.object.clone(), g.privileges.clone(), g.grant_option, why));
     }
 
-    /// Table and column grants on the service's tables: revoked.
+    /// Table and column grants on the service's tables: revoked, columns first (MySQL's
+    /// table-level REVOKE also removes the same privilege's column grants, and a later column
+    /// REVOKE would then fail with 1147).
     pub fn table_grants(&mut self, service: &[TableName]) {
-        let hits: Vec<&Grant> = self
+        let mut hits: Vec<&Grant> = self
             .own()
             .filter(|g| matches!(&g.object, GrantObject::Table { table } | GrantObject::Column { table, .. } if service.iter().any(|t| self.ix.same_table(t, table))))
             .collect();
+        hits.sort_by_key(|g| !matches!(g.object, GrantObject::Column { .. }));
         for g in hits {
             let why = match &g.object {
                 GrantObject::Column { .. } => "column grant on a service table",
@@ -113,8 +117,7 @@ impl<'a> Ops<'a> {
         let (ix, grantee) = (self.ix, self.grantee.clone());
         let removed = |g: &Grant| remove.iter().any(|r| std::ptr::eq(*r, g));
         let effective = |schema: &str, after: bool| -> Privs {
-            let cands: Vec<&Grant> = ix.schema_candidates(&grantee, schema).into_iter().filter(|g| !(after && removed(g))).collect();
-            Privs::of(&Index::first_rows(cands))
+            Privs::of(&ix.effective_schema_rows(&grantee, schema, &|g| after && removed(g)))
         };
         for x in inv.objects.schemas.iter().filter(|x| !schemas.contains(x.as_str()) && !NOT_GRANTABLE.contains(&x.as_str())) {
             if !remove.iter().any(|r| matches!(&r.object, GrantObject::Schema { pattern } if pattern.matches(x, ci, literal))) {
@@ -222,6 +225,23 @@ impl<'a> Ops<'a> {
         self.change(format!("{} no longer global: schemas created later are not covered", moving.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")));
     }
 
+    /// The grants this grantee holds after the plan, as (object, privileges) for the objects
+    /// it touches: existing rows minus revokes, plus desired rows.
+    pub fn after(&self) -> Vec<(GrantObject, PrivSet)> {
+        let mut out: Vec<(GrantObject, PrivSet)> = Vec::new();
+        for g in self.own() {
+            let mut set = g.privileges.clone();
+            for (o, revoked, _, _) in &self.revokes {
+                if o == &g.object {
+                    set.retain(|p| !revoked.contains(p));
+                }
+            }
+            out.push((g.object.clone(), set));
+        }
+        out.extend(self.desired.iter().map(|(o, p)| (o.clone(), p.set.clone())));
+        out
+    }
+
     /// Turns desired rows and revokes into steps: grants first (only what is missing), then
     /// revokes in the order decided.
     pub fn steps(&self) -> (Vec<Step>, Vec<Step>) {
@@ -243,7 +263,21 @@ impl<'a> Ops<'a> {
                 inv_list.push("GRANT OPTION".into());
             }
             let inverse = format!("REVOKE {} ON {} FROM {who}", inv_list.join(", "), object.sql_target());
-            grants.push(self.step(StepKind::Grant, forward, inverse, self.why.get(object).cloned().unwrap_or_default()));
+            if let GrantObject::Table { table } = object {
+                // Both servers drop a table's column grants of a privilege revoked at table
+                // level: the inverse must put them back after its REVOKE.
+                for c in self.own().filter(|g| matches!(&g.object, GrantObject::Column { table: t, .. } if t == table)) {
+                    let overlap: PrivSet = c.privileges.intersection(&missing).cloned().collect();
+                    if let (GrantObject::Column { column, .. }, false) = (&c.object, overlap.is_empty()) {
+                        let col = crate::model::ident::quote_ident(column);
+                        let list = overlap.iter().map(|p| format!("{p} ({col})")).collect::<Vec<_>>().join(", ");
+                        let keep = format!("GRANT {list} ON {} TO {who}", table.sql());
+                        grants.push(self.step(StepKind::Grant, keep.clone(), keep, format!("keeps column grants on {col} that the inverse's table-level REVOKE would drop"), None));
+                    }
+                }
+            }
+            let effect = Effect::Grant { grantee: self.grantee.clone(), object: object.clone(), privileges: missing.clone(), option };
+            grants.push(self.step(StepKind::Grant, forward, inverse, self.why.get(object).cloned().unwrap_or_default(), Some(effect)));
         }
         let mut revokes = Vec::new();
         for (object, set, option, why) in &self.revokes {
@@ -251,13 +285,14 @@ impl<'a> Ops<'a> {
                 continue;
             }
             let (forward, inverse) = revoke_pair(object, set, *option, &who);
-            revokes.push(self.step(StepKind::Revoke, forward, inverse, why.clone()));
+            let effect = Effect::Revoke { grantee: self.grantee.clone(), object: object.clone(), privileges: set.clone(), option: *option };
+            revokes.push(self.step(StepKind::Revoke, forward, inverse, why.clone(), Some(effect)));
         }
         (grants, revokes)
     }
 
-    fn step(&self, kind: StepKind, forward: String, inverse: String, why: String) -> Step {
-        Step { id: String::new(), account: self.grantee.clone(), kind, forward, inverse, why }
+    fn step(&self, kind: StepKind, forward: String, inverse: String, why: String, effect: Option<Effect>) -> Step {
+        Step { id: String::new(), account: self.grantee.clone(), kind, forward, inverse, why, effect }
     }
 }
 

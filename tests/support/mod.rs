@@ -37,16 +37,24 @@ pub fn admin_spec(s: &sandbox::Server) -> ConnectSpec {
 pub async fn admin_exec(sb: &Sandbox, stmts: &[String]) {
     let mut c = sb.primary.conn().await.expect("admin connection");
     for s in stmts {
-        c.query_drop(s).await.unwrap_or_else(|e| panic!("admin SQL failed: {s}\n{e}"));
+        c.query_drop(s).await.unwrap_or_else(|e| panic!("admin SQL failed: {s}\n{e}\n{}", error_log_tail(&sb.primary)));
     }
     c.disconnect().await.ok();
 }
 
 /// Takes an inventory through privfence's own reader.
 pub async fn inventory(sb: &Sandbox) -> (Server, Inventory) {
-    let mut server = Server::connect(&admin_spec(&sb.primary)).await.expect("privfence connects");
-    let inv = privfence::inventory::take(&mut server).await.expect("inventory");
+    let mut server = Server::connect(&admin_spec(&sb.primary)).await.unwrap_or_else(|e| panic!("privfence connects: {e}\n{}", error_log_tail(&sb.primary)));
+    let inv = privfence::inventory::take(&mut server).await.unwrap_or_else(|e| panic!("inventory: {e}\n{}", error_log_tail(&sb.primary)));
     (server, inv)
+}
+
+/// The last lines of a server's error log, for failure messages (a dropped connection is
+/// most often a server that died).
+pub fn error_log_tail(s: &sandbox::Server) -> String {
+    let text = std::fs::read_to_string(&s.error_log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    format!("--- {} (last 30 lines)\n{}", s.error_log.display(), lines[lines.len().saturating_sub(30)..].join("\n"))
 }
 
 /// A TCP forwarder: listens on 127.0.0.1:<random> and connects to `target` *from* `source`,
