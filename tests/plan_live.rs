@@ -238,3 +238,44 @@ async fn refusals_and_empty_plans() {
     let _: BTreeSet<()> = BTreeSet::new();
     let _ = sb.primary.conn().await.unwrap().query_drop("SELECT 1").await;
 }
+
+/// MySQL with partial_revokes=ON, a service that owns a whole schema, an account with global
+/// privileges: the plan is a partial revoke, exact to undo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_partial_revoke_plan() {
+    use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
+    let opts = SandboxOptions { extra_args: vec!["--partial-revokes=ON".into()], ..SandboxOptions::new(Flavour::MySql, Topology::Single) };
+    let sb = Sandbox::start(opts).await.expect("a MySQL sandbox with partial_revokes (run scripts/install-servers.sh mysql)");
+    let sql: Vec<String> = vec![
+        "CREATE DATABASE `pr_media`".into(),
+        "CREATE TABLE `pr_media`.`files` (id INT PRIMARY KEY, v VARCHAR(20))".into(),
+        "CREATE DATABASE `pr_other`".into(),
+        "CREATE TABLE `pr_other`.`t` (id INT PRIMARY KEY, v VARCHAR(20))".into(),
+        "CREATE USER 'pr_u'@'%' IDENTIFIED BY 'pw-pr_u'".into(),
+        "GRANT SELECT, INSERT, PROCESS ON *.* TO 'pr_u'@'%'".into(),
+    ];
+    admin_exec(&sb, &sql).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pol = dir.path().join("p.toml");
+    std::fs::write(&pol, "[service.media]\ntables = [\"pr_media.*\"]\nowners = [\"pr_owner\"]\n").unwrap();
+    let policy = privfence::policy::load(&pol, chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()).unwrap();
+    let (_, inv) = inventory(&sb).await;
+    let a = AccountName::new("pr_u", "%");
+    let p = plan::build(&inv, &policy, "media", "'pr_u'@'%'", &PlanOptions::default()).unwrap();
+    assert_eq!(p.forward(), vec!["REVOKE INSERT, SELECT ON `pr_media`.* FROM `pr_u`@`%`".to_string()], "{:#?}", p.steps);
+    let before = canonical(&inv, &[a.clone()]);
+    let ip = Ipv4Addr::new(127, 0, 3, 10);
+    admin_exec(&sb, &p.forward()).await;
+    let mut c = login_from(&sb.primary, "pr_u", "pw-pr_u", ip).await.unwrap();
+    let media = TableName::new("pr_media", "files");
+    let other = TableName::new("pr_other", "t");
+    let r = run_probes(&mut c, &table_probes(&media)).await;
+    assert!(r.iter().all(|x| x.is_some()), "denied on the service table: {r:?}");
+    let r = run_probes(&mut c, &table_probes(&other)).await;
+    assert_eq!(r.iter().filter(|x| x.is_none()).count(), 4, "SELECT(id), SELECT(v), INSERT(id), INSERT(v) still allowed elsewhere: {r:?}");
+    c.disconnect().await.ok();
+    admin_exec(&sb, &p.inverse()).await;
+    let (_, inv2) = inventory(&sb).await;
+    assert_eq!(canonical(&inv2, &[a]), before, "the inverse removes the restriction exactly");
+    sb.destroy().unwrap();
+}
