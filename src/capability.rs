@@ -60,7 +60,11 @@ fn needs(name: &'static str, needed_by: &'static str, have: &PrivSet, any_of: &[
         name,
         needed_by,
         status: if ok { Status::Ok } else { Status::Missing },
-        detail: if ok { format!("has {}", any_of.iter().find(|p| have.contains(&Privilege::known(p))).unwrap()) } else { format!("needs {} on *.*", any_of.join(" or ")) },
+        detail: if ok {
+            format!("has {}", any_of.iter().find(|p| have.contains(&Privilege::known(p))).unwrap())
+        } else {
+            format!("needs {} on *.*", any_of.join(" or "))
+        },
     }
 }
 
@@ -71,12 +75,22 @@ pub async fn examine(server: &mut Server) -> Result<Checkup> {
     let mut caps = Vec::new();
     match grants::read(server).await {
         Ok(g) => {
-            caps.push(Capability { name: "read the grant tables", needed_by: "inventory, access, audit, plan, session", status: Status::Ok, detail: "SELECT on mysql.*".into() });
+            caps.push(Capability {
+                name: "read the grant tables",
+                needed_by: "inventory, access, audit, plan, session",
+                status: Status::Ok,
+                detail: "SELECT on mysql.*".into(),
+            });
             let inv = g.into_inventory(server.info.clone());
             caps.extend(privilege_capabilities(&inv, &me, flavour));
         }
         Err(e) => {
-            caps.push(Capability { name: "read the grant tables", needed_by: "inventory, access, audit, plan, session", status: Status::Missing, detail: format!("needs SELECT on mysql.*: {e}") });
+            caps.push(Capability {
+                name: "read the grant tables",
+                needed_by: "inventory, access, audit, plan, session",
+                status: Status::Missing,
+                detail: format!("needs SELECT on mysql.*: {e}"),
+            });
         }
     }
     let signals = signal_sources(server).await;
@@ -117,7 +131,12 @@ pub fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, f
     for (holder, _) in ix.everyone() {
         global.extend(ix.global_all(&holder));
     }
-    let mut caps = vec![needs("see every table", "inventory, access (information_schema hides tables without a privilege on them)", &global, &["SELECT"])];
+    let mut caps = vec![needs(
+        "see every table",
+        "inventory, access (information_schema hides tables without a privilege on them)",
+        &global,
+        &["SELECT"],
+    )];
     caps.push(needs("see view definitions", "inventory, access (definer views)", &global, &["SHOW VIEW"]));
     caps.push(match flavour {
         Flavour::MySql => needs("see routine bodies", "inventory, access (definer routines)", &global, &["SHOW_ROUTINE", "SELECT"]),
@@ -169,30 +188,71 @@ pub fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, f
 async fn signal_sources(server: &mut Server) -> Vec<SignalSource> {
     let mut out = Vec::new();
     let ps: Option<i64> = server.first("reading performance_schema", "SELECT @@GLOBAL.performance_schema").await.ok().flatten();
-    out.push(SignalSource { name: "performance_schema", available: ps == Some(1), detail: if ps == Some(1) { "ON".into() } else { "OFF (needs a restart with performance_schema=ON)".into() } });
+    out.push(SignalSource {
+        name: "performance_schema",
+        available: ps == Some(1),
+        detail: if ps == Some(1) { "ON".into() } else { "OFF (needs a restart with performance_schema=ON)".into() },
+    });
     match server.info.flavour {
         Flavour::MySql => {
             let ok = ps == Some(1);
-            out.push(SignalSource { name: "events_errors_summary_by_account_by_error", available: ok, detail: "per-account error counts (1142, 1143, ...)".into() });
+            out.push(SignalSource {
+                name: "events_errors_summary_by_account_by_error",
+                available: ok,
+                detail: "per-account error counts (1142, 1143, ...)".into(),
+            });
             let hist: Option<String> = server
-                .first("reading setup_consumers", "SELECT ENABLED FROM performance_schema.setup_consumers WHERE NAME = 'events_statements_history_long'")
+                .first(
+                    "reading setup_consumers",
+                    "SELECT ENABLED FROM performance_schema.setup_consumers WHERE NAME = 'events_statements_history_long'",
+                )
                 .await
                 .ok()
                 .flatten();
-            out.push(SignalSource { name: "events_statements_history_long", available: hist.as_deref() == Some("YES"), detail: format!("consumer enabled: {}", hist.unwrap_or_else(|| "unknown".into())) });
-            let el: Option<i64> = server.first("error_log table", "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'performance_schema' AND TABLE_NAME = 'error_log'").await.ok().flatten();
-            out.push(SignalSource { name: "performance_schema.error_log", available: el == Some(1), detail: "the error log over SQL (failed logins)".into() });
+            out.push(SignalSource {
+                name: "events_statements_history_long",
+                available: hist.as_deref() == Some("YES"),
+                detail: format!("consumer enabled: {}", hist.unwrap_or_else(|| "unknown".into())),
+            });
+            let el: Option<i64> = server
+                .first(
+                    "error_log table",
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'performance_schema' AND TABLE_NAME = 'error_log'",
+                )
+                .await
+                .ok()
+                .flatten();
+            out.push(SignalSource {
+                name: "performance_schema.error_log",
+                available: el == Some(1),
+                detail: "the error log over SQL (failed logins)".into(),
+            });
         }
         Flavour::MariaDb => {
             let us: Option<i64> = server.first("reading userstat", "SELECT @@GLOBAL.userstat").await.ok().flatten();
-            out.push(SignalSource { name: "userstat (USER_STATISTICS.ACCESS_DENIED)", available: us == Some(1), detail: if us == Some(1) { "ON".into() } else { "OFF (SET GLOBAL userstat=1; privfence journals it when it turns it on)".into() } });
+            out.push(SignalSource {
+                name: "userstat (USER_STATISTICS.ACCESS_DENIED)",
+                available: us == Some(1),
+                detail: if us == Some(1) {
+                    "ON".into()
+                } else {
+                    "OFF (SET GLOBAL userstat=1; privfence journals it when it turns it on)".into()
+                },
+            });
             for (name, plugin) in [("sql_errlog plugin", "SQL_ERROR_LOG"), ("server_audit plugin", "SERVER_AUDIT")] {
                 let st: Option<String> = server
-                    .first("reading plugins", &format!("SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = '{plugin}'"))
+                    .first(
+                        "reading plugins",
+                        &format!("SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = '{plugin}'"),
+                    )
                     .await
                     .ok()
                     .flatten();
-                out.push(SignalSource { name, available: st.as_deref() == Some("ACTIVE"), detail: st.unwrap_or_else(|| "not loaded".into()) });
+                out.push(SignalSource {
+                    name,
+                    available: st.as_deref() == Some("ACTIVE"),
+                    detail: st.unwrap_or_else(|| "not loaded".into()),
+                });
             }
         }
     }

@@ -20,7 +20,7 @@ fn main() {
             }
         }
         Err(e) => {
-            eprintln!("privfence: error: cannot start the async runtime: {e}");
+            Output::stdio().status(&format!("privfence: error: cannot start the async runtime: {e}"));
             ExitCode::Error
         }
     };

@@ -74,11 +74,7 @@ pub struct Notice {
 impl Notice {
     /// A notice of [`Urgency::Normal`].
     pub fn new(summary: impl Into<String>, body: impl Into<String>) -> Self {
-        Notice {
-            summary: summary.into(),
-            body: body.into(),
-            urgency: Urgency::Normal,
-        }
+        Notice { summary: summary.into(), body: body.into(), urgency: Urgency::Normal }
     }
 
     /// The same notice with another urgency.
@@ -159,11 +155,7 @@ async fn try_notify(notice: &Notice, limit: Duration) -> Result<(), Unavailable>
     let notification = to_notification(notice);
     let mut task = runtime.spawn(async move {
         // The handle only keeps the connection open for action callbacks; we need none.
-        notification
-            .show_async()
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+        notification.show_async().await.map(drop).map_err(|e| e.to_string())
     });
     match tokio::time::timeout(limit, &mut task).await {
         Ok(Ok(Ok(()))) => Ok(()),
@@ -183,29 +175,18 @@ fn to_notification(notice: &Notice) -> notify_rust::Notification {
         Urgency::Normal => notify_rust::Urgency::Normal,
         Urgency::Critical => notify_rust::Urgency::Critical,
     };
-    notify_rust::Notification::new()
-        .appname(APP_NAME)
-        .summary(&notice.summary)
-        .body(&notice.body)
-        .urgency(urgency)
-        .finalize()
+    notify_rust::Notification::new().appname(APP_NAME).summary(&notice.summary).body(&notice.body).urgency(urgency).finalize()
 }
 
 /// The session bus address zbus will use, or why there is none.
 ///
 /// Mirrors `zbus::Address::session()`: a set `DBUS_SESSION_BUS_ADDRESS` wins (even if it turns out
 /// to be unreachable); otherwise `$XDG_RUNTIME_DIR/bus`, or `/run/user/$EUID/bus`, if it exists.
-fn session_bus_address(
-    var: impl Fn(&str) -> Option<std::ffi::OsString>,
-    euid: u32,
-) -> Result<String, Unavailable> {
+fn session_bus_address(var: impl Fn(&str) -> Option<std::ffi::OsString>, euid: u32) -> Result<String, Unavailable> {
     if let Some(address) = var("DBUS_SESSION_BUS_ADDRESS") {
         return Ok(address.to_string_lossy().into_owned());
     }
-    let runtime_dir = var("XDG_RUNTIME_DIR").map_or_else(
-        || format!("/run/user/{euid}"),
-        |dir| dir.to_string_lossy().into_owned(),
-    );
+    let runtime_dir = var("XDG_RUNTIME_DIR").map_or_else(|| format!("/run/user/{euid}"), |dir| dir.to_string_lossy().into_owned());
     let socket = format!("{runtime_dir}/bus");
     if Path::new(&socket).exists() {
         Ok(format!("unix:path={socket}"))
@@ -216,16 +197,8 @@ fn session_bus_address(
 
 /// Sorts a `notify-rust` error (only its text is public) into a reason.
 fn classify(address: String, detail: String) -> Unavailable {
-    let no_owner = [
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "NameHasNoOwner",
-    ];
-    let unreachable = [
-        "failed to connect",
-        "address error",
-        "D-Bus handshake failed",
-        "I/O error",
-    ];
+    let no_owner = ["org.freedesktop.DBus.Error.ServiceUnknown", "NameHasNoOwner"];
+    let unreachable = ["failed to connect", "address error", "D-Bus handshake failed", "I/O error"];
     if no_owner.iter().any(|needle| detail.contains(needle)) {
         Unavailable::NoDaemon { address }
     } else if unreachable.iter().any(|needle| detail.contains(needle)) {
@@ -281,35 +254,19 @@ pub enum HookError {
 /// group is killed, so `sh -c 'curl ...; sleep 999'` leaves nothing behind. A hook that exits
 /// non-zero is not an error here: its status is returned for the caller to judge. Output: see
 /// the module docs.
-pub async fn run_hook(
-    cmd: &str,
-    report_path: &Path,
-    env: &[(&str, &str)],
-    timeout: Duration,
-) -> Result<ExitStatus, HookError> {
-    let mut child = hook_command(cmd, report_path, env)
-        .spawn()
-        .map_err(|source| HookError::Spawn {
-            cmd: cmd.to_owned(),
-            source,
-        })?;
+pub async fn run_hook(cmd: &str, report_path: &Path, env: &[(&str, &str)], timeout: Duration) -> Result<ExitStatus, HookError> {
+    let mut child = hook_command(cmd, report_path, env).spawn().map_err(|source| HookError::Spawn { cmd: cmd.to_owned(), source })?;
     let mut group = GroupKiller(child.id());
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(status) => {
             group.disarm();
-            status.map_err(|source| HookError::Wait {
-                cmd: cmd.to_owned(),
-                source,
-            })
+            status.map_err(|source| HookError::Wait { cmd: cmd.to_owned(), source })
         }
         Err(_elapsed) => {
             group.kill();
             // Reap it; SIGKILL cannot be ignored, so this returns promptly.
             let _ = child.wait().await;
-            Err(HookError::TimedOut {
-                cmd: cmd.to_owned(),
-                timeout,
-            })
+            Err(HookError::TimedOut { cmd: cmd.to_owned(), timeout })
         }
     }
 }
@@ -372,12 +329,7 @@ mod tests {
     use std::ffi::OsString;
 
     fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| OsString::from(v))
-        }
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
     }
 
     #[test]
@@ -390,18 +342,13 @@ mod tests {
     fn no_variable_and_no_socket_is_no_session_bus() {
         let why = session_bus_address(vars(&[("XDG_RUNTIME_DIR", "/nonexistent/pf")]), 0);
         let text = why.unwrap_err().to_string();
-        assert!(
-            text.starts_with("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset"),
-            "{text}"
-        );
+        assert!(text.starts_with("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset"), "{text}");
         assert!(text.contains("/nonexistent/pf/bus"), "{text}");
     }
 
     #[test]
     fn default_socket_follows_euid() {
-        let why = session_bus_address(vars(&[]), 4_000_000_001)
-            .unwrap_err()
-            .to_string();
+        let why = session_bus_address(vars(&[]), 4_000_000_001).unwrap_err().to_string();
         assert!(why.contains("/run/user/4000000001/bus"), "{why}");
     }
 
@@ -409,27 +356,15 @@ mod tests {
     fn errors_are_classified() {
         let a = || "unix:path=/b".to_owned();
         let unknown = "org.freedesktop.DBus.Error.ServiceUnknown: The name is not activatable";
-        assert!(matches!(
-            classify(a(), unknown.into()),
-            Unavailable::NoDaemon { .. }
-        ));
+        assert!(matches!(classify(a(), unknown.into()), Unavailable::NoDaemon { .. }));
         let refused = "failed to connect to `unix:path=/b`: Connection refused";
-        assert!(matches!(
-            classify(a(), refused.into()),
-            Unavailable::Unreachable { .. }
-        ));
-        assert!(matches!(
-            classify(a(), "odd".into()),
-            Unavailable::CallFailed { .. }
-        ));
+        assert!(matches!(classify(a(), refused.into()), Unavailable::Unreachable { .. }));
+        assert!(matches!(classify(a(), "odd".into()), Unavailable::CallFailed { .. }));
     }
 
     #[test]
     fn statuses_are_described() {
         assert_eq!(describe_status(&ExitStatus::from_raw(3 << 8)), "exit 3");
-        assert_eq!(
-            describe_status(&ExitStatus::from_raw(9)),
-            "killed by signal 9"
-        );
+        assert_eq!(describe_status(&ExitStatus::from_raw(9)), "killed by signal 9");
     }
 }

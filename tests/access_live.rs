@@ -57,7 +57,20 @@ fn scenario(flavour: Flavour, tag: &str) -> (Vec<String>, Vec<(AccountName, Ipv4
     let shop_exact = SchemaPattern::exact(&n.shop).sql();
     let media = n.t(&n.shop, "media").sql();
     let accounts: Vec<AccountName> = [
-        "table", "schema", "wild", "shadow", "global", "column", "role", "role_nodefault", "none", "quoted", "viewer", "exec", "trig", "fk",
+        "table",
+        "schema",
+        "wild",
+        "shadow",
+        "global",
+        "column",
+        "role",
+        "role_nodefault",
+        "none",
+        "quoted",
+        "viewer",
+        "exec",
+        "trig",
+        "fk",
     ]
     .iter()
     .map(|s| acct(&u(s), "%"))
@@ -69,7 +82,11 @@ fn scenario(flavour: Flavour, tag: &str) -> (Vec<String>, Vec<(AccountName, Ipv4
     }
     let g = |privs: &str, on: &str, to: &AccountName| format!("GRANT {privs} ON {on} TO {}", to.sql());
     sql.push(g("SELECT, INSERT", &media, &a("table")));
-    sql.push(g("SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER", &format!("{shop_exact}.*"), &a("schema")));
+    sql.push(g(
+        "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE VIEW, TRIGGER",
+        &format!("{shop_exact}.*"),
+        &a("schema"),
+    ));
     // `_` unescaped: a wildcard that also matches the shop schema.
     sql.push(g("SELECT", &format!("{}.*", qi(&format!("pf{tag}_sho%"))), &a("wild")));
     // Two matching rows: only the exact one applies (the first in the server's order).
@@ -104,7 +121,11 @@ fn scenario(flavour: Flavour, tag: &str) -> (Vec<String>, Vec<(AccountName, Ipv4
         schema_acct.sql(),
         n.t(&n.uni, "v_media").sql()
     ));
-    sql.push(format!("CREATE DEFINER={} SQL SECURITY DEFINER VIEW {} AS SELECT id FROM {media}", a("none").sql(), n.t(&n.uni, "v_bad").sql()));
+    sql.push(format!(
+        "CREATE DEFINER={} SQL SECURITY DEFINER VIEW {} AS SELECT id FROM {media}",
+        a("none").sql(),
+        n.t(&n.uni, "v_bad").sql()
+    ));
     sql.push(g("SELECT", &n.t(&n.uni, "v_media").sql(), &a("viewer")));
     sql.push(g("SELECT", &n.t(&n.uni, "v_bad").sql(), &a("viewer")));
     // Definer procedure deleting from media; one with dynamic SQL.
@@ -134,7 +155,9 @@ fn scenario(flavour: Flavour, tag: &str) -> (Vec<String>, Vec<(AccountName, Ipv4
     ));
     // A child table whose rows go when a parent row of t_x is deleted.
     let child = n.t(&n.shop, "media_fk").sql();
-    sql.push(format!("CREATE TABLE {child} (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES {tx} (id) ON DELETE CASCADE) ENGINE=InnoDB"));
+    sql.push(format!(
+        "CREATE TABLE {child} (id INT PRIMARY KEY, p INT, FOREIGN KEY (p) REFERENCES {tx} (id) ON DELETE CASCADE) ENGINE=InnoDB"
+    ));
     sql.push(g("DELETE", &tx, &a("fk")));
     let mut under_test: Vec<(AccountName, Ipv4Addr)> = Vec::new();
     for (i, x) in accounts.iter().chain(std::iter::once(&quoted)).enumerate() {
@@ -174,7 +197,12 @@ async fn run(flavour: Flavour, tag: &str) {
             for (p, denied) in probes.iter().zip(results) {
                 let model = model_allows(p, &tl, &cols);
                 if model != denied.is_none() {
-                    wrong.push(format!("{account} {p_name} on {t}: model says {m}, server {s}", p_name = p.name, m = if model { "allowed" } else { "denied" }, s = denied.map(|c| format!("denied ({c})")).unwrap_or("allowed".into())));
+                    wrong.push(format!(
+                        "{account} {p_name} on {t}: model says {m}, server {s}",
+                        p_name = p.name,
+                        m = if model { "allowed" } else { "denied" },
+                        s = denied.map(|c| format!("denied ({c})")).unwrap_or("allowed".into())
+                    ));
                 }
             }
         }
@@ -187,12 +215,22 @@ async fn run(flavour: Flavour, tag: &str) {
     };
     let media = n.t(&n.shop, "media");
     assert!(find("wild", &media, &|v| matches!(v, Via::Schema { wildcard: true, .. })), "wildcard schema path");
-    assert!(find("role", &n.t(&n.weird, "odd 'name' `bt`"), &|v| matches!(v, Via::Role { chain, active_at_login: true, .. } if chain.len() == 2)), "role chain");
+    assert!(
+        find(
+            "role",
+            &n.t(&n.weird, "odd 'name' `bt`"),
+            &|v| matches!(v, Via::Role { chain, active_at_login: true, .. } if chain.len() == 2)
+        ),
+        "role chain"
+    );
 
     // Definer view: the viewer reads media through it, for real; the broken one gives nothing.
     let viewer = accounts.iter().find(|(a, _)| a.user == format!("pf{tag}_viewer")).unwrap();
     assert!(find("viewer", &media, &|v| matches!(v, Via::Definer { object_kind, .. } if object_kind == "view")), "definer view path");
-    assert!(!report.entries.iter().any(|e| matches!(&e.via, Via::Definer { object, .. } if object.contains("v_bad"))), "a definer without access gives no path");
+    assert!(
+        !report.entries.iter().any(|e| matches!(&e.via, Via::Definer { object, .. } if object.contains("v_bad"))),
+        "a definer without access gives no path"
+    );
     let mut c = login_from(&sb.primary, &viewer.0.user, &format!("pw-{}", viewer.0.user), viewer.1).await.unwrap();
     c.query_drop(format!("SELECT * FROM {}", n.t(&n.uni, "v_media").sql())).await.expect("viewer reads media through the definer view");
     let bad = c.query_drop(format!("SELECT * FROM {}", n.t(&n.uni, "v_bad").sql())).await;
@@ -201,11 +239,24 @@ async fn run(flavour: Flavour, tag: &str) {
 
     // Definer procedure: exec deletes from media by calling it.
     let exec = accounts.iter().find(|(a, _)| a.user == format!("pf{tag}_exec")).unwrap();
-    assert!(find("exec", &media, &|v| matches!(v, Via::Definer { object_kind, .. } if object_kind == "procedure")), "definer procedure path");
-    assert!(find("exec", &media, &|v| matches!(v, Via::UnresolvedDefiner { reason, .. } if reason.to_lowercase().contains("prepare") || reason.to_lowercase().contains("dynamic"))), "dynamic SQL is reported unresolved");
+    assert!(
+        find("exec", &media, &|v| matches!(v, Via::Definer { object_kind, .. } if object_kind == "procedure")),
+        "definer procedure path"
+    );
+    assert!(
+        find(
+            "exec",
+            &media,
+            &|v| matches!(v, Via::UnresolvedDefiner { reason, .. } if reason.to_lowercase().contains("prepare") || reason.to_lowercase().contains("dynamic"))
+        ),
+        "dynamic SQL is reported unresolved"
+    );
     let mut c = login_from(&sb.primary, &exec.0.user, &format!("pw-{}", exec.0.user), exec.1).await.unwrap();
     c.query_drop(format!("CALL {}.{}()", qi(&n.uni), qi("purge `p`"))).await.expect("exec calls the definer procedure");
-    assert!(!report.entries.iter().any(|e| matches!(&e.via, Via::Definer { object, .. } if object.contains("nox"))), "no path through a routine its definer may not execute");
+    assert!(
+        !report.entries.iter().any(|e| matches!(&e.via, Via::Definer { object, .. } if object.contains("nox"))),
+        "no path through a routine its definer may not execute"
+    );
     let denied = c.query_drop(format!("CALL {}.{}()", qi(&n.uni), qi("nox"))).await;
     assert!(matches!(denied, Err(mysql_async::Error::Server(ref e)) if e.code == 1370), "the server refuses it too: {denied:?}");
     c.disconnect().await.ok();
@@ -241,7 +292,7 @@ async fn run(flavour: Flavour, tag: &str) {
         .await
         .unwrap();
     let (_, inv0) = inventory(sb).await;
-    let before = access::analyse(&inv0, &[media.clone()]);
+    let before = access::analyse(&inv0, std::slice::from_ref(&media));
     assert!(
         !before.entries.iter().any(|e| matches!(&e.via, Via::Definer { object_kind, .. } if object_kind == "event")),
         "{flavour}: no event path while the definer lacks EVENT on the event's schema"
@@ -249,9 +300,10 @@ async fn run(flavour: Flavour, tag: &str) {
     admin.query_drop(format!("GRANT EVENT ON {}.* TO {}", SchemaPattern::exact(&n.uni).sql(), schema_acct_of(tag).sql())).await.unwrap();
     admin.query_drop("SET GLOBAL event_scheduler = ON").await.unwrap();
     let (_, inv) = inventory(sb).await;
-    let report = access::analyse(&inv, &[media.clone()]);
+    let report = access::analyse(&inv, std::slice::from_ref(&media));
     assert!(
-        report.entries.iter().any(|e| e.account == schema_acct_of(tag) && matches!(&e.via, Via::Definer { object_kind, entry, .. } if object_kind == "event" && matches!(**entry, Via::Scheduler))),
+        report.entries.iter().any(|e| e.account == schema_acct_of(tag)
+            && matches!(&e.via, Via::Definer { object_kind, entry, .. } if object_kind == "event" && matches!(**entry, Via::Scheduler))),
         "{flavour}: event path"
     );
     let mut ran = false;

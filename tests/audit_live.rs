@@ -30,7 +30,8 @@ fn cnf(s: &privfence::sandbox::Server) -> String {
 }
 
 fn audit(policy: &Path, out: &Path, extra: &[&str]) -> (Output, Value) {
-    let mut args = vec!["audit", "--policy", policy.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "json", "--today", "2026-11-21"];
+    let mut args =
+        vec!["audit", "--policy", policy.to_str().unwrap(), "--out", out.to_str().unwrap(), "--format", "json", "--today", "2026-11-21"];
     args.extend_from_slice(extra);
     let o = privfence(&args);
     let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
@@ -99,7 +100,7 @@ async fn audit_flow(flavour: Flavour, tag: &str) {
     sql.push(format!("GRANT CREATE USER ON *.* TO '{}'@'%'", u("esc")));
     sql.push(format!("GRANT SELECT ON {db}.media_a TO '{}'@'%'", u("expired")));
     sql.push(format!("GRANT SELECT ON {db}.media_a TO '{}'@'%'", u("backup")));
-    sql.push(format!("CREATE USER ''@'127.0.0.77'"));
+    sql.push("CREATE USER ''@'127.0.0.77'".to_string());
     sql.push(format!("GRANT SELECT ON {db}.media_b TO ''@'127.0.0.77'"));
     sql.push(format!("CREATE DEFINER='{}'@'%' SQL SECURITY DEFINER VIEW {db}.v AS SELECT id FROM {db}.media_a", u("media")));
     sql.push(format!("GRANT SELECT ON {db}.v TO '{}'@'%'", u("viewer")));
@@ -134,12 +135,19 @@ async fn audit_flow(flavour: Flavour, tag: &str) {
         ("expired_exemption", u("expired")),
         ("missing_owner", u("ghost")),
     ] {
-        assert!(has(&v, kind, &user), "{flavour}: expected a {kind} finding for {user:?}: {}", serde_json::to_string_pretty(&findings(&v)).unwrap());
+        assert!(
+            has(&v, kind, &user),
+            "{flavour}: expected a {kind} finding for {user:?}: {}",
+            serde_json::to_string_pretty(&findings(&v)).unwrap()
+        );
     }
     if flavour == Flavour::MariaDb {
         assert!(has(&v, "unexpected_access", "PUBLIC"), "PUBLIC's grant is drift");
     }
-    assert!(!has(&v, "unexpected_access", &u("backup")) && !has(&v, "unexpected_access", &u("media")), "owners and exempt accounts are fine");
+    assert!(
+        !has(&v, "unexpected_access", &u("backup")) && !has(&v, "unexpected_access", &u("media")),
+        "owners and exempt accounts are fine"
+    );
     let wild = findings(&v).into_iter().find(|f| f["account"]["user"] == u("wild")).unwrap();
     assert_eq!(wild["via"]["kind"], "schema");
     assert_eq!(wild["via"]["wildcard"], true);
@@ -149,12 +157,19 @@ async fn audit_flow(flavour: Flavour, tag: &str) {
 
     // Drift over time: revoke one grant, add another, compare with the last report.
     let last_json = newest(&reports, "json");
-    admin_exec(sb, &[format!("REVOKE SELECT ON {db}.* FROM '{}'@'%'", u("snoop")), format!("GRANT INSERT ON {db}.media_b TO '{}'@'%'", u("narrowed"))]).await;
+    admin_exec(
+        sb,
+        &[format!("REVOKE SELECT ON {db}.* FROM '{}'@'%'", u("snoop")), format!("GRANT INSERT ON {db}.media_b TO '{}'@'%'", u("narrowed"))],
+    )
+    .await;
     let (o, v) = audit(&policy, &reports, &["--defaults-file", &cnf(&sb.primary), "--baseline", last_json.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let b = &v["baseline"];
     assert!(b["disappeared"].as_array().unwrap().iter().any(|f| f["account"]["user"] == u("snoop")), "{b}");
-    assert!(b["appeared"].as_array().unwrap().iter().any(|f| f["account"]["user"] == u("narrowed") && f["kind"] == "unexpected_access"), "{b}");
+    assert!(
+        b["appeared"].as_array().unwrap().iter().any(|f| f["account"]["user"] == u("narrowed") && f["kind"] == "unexpected_access"),
+        "{b}"
+    );
 
     // The notification falls back to a warning without a bus; --exec gets the report path.
     let hook_out = dir.path().join("hook.txt");
@@ -172,7 +187,8 @@ async fn audit_flow(flavour: Flavour, tag: &str) {
 }
 
 fn newest(dir: &Path, ext: &str) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == ext)).collect();
     files.sort();
     files.pop().unwrap()
 }
@@ -190,7 +206,16 @@ async fn mysql_audit_findings_exit_codes_and_baseline() {
 /// A REVOKE run on the replica only shows as replica divergence.
 async fn divergence(flavour: Flavour) {
     let sb = privfence::sandbox::shared(flavour, Topology::PrimaryReplica);
-    admin_exec(sb, &["CREATE DATABASE pfd".into(), "CREATE TABLE pfd.media_x (id INT PRIMARY KEY)".into(), "CREATE USER 'pfd_app'@'%' IDENTIFIED BY 'pw'".into(), "GRANT SELECT, INSERT ON pfd.media_x TO 'pfd_app'@'%'".into()]).await;
+    admin_exec(
+        sb,
+        &[
+            "CREATE DATABASE pfd".into(),
+            "CREATE TABLE pfd.media_x (id INT PRIMARY KEY)".into(),
+            "CREATE USER 'pfd_app'@'%' IDENTIFIED BY 'pw'".into(),
+            "GRANT SELECT, INSERT ON pfd.media_x TO 'pfd_app'@'%'".into(),
+        ],
+    )
+    .await;
     sb.wait_replica_caught_up(std::time::Duration::from_secs(30)).await.unwrap();
     let replica = sb.replica.as_ref().unwrap();
     let mut c = replica.conn().await.unwrap();
@@ -199,7 +224,8 @@ async fn divergence(flavour: Flavour) {
     c.disconnect().await.ok();
     let dir = tempfile::tempdir().unwrap();
     let policy = dir.path().join("p.toml");
-    std::fs::write(&policy, format!("[service.media]\ntables = [\"pfd.media_*\"]\nowners = [\"pfd_app\"]\n{}", base_exemptions(flavour))).unwrap();
+    std::fs::write(&policy, format!("[service.media]\ntables = [\"pfd.media_*\"]\nowners = [\"pfd_app\"]\n{}", base_exemptions(flavour)))
+        .unwrap();
     let replica_addr = format!("127.0.0.1:{}", replica.port);
     let (o, v) = audit(&policy, &dir.path().join("r"), &["--defaults-file", &cnf(&sb.primary), "--replica", &replica_addr]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -263,8 +289,14 @@ fn bad_policy_files_are_located_and_change_nothing() {
         ("[service.a]\ntables = [\"s.t\"]\nowners = [\"a\"]\nownerz = 1\n", "p.toml:4:1: error: unknown field `ownerz`"),
         ("[service.a]\ntables = [\"s.t\"]\nowners = [\"'a'@\"]\n", "p.toml:3:11: error: owner"),
         ("[service.a]\ntables = [\"s t.x\"]\nowners = [\"a\"]\n", "p.toml:2:11: error: table pattern"),
-        ("[service.a]\ntables = [\"s.*\"]\nowners = [\"a\"]\n[service.b]\ntables = [\"s.t\"]\nowners = [\"b\"]\n", "p.toml:5:11: error: table `s`.`t` of service \"b\" is also claimed"),
-        ("[service.a]\ntables = [\"s.t\"]\nowners = [\"a\"]\n[[service.a.exempt]]\naccount = \"x\"\nreason = \"\"\n", "p.toml:6:10: error: an exemption needs a reason"),
+        (
+            "[service.a]\ntables = [\"s.*\"]\nowners = [\"a\"]\n[service.b]\ntables = [\"s.t\"]\nowners = [\"b\"]\n",
+            "p.toml:5:11: error: table `s`.`t` of service \"b\" is also claimed",
+        ),
+        (
+            "[service.a]\ntables = [\"s.t\"]\nowners = [\"a\"]\n[[service.a.exempt]]\naccount = \"x\"\nreason = \"\"\n",
+            "p.toml:6:10: error: an exemption needs a reason",
+        ),
     ];
     for (policy, expected) in cases {
         let p = dir.path().join("p.toml");
@@ -277,8 +309,24 @@ fn bad_policy_files_are_located_and_change_nothing() {
     }
     // An expired exemption is a warning with its location, not an error.
     let p = dir.path().join("p.toml");
-    std::fs::write(&p, "[service.a]\ntables = [\"s.t\"]\nowners = [\"a\"]\n[[service.a.exempt]]\naccount = \"x\"\nreason = \"r\"\nexpires = 2020-01-01\n").unwrap();
-    let o = privfence(&["audit", "--policy", p.to_str().unwrap(), "--out", out.to_str().unwrap(), "-h", "127.0.0.1", "-P", "1", "--today", "2026-11-21"]);
+    std::fs::write(
+        &p,
+        "[service.a]\ntables = [\"s.t\"]\nowners = [\"a\"]\n[[service.a.exempt]]\naccount = \"x\"\nreason = \"r\"\nexpires = 2020-01-01\n",
+    )
+    .unwrap();
+    let o = privfence(&[
+        "audit",
+        "--policy",
+        p.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-h",
+        "127.0.0.1",
+        "-P",
+        "1",
+        "--today",
+        "2026-11-21",
+    ]);
     assert!(text(&o).contains("p.toml:7:11: warning: the exemption of 'x'@'%' expired on 2020-01-01"), "{}", text(&o));
 }
 

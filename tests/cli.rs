@@ -71,11 +71,20 @@ fn port(f: Flavour) -> String {
 fn no_secrets_in_output(f: Flavour) {
     let sb = sandbox(f);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(admin_exec(sb, &[format!("CREATE USER 'pfcli_{}'@'%' IDENTIFIED BY 'app-secret-pw'", f.name()), format!("GRANT SELECT ON mysql.* TO 'pfcli_{}'@'%'", f.name())]));
+    rt.block_on(admin_exec(
+        sb,
+        &[
+            format!("CREATE USER 'pfcli_{}'@'%' IDENTIFIED BY 'app-secret-pw'", f.name()),
+            format!("GRANT SELECT ON mysql.* TO 'pfcli_{}'@'%'", f.name()),
+        ],
+    ));
     let p = port(f);
     let pw = sb.primary.admin_password.clone();
     for fmt in ["json", "table"] {
-        let o = privfence(&["inventory", "--verify", "--format", fmt, "-h", "127.0.0.1", "-P", &p, "-u", "root", "--no-defaults"], &[("MYSQL_PWD", &pw)]);
+        let o = privfence(
+            &["inventory", "--verify", "--format", fmt, "-h", "127.0.0.1", "-P", &p, "-u", "root", "--no-defaults"],
+            &[("MYSQL_PWD", &pw)],
+        );
         let t = text(&o);
         assert_eq!(o.status.code(), Some(0), "{f} {fmt}: {t}");
         assert!(!t.contains(&pw), "{f}: admin password printed");
@@ -88,7 +97,10 @@ fn no_secrets_in_output(f: Flavour) {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("access JSON");
     let e = &json["entries"][0];
-    assert!(e["account"]["user"].is_string() && e["table"]["schema"] == "mysql" && e["privileges"].is_array() && e["via"]["kind"].is_string(), "{e}");
+    assert!(
+        e["account"]["user"].is_string() && e["table"]["schema"] == "mysql" && e["privileges"].is_array() && e["via"]["kind"].is_string(),
+        "{e}"
+    );
     // A wrong password: a clear error, no password.
     let o = privfence(&["inventory", "-h", "127.0.0.1", "-P", &p, "-u", "root", "--no-defaults"], &[("MYSQL_PWD", "wrong-secret-xyz")]);
     assert_eq!(o.status.code(), Some(2));

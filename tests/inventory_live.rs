@@ -81,11 +81,18 @@ async fn anonymous_shadowing(flavour: Flavour) {
     let (mut server, inv) = inventory(sb).await;
     assert!(privfence::inventory::verify::verify(&mut server, &inv).await.unwrap().is_empty());
     let t = TableName::new("pfs", "t");
-    let report = access::analyse(&inv, &[t.clone()]);
+    let report = access::analyse(&inv, std::slice::from_ref(&t));
     let anon = AccountName::new("", "127.0.0.99");
     let victim = AccountName::new("pfs_victim", "%");
-    assert!(report.shadowing.iter().any(|s| s.anonymous == anon && s.shadowed == victim), "{flavour}: shadowing reported: {:#?}", report.shadowing);
-    assert!(report.entries.iter().any(|e| e.account == anon && matches!(e.via, Via::Table)), "the anonymous account's own access is listed");
+    assert!(
+        report.shadowing.iter().any(|s| s.anonymous == anon && s.shadowed == victim),
+        "{flavour}: shadowing reported: {:#?}",
+        report.shadowing
+    );
+    assert!(
+        report.entries.iter().any(|e| e.account == anon && matches!(e.via, Via::Table)),
+        "the anonymous account's own access is listed"
+    );
     assert!(
         report.entries.iter().any(|e| e.account.user == "pfs_proxy" && matches!(&e.via, Via::Proxy { proxied, .. } if *proxied == victim)),
         "{flavour}: proxy path listed"
@@ -147,13 +154,20 @@ async fn mysql_partial_revokes_and_mandatory_roles() {
     let inv = privfence::inventory::take(&mut server).await.unwrap();
     assert!(inv.server.partial_revokes);
     let u = AccountName::new("pfp_u", "%");
-    assert!(inv.partial_revokes.iter().any(|r| r.account == u && r.schema == "pfp_secret" && r.privileges.len() == 2), "{:#?}", inv.partial_revokes);
+    assert!(
+        inv.partial_revokes.iter().any(|r| r.account == u && r.schema == "pfp_secret" && r.privileges.len() == 2),
+        "{:#?}",
+        inv.partial_revokes
+    );
     assert!(inv.mandatory_roles.contains(&AccountName::new("pfp_mand", "%")));
     let m = privfence::inventory::verify::verify(&mut server, &inv).await.unwrap();
     assert!(m.is_empty(), "cross-check with partial revokes: {m:#?}");
     let tables = vec![TableName::new("pfp_secret", "t"), TableName::new("pfp_open", "t"), TableName::new("pfpXopen", "t")];
     let report = access::analyse(&inv, &tables);
-    assert!(report.entries.iter().any(|e| e.account.user == "pfp_mand" && matches!(e.via, Via::Mandatory { .. }) && e.table.schema == "pfp_open"));
+    assert!(report
+        .entries
+        .iter()
+        .any(|e| e.account.user == "pfp_mand" && matches!(e.via, Via::Mandatory { .. }) && e.table.schema == "pfp_open"));
     // Probe as both accounts: the model (with mandatory roles active at login) equals the server.
     let mand = AccountName::new("pfp_mand", "%");
     let mut wrong = Vec::new();

@@ -10,6 +10,7 @@
 //! `child_notify --exact --ignored` and its environment set at spawn. The child prints one
 //! `PRIVFENCE-CHILD` line with the outcome; the parent asserts on it and on what the listener
 //! recorded.
+#![allow(clippy::print_stdout)] // the seed and child-process results are printed for people
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -60,9 +61,7 @@ impl SessionBus {
             .expect("spawn dbus-daemon");
         let mut line = String::new();
         let stdout = daemon.stdout.take().expect("daemon stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read bus address");
+        BufReader::new(stdout).read_line(&mut line).expect("read bus address");
         let address = line.trim().to_owned();
         if address.is_empty() {
             let _ = daemon.kill();
@@ -70,11 +69,7 @@ impl SessionBus {
             let log = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("dbus-daemon did not start: {log}");
         }
-        SessionBus {
-            daemon,
-            address,
-            _dir: dir,
-        }
+        SessionBus { daemon, address, _dir: dir }
     }
 }
 
@@ -138,10 +133,7 @@ fn ensure_dbus_daemon() {
 }
 
 fn has_dbus_daemon() -> bool {
-    Command::new("dbus-daemon")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new("dbus-daemon").arg("--version").output().is_ok_and(|o| o.status.success())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -179,15 +171,10 @@ impl Drop for Listener {
 
 impl Listener {
     async fn start(address: &str, answer: Answer) -> Listener {
-        let conn = zbus::connection::Builder::address(address)
-            .build()
-            .await
-            .expect("listener connects to the bus");
+        let conn = zbus::connection::Builder::address(address).build().await.expect("listener connects to the bus");
         // The stream exists before the name is owned, so no call can be missed.
         let stream = zbus::MessageStream::from(&conn);
-        conn.request_name("org.freedesktop.Notifications")
-            .await
-            .expect("own the name");
+        conn.request_name("org.freedesktop.Notifications").await.expect("own the name");
         let calls = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(serve(conn, stream, calls.clone(), answer));
         Listener { calls, task }
@@ -198,25 +185,15 @@ impl Listener {
     }
 }
 
-async fn serve(
-    conn: zbus::Connection,
-    mut stream: zbus::MessageStream,
-    calls: Arc<Mutex<Vec<NotifyCall>>>,
-    answer: Answer,
-) {
+async fn serve(conn: zbus::Connection, mut stream: zbus::MessageStream, calls: Arc<Mutex<Vec<NotifyCall>>>, answer: Answer) {
     while let Some(Ok(msg)) = std::future::poll_fn(|cx| Pin::new(&mut stream).poll_next(cx)).await {
         let header = msg.header();
         let is_ours = header.message_type() == zbus::message::Type::MethodCall
-            && header
-                .interface()
-                .is_some_and(|i| i.as_str() == "org.freedesktop.Notifications");
+            && header.interface().is_some_and(|i| i.as_str() == "org.freedesktop.Notifications");
         if !is_ours {
             continue;
         }
-        let member = header
-            .member()
-            .map(|m| m.as_str().to_owned())
-            .unwrap_or_default();
+        let member = header.member().map(|m| m.as_str().to_owned()).unwrap_or_default();
         let sent = match member.as_str() {
             "Notify" => {
                 calls.lock().unwrap().push(decode_notify(&msg));
@@ -226,44 +203,24 @@ async fn serve(
                 conn.reply(&header, &(7u32,)).await
             }
             "GetCapabilities" => conn.reply(&header, &(vec!["body".to_owned()],)).await,
-            "GetServerInformation" => {
-                conn.reply(&header, &("recorder", "privfence-tests", "0", "1.2"))
-                    .await
-            }
+            "GetServerInformation" => conn.reply(&header, &("recorder", "privfence-tests", "0", "1.2")).await,
             "CloseNotification" => conn.reply(&header, &()).await,
             _ => {
                 let name = "org.freedesktop.DBus.Error.UnknownMethod";
-                conn.reply_error(&header, name, &(format!("no method {member}"),))
-                    .await
+                conn.reply_error(&header, name, &(format!("no method {member}"),)).await
             }
         };
         sent.expect("listener replies");
     }
 }
 
-type NotifyArgs = (
-    String,
-    u32,
-    String,
-    String,
-    String,
-    Vec<String>,
-    HashMap<String, zbus::OwnedVariant>,
-    i32,
-);
+type NotifyArgs = (String, u32, String, String, String, Vec<String>, HashMap<String, zbus::OwnedVariant>, i32);
 
 fn decode_notify(msg: &zbus::Message) -> NotifyCall {
-    let (app_name, _replaces, _icon, summary, body, _actions, hints, _expire): NotifyArgs = msg
-        .body()
-        .deserialize()
-        .expect("Notify arguments (susssasa{sv}i)");
+    let (app_name, _replaces, _icon, summary, body, _actions, hints, _expire): NotifyArgs =
+        msg.body().deserialize().expect("Notify arguments (susssasa{sv}i)");
     let urgency = hints.get("urgency").and_then(|v| u8::try_from(v).ok());
-    NotifyCall {
-        app_name,
-        summary,
-        body,
-        urgency,
-    }
+    NotifyCall { app_name, summary, body, urgency }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -282,13 +239,7 @@ async fn notify_in_child(bus: Option<&str>) -> Outcome {
     let runtime_dir = tempfile::tempdir().expect("tempdir");
     let mut child = tokio::process::Command::new(std::env::current_exe().expect("test binary"));
     child
-        .args([
-            "child_notify",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["child_notify", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_MARKER, "1")
         .env("XDG_RUNTIME_DIR", runtime_dir.path())
         .env_remove("DBUS_SESSION_BUS_ADDRESS");
@@ -298,14 +249,9 @@ async fn notify_in_child(bus: Option<&str>) -> Outcome {
     let out = child.output().await.expect("run child test");
     let stdout = String::from_utf8_lossy(&out.stdout);
     // libtest prints `test child_notify ... ` on the same line, before ours.
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once(CHILD_LINE).map(|(_, rest)| rest));
+    let line = stdout.lines().find_map(|l| l.split_once(CHILD_LINE).map(|(_, rest)| rest));
     let Some(line) = line.filter(|_| out.status.success()) else {
-        panic!(
-            "child failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        panic!("child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     };
     parse_outcome(line)
 }
@@ -317,10 +263,7 @@ fn parse_outcome(line: &str) -> Outcome {
         ("delivered", _) => Delivery::Delivered,
         (_, reason) => Delivery::Fallback(reason.to_owned()),
     };
-    Outcome {
-        delivery,
-        elapsed: Duration::from_millis(millis),
-    }
+    Outcome { delivery, elapsed: Duration::from_millis(millis) }
 }
 
 /// Not a test of its own: the body of the child process started by [`notify_in_child`].
@@ -338,10 +281,7 @@ async fn child_notify() {
         Delivery::Delivered => ("delivered", String::new()),
         Delivery::Fallback(reason) => ("fallback", reason),
     };
-    println!(
-        "{CHILD_LINE}{millis}\t{kind}\t{}",
-        reason.replace('\n', " ")
-    );
+    println!("{CHILD_LINE}{millis}\t{kind}\t{}", reason.replace('\n', " "));
 }
 
 fn fallback_reason(outcome: &Outcome) -> &str {
@@ -372,10 +312,7 @@ async fn notification_is_delivered_to_the_daemon_on_the_session_bus() {
 async fn no_session_bus_falls_back_at_once() {
     let outcome = notify_in_child(None).await;
     let reason = fallback_reason(&outcome);
-    assert!(
-        reason.starts_with("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset"),
-        "{reason}"
-    );
+    assert!(reason.starts_with("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS unset"), "{reason}");
     assert!(outcome.elapsed < Duration::from_secs(1), "{outcome:?}");
 }
 
@@ -385,10 +322,7 @@ async fn dead_bus_address_falls_back_quickly() {
     let address = format!("unix:path={}", dir.path().join("no-such-bus").display());
     let outcome = notify_in_child(Some(&address)).await;
     let reason = fallback_reason(&outcome);
-    assert!(
-        reason.starts_with("cannot reach the D-Bus session bus"),
-        "{reason}"
-    );
+    assert!(reason.starts_with("cannot reach the D-Bus session bus"), "{reason}");
     assert!(reason.contains("no-such-bus"), "{reason}");
     assert!(outcome.elapsed < Duration::from_secs(5), "{outcome:?}");
 }
@@ -398,10 +332,7 @@ async fn bus_without_notification_daemon_falls_back() {
     let bus = SessionBus::start();
     let outcome = notify_in_child(Some(&bus.address)).await;
     let reason = fallback_reason(&outcome);
-    assert!(
-        reason.contains("no notification daemon owns org.freedesktop.Notifications"),
-        "{reason}"
-    );
+    assert!(reason.contains("no notification daemon owns org.freedesktop.Notifications"), "{reason}");
     assert!(outcome.elapsed < Duration::from_secs(5), "{outcome:?}");
 }
 
@@ -413,10 +344,7 @@ async fn hung_daemon_is_abandoned_after_the_timeout() {
     let reason = fallback_reason(&outcome);
     assert!(reason.contains("did not answer within 5s"), "{reason}");
     assert!(outcome.elapsed >= notify::NOTIFY_TIMEOUT, "{outcome:?}");
-    assert!(
-        outcome.elapsed < notify::NOTIFY_TIMEOUT + Duration::from_secs(2),
-        "{outcome:?}"
-    );
+    assert!(outcome.elapsed < notify::NOTIFY_TIMEOUT + Duration::from_secs(2), "{outcome:?}");
     assert_eq!(listener.calls().len(), 1, "the call reached the daemon");
 }
 
@@ -434,17 +362,9 @@ async fn hook_gets_report_path_and_environment() {
     let dir = tempfile::tempdir().expect("tempdir");
     let report = report_in(dir.path());
     let out = dir.path().join("seen");
-    let cmd = format!(
-        r#"printf '%s|%s|%s|%s\n' "$1" "$PRIVFENCE_REPORT" "$PRIVFENCE_EXIT" "$PRIVFENCE_SUMMARY" > '{}'"#,
-        out.display()
-    );
-    let env = [
-        (notify::ENV_EXIT, "1"),
-        (notify::ENV_SUMMARY, "drift on db1"),
-    ];
-    let status = notify::run_hook(&cmd, &report, &env, notify::HOOK_TIMEOUT)
-        .await
-        .unwrap();
+    let cmd = format!(r#"printf '%s|%s|%s|%s\n' "$1" "$PRIVFENCE_REPORT" "$PRIVFENCE_EXIT" "$PRIVFENCE_SUMMARY" > '{}'"#, out.display());
+    let env = [(notify::ENV_EXIT, "1"), (notify::ENV_SUMMARY, "drift on db1")];
+    let status = notify::run_hook(&cmd, &report, &env, notify::HOOK_TIMEOUT).await.unwrap();
     assert!(status.success(), "{status:?}");
     let seen = std::fs::read_to_string(&out).expect("hook wrote its file");
     let path = report.display();
@@ -455,9 +375,7 @@ async fn hook_gets_report_path_and_environment() {
 async fn failing_hook_reports_its_status() {
     let dir = tempfile::tempdir().expect("tempdir");
     let report = report_in(dir.path());
-    let status = notify::run_hook("exit 3", &report, &[], notify::HOOK_TIMEOUT)
-        .await
-        .unwrap();
+    let status = notify::run_hook("exit 3", &report, &[], notify::HOOK_TIMEOUT).await.unwrap();
     assert_eq!(status.code(), Some(3));
     assert_eq!(notify::describe_status(&status), "exit 3");
 }
@@ -469,17 +387,12 @@ async fn slow_hook_is_killed_with_everything_it_started() {
     let pidfile = dir.path().join("sleep.pid");
     let cmd = format!("sleep 30 & echo $! > '{}'; wait", pidfile.display());
     let started = Instant::now();
-    let err = notify::run_hook(&cmd, &report, &[], Duration::from_millis(500))
-        .await
-        .unwrap_err();
+    let err = notify::run_hook(&cmd, &report, &[], Duration::from_millis(500)).await.unwrap_err();
     assert!(matches!(err, HookError::TimedOut { .. }), "{err:?}");
     assert!(err.to_string().contains("was killed"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     let pid = std::fs::read_to_string(&pidfile).expect("pid of the background sleep");
-    assert!(
-        process_is_gone(pid.trim()),
-        "background sleep {pid} survived"
-    );
+    assert!(process_is_gone(pid.trim()), "background sleep {pid} survived");
 }
 
 /// Gone or a zombie (PID 1 in a container may not reap orphans promptly).
@@ -487,10 +400,7 @@ fn process_is_gone(pid: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .and_then(|rest| rest.split_whitespace().next());
+        let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
         if matches!(state, None | Some("Z" | "X")) {
             return true;
         }
@@ -505,8 +415,6 @@ fn process_is_gone(pid: &str) -> bool {
 async fn unstartable_hook_is_a_spawn_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let report = report_in(dir.path());
-    let err = notify::run_hook("echo \0", &report, &[], notify::HOOK_TIMEOUT)
-        .await
-        .unwrap_err();
+    let err = notify::run_hook("echo \0", &report, &[], notify::HOOK_TIMEOUT).await.unwrap_err();
     assert!(matches!(err, HookError::Spawn { .. }), "{err:?}");
 }

@@ -133,7 +133,8 @@ async fn matrix(flavour: Flavour, tag: &str) {
         let (_, inv) = inventory(sb).await;
         let p = plan::build(&inv, &policy, "media", &a.sql(), &PlanOptions::default()).unwrap_or_else(|e| panic!("{flavour} {a}: {e}"));
         assert!(!p.is_empty(), "{flavour} {a}: a plan is needed");
-        let who: Vec<AccountName> = inv.accounts.iter().map(|x| x.name.clone()).filter(|n| n.user.starts_with(&format!("pl{tag}_"))).collect();
+        let who: Vec<AccountName> =
+            inv.accounts.iter().map(|x| x.name.clone()).filter(|n| n.user.starts_with(&format!("pl{tag}_"))).collect();
         let grants_before = canonical(&inv, &who);
         let before = observe(sb, &w, &a, ip).await;
         apply(sb, &p.forward()).await;
@@ -223,13 +224,35 @@ async fn refusals_and_empty_plans() {
     assert!(!ok.is_empty());
     // The CLI: exit 2 with the same messages.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
-        .args(["plan", "--policy", pol.to_str().unwrap(), "--service", "media", "--account", "'plr_ghost'@'%'", "--defaults-file", &sb.primary.client_cnf.to_string_lossy()])
+        .args([
+            "plan",
+            "--policy",
+            pol.to_str().unwrap(),
+            "--service",
+            "media",
+            "--account",
+            "'plr_ghost'@'%'",
+            "--defaults-file",
+            &sb.primary.client_cnf.to_string_lossy(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no account 'plr_ghost'@'%'"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
-        .args(["plan", "--policy", pol.to_str().unwrap(), "--service", "media", "--account", "plr_a", "--format", "json", "--defaults-file", &sb.primary.client_cnf.to_string_lossy()])
+        .args([
+            "plan",
+            "--policy",
+            pol.to_str().unwrap(),
+            "--service",
+            "media",
+            "--account",
+            "plr_a",
+            "--format",
+            "json",
+            "--defaults-file",
+            &sb.primary.client_cnf.to_string_lossy(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
@@ -263,7 +286,7 @@ async fn mysql_partial_revoke_plan() {
     let a = AccountName::new("pr_u", "%");
     let p = plan::build(&inv, &policy, "media", "'pr_u'@'%'", &PlanOptions::default()).unwrap();
     assert_eq!(p.forward(), vec!["REVOKE INSERT, SELECT ON `pr_media`.* FROM `pr_u`@`%`".to_string()], "{:#?}", p.steps);
-    let before = canonical(&inv, &[a.clone()]);
+    let before = canonical(&inv, std::slice::from_ref(&a));
     let ip = Ipv4Addr::new(127, 0, 3, 10);
     admin_exec(&sb, &p.forward()).await;
     let mut c = login_from(&sb.primary, "pr_u", "pw-pr_u", ip).await.unwrap();

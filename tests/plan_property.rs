@@ -6,6 +6,7 @@
 //!
 //! CI runs a few cases; `PRIVFENCE_PROP_CASES=50` runs more, `PRIVFENCE_PROP_SEED=n` replays one
 //! run. The seed is printed first, and every failure names it.
+#![allow(clippy::print_stdout)] // the seed and child-process results are printed for people
 
 mod support;
 
@@ -136,7 +137,10 @@ fn case(rng: &mut Rng, flavour: Flavour, tag: &str, n: usize) -> Case {
 async fn observe(sb: &privfence::sandbox::Sandbox, c: &Case, ip: Ipv4Addr) -> Vec<(String, Option<u16>)> {
     let mut out = Vec::new();
     let pw = format!("pw-{}", c.account.user);
-    let conns = [login_from(&sb.primary, &c.account.user, &pw, ip).await.ok(), login_from_db(&sb.primary, &c.account.user, &pw, ip, &c.schema).await.ok()];
+    let conns = [
+        login_from(&sb.primary, &c.account.user, &pw, ip).await.ok(),
+        login_from_db(&sb.primary, &c.account.user, &pw, ip, &c.schema).await.ok(),
+    ];
     for (i, conn) in conns.into_iter().enumerate() {
         let mut conn = conn;
         for t in &c.tables {
@@ -168,9 +172,10 @@ async fn try_exec(sb: &privfence::sandbox::Sandbox, stmts: &[String]) -> Result<
 }
 
 async fn property(flavour: Flavour, tag: &str) {
-    let seed: u64 = std::env::var("PRIVFENCE_PROP_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let seed: u64 = std::env::var("PRIVFENCE_PROP_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
     let cases: usize = std::env::var("PRIVFENCE_PROP_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(4);
     println!("{flavour}: seed {seed}, {cases} cases (replay with PRIVFENCE_PROP_SEED={seed})");
     let mut rng = Rng(seed);
@@ -200,13 +205,23 @@ async fn property(flavour: Flavour, tag: &str) {
                 continue;
             }
         };
-        let who: Vec<AccountName> = inv.accounts.iter().map(|a| a.name.clone()).filter(|a| a.user.starts_with(&format!("pp{tag}{n}_")) || a.user == "PUBLIC").collect();
+        let who: Vec<AccountName> = inv
+            .accounts
+            .iter()
+            .map(|a| a.name.clone())
+            .filter(|a| a.user.starts_with(&format!("pp{tag}{n}_")) || a.user == "PUBLIC")
+            .collect();
         let before_grants = canonical(&inv, &who);
         let ip = Ipv4Addr::new(127, 0, 2, 10 + n as u8);
         let before = observe(sb, &c, ip).await;
         if let Err(e) = try_exec(sb, &p.forward()).await {
             failures.push(format!("seed {seed} case {n}: forward failed: {e}"));
-            failures.push(format!("grants of case {n}:\n  {}\nplan:\n  {}\ninverse:\n  {}", c.sql.join(";\n  "), p.forward().join(";\n  "), p.inverse().join(";\n  ")));
+            failures.push(format!(
+                "grants of case {n}:\n  {}\nplan:\n  {}\ninverse:\n  {}",
+                c.sql.join(";\n  "),
+                p.forward().join(";\n  "),
+                p.inverse().join(";\n  ")
+            ));
             break;
         }
         let after = observe(sb, &c, ip).await;
@@ -215,7 +230,10 @@ async fn property(flavour: Flavour, tag: &str) {
         if no_default_db {
             let refused = login_from_db(&sb.primary, &c.account.user, &format!("pw-{}", c.account.user), ip, &c.schema).await;
             if !matches!(refused, Err(mysql_async::Error::Server(ref e)) if e.code == 1044) {
-                failures.push(format!("seed {seed} case {n}: the plan says the schema can no longer be the default database, but the login gave {:?}", refused.map(|_| ())));
+                failures.push(format!(
+                    "seed {seed} case {n}: the plan says the schema can no longer be the default database, but the login gave {:?}",
+                    refused.map(|_| ())
+                ));
             }
         }
         for ((name, b), (_, a)) in before.iter().zip(&after) {
@@ -248,14 +266,22 @@ async fn property(flavour: Flavour, tag: &str) {
             ));
         }
         if !failures.is_empty() {
-            failures.push(format!("grants of case {n}:\n  {}\nplan:\n  {}\ninverse:\n  {}", c.sql.join(";\n  "), p.forward().join(";\n  "), p.inverse().join(";\n  ")));
+            failures.push(format!(
+                "grants of case {n}:\n  {}\nplan:\n  {}\ninverse:\n  {}",
+                c.sql.join(";\n  "),
+                p.forward().join(";\n  "),
+                p.inverse().join(";\n  ")
+            ));
             break;
         }
         // Leave PUBLIC as it was for the next case.
         let _ = &c.other;
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
-    assert!(refused * 4 <= cases.max(4), "{flavour}: seed {seed}: {refused} of {cases} cases refused; the planner should handle most shapes");
+    assert!(
+        refused * 4 <= cases.max(4),
+        "{flavour}: seed {seed}: {refused} of {cases} cases refused; the planner should handle most shapes"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

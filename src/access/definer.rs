@@ -62,7 +62,14 @@ impl<'a> Definers<'a> {
     }
 
     /// What a view reaches when used with `ops` by a caller whose context is `caller`.
-    pub fn reach_view(&self, view: &View, caller: &AccountName, ops: &PrivSet, chain: &[String], seen: &mut HashSet<String>) -> (Vec<Reach>, Vec<Unresolved>) {
+    pub fn reach_view(
+        &self,
+        view: &View,
+        caller: &AccountName,
+        ops: &PrivSet,
+        chain: &[String],
+        seen: &mut HashSet<String>,
+    ) -> (Vec<Reach>, Vec<Unresolved>) {
         let ctx = match (view.security, &view.definer) {
             (Security::Definer, Some(d)) => d.clone(),
             _ => caller.clone(),
@@ -92,7 +99,14 @@ impl<'a> Definers<'a> {
     }
 
     /// A table reference inside an object running as `ctx`: a base table, or a nested view.
-    fn reach_table(&self, name: &TableName, ctx: &AccountName, ops: &PrivSet, chain: &[String], seen: &mut HashSet<String>) -> (Vec<Reach>, Vec<Unresolved>) {
+    fn reach_table(
+        &self,
+        name: &TableName,
+        ctx: &AccountName,
+        ops: &PrivSet,
+        chain: &[String],
+        seen: &mut HashSet<String>,
+    ) -> (Vec<Reach>, Vec<Unresolved>) {
         let allowed: PrivSet = ops.intersection(&self.ix.all_privileges(ctx, name)).cloned().collect();
         if allowed.is_empty() {
             return (vec![], vec![]);
@@ -106,7 +120,14 @@ impl<'a> Definers<'a> {
         }
     }
 
-    fn reach_routine_by_name(&self, schema: &str, name: &str, ctx: &AccountName, chain: &[String], seen: &mut HashSet<String>) -> (Vec<Reach>, Vec<Unresolved>) {
+    fn reach_routine_by_name(
+        &self,
+        schema: &str,
+        name: &str,
+        ctx: &AccountName,
+        chain: &[String],
+        seen: &mut HashSet<String>,
+    ) -> (Vec<Reach>, Vec<Unresolved>) {
         let key = (self.ix.fold(schema), name.to_lowercase());
         let Some(found) = self.routines.get(&key) else { return (vec![], vec![]) };
         let mut reach = Vec::new();
@@ -125,20 +146,41 @@ impl<'a> Definers<'a> {
     /// What a routine reaches when called from context `caller`.
     /// A `DEFINER` routine runs only if its definer also holds EXECUTE on it (seen on both
     /// flavours: error 1370 names the definer otherwise).
-    pub fn reach_routine(&self, r: &Routine, caller: &AccountName, chain: &[String], seen: &mut HashSet<String>) -> (Vec<Reach>, Vec<Unresolved>) {
+    pub fn reach_routine(
+        &self,
+        r: &Routine,
+        caller: &AccountName,
+        chain: &[String],
+        seen: &mut HashSet<String>,
+    ) -> (Vec<Reach>, Vec<Unresolved>) {
         let ctx = match (r.security, &r.definer) {
             (Security::Definer, Some(d)) => d.clone(),
             _ => caller.clone(),
         };
-        if r.security == Security::Definer && !self.ix.all_routine_privileges(&ctx, &r.schema, &r.name).contains(&Privilege::known("EXECUTE")) {
+        if r.security == Security::Definer
+            && !self.ix.all_routine_privileges(&ctx, &r.schema, &r.name).contains(&Privilege::known("EXECUTE"))
+        {
             return (vec![], vec![]);
         }
-        let label = format!("{} {}.{}", r.kind.sql().to_lowercase(), crate::model::ident::quote_ident(&r.schema), crate::model::ident::quote_ident(&r.name));
+        let label = format!(
+            "{} {}.{}",
+            r.kind.sql().to_lowercase(),
+            crate::model::ident::quote_ident(&r.schema),
+            crate::model::ident::quote_ident(&r.name)
+        );
         self.reach_body(&r.body, &r.schema, &ctx, label, chain, seen)
     }
 
     /// What a body (routine, trigger or event) running as `ctx` reaches.
-    pub fn reach_body(&self, body: &str, schema: &str, ctx: &AccountName, label: String, chain: &[String], seen: &mut HashSet<String>) -> (Vec<Reach>, Vec<Unresolved>) {
+    pub fn reach_body(
+        &self,
+        body: &str,
+        schema: &str,
+        ctx: &AccountName,
+        label: String,
+        chain: &[String],
+        seen: &mut HashSet<String>,
+    ) -> (Vec<Reach>, Vec<Unresolved>) {
         let mut chain = chain.to_vec();
         chain.push(label.clone());
         if !seen.insert(label) {

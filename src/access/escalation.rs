@@ -2,10 +2,10 @@
 //! shadow named ones at login.
 
 use super::index::Index;
+use crate::db::Flavour;
 use crate::model::ident::{host_matches, wildcard_sort_key};
 use crate::model::privilege::{PrivSet, Privilege};
 use crate::model::{AccountName, Inventory, TableName};
-use crate::db::Flavour;
 use serde::Serialize;
 
 /// One capability that lets an account reach tables it has no grant on.
@@ -80,18 +80,33 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
             out.push(Escalation {
                 account: a.clone(),
                 capability: "grant_tables_write".into(),
-                detail: format!("can write the grant tables ({}) and give itself any privilege after FLUSH PRIVILEGES", writable.join(", ")),
+                detail: format!(
+                    "can write the grant tables ({}) and give itself any privilege after FLUSH PRIVILEGES",
+                    writable.join(", ")
+                ),
             });
         }
         let option = Privilege::known("GRANT OPTION");
         let covered: Vec<String> = tables.iter().filter(|t| ix.all_privileges(a, t).contains(&option)).map(|t| t.sql()).collect();
         if global.contains(&option) {
-            out.push(Escalation { account: a.clone(), capability: "grant_option".into(), detail: "GRANT OPTION on *.*: can pass its privileges to any account".into() });
+            out.push(Escalation {
+                account: a.clone(),
+                capability: "grant_option".into(),
+                detail: "GRANT OPTION on *.*: can pass its privileges to any account".into(),
+            });
         } else if !covered.is_empty() {
-            out.push(Escalation { account: a.clone(), capability: "grant_option".into(), detail: format!("GRANT OPTION covering {}: can pass its privileges there to any account", covered.join(", ")) });
+            out.push(Escalation {
+                account: a.clone(),
+                capability: "grant_option".into(),
+                detail: format!("GRANT OPTION covering {}: can pass its privileges there to any account", covered.join(", ")),
+            });
         }
         if ix.inv.proxies.iter().any(|p| &p.grantee == a && p.with_grant && p.proxied.user.is_empty()) {
-            out.push(Escalation { account: a.clone(), capability: "proxy_any".into(), detail: "PROXY on ''@'' WITH GRANT OPTION: can let any account act as any other".into() });
+            out.push(Escalation {
+                account: a.clone(),
+                capability: "proxy_any".into(),
+                detail: "PROXY on ''@'' WITH GRANT OPTION: can let any account act as any other".into(),
+            });
         }
     }
     out.sort();
@@ -110,7 +125,10 @@ pub fn shadowing(inv: &Inventory) -> Vec<Shadowing> {
                     shadowed: x.clone(),
                     detail: format!(
                         "clients connecting from {:?} as {:?} log in as the anonymous account {} (its host is more specific), not as {}",
-                        n.host, x.user, n.sql(), x.sql()
+                        n.host,
+                        x.user,
+                        n.sql(),
+                        x.sql()
                     ),
                 });
             }

@@ -101,7 +101,7 @@ impl<'a> Index<'a> {
         }
         for r in self.inv.partial_revokes.iter().filter(|r| &r.account == holder) {
             if self.fold(&r.schema) == self.fold(&table.schema) {
-                set.retain(|p| !r.privileges.contains(p) && !(p.is_grant_option() && r.privileges.contains(&Privilege::known("GRANT OPTION"))));
+                set.retain(|p| !r.privileges.contains(p));
             }
         }
         set
@@ -139,7 +139,7 @@ impl<'a> Index<'a> {
 
     /// Of `rows`, those that apply: the first by sort order (ties unioned: their order is not
     /// defined by the server, so the conservative answer takes all).
-    pub fn first_rows<'g>(rows: Vec<&'g Grant>) -> Vec<&'g Grant> {
+    pub fn first_rows(rows: Vec<&Grant>) -> Vec<&Grant> {
         let Some(best) = rows.iter().map(|g| Self::schema_row_key(g)).max() else { return vec![] };
         rows.into_iter().filter(|g| Self::schema_row_key(g) == best).collect()
     }
@@ -256,8 +256,7 @@ impl<'a> Index<'a> {
     pub fn role_chains(&self, account: &AccountName) -> Vec<Vec<&'a AccountName>> {
         let mut out: Vec<Vec<&AccountName>> = Vec::new();
         let mut seen: HashSet<&AccountName> = HashSet::new();
-        let mut queue: Vec<Vec<&AccountName>> =
-            self.roles_of.get(account).into_iter().flatten().map(|r| vec![&r.role]).collect();
+        let mut queue: Vec<Vec<&AccountName>> = self.roles_of.get(account).into_iter().flatten().map(|r| vec![&r.role]).collect();
         while let Some(chain) = (!queue.is_empty()).then(|| queue.remove(0)) {
             let last = *chain.last().expect("chains are never empty");
             if !seen.insert(last) {
@@ -308,7 +307,8 @@ impl<'a> Index<'a> {
             return out;
         }
         // MySQL with active roles: schema rows of the account and its active roles are one map.
-        let mut out: Vec<(Via, PrivSet)> = self.direct(account, table).into_iter().filter(|(v, _)| !matches!(v, Via::Schema { .. })).collect();
+        let mut out: Vec<(Via, PrivSet)> =
+            self.direct(account, table).into_iter().filter(|(v, _)| !matches!(v, Via::Schema { .. })).collect();
         let chains = self.role_chains(account);
         for chain in &chains {
             let role = *chain.last().expect("chains are never empty");
@@ -317,7 +317,10 @@ impl<'a> Index<'a> {
                 if active && matches!(via, Via::Schema { .. }) {
                     continue;
                 }
-                out.push((Via::Role { chain: chain.iter().map(|r| (*r).clone()).collect(), active_at_login: active, grant: Box::new(via) }, set));
+                out.push((
+                    Via::Role { chain: chain.iter().map(|r| (*r).clone()).collect(), active_at_login: active, grant: Box::new(via) },
+                    set,
+                ));
             }
         }
         for g in self.effective_schema_rows(account, &table.schema, &|_| false) {
@@ -327,7 +330,10 @@ impl<'a> Index<'a> {
             }
             let via = Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() };
             match chains.iter().find(|c| **c.last().expect("non-empty") == g.grantee && self.active_at_login(account, c[0])) {
-                Some(c) => out.push((Via::Role { chain: c.iter().map(|r| (*r).clone()).collect(), active_at_login: true, grant: Box::new(via) }, set)),
+                Some(c) => out.push((
+                    Via::Role { chain: c.iter().map(|r| (*r).clone()).collect(), active_at_login: true, grant: Box::new(via) },
+                    set,
+                )),
                 None => out.push((via, set)),
             }
         }

@@ -77,7 +77,7 @@ pub fn analyse(inv: &Inventory, tables: &[TableName]) -> AccessReport {
     let mut entries = Vec::new();
     for t in tables {
         let mut stack = HashSet::new();
-        entries.extend(entries_for(&ix, &definers, &callers, t, &mut memo, &mut stack));
+        entries.extend(entries_for(&ix, &callers, t, &mut memo, &mut stack));
         entries.extend(definer_entries.iter().filter(|e| ix.same_table(&e.table, t)).cloned());
     }
     entries.sort_by(|a, b| (&a.table, &a.account).cmp(&(&b.table, &b.account)));
@@ -100,11 +100,8 @@ struct Caller {
 }
 
 fn callers(ix: &Index) -> Vec<Caller> {
-    let mut out: Vec<Caller> = ix
-        .inv
-        .login_accounts()
-        .map(|a| Caller { account: a.name.clone(), locked: a.locked, everyone: None })
-        .collect();
+    let mut out: Vec<Caller> =
+        ix.inv.login_accounts().map(|a| Caller { account: a.name.clone(), locked: a.locked, everyone: None }).collect();
     out.extend(ix.everyone().into_iter().map(|(account, public)| Caller { account, locked: false, everyone: Some(public) }));
     out
 }
@@ -132,7 +129,13 @@ fn caller_paths(ix: &Index, c: &Caller, t: &TableName) -> Vec<(Via, PrivSet)> {
 }
 
 /// Direct and foreign-key entries for one table (definer entries are added by the caller).
-fn entries_for(ix: &Index, d: &Definers, callers: &[Caller], t: &TableName, memo: &mut BTreeMap<TableName, Vec<Entry>>, stack: &mut HashSet<TableName>) -> Vec<Entry> {
+fn entries_for(
+    ix: &Index,
+    callers: &[Caller],
+    t: &TableName,
+    memo: &mut BTreeMap<TableName, Vec<Entry>>,
+    stack: &mut HashSet<TableName>,
+) -> Vec<Entry> {
     if let Some(e) = memo.get(t) {
         return e.clone();
     }
@@ -159,7 +162,7 @@ fn entries_for(ix: &Index, d: &Definers, callers: &[Caller], t: &TableName, memo
         if map.is_empty() || ix.same_table(&fk.parent, t) {
             continue;
         }
-        let parent_entries = entries_for(ix, d, callers, &fk.parent, memo, stack);
+        let parent_entries = entries_for(ix, callers, &fk.parent, memo, stack);
         for pe in parent_entries {
             for (pp, cp, rule) in &map {
                 if pe.privileges.iter().any(|p| p.as_str() == *pp) {
@@ -167,7 +170,12 @@ fn entries_for(ix: &Index, d: &Definers, callers: &[Caller], t: &TableName, memo
                         account: pe.account.clone(),
                         table: t.clone(),
                         privileges: vec![Privilege::known(cp)],
-                        via: Via::ForeignKey { constraint: fk.name.clone(), parent: fk.parent.clone(), rule: rule.to_string(), parent_via: Box::new(pe.via.clone()) },
+                        via: Via::ForeignKey {
+                            constraint: fk.name.clone(),
+                            parent: fk.parent.clone(),
+                            rule: rule.to_string(),
+                            parent_via: Box::new(pe.via.clone()),
+                        },
                         locked: pe.locked,
                     });
                 }
@@ -212,7 +220,11 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
                 let uses: PrivSet = [Privilege::known("EXECUTE")].into();
                 let via = wrap_everyone(c, via);
                 let _ = set;
-                let object = (r.kind.sql().to_lowercase().leak() as &str, format!("{}.{}", crate::model::ident::quote_ident(&r.schema), crate::model::ident::quote_ident(&r.name)), r.definer.clone());
+                let object = (
+                    r.kind.sql().to_lowercase().leak() as &str,
+                    format!("{}.{}", crate::model::ident::quote_ident(&r.schema), crate::model::ident::quote_ident(&r.name)),
+                    r.definer.clone(),
+                );
                 push_reach(&mut out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, false);
             }
         }
@@ -233,7 +245,8 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
             for (via, set) in caller_paths(ix, c, &trg.table).into_iter().filter(|(_, s)| s.contains(&fires)) {
                 let _ = set;
                 let uses: PrivSet = [fires.clone()].into();
-                let object = ("trigger", format!("{} on {}", crate::model::ident::quote_ident(&trg.name), trg.table.sql()), trg.definer.clone());
+                let object =
+                    ("trigger", format!("{} on {}", crate::model::ident::quote_ident(&trg.name), trg.table.sql()), trg.definer.clone());
                 push_reach(&mut out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, false);
             }
         }
@@ -249,7 +262,11 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
         let (reach, unresolved) = d.reach_body(&ev.body, &ev.schema, definer, label, &[], &mut HashSet::new());
         let locked = ix.inv.account(definer).is_some_and(|a| a.locked);
         let c = Caller { account: definer.clone(), locked, everyone: None };
-        let object = ("event", format!("{}.{}", crate::model::ident::quote_ident(&ev.schema), crate::model::ident::quote_ident(&ev.name)), ev.definer.clone());
+        let object = (
+            "event",
+            format!("{}.{}", crate::model::ident::quote_ident(&ev.schema), crate::model::ident::quote_ident(&ev.name)),
+            ev.definer.clone(),
+        );
         let uses: PrivSet = PrivSet::new();
         push_reach(&mut out, ix, &c, &object, &Via::Scheduler, &uses, &reach, &unresolved, tables, false);
     }

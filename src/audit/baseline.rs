@@ -25,7 +25,8 @@ pub struct BaselineDiff {
 /// Reads an earlier JSON report.
 pub fn load(path: &Path) -> anyhow::Result<AuditReport> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read the baseline {}: {e}", path.display()))?;
-    let report: AuditReport = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a privfence audit report (JSON): {e}", path.display()))?;
+    let report: AuditReport =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a privfence audit report (JSON): {e}", path.display()))?;
     if report.format != super::AUDIT_FORMAT {
         anyhow::bail!("{} has audit report format {}; this privfence reads format {}", path.display(), report.format, super::AUDIT_FORMAT);
     }

@@ -46,7 +46,7 @@ struct ServerEntry {
 pub fn load_servers(path: &Path) -> anyhow::Result<Vec<Target>> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read the servers file {}: {e}", path.display()))?;
     let file: ServersFile = toml::from_str(&text).map_err(|e| {
-        let (line, col) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+        let (line, col) = e.span().map(|s| crate::policy::position(&text, s.start)).unwrap_or((1, 1));
         anyhow::anyhow!("{}:{line}:{col}: {}", path.display(), e.message().trim())
     })?;
     let mut out: Vec<Target> = Vec::new();
@@ -55,7 +55,10 @@ pub fn load_servers(path: &Path) -> anyhow::Result<Vec<Target>> {
             anyhow::bail!("{}: server name {:?} is used twice", path.display(), s.name);
         }
         let ssl_mode = match &s.ssl_mode {
-            Some(m) => Some(<SslMode as clap::ValueEnum>::from_str(m, true).map_err(|_| anyhow::anyhow!("{}: server {:?}: unknown ssl_mode {m:?}", path.display(), s.name))?),
+            Some(m) => Some(
+                <SslMode as clap::ValueEnum>::from_str(m, true)
+                    .map_err(|_| anyhow::anyhow!("{}: server {:?}: unknown ssl_mode {m:?}", path.display(), s.name))?,
+            ),
             None => None,
         };
         let input = ConnectInput {
@@ -75,11 +78,6 @@ pub fn load_servers(path: &Path) -> anyhow::Result<Vec<Target>> {
         anyhow::bail!("{}: no [[server]] entries", path.display());
     }
     Ok(out)
-}
-
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    (before.matches('\n').count() + 1, before.rsplit('\n').next().unwrap_or("").chars().count() + 1)
 }
 
 /// Audits every target, at most `parallel` at a time; results in the targets' order.
@@ -105,7 +103,16 @@ pub async fn audit_all(targets: Vec<Target>, policy: Arc<Policy>, today: NaiveDa
 }
 
 fn failed(name: &str, target: &str, error: String) -> ServerAudit {
-    ServerAudit { name: name.into(), target: target.into(), flavour: None, version: None, error: Some(error), findings: vec![], warnings: vec![], replicas: vec![] }
+    ServerAudit {
+        name: name.into(),
+        target: target.into(),
+        flavour: None,
+        version: None,
+        error: Some(error),
+        findings: vec![],
+        warnings: vec![],
+        replicas: vec![],
+    }
 }
 
 /// Audits one server (and compares it with its replicas).
@@ -138,7 +145,8 @@ pub async fn audit_one(t: &Target, policy: &Policy, today: NaiveDate) -> ServerA
     let (errors, warnings) = policy.check_against(&tables, inv.server.lower_case_table_names != 0);
     audit.warnings.extend(policy.warnings.iter().chain(&warnings).map(|d| d.to_string()));
     if !errors.is_empty() {
-        audit.error = Some(format!("the policy does not fit this server: {}", errors.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")));
+        audit.error =
+            Some(format!("the policy does not fit this server: {}", errors.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("; ")));
         return audit;
     }
     audit.findings = findings(&inv, policy, today);

@@ -181,7 +181,12 @@ fn policy_findings(inv: &Inventory, s: &Service, today: NaiveDate) -> Vec<Findin
             table: None,
             privileges: vec![],
             via: None,
-            detail: format!("exemption ({}) expired on {} ({})", e.reason, e.expires.map(|d| d.to_string()).unwrap_or_default(), e.location),
+            detail: format!(
+                "exemption ({}) expired on {} ({})",
+                e.reason,
+                e.expires.map(|d| d.to_string()).unwrap_or_default(),
+                e.location
+            ),
         });
     }
     for (o, any) in s.owners.iter().zip(&s.owner_any_host) {
@@ -277,7 +282,15 @@ pub fn divergence(primary: &Inventory, replica: &Inventory, replica_name: &str) 
             (None, None) => vec![],
         };
         for detail in diffs {
-            out.push(Finding { kind: Kind::ReplicaDivergence, service: "*".into(), account: Some(a.clone()), table: None, privileges: vec![], via: None, detail });
+            out.push(Finding {
+                kind: Kind::ReplicaDivergence,
+                service: "*".into(),
+                account: Some(a.clone()),
+                table: None,
+                privileges: vec![],
+                via: None,
+                detail,
+            });
         }
     }
     out

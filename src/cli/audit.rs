@@ -65,14 +65,17 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
     let targets = match &args.servers {
         Some(f) => fleet::load_servers(f)?,
         None => {
-            let name = args.name.clone().unwrap_or_else(|| args.connect.input().resolve(&|k| std::env::var(k).ok()).map(|s| s.target()).unwrap_or_else(|_| "server".into()));
+            let name = args.name.clone().unwrap_or_else(|| {
+                args.connect.input().resolve(&|k| std::env::var(k).ok()).map(|s| s.target()).unwrap_or_else(|_| "server".into())
+            });
             vec![fleet::Target { name, input: args.connect.input(), replicas: args.replicas.clone() }]
         }
     };
     out.status(&format!("auditing {} server(s) against {} service(s) ...", targets.len(), policy.services.len()));
     let files = policy.files.clone();
     let servers = fleet::audit_all(targets, Arc::new(policy), today, args.parallel).await;
-    let mut report = AuditReport { format: AUDIT_FORMAT, generated_at: chrono::Utc::now(), policy: files, servers, baseline: None, exit_code: 0 };
+    let mut report =
+        AuditReport { format: AUDIT_FORMAT, generated_at: chrono::Utc::now(), policy: files, servers, baseline: None, exit_code: 0 };
     if let (Some(old), Some(path)) = (&old, &args.baseline) {
         report.baseline = Some(baseline::compare(old, path, &report));
     }
@@ -94,7 +97,8 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
     if let Some(cmd) = &args.exec {
         let code = report.exit_code.to_string();
         let json_path = json.display().to_string();
-        let env = [(notify::ENV_EXIT, code.as_str()), (notify::ENV_SUMMARY, summary.as_str()), ("PRIVFENCE_REPORT_JSON", json_path.as_str())];
+        let env =
+            [(notify::ENV_EXIT, code.as_str()), (notify::ENV_SUMMARY, summary.as_str()), ("PRIVFENCE_REPORT_JSON", json_path.as_str())];
         match notify::run_hook(cmd, &md, &env, notify::HOOK_TIMEOUT).await {
             Ok(st) if st.success() => {}
             Ok(st) => out.warn(&format!("--exec command {}", notify::describe_status(&st))),

@@ -62,7 +62,11 @@ pub async fn run(args: PlanArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         PlanFormat::Table => out.data(&report::plan::table(&p, &problems)),
     }
     if p.is_empty() {
-        out.status(&format!("{} cannot touch the tables of service {:?}: nothing to do", p.accounts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", "), p.service));
+        out.status(&format!(
+            "{} cannot touch the tables of service {:?}: nothing to do",
+            p.accounts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", "),
+            p.service
+        ));
     }
     for w in &problems {
         out.warn(&format!("privfence's account could not apply or undo this plan: {w}"));

@@ -122,8 +122,9 @@ impl ConnectInput {
         let ssl_mode = match self.ssl_mode {
             Some(m) => m,
             None => match layered.get("ssl-mode") {
-                Some(m) => <SslMode as clap::ValueEnum>::from_str(m, true)
-                    .map_err(|_| Error::BadInput(format!("unknown ssl-mode {m:?}")))?,
+                Some(m) => {
+                    <SslMode as clap::ValueEnum>::from_str(m, true).map_err(|_| Error::BadInput(format!("unknown ssl-mode {m:?}")))?
+                }
                 None => SslMode::Preferred,
             },
         };
@@ -157,10 +158,7 @@ fn default_socket(host: &str) -> Option<PathBuf> {
     if host != "localhost" {
         return None;
     }
-    ["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/tmp/mysql.sock"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
+    ["/run/mysqld/mysqld.sock", "/var/run/mysqld/mysqld.sock", "/tmp/mysql.sock"].iter().map(PathBuf::from).find(|p| p.exists())
 }
 
 fn prompt_password(user: &str) -> Result<Secret> {
@@ -170,9 +168,10 @@ fn prompt_password(user: &str) -> Result<Secret> {
             "-p needs a terminal on standard input to prompt for the password; in scripts use an option file (--defaults-file) or MYSQL_PWD".into(),
         ));
     }
-    rpassword::prompt_password(format!("Enter password for {user}: "))
-        .map(Secret::new)
-        .map_err(|e| Error::Io { what: "reading the password from the terminal (-p needs a terminal; use an option file or MYSQL_PWD in scripts)".into(), source: e })
+    rpassword::prompt_password(format!("Enter password for {user}: ")).map(Secret::new).map_err(|e| Error::Io {
+        what: "reading the password from the terminal (-p needs a terminal; use an option file or MYSQL_PWD in scripts)".into(),
+        source: e,
+    })
 }
 
 /// Parses `mysql://user[:password]@host[:port][/?ssl-mode=...&ssl-ca=...&socket=...]`.
@@ -197,7 +196,10 @@ pub fn parse_url(s: &str) -> Result<OptionValues> {
         v.values.insert("port".into(), p.to_string());
     }
     if !matches!(url.path(), "" | "/") {
-        return Err(Error::BadInput("connection URL must not name a database: privfence never sets a default database (replication and binlog filters act on it)".into()));
+        return Err(Error::BadInput(
+            "connection URL must not name a database: privfence never sets a default database (replication and binlog filters act on it)"
+                .into(),
+        ));
     }
     for (k, val) in url.query_pairs() {
         let key = k.replace('_', "-").to_ascii_lowercase();
@@ -210,10 +212,7 @@ pub fn parse_url(s: &str) -> Result<OptionValues> {
 }
 
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_else(|| s.to_string())
 }
 
 #[cfg(test)]

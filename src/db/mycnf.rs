@@ -45,9 +45,7 @@ fn read_nested(path: &Path, groups: &[&str], into: &mut OptionValues, depth: usi
             continue;
         }
         if let Some(group) = line.strip_prefix('[') {
-            let name = group
-                .strip_suffix(']')
-                .ok_or_else(|| opt_err(path, lineno, "unterminated group header"))?;
+            let name = group.strip_suffix(']').ok_or_else(|| opt_err(path, lineno, "unterminated group header"))?;
             active = groups.iter().any(|g| g.eq_ignore_ascii_case(name.trim()));
             continue;
         }
@@ -66,10 +64,8 @@ fn read_nested(path: &Path, groups: &[&str], into: &mut OptionValues, depth: usi
 fn include_dir(path: &Path, dir: &str, groups: &[&str], into: &mut OptionValues, depth: usize) -> Result<()> {
     let dir = resolve(path, dir);
     let Ok(entries) = std::fs::read_dir(&dir) else { return Ok(()) };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "cnf"))
-        .collect();
+    let mut files: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cnf")).collect();
     files.sort();
     for f in files {
         read_nested(&f, groups, into, depth + 1)?;
@@ -127,11 +123,8 @@ mod tests {
         let inc = dir.path().join("inc.cnf");
         std::fs::write(&inc, "[client]\nssl_ca = /ca.pem\n").unwrap();
         let main = dir.path().join("my.cnf");
-        std::fs::write(
-            &main,
-            "# c\n[mysqld]\nport=1\n[client]\nuser = app\npassword = \"p#w d\"\nport=3307 # comment\n!include inc.cnf\n",
-        )
-        .unwrap();
+        std::fs::write(&main, "# c\n[mysqld]\nport=1\n[client]\nuser = app\npassword = \"p#w d\"\nport=3307 # comment\n!include inc.cnf\n")
+            .unwrap();
         let mut v = OptionValues::default();
         read_file(&main, &["client"], &mut v).unwrap();
         assert_eq!(v.get("user"), Some("app"));

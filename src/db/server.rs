@@ -87,11 +87,12 @@ impl Server {
             .as_deref()
             .unwrap_or("")
             .split(',')
-            .filter(|m| !m.is_empty() && !matches!(*m, "ANSI_QUOTES" | "NO_BACKSLASH_ESCAPES" | "ANSI" | "ORACLE" | "MSSQL" | "DB2" | "POSTGRESQL" | "MAXDB"))
+            .filter(|m| {
+                !m.is_empty()
+                    && !matches!(*m, "ANSI_QUOTES" | "NO_BACKSLASH_ESCAPES" | "ANSI" | "ORACLE" | "MSSQL" | "DB2" | "POSTGRESQL" | "MAXDB")
+            })
             .collect();
-        conn.query_drop(format!("SET SESSION sql_mode = '{}'", kept.join(",")))
-            .await
-            .map_err(|e| q("setting sql_mode", e))?;
+        conn.query_drop(format!("SET SESSION sql_mode = '{}'", kept.join(","))).await.map_err(|e| q("setting sql_mode", e))?;
         let row: Option<(String, String, Option<String>, u8, String)> = conn
             .query_first("SELECT @@version, @@version_comment, @@basedir, @@lower_case_table_names, CURRENT_USER()")
             .await
@@ -100,7 +101,8 @@ impl Server {
         let flavour = ServerInfo::detect_flavour(&version, &comment);
         let partial_revokes = match flavour {
             crate::db::Flavour::MySql => {
-                let v: Option<i64> = conn.query_first("SELECT @@GLOBAL.partial_revokes").await.map_err(|e| q("reading partial_revokes", e))?;
+                let v: Option<i64> =
+                    conn.query_first("SELECT @@GLOBAL.partial_revokes").await.map_err(|e| q("reading partial_revokes", e))?;
                 v == Some(1)
             }
             crate::db::Flavour::MariaDb => false,
@@ -141,6 +143,16 @@ impl Server {
     pub async fn close(self) {
         let _ = self.conn.disconnect().await;
     }
+}
+
+/// Column `i` of a row as text (NULL and unreadable values as the empty string).
+pub fn text(row: &Row, i: usize) -> String {
+    opt_text(row, i).unwrap_or_default()
+}
+
+/// Column `i` of a row as text, `None` for NULL.
+pub fn opt_text(row: &Row, i: usize) -> Option<String> {
+    row.get_opt::<Option<String>, _>(i).and_then(|r| r.ok()).flatten()
 }
 
 /// Parses a `DEFINER` / `CURRENT_USER()` value: `user@host`, split at the last `@`. A bare name

@@ -7,8 +7,8 @@
 use crate::db::{Flavour, Server};
 use crate::error::Result;
 use crate::model::privilege::{decode_mariadb_access, mariadb_global_bits, PrivSet, Privilege, PrivilegeLevels};
-use crate::model::{AccountName, Grant, GrantObject, RoutineKind, SchemaPattern, TableName};
 use crate::model::{Account, DefaultRole, PartialRevoke, ProxyGrant, RoleGrant};
+use crate::model::{AccountName, Grant, GrantObject, RoutineKind, SchemaPattern, TableName};
 use mysql_async::Row;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,9 +49,7 @@ impl GrantTables {
     }
 }
 
-fn s(row: &Row, i: usize) -> String {
-    row.get_opt::<Option<String>, _>(i).and_then(|r| r.ok()).flatten().unwrap_or_default()
-}
+use crate::db::server::text as s;
 
 fn yes(v: &str) -> bool {
     matches!(v, "Y" | "y" | "1" | "true")
@@ -63,7 +61,7 @@ async fn priv_columns(server: &mut Server, table: &str) -> Result<Vec<String>> {
         "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' AND TABLE_NAME = '{table}' \
          AND COLUMN_NAME LIKE '%\\_priv' ORDER BY ORDINAL_POSITION"
     );
-    Ok(server.rows_as::<String>("listing grant table columns", &sql).await?)
+    server.rows_as::<String>("listing grant table columns", &sql).await
 }
 
 fn select_list(cols: &[String]) -> String {
@@ -147,13 +145,7 @@ async fn read_mariadb_accounts(server: &mut Server, out: &mut GrantTables) -> Re
         if !default_role.is_empty() {
             out.default_roles.push(DefaultRole { account: name.clone(), role: AccountName::new(default_role, "") });
         }
-        out.accounts.push(Account {
-            name,
-            is_role,
-            locked: yes(&s(&row, 4)),
-            plugin: s(&row, 5),
-            has_password: yes(&s(&row, 6)),
-        });
+        out.accounts.push(Account { name, is_role, locked: yes(&s(&row, 4)), plugin: s(&row, 5), has_password: yes(&s(&row, 6)) });
     }
     let rows = server.rows("reading mysql.roles_mapping", "SELECT User, Host, Role, Admin_option FROM mysql.roles_mapping").await?;
     for row in rows {
@@ -190,9 +182,7 @@ async fn read_mysql_accounts(server: &mut Server, out: &mut GrantTables) -> Resu
         }
         out.accounts.push(Account { name, is_role: false, locked, plugin: s(row, 3), has_password: s(row, 4) == "Y" });
     }
-    let rows = server
-        .rows("reading mysql.global_grants", "SELECT USER, HOST, PRIV, WITH_GRANT_OPTION FROM mysql.global_grants")
-        .await?;
+    let rows = server.rows("reading mysql.global_grants", "SELECT USER, HOST, PRIV, WITH_GRANT_OPTION FROM mysql.global_grants").await?;
     let mut dynamic: BTreeMap<(AccountName, bool), PrivSet> = BTreeMap::new();
     for row in rows {
         let key = (AccountName::new(s(&row, 0), s(&row, 1)), yes(&s(&row, 3)));
@@ -370,17 +360,21 @@ async fn read_levels(server: &mut Server) -> Result<PrivilegeLevels> {
         c.iter().filter_map(|c| Privilege::from_column(c, flavour)).filter(|p| !p.is_grant_option()).collect()
     };
     let global = match flavour {
-        Flavour::MariaDb => mariadb_global_bits(server.info.version)
-            .map(|(_, n)| Privilege::known(n))
-            .filter(|p| !p.is_grant_option())
-            .collect(),
+        Flavour::MariaDb => {
+            mariadb_global_bits(server.info.version).map(|(_, n)| Privilege::known(n)).filter(|p| !p.is_grant_option()).collect()
+        }
         Flavour::MySql => cols(priv_columns(server, "user").await?),
     };
     let schema = cols(priv_columns(server, "db").await?);
     let set_of = |values: String| -> PrivSet {
         let inner = values.trim_start_matches("set(").trim_end_matches(')');
-        inner.split(',').map(|v| v.trim_matches('\'')).filter(|v| !v.is_empty())
-            .map(|v| Privilege::from_set_value(v, flavour)).filter(|p| !p.is_grant_option()).collect()
+        inner
+            .split(',')
+            .map(|v| v.trim_matches('\''))
+            .filter(|v| !v.is_empty())
+            .map(|v| Privilege::from_set_value(v, flavour))
+            .filter(|p| !p.is_grant_option())
+            .collect()
     };
     let sql = "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'mysql' \
                AND ((TABLE_NAME = 'tables_priv' AND COLUMN_NAME IN ('Table_priv', 'Column_priv')) OR (TABLE_NAME = 'procs_priv' AND COLUMN_NAME = 'Proc_priv'))";

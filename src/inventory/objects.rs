@@ -11,7 +11,6 @@ use crate::db::Server;
 use crate::error::Result;
 use crate::model::inventory::{Event, ForeignKey, Routine, Security, Table, Trigger, View};
 use crate::model::{Objects, RoutineKind, TableName};
-use mysql_async::Row;
 
 /// Schemas whose contents are server internals, not application objects.
 pub const INTERNAL_SCHEMAS: &[&str] = &["information_schema", "performance_schema"];
@@ -23,13 +22,9 @@ pub struct ObjectsRead {
     pub hidden_bodies: Vec<(String, String)>,
 }
 
-fn s(row: &Row, i: usize) -> String {
-    row.get_opt::<Option<String>, _>(i).and_then(|r| r.ok()).flatten().unwrap_or_default()
-}
+use crate::db::server::text as s;
 
-fn opt(row: &Row, i: usize) -> Option<String> {
-    row.get_opt::<Option<String>, _>(i).and_then(|r| r.ok()).flatten()
-}
+use crate::db::server::opt_text as opt;
 
 fn security(v: &str) -> Security {
     if v.eq_ignore_ascii_case("INVOKER") {
@@ -46,9 +41,14 @@ pub async fn read(server: &mut Server) -> Result<ObjectsRead> {
     let mut o = Objects::default();
     let mut hidden = Vec::new();
     o.schemas = server
-        .rows_as::<String>("listing schemas", &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME {NOT_INTERNAL} ORDER BY 1"))
+        .rows_as::<String>(
+            "listing schemas",
+            &format!("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME {NOT_INTERNAL} ORDER BY 1"),
+        )
         .await?;
-    let sql = format!("SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA {NOT_INTERNAL} ORDER BY 1, 2");
+    let sql = format!(
+        "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA {NOT_INTERNAL} ORDER BY 1, 2"
+    );
     for row in server.rows("listing tables", &sql).await? {
         o.tables.push(Table { name: TableName::new(s(&row, 0), s(&row, 1)), is_view: s(&row, 2) == "VIEW" });
     }

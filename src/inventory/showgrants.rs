@@ -318,36 +318,52 @@ mod tests {
     use super::*;
 
     fn at(line: &str, flavour: Flavour, who: (&str, &str)) -> Vec<String> {
-        let all = AllPrivileges {
-            schema: ["SELECT", "INSERT"].iter().map(|p| Privilege::known(p)).collect(),
-            ..Default::default()
-        };
+        let all = AllPrivileges { schema: ["SELECT", "INSERT"].iter().map(|p| Privilege::known(p)).collect(), ..Default::default() };
         atoms(line, flavour, &all, &AccountName::new(who.0, who.1)).unwrap().into_iter().collect()
     }
 
     #[test]
     fn mariadb_lines() {
         assert_eq!(
-            at("GRANT SELECT, BINLOG MONITOR ON *.* TO `a`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227'", Flavour::MariaDb, ("a", "%")),
+            at(
+                "GRANT SELECT, BINLOG MONITOR ON *.* TO `a`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227'",
+                Flavour::MariaDb,
+                ("a", "%")
+            ),
             ["*.* BINLOG MONITOR", "*.* SELECT"]
         );
-        assert_eq!(at("GRANT SELECT (`id`), INSERT (`v`) ON `shop`.`media` TO `a`@`%`", Flavour::MariaDb, ("a", "%")), ["`shop`.`media`.`id` SELECT", "`shop`.`media`.`v` INSERT"]);
+        assert_eq!(
+            at("GRANT SELECT (`id`), INSERT (`v`) ON `shop`.`media` TO `a`@`%`", Flavour::MariaDb, ("a", "%")),
+            ["`shop`.`media`.`id` SELECT", "`shop`.`media`.`v` INSERT"]
+        );
         assert_eq!(at("GRANT `r1` TO `a`@`%` WITH ADMIN OPTION", Flavour::MariaDb, ("a", "%")), ["ROLE 'r1'@'' WITH ADMIN OPTION"]);
         assert_eq!(at("SET DEFAULT ROLE `r1` FOR `a`@`%`", Flavour::MariaDb, ("a", "%")), ["DEFAULT ROLE 'r1'@''"]);
-        assert_eq!(at("GRANT ALL PRIVILEGES ON `test\\\\_%`.* TO PUBLIC", Flavour::MariaDb, ("PUBLIC", "")), ["`test\\_%`.* INSERT", "`test\\_%`.* SELECT"]);
+        assert_eq!(
+            at("GRANT ALL PRIVILEGES ON `test\\\\_%`.* TO PUBLIC", Flavour::MariaDb, ("PUBLIC", "")),
+            ["`test\\_%`.* INSERT", "`test\\_%`.* SELECT"]
+        );
         assert_eq!(at("GRANT USAGE ON *.* TO `r2`", Flavour::MariaDb, ("r1", "")), Vec::<String>::new());
-        assert_eq!(at("GRANT EXECUTE ON PROCEDURE `shop`.`p` TO `a`@`%` WITH GRANT OPTION", Flavour::MariaDb, ("a", "%")), ["PROCEDURE `shop`.`p` EXECUTE", "PROCEDURE `shop`.`p` GRANT OPTION"]);
+        assert_eq!(
+            at("GRANT EXECUTE ON PROCEDURE `shop`.`p` TO `a`@`%` WITH GRANT OPTION", Flavour::MariaDb, ("a", "%")),
+            ["PROCEDURE `shop`.`p` EXECUTE", "PROCEDURE `shop`.`p` GRANT OPTION"]
+        );
         assert_eq!(at("GRANT PROXY ON `a`@`%` TO `b`@`localhost`", Flavour::MariaDb, ("b", "localhost")), ["PROXY 'a'@'%'"]);
         assert_eq!(
             at("GRANT ALL PRIVILEGES ON *.* TO `root`@`localhost` IDENTIFIED VIA mysql_native_password USING 'invalid' OR unix_socket WITH GRANT OPTION", Flavour::MariaDb, ("root", "localhost")),
             ["*.* GRANT OPTION"]
         );
-        assert_eq!(at("GRANT PROXY ON ''@'%' TO 'root'@'localhost' WITH GRANT OPTION", Flavour::MariaDb, ("root", "localhost")), ["PROXY ''@'%' WITH GRANT OPTION"]);
+        assert_eq!(
+            at("GRANT PROXY ON ''@'%' TO 'root'@'localhost' WITH GRANT OPTION", Flavour::MariaDb, ("root", "localhost")),
+            ["PROXY ''@'%' WITH GRANT OPTION"]
+        );
     }
 
     #[test]
     fn mysql_lines() {
-        assert_eq!(at("GRANT BACKUP_ADMIN,BINLOG_ADMIN ON *.* TO `u`@`%` WITH GRANT OPTION", Flavour::MySql, ("u", "%")), ["*.* BACKUP_ADMIN WITH GRANT OPTION", "*.* BINLOG_ADMIN WITH GRANT OPTION"]);
+        assert_eq!(
+            at("GRANT BACKUP_ADMIN,BINLOG_ADMIN ON *.* TO `u`@`%` WITH GRANT OPTION", Flavour::MySql, ("u", "%")),
+            ["*.* BACKUP_ADMIN WITH GRANT OPTION", "*.* BINLOG_ADMIN WITH GRANT OPTION"]
+        );
         assert_eq!(at("GRANT USAGE ON *.* TO `u`@`%` WITH GRANT OPTION", Flavour::MySql, ("u", "%")), ["*.* GRANT OPTION"]);
         assert_eq!(at("REVOKE SELECT ON `mysql`.* FROM `u`@`%`", Flavour::MySql, ("u", "%")), ["REVOKE `mysql`.* SELECT"]);
         assert_eq!(at("GRANT `r1`@`%`,`r2`@`%` TO `u`@`%`", Flavour::MySql, ("u", "%")), ["ROLE 'r1'@'%'", "ROLE 'r2'@'%'"]);
@@ -356,6 +372,9 @@ mod tests {
 
     #[test]
     fn redaction() {
-        assert_eq!(redact("GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED BY PASSWORD '*7446F64EFCFB1294A6DE20CAE7E49C2377A9AA25'"), "GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED ...");
+        assert_eq!(
+            redact("GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED BY PASSWORD '*7446F64EFCFB1294A6DE20CAE7E49C2377A9AA25'"),
+            "GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED ..."
+        );
     }
 }

@@ -83,9 +83,7 @@ impl AccountName {
         if rest.is_empty() {
             return Ok(AccountName::new(user, "%"));
         }
-        let rest = rest
-            .strip_prefix('@')
-            .ok_or_else(|| format!("expected '@' after the user name in {s:?}"))?;
+        let rest = rest.strip_prefix('@').ok_or_else(|| format!("expected '@' after the user name in {s:?}"))?;
         let (host, tail) = parse_part(rest.trim_start())?;
         if !tail.trim().is_empty() {
             return Err(format!("unexpected text {:?} after the account name", tail.trim()));
@@ -292,12 +290,10 @@ fn wild_match(pat: &[char], text: &[char]) -> bool {
                     t += 1;
                     continue;
                 }
-                '\\' if p + 1 < pat.len() => {
-                    if pat[p + 1] == text[t] {
-                        p += 2;
-                        t += 1;
-                        continue;
-                    }
+                '\\' if p + 1 < pat.len() && pat[p + 1] == text[t] => {
+                    p += 2;
+                    t += 1;
+                    continue;
                 }
                 c if c == text[t] => {
                     p += 1;

@@ -2,13 +2,13 @@
 
 pub mod grant;
 pub mod ident;
-pub mod pattern;
 pub mod inventory;
+pub mod pattern;
 pub mod privilege;
 pub mod sql;
 
 pub use grant::{DefaultRole, Grant, GrantObject, PartialRevoke, ProxyGrant, RoleGrant, RoutineKind};
 pub use ident::{AccountName, SchemaPattern, TableName};
-pub use pattern::TablePattern;
 pub use inventory::{Account, Inventory, Objects, Security};
+pub use pattern::TablePattern;
 pub use privilege::{PrivSet, Privilege};

@@ -147,10 +147,7 @@ pub fn mariadb_global_bits(version: crate::db::Version) -> impl Iterator<Item = 
 
 /// Decodes a MariaDB `access` bitmask.
 pub fn decode_mariadb_access(access: u64, version: crate::db::Version) -> PrivSet {
-    mariadb_global_bits(version)
-        .filter(|(bit, _)| access & (1u64 << bit) != 0)
-        .map(|(_, name)| Privilege::known(name))
-        .collect()
+    mariadb_global_bits(version).filter(|(bit, _)| access & (1u64 << bit) != 0).map(|(_, name)| Privilege::known(name)).collect()
 }
 
 /// Privileges that can be held on one table (and so "touch" it), whatever level grants them.

@@ -77,7 +77,8 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
     let report = access::analyse(inv, &tables);
     if !bare {
         let user = &accts[0].user;
-        let others: BTreeSet<String> = report.entries.iter().filter(|e| &e.account.user == user && !accts.contains(&e.account)).map(|e| e.account.sql()).collect();
+        let others: BTreeSet<String> =
+            report.entries.iter().filter(|e| &e.account.user == user && !accts.contains(&e.account)).map(|e| e.account.sql()).collect();
         if !others.is_empty() {
             return Err(PlanError::OtherHostRows { user: user.clone(), rows: others.into_iter().collect::<Vec<_>>().join(", ") });
         }
@@ -134,7 +135,8 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
 fn self_check(ix: &Index, inv: &Inventory, plan: &Plan, accts: &[AccountName], tables: &[TableName]) -> Result<(), PlanError> {
     let effects: Vec<&Effect> = plan.steps.iter().filter_map(|s| s.effect.as_ref()).collect();
     let after = super::simulate::apply(inv, &effects);
-    let edited: BTreeSet<AccountName> = plan.steps.iter().map(|s| s.account.clone()).filter(|g| !accts.contains(g) && g.user != "PUBLIC").collect();
+    let edited: BTreeSet<AccountName> =
+        plan.steps.iter().map(|s| s.account.clone()).filter(|g| !accts.contains(g) && g.user != "PUBLIC").collect();
     let mut others: Vec<AccountName> = Vec::new();
     for r in &edited {
         for m in members(ix, r) {
@@ -163,7 +165,10 @@ fn check_definer(entries: &[Entry], accts: &[AccountName], opts: &PlanOptions) -
     let mut objects: BTreeSet<String> = BTreeSet::new();
     for e in entries {
         match &e.via {
-            Via::Definer { object_kind, object, definer: Some(d), .. } | Via::UnresolvedDefiner { object_kind, object, definer: Some(d), .. } if accts.contains(d) => {
+            Via::Definer { object_kind, object, definer: Some(d), .. }
+            | Via::UnresolvedDefiner { object_kind, object, definer: Some(d), .. }
+                if accts.contains(d) =>
+            {
                 objects.insert(format!("{object_kind} {object}"));
             }
             _ => {}
@@ -172,7 +177,10 @@ fn check_definer(entries: &[Entry], accts: &[AccountName], opts: &PlanOptions) -
     if objects.is_empty() || opts.acknowledge_definer {
         return Ok(());
     }
-    Err(PlanError::DefinerObjects { account: accts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", "), objects: objects.into_iter().collect::<Vec<_>>().join(", ") })
+    Err(PlanError::DefinerObjects {
+        account: accts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", "),
+        objects: objects.into_iter().collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Paths through other objects: a definer view or routine the account may use is taken away
@@ -186,21 +194,35 @@ fn objects_used(ix: &Index, ops: &mut Ops, entries: &[&Entry], warnings: &mut Ve
                         && match (&g.object, object_kind.as_str()) {
                             (GrantObject::Table { table } | GrantObject::Column { table, .. }, "view") => &table.sql() == object,
                             (GrantObject::Routine { schema, name, .. }, "procedure" | "function") => {
-                                format!("{}.{}", crate::model::ident::quote_ident(schema), crate::model::ident::quote_ident(name)) == *object
+                                format!("{}.{}", crate::model::ident::quote_ident(schema), crate::model::ident::quote_ident(name))
+                                    == *object
                             }
                             _ => false,
                         }
                 });
                 match target {
                     Some(g) => {
-                        ops.revoke_row(g, format!("its grant on {object_kind} {object}, a definer object that reaches the service's tables"));
+                        ops.revoke_row(
+                            g,
+                            format!("its grant on {object_kind} {object}, a definer object that reaches the service's tables"),
+                        );
                         ops.change(format!("loses access to {object_kind} {object} entirely (it also reaches the service's tables)"));
                     }
-                    None => warnings.push(format!("{} reaches {} through {object_kind} {object}; {}", e.account.sql(), e.table.sql(), e.via.describe())),
+                    None => warnings.push(format!(
+                        "{} reaches {} through {object_kind} {object}; {}",
+                        e.account.sql(),
+                        e.table.sql(),
+                        e.via.describe()
+                    )),
                 }
             }
             Via::Definer { .. } | Via::UnresolvedDefiner { .. } | Via::ForeignKey { .. } | Via::Proxy { .. } => {
-                warnings.push(format!("{} also reaches {} by a path this plan does not cut: {}", e.account.sql(), e.table.sql(), e.via.describe()));
+                warnings.push(format!(
+                    "{} also reaches {} by a path this plan does not cut: {}",
+                    e.account.sql(),
+                    e.table.sql(),
+                    e.via.describe()
+                ));
             }
             _ => {}
         }
@@ -219,7 +241,13 @@ fn depends_on(all: &[Entry], member: &AccountName, role: &AccountName) -> bool {
     let through = |e: &Entry| matches!(&e.via, Via::Role { chain, .. } if chain.contains(role));
     all.iter().filter(|e| &e.account == member && through(e)).any(|e| {
         e.privileges.iter().any(|p| {
-            !all.iter().any(|o| &o.account == member && o.table == e.table && !through(o) && o.privileges.contains(p) && !matches!(o.via, Via::Definer { .. } | Via::ForeignKey { .. } | Via::UnresolvedDefiner { .. }))
+            !all.iter().any(|o| {
+                &o.account == member
+                    && o.table == e.table
+                    && !through(o)
+                    && o.privileges.contains(p)
+                    && !matches!(o.via, Via::Definer { .. } | Via::ForeignKey { .. } | Via::UnresolvedDefiner { .. })
+            })
         })
     })
 }
@@ -228,11 +256,19 @@ fn depends_on(all: &[Entry], member: &AccountName, role: &AccountName) -> bool {
 /// account and give it the role's other privileges directly.
 /// Declares the accounts that will no longer be able to `USE` a service schema: nothing left
 /// there (own grants or those of a role active at login; PUBLIC's do not count on MariaDB).
-fn default_database(ix: &Index, accts: &[AccountName], entries: &[Entry], tables: &[TableName], after: &[(AccountName, GrantObject, crate::model::PrivSet)], plan: &mut Plan) {
+fn default_database(
+    ix: &Index,
+    accts: &[AccountName],
+    entries: &[Entry],
+    tables: &[TableName],
+    after: &[(AccountName, GrantObject, crate::model::PrivSet)],
+    plan: &mut Plan,
+) {
     let ci = ix.inv.server.lower_case_table_names != 0;
     for a in accts.iter().filter(|a| entries.iter().any(|e| &e.account == *a)) {
         let mut holders = vec![a.clone()];
-        holders.extend(ix.role_chains(a).into_iter().filter(|c| ix.active_at_login(a, c[0])).map(|c| (*c.last().expect("non-empty")).clone()));
+        holders
+            .extend(ix.role_chains(a).into_iter().filter(|c| ix.active_at_login(a, c[0])).map(|c| (*c.last().expect("non-empty")).clone()));
         for schema in tables.iter().map(|t| t.schema.as_str()).collect::<BTreeSet<_>>() {
             let in_schema = |o: &GrantObject| match o {
                 GrantObject::Table { table } | GrantObject::Column { table, .. } => ix.fold(&table.schema) == ix.fold(schema),
@@ -241,7 +277,8 @@ fn default_database(ix: &Index, accts: &[AccountName], entries: &[Entry], tables
                 GrantObject::Global => true,
             };
             let current = |h: &AccountName| -> Vec<(GrantObject, crate::model::PrivSet)> {
-                let planned: Vec<(GrantObject, crate::model::PrivSet)> = after.iter().filter(|(g, _, _)| g == h).map(|(_, o, p)| (o.clone(), p.clone())).collect();
+                let planned: Vec<(GrantObject, crate::model::PrivSet)> =
+                    after.iter().filter(|(g, _, _)| g == h).map(|(_, o, p)| (o.clone(), p.clone())).collect();
                 if planned.is_empty() {
                     ix.inv.grants.iter().filter(|g| &g.grantee == h).map(|g| (g.object.clone(), g.privileges.clone())).collect()
                 } else {
@@ -249,7 +286,9 @@ fn default_database(ix: &Index, accts: &[AccountName], entries: &[Entry], tables
                 }
             };
             let keeps = holders.iter().any(|h| {
-                current(h).iter().any(|(o, set)| in_schema(o) && set.iter().any(|p| if *o == GrantObject::Global { ix.inv.levels.schema.contains(p) } else { true }))
+                current(h).iter().any(|(o, set)| {
+                    in_schema(o) && set.iter().any(|p| if *o == GrantObject::Global { ix.inv.levels.schema.contains(p) } else { true })
+                })
             });
             if !keeps {
                 plan.changes.push(Change {
@@ -307,7 +346,10 @@ fn roles(
             description: if others.is_empty() {
                 format!("Rewrite the role's grants; {} is its only member", a.sql())
             } else {
-                format!("Rewrite the role's grants; this also cuts its other members: {}", others.iter().map(|m| m.sql()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "Rewrite the role's grants; this also cuts its other members: {}",
+                    others.iter().map(|m| m.sql()).collect::<Vec<_>>().join(", ")
+                )
             },
             steps: number(edit_steps.0.iter().chain(&edit_steps.1).cloned().collect()),
             changes: edit_changes,
@@ -317,7 +359,11 @@ fn roles(
         let take = Alternative {
             name: format!("take role {} from {}", d.sql(), a.sql()),
             proposed: !others.is_empty(),
-            description: format!("Revoke {} from {} and grant it the role's other privileges directly; the role and its other members are untouched", d.sql(), a.sql()),
+            description: format!(
+                "Revoke {} from {} and grant it the role's other privileges directly; the role and its other members are untouched",
+                d.sql(),
+                a.sql()
+            ),
             steps: number(take_steps.0.iter().chain(&take_steps.1).cloned().collect()),
             changes: take_changes,
         };
@@ -328,7 +374,13 @@ fn roles(
             after.push((d.clone(), GrantObject::Global, crate::model::PrivSet::new()));
         }
         let (chosen, other) = if edit.proposed { (edit, take) } else { (take, edit) };
-        plan.warnings.push(format!("{} reaches the service's tables through role {}: proposed: {}; alternative: {}", a.sql(), d.sql(), chosen.name, other.name));
+        plan.warnings.push(format!(
+            "{} reaches the service's tables through role {}: proposed: {}; alternative: {}",
+            a.sql(),
+            d.sql(),
+            chosen.name,
+            other.name
+        ));
         let (g, r): (Vec<Step>, Vec<Step>) = chosen.steps.iter().cloned().partition(|s| s.kind == StepKind::Grant);
         grants.extend(g);
         revokes.extend(r);
@@ -345,7 +397,8 @@ fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName])
     let flavour = ix.inv.server.flavour;
     let mut ops = Ops::new(ix, a.clone());
     let mut direct_roles: Vec<AccountName> = Vec::new();
-    let reaches = |r: &AccountName| tables.iter().any(|t| !ix.direct(r, t).is_empty() || ix.via_roles(r, |x| ix.direct(x, t)).iter().any(|_| true));
+    let reaches =
+        |r: &AccountName| tables.iter().any(|t| !ix.direct(r, t).is_empty() || ix.via_roles(r, |x| ix.direct(x, t)).iter().any(|_| true));
     let mut queue = vec![d.clone()];
     let mut seen = BTreeSet::new();
     while let Some(r) = queue.pop() {
@@ -383,11 +436,19 @@ fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName])
     if defaults.contains(&d) {
         // Its own step, before the role is revoked: the inverse then re-grants the role first
         // and makes it a default role again after.
-        let list = |rs: &[&AccountName]| if rs.is_empty() { "NONE".to_string() } else { rs.iter().map(|r| grantee_sql(r, flavour)).collect::<Vec<_>>().join(", ") };
+        let list = |rs: &[&AccountName]| {
+            if rs.is_empty() {
+                "NONE".to_string()
+            } else {
+                rs.iter().map(|r| grantee_sql(r, flavour)).collect::<Vec<_>>().join(", ")
+            }
+        };
         let rest: Vec<&AccountName> = defaults.iter().copied().filter(|r| *r != d).collect();
         let (forward, inverse) = match flavour {
             Flavour::MariaDb => (format!("SET DEFAULT ROLE NONE FOR {who}"), format!("SET DEFAULT ROLE {role} FOR {who}")),
-            Flavour::MySql => (format!("ALTER USER {who} DEFAULT ROLE {}", list(&rest)), format!("ALTER USER {who} DEFAULT ROLE {}", list(&defaults))),
+            Flavour::MySql => {
+                (format!("ALTER USER {who} DEFAULT ROLE {}", list(&rest)), format!("ALTER USER {who} DEFAULT ROLE {}", list(&defaults)))
+            }
         };
         revokes.push(Step {
             id: String::new(),
@@ -410,7 +471,10 @@ fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName])
         effect: Some(Effect::RevokeRole { grantee: a.clone(), role: d.clone() }),
     });
     let mut changes = ops.changes.clone();
-    changes.push(Change { account: a.clone(), detail: format!("no longer holds role {}: later changes to the role do not reach it", d.sql()) });
+    changes.push(Change {
+        account: a.clone(),
+        detail: format!("no longer holds role {}: later changes to the role do not reach it", d.sql()),
+    });
     if !ix.active_at_login(a, d) {
         changes.push(Change {
             account: a.clone(),
@@ -429,10 +493,13 @@ fn copy_grant(ix: &Index, ops: &mut Ops, g: &crate::model::Grant, tables: &[Tabl
     let privs = Privs { set: g.privileges.clone(), option: g.grant_option };
     match &g.object {
         GrantObject::Table { table } | GrantObject::Column { table, .. } if tables.iter().any(|t| ix.same_table(t, table)) => {}
-        GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => ops.desire(g.object.clone(), privs, format!("given by role {}", g.grantee.sql())),
+        GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => {
+            ops.desire(g.object.clone(), privs, format!("given by role {}", g.grantee.sql()))
+        }
         GrantObject::Global | GrantObject::Schema { .. } => {
             let service_schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
-            let table_privs: crate::model::PrivSet = g.privileges.iter().filter(|p| crate::model::privilege::TABLE_PRIVILEGES.contains(&p.as_str())).cloned().collect();
+            let table_privs: crate::model::PrivSet =
+                g.privileges.iter().filter(|p| crate::model::privilege::TABLE_PRIVILEGES.contains(&p.as_str())).cloned().collect();
             let rest = Privs { set: g.privileges.iter().filter(|p| !table_privs.contains(*p)).cloned().collect(), option: g.grant_option };
             if g.object == GrantObject::Global {
                 ops.desire(GrantObject::Global, rest, format!("given by role {}", g.grantee.sql()));
@@ -445,13 +512,24 @@ fn copy_grant(ix: &Index, ops: &mut Ops, g: &crate::model::Grant, tables: &[Tabl
                 if service_schemas.contains(x.as_str()) {
                     for t in inv.objects.tables.iter().filter(|t| &t.name.schema == x && !tables.contains(&t.name)) {
                         let set = table_privs.iter().filter(|p| inv.levels.table.contains(*p)).cloned().collect();
-                        ops.desire(GrantObject::Table { table: t.name.clone() }, Privs { set, option: g.grant_option }, format!("given by role {} on `{x}`", g.grantee.sql()));
+                        ops.desire(
+                            GrantObject::Table { table: t.name.clone() },
+                            Privs { set, option: g.grant_option },
+                            format!("given by role {} on `{x}`", g.grantee.sql()),
+                        );
                     }
                 } else {
-                    let mut want = Privs { set: if g.object == GrantObject::Global { table_privs.clone() } else { g.privileges.clone() }, option: g.grant_option };
+                    let mut want = Privs {
+                        set: if g.object == GrantObject::Global { table_privs.clone() } else { g.privileges.clone() },
+                        option: g.grant_option,
+                    };
                     // The new exact row shadows the account's own wildcard rows: carry them.
                     want.union(&Privs::of(&ix.schema_rows(&ops.grantee, x)));
-                    ops.desire(GrantObject::Schema { pattern: crate::model::SchemaPattern::exact(x) }, want, format!("given by role {}", g.grantee.sql()));
+                    ops.desire(
+                        GrantObject::Schema { pattern: crate::model::SchemaPattern::exact(x) },
+                        want,
+                        format!("given by role {}", g.grantee.sql()),
+                    );
                 }
             }
         }
@@ -460,8 +538,17 @@ fn copy_grant(ix: &Index, ops: &mut Ops, g: &crate::model::Grant, tables: &[Tabl
 
 /// PUBLIC (MariaDB) and mandatory roles (MySQL): every account's access. Reported always;
 /// planned only with `include_everyone`.
-fn everyone(ix: &Index, entries: &[Entry], tables: &[TableName], opts: &PlanOptions, grants: &mut Vec<Step>, revokes: &mut Vec<Step>, plan: &mut Plan) {
-    let holders: BTreeSet<AccountName> = entries.iter().filter(|e| matches!(e.via, Via::Public { .. } | Via::Mandatory { .. })).map(|e| e.account.clone()).collect();
+fn everyone(
+    ix: &Index,
+    entries: &[Entry],
+    tables: &[TableName],
+    opts: &PlanOptions,
+    grants: &mut Vec<Step>,
+    revokes: &mut Vec<Step>,
+    plan: &mut Plan,
+) {
+    let holders: BTreeSet<AccountName> =
+        entries.iter().filter(|e| matches!(e.via, Via::Public { .. } | Via::Mandatory { .. })).map(|e| e.account.clone()).collect();
     let partial = ix.inv.server.flavour == Flavour::MySql && ix.inv.server.partial_revokes;
     for h in holders {
         let kind = if h.user == "PUBLIC" && h.host.is_empty() { "PUBLIC" } else { "mandatory role" };

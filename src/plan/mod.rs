@@ -126,10 +126,18 @@ pub fn grantor_problems(inv: &crate::model::Inventory, tool: &AccountName, plan:
         }
     }
     if !missing.is_empty() {
-        out.push(format!("{} cannot grant {} (a grantor may only grant what it holds)", tool.sql(), missing.into_iter().collect::<Vec<_>>().join(", ")));
+        out.push(format!(
+            "{} cannot grant {} (a grantor may only grant what it holds)",
+            tool.sql(),
+            missing.into_iter().collect::<Vec<_>>().join(", ")
+        ));
     }
     let role_steps = plan.steps.iter().any(|s| s.forward.starts_with("REVOKE `") || s.inverse.starts_with("GRANT `"));
-    if role_steps && inv.server.flavour == crate::db::Flavour::MySql && !have.contains(&Privilege::known("ROLE_ADMIN")) && !have.contains(&Privilege::known("SUPER")) {
+    if role_steps
+        && inv.server.flavour == crate::db::Flavour::MySql
+        && !have.contains(&Privilege::known("ROLE_ADMIN"))
+        && !have.contains(&Privilege::known("SUPER"))
+    {
         out.push(format!("{} lacks ROLE_ADMIN to grant and revoke roles", tool.sql()));
     }
     if inv.server.flavour == crate::db::Flavour::MySql {

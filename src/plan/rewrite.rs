@@ -116,37 +116,56 @@ impl<'a> Ops<'a> {
         }
         let (ix, grantee) = (self.ix, self.grantee.clone());
         let removed = |g: &Grant| remove.iter().any(|r| std::ptr::eq(*r, g));
-        let effective = |schema: &str, after: bool| -> Privs {
-            Privs::of(&ix.effective_schema_rows(&grantee, schema, &|g| after && removed(g)))
-        };
+        let effective =
+            |schema: &str, after: bool| -> Privs { Privs::of(&ix.effective_schema_rows(&grantee, schema, &|g| after && removed(g))) };
         for x in inv.objects.schemas.iter().filter(|x| !schemas.contains(x.as_str()) && !NOT_GRANTABLE.contains(&x.as_str())) {
             if !remove.iter().any(|r| matches!(&r.object, GrantObject::Schema { pattern } if pattern.matches(x, ci, literal))) {
                 continue;
             }
             let (before, after) = (effective(x, false), effective(x, true));
             if before != after {
-                self.desire(GrantObject::Schema { pattern: SchemaPattern::exact(x) }, before, format!("keeps `{x}` as it was: a rewritten wildcard grant covered it"));
+                self.desire(
+                    GrantObject::Schema { pattern: SchemaPattern::exact(x) },
+                    before,
+                    format!("keeps `{x}` as it was: a rewritten wildcard grant covered it"),
+                );
             }
         }
         for s in &schemas {
             let (before, after) = (effective(s, false), effective(s, true));
             let non_table: PrivSet = before.set.iter().filter(|p| !is_table_privilege(p)).cloned().collect();
             let exact = SchemaPattern::exact(s);
-            let exact_removed = remove.iter().find(|r| matches!(&r.object, GrantObject::Schema { pattern } if pattern.literal().as_deref() == Some(*s)));
+            let exact_removed =
+                remove.iter().find(|r| matches!(&r.object, GrantObject::Schema { pattern } if pattern.literal().as_deref() == Some(*s)));
             if !non_table.is_empty() && after.set != non_table && exact_removed.is_none() {
-                self.desire(GrantObject::Schema { pattern: exact.clone() }, Privs { set: non_table.clone(), option: before.option }, format!("keeps the privileges on `{s}`.* that cannot be granted per table"));
+                self.desire(
+                    GrantObject::Schema { pattern: exact.clone() },
+                    Privs { set: non_table.clone(), option: before.option },
+                    format!("keeps the privileges on `{s}`.* that cannot be granted per table"),
+                );
             }
             let keeps_exact = exact_removed.is_some_and(|r| r.privileges.iter().any(|p| !is_table_privilege(p)));
             let gained: Vec<&str> = after.set.iter().filter(|p| !before.set.contains(*p)).map(|p| p.as_str()).collect();
             if !gained.is_empty() && !keeps_exact {
-                self.warnings.push(format!("{}: once its rows on `{s}` are rewritten, a lower-priority schema row gives it {} on `{s}`", self.grantee.sql(), gained.join(", ")));
+                self.warnings.push(format!(
+                    "{}: once its rows on `{s}` are rewritten, a lower-priority schema row gives it {} on `{s}`",
+                    self.grantee.sql(),
+                    gained.join(", ")
+                ));
             }
-            self.per_table(s, service, &Privs { set: before.set.iter().filter(|p| is_table_privilege(p)).cloned().collect(), option: before.option }, "its schema grant on");
+            self.per_table(
+                s,
+                service,
+                &Privs { set: before.set.iter().filter(|p| is_table_privilege(p)).cloned().collect(), option: before.option },
+                "its schema grant on",
+            );
             if before.set.contains(&Privilege::known("CREATE")) {
                 self.change(format!("can no longer create new tables in `{s}` (CREATE on `{s}`.* becomes per-table CREATE)"));
             }
             if before.set.iter().any(is_table_privilege) {
-                self.change(format!("tables created in `{s}` from now on are not covered (the schema grant on `{s}` becomes per-table grants)"));
+                self.change(format!(
+                    "tables created in `{s}` from now on are not covered (the schema grant on `{s}` becomes per-table grants)"
+                ));
             }
         }
         for r in &remove {
@@ -158,7 +177,12 @@ impl<'a> Ops<'a> {
                 let keeps_rest = r.privileges.len() > table.len();
                 self.revokes.push((r.object.clone(), table, r.grant_option && !keeps_rest, "schema grant on a service schema".into()));
             } else {
-                self.revokes.push((r.object.clone(), r.privileges.clone(), r.grant_option, format!("wildcard schema grant `{pattern}` matches a service schema")));
+                self.revokes.push((
+                    r.object.clone(),
+                    r.privileges.clone(),
+                    r.grant_option,
+                    format!("wildcard schema grant `{pattern}` matches a service schema"),
+                ));
                 self.change(format!("schemas created later that match `{pattern}` are not covered"));
             }
         }
@@ -191,7 +215,8 @@ impl<'a> Ops<'a> {
     /// service that owns whole schemas, partial revokes).
     pub fn global(&mut self, service: &[TableName], partial: bool) {
         let inv = self.ix.inv;
-        let statics: Vec<&Grant> = self.own().filter(|g| g.object == GrantObject::Global && !g.privileges.iter().all(|p| p.is_dynamic())).collect();
+        let statics: Vec<&Grant> =
+            self.own().filter(|g| g.object == GrantObject::Global && !g.privileges.iter().all(|p| p.is_dynamic())).collect();
         let moving: PrivSet = statics.iter().flat_map(|g| g.privileges.iter()).filter(|p| is_table_privilege(p)).cloned().collect();
         if moving.is_empty() {
             return;
@@ -200,7 +225,12 @@ impl<'a> Ops<'a> {
         let whole = schemas.iter().all(|s| inv.objects.tables.iter().filter(|t| t.name.schema == *s).all(|t| service.contains(&t.name)));
         if partial && whole {
             for s in &schemas {
-                self.revokes.push((GrantObject::Schema { pattern: SchemaPattern(s.to_string()) }, moving.clone(), false, "partial revoke of global privileges on a service schema".into()));
+                self.revokes.push((
+                    GrantObject::Schema { pattern: SchemaPattern(s.to_string()) },
+                    moving.clone(),
+                    false,
+                    "partial revoke of global privileges on a service schema".into(),
+                ));
             }
             self.change("global privileges now exclude the service schemas (MySQL partial revokes)".into());
             return;
@@ -211,7 +241,9 @@ impl<'a> Ops<'a> {
                 set.retain(|p| PERFORMANCE_SCHEMA_OK.contains(&p.as_str()));
             }
             // A new exact row shadows wildcard rows: carry what they gave.
-            let exact_exists = self.own().any(|g| matches!(&g.object, GrantObject::Schema { pattern } if pattern.literal().as_deref() == Some(x.as_str())));
+            let exact_exists = self
+                .own()
+                .any(|g| matches!(&g.object, GrantObject::Schema { pattern } if pattern.literal().as_deref() == Some(x.as_str())));
             let mut privs = Privs { set, option: false };
             if !exact_exists {
                 privs.union(&Privs::of(&self.ix.schema_rows(&self.grantee, x)));
@@ -222,7 +254,10 @@ impl<'a> Ops<'a> {
             self.per_table(s, service, &Privs { set: moving.clone(), option: false }, "its global grant, on schema");
         }
         self.revokes.push((GrantObject::Global, moving.clone(), false, "global privileges reach the service tables".into()));
-        self.change(format!("{} no longer global: schemas created later are not covered", moving.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")));
+        self.change(format!(
+            "{} no longer global: schemas created later are not covered",
+            moving.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+        ));
     }
 
     /// The grants this grantee holds after the plan, as (object, privileges) for the objects
@@ -272,7 +307,13 @@ impl<'a> Ops<'a> {
                         let col = crate::model::ident::quote_ident(column);
                         let list = overlap.iter().map(|p| format!("{p} ({col})")).collect::<Vec<_>>().join(", ");
                         let keep = format!("GRANT {list} ON {} TO {who}", table.sql());
-                        grants.push(self.step(StepKind::Grant, keep.clone(), keep, format!("keeps column grants on {col} that the inverse's table-level REVOKE would drop"), None));
+                        grants.push(self.step(
+                            StepKind::Grant,
+                            keep.clone(),
+                            keep,
+                            format!("keeps column grants on {col} that the inverse's table-level REVOKE would drop"),
+                            None,
+                        ));
                     }
                 }
             }

@@ -26,30 +26,54 @@ pub fn apply(inv: &Inventory, effects: &[&Effect]) -> Inventory {
     for e in effects {
         match e {
             Effect::Grant { grantee, object, privileges, option } => {
-                let row = out.grants.iter_mut().find(|g| &g.grantee == grantee && &g.object == object && !(g.object == GrantObject::Global && g.privileges.iter().any(|p| p.is_dynamic())));
+                let row = out.grants.iter_mut().find(|g| {
+                    &g.grantee == grantee
+                        && &g.object == object
+                        && !(g.object == GrantObject::Global && g.privileges.iter().any(|p| p.is_dynamic()))
+                });
                 match row {
                     Some(g) => {
                         g.privileges.extend(privileges.iter().cloned());
                         g.grant_option |= option;
                     }
-                    None => out.grants.push(Grant { grantee: grantee.clone(), object: object.clone(), privileges: privileges.clone(), grant_option: *option }),
+                    None => out.grants.push(Grant {
+                        grantee: grantee.clone(),
+                        object: object.clone(),
+                        privileges: privileges.clone(),
+                        grant_option: *option,
+                    }),
                 }
             }
             Effect::Revoke { grantee, object, privileges, option } => {
                 // MySQL partial revokes: a schema-level REVOKE of privileges held globally and not
                 // by a schema row becomes a restriction.
                 if let (true, GrantObject::Schema { pattern }) = (out.server.partial_revokes, object) {
-                    let in_row: PrivSet = out.grants.iter().filter(|g| &g.grantee == grantee && &g.object == object).flat_map(|g| g.privileges.iter().cloned()).collect();
-                    let global: PrivSet = out.grants.iter().filter(|g| &g.grantee == grantee && g.object == GrantObject::Global).flat_map(|g| g.privileges.iter().cloned()).collect();
+                    let in_row: PrivSet = out
+                        .grants
+                        .iter()
+                        .filter(|g| &g.grantee == grantee && &g.object == object)
+                        .flat_map(|g| g.privileges.iter().cloned())
+                        .collect();
+                    let global: PrivSet = out
+                        .grants
+                        .iter()
+                        .filter(|g| &g.grantee == grantee && g.object == GrantObject::Global)
+                        .flat_map(|g| g.privileges.iter().cloned())
+                        .collect();
                     let restricted: PrivSet = privileges.iter().filter(|p| !in_row.contains(*p) && global.contains(*p)).cloned().collect();
                     if !restricted.is_empty() {
-                        out.partial_revokes.push(crate::model::PartialRevoke { account: grantee.clone(), schema: crate::model::ident::unescape(&pattern.0), privileges: restricted });
+                        out.partial_revokes.push(crate::model::PartialRevoke {
+                            account: grantee.clone(),
+                            schema: crate::model::ident::unescape(&pattern.0),
+                            privileges: restricted,
+                        });
                     }
                 }
                 for g in out.grants.iter_mut().filter(|g| &g.grantee == grantee) {
                     let same = &g.object == object;
                     // A table-level REVOKE also drops that privilege's column grants (both flavours).
-                    let columns = matches!((&g.object, object), (GrantObject::Column { table: a, .. }, GrantObject::Table { table: b }) if a == b);
+                    let columns =
+                        matches!((&g.object, object), (GrantObject::Column { table: a, .. }, GrantObject::Table { table: b }) if a == b);
                     if same || columns {
                         g.privileges.retain(|p| !privileges.contains(p));
                         if same && *option {
@@ -59,7 +83,9 @@ pub fn apply(inv: &Inventory, effects: &[&Effect]) -> Inventory {
                 }
                 out.grants.retain(|g| !g.privileges.is_empty() || g.grant_option);
             }
-            Effect::GrantRole { grantee, role } => out.role_grants.push(RoleGrant { role: role.clone(), grantee: grantee.clone(), admin: false }),
+            Effect::GrantRole { grantee, role } => {
+                out.role_grants.push(RoleGrant { role: role.clone(), grantee: grantee.clone(), admin: false })
+            }
             Effect::RevokeRole { grantee, role } => {
                 out.role_grants.retain(|r| !(&r.grantee == grantee && &r.role == role));
                 out.default_roles.retain(|d| !(&d.account == grantee && &d.role == role));
@@ -101,7 +127,15 @@ fn schema_at_login(ix: &Index, a: &AccountName, schema: &str) -> PrivSet {
 /// Differences between the model before and after the plan, for `accounts`: service tables
 /// must end with nothing for the planned accounts (and never gain for others); every other
 /// table and every schema must stay exactly as it was (gains are allowed when `gains_declared`).
-pub fn differences(before: &Inventory, after: &Inventory, planned: &[AccountName], others: &[AccountName], service: &[TableName], cut_everything: bool, gains_declared: bool) -> Vec<String> {
+pub fn differences(
+    before: &Inventory,
+    after: &Inventory,
+    planned: &[AccountName],
+    others: &[AccountName],
+    service: &[TableName],
+    cut_everything: bool,
+    gains_declared: bool,
+) -> Vec<String> {
     let (b, a) = (Index::new(before), Index::new(after));
     let mut out = Vec::new();
     let schemas: BTreeSet<&str> = service.iter().map(|t| t.schema.as_str()).collect();
@@ -113,7 +147,11 @@ pub fn differences(before: &Inventory, after: &Inventory, planned: &[AccountName
                 // Only the account's own and role paths: PUBLIC and mandatory roles are
                 // reported, not planned, unless asked for.
                 let own = |ix: &Index| -> PrivSet {
-                    ix.own_paths(acct, t).into_iter().filter(|(v, _)| !matches!(v, Via::Role { active_at_login: false, .. })).flat_map(|(_, s)| s).collect()
+                    ix.own_paths(acct, t)
+                        .into_iter()
+                        .filter(|(v, _)| !matches!(v, Via::Role { active_at_login: false, .. }))
+                        .flat_map(|(_, s)| s)
+                        .collect()
                 };
                 let (x, y) = (own(&b), own(&a));
                 // GRANT OPTION alone passes nothing on: a grantor can only grant what it holds.

@@ -37,7 +37,7 @@ struct RawExempt {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn position(text: &str, offset: usize) -> (usize, usize) {
+pub fn position(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -218,7 +218,14 @@ fn check_overlaps(services: &[Service], diags: &mut Vec<Diagnostic>) {
                     diags.push(Diagnostic {
                         severity: Severity::Error,
                         location: rb.location.clone(),
-                        message: format!("table {} of service {:?} is also claimed by service {:?} ({} at {})", t.sql(), b.name, a.name, ra.pattern, ra.location),
+                        message: format!(
+                            "table {} of service {:?} is also claimed by service {:?} ({} at {})",
+                            t.sql(),
+                            b.name,
+                            a.name,
+                            ra.pattern,
+                            ra.location
+                        ),
                     });
                 }
             }
@@ -228,7 +235,14 @@ fn check_overlaps(services: &[Service], diags: &mut Vec<Diagnostic>) {
                     diags.push(Diagnostic {
                         severity: Severity::Error,
                         location: rb.location.clone(),
-                        message: format!("pattern {} of service {:?} also matches {}, which service {:?} claims at {}", rb.pattern, b.name, t.sql(), a.name, ra.location),
+                        message: format!(
+                            "pattern {} of service {:?} also matches {}, which service {:?} claims at {}",
+                            rb.pattern,
+                            b.name,
+                            t.sql(),
+                            a.name,
+                            ra.location
+                        ),
                     });
                 }
             }
@@ -300,7 +314,9 @@ expires = 2027-01-31
 
     #[test]
     fn overlapping_ownership_is_an_error() {
-        let e = errors("[service.a]\ntables = [\"shop.media_*\"]\nowners = [\"a\"]\n[service.b]\ntables = [\"shop.media_x\"]\nowners = [\"b\"]\n");
+        let e = errors(
+            "[service.a]\ntables = [\"shop.media_*\"]\nowners = [\"a\"]\n[service.b]\ntables = [\"shop.media_x\"]\nowners = [\"b\"]\n",
+        );
         assert!(e.iter().any(|m| m.starts_with("5:11") && m.contains("also claimed by service \"a\"")), "{e:?}");
     }
 

@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use load::load;
+pub use load::{load, position};
 
 /// Where something is in a policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -160,7 +160,8 @@ impl Policy {
             }
         }
         for t in tables {
-            let owners: Vec<&Service> = self.services.iter().filter(|s| s.tables.iter().any(|r| r.pattern.matches(t, case_insensitive))).collect();
+            let owners: Vec<&Service> =
+                self.services.iter().filter(|s| s.tables.iter().any(|r| r.pattern.matches(t, case_insensitive))).collect();
             if owners.len() > 1 {
                 errors.push(Diagnostic {
                     severity: Severity::Error,

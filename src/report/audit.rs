@@ -53,10 +53,22 @@ pub fn table(r: &AuditReport) -> String {
         s.push_str(&format!("{t}\n{}\n\n", counts(&srv.findings)));
     }
     if let Some(b) = &r.baseline {
-        s.push_str(&format!("Since the baseline of {}: {} appeared, {} disappeared\n", b.baseline_generated_at.format("%Y-%m-%d %H:%M UTC"), b.appeared.len(), b.disappeared.len()));
+        s.push_str(&format!(
+            "Since the baseline of {}: {} appeared, {} disappeared\n",
+            b.baseline_generated_at.format("%Y-%m-%d %H:%M UTC"),
+            b.appeared.len(),
+            b.disappeared.len()
+        ));
         for (sign, list) in [("+", &b.appeared), ("-", &b.disappeared)] {
             for x in list {
-                s.push_str(&format!("  {sign} [{}] {} {} {} {}\n", x.server, x.finding.kind.name(), account(&x.finding), table_name(&x.finding), x.finding.detail));
+                s.push_str(&format!(
+                    "  {sign} [{}] {} {} {} {}\n",
+                    x.server,
+                    x.finding.kind.name(),
+                    account(&x.finding),
+                    table_name(&x.finding),
+                    x.finding.detail
+                ));
             }
         }
     }
@@ -121,7 +133,14 @@ pub fn markdown(r: &AuditReport) -> String {
         s.push_str(&format!("{} appeared, {} disappeared.\n\n", b.appeared.len(), b.disappeared.len()));
         for (title, list) in [("Appeared", &b.appeared), ("Disappeared", &b.disappeared)] {
             for x in list {
-                s.push_str(&format!("- {title}: [{}] {} {} {} {}\n", cell(&x.server), x.finding.kind.name().replace('_', "\\_"), cell(&account(&x.finding)), cell(&table_name(&x.finding)), cell(&x.finding.detail)));
+                s.push_str(&format!(
+                    "- {title}: [{}] {} {} {} {}\n",
+                    cell(&x.server),
+                    x.finding.kind.name().replace('_', "\\_"),
+                    cell(&account(&x.finding)),
+                    cell(&table_name(&x.finding)),
+                    cell(&x.finding.detail)
+                ));
             }
         }
     }

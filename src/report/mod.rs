@@ -12,10 +12,8 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 pub fn new_table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header.to_vec());
-    if let Ok(w) = std::env::var("COLUMNS").map(|c| c.parse::<u16>()) {
-        if let Ok(w) = w {
-            t.set_width(w);
-        }
+    if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<u16>().ok()) {
+        t.set_width(w);
     }
     t
 }

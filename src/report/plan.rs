@@ -36,7 +36,8 @@ fn accounts(p: &Plan) -> String {
 
 /// For people.
 pub fn table(p: &Plan, problems: &[String]) -> String {
-    let mut s = format!("Plan: cut {} off service {:?} ({} tables); fingerprint {}\n", accounts(p), p.service, p.tables.len(), p.fingerprint);
+    let mut s =
+        format!("Plan: cut {} off service {:?} ({} tables); fingerprint {}\n", accounts(p), p.service, p.tables.len(), p.fingerprint);
     let mut t = super::new_table(&["step", "grantee", "forward", "inverse", "why"]);
     for st in &p.steps {
         t.add_row(vec![st.id.clone(), st.account.sql(), st.forward.clone(), st.inverse.clone(), st.why.clone()]);
@@ -49,7 +50,13 @@ pub fn table(p: &Plan, problems: &[String]) -> String {
         }
     }
     for a in &p.alternatives {
-        s.push_str(&format!("Option {}{}: {} ({} steps)\n", a.name, if a.proposed { " [proposed]" } else { "" }, a.description, a.steps.len()));
+        s.push_str(&format!(
+            "Option {}{}: {} ({} steps)\n",
+            a.name,
+            if a.proposed { " [proposed]" } else { "" },
+            a.description,
+            a.steps.len()
+        ));
     }
     for w in &p.warnings {
         s.push_str(&format!("warning: {w}\n"));

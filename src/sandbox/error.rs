@@ -91,9 +91,7 @@ pub enum SandboxError {
     },
 
     /// A server did not stop after SIGTERM and SIGKILL.
-    #[error(
-        "the {flavour} {role} server (pid {pid}) did not stop; kill it by hand: kill -9 {pid}"
-    )]
+    #[error("the {flavour} {role} server (pid {pid}) did not stop; kill it by hand: kill -9 {pid}")]
     Stop {
         /// Which server family.
         flavour: Flavour,
@@ -107,10 +105,7 @@ pub enum SandboxError {
 impl SandboxError {
     /// Wraps an I/O error with what the harness was doing.
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        SandboxError::Io {
-            what: what.into(),
-            source,
-        }
+        SandboxError::Io { what: what.into(), source }
     }
 }
 

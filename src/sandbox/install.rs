@@ -72,9 +72,7 @@ impl Binaries {
     /// the first argument appended.
     pub fn client_command(&self) -> Command {
         let mut cmd = self.command(&self.client);
-        cmd.env_remove("MYSQL_PWD")
-            .env_remove("MYSQL_HOST")
-            .env_remove("MYSQL_TCP_PORT");
+        cmd.env_remove("MYSQL_PWD").env_remove("MYSQL_HOST").env_remove("MYSQL_TCP_PORT");
         cmd
     }
 
@@ -85,14 +83,8 @@ impl Binaries {
         if let Some(root) = &self.mysql_root {
             let usr = root.join("usr");
             args.push(format!("--basedir={}", usr.display()));
-            args.push(format!(
-                "--lc-messages-dir={}",
-                usr.join("share/mysql").display()
-            ));
-            args.push(format!(
-                "--plugin-dir={}",
-                usr.join("lib/mysql/plugin").display()
-            ));
+            args.push(format!("--lc-messages-dir={}", usr.join("share/mysql").display()));
+            args.push(format!("--plugin-dir={}", usr.join("lib/mysql/plugin").display()));
         }
         if is_root() {
             // The server refuses to run as root unless told to; as another user it warns.
@@ -103,8 +95,7 @@ impl Binaries {
 
     /// The version's `major.minor`, e.g. `(10, 11)`.
     pub fn major_minor(&self) -> (u32, u32) {
-        let v = crate::db::Version::parse_prefix(&self.version)
-            .unwrap_or(crate::db::Version::new(0, 0, 0));
+        let v = crate::db::Version::parse_prefix(&self.version).unwrap_or(crate::db::Version::new(0, 0, 0));
         (v.major, v.minor)
     }
 }
@@ -119,9 +110,7 @@ pub(crate) fn is_root() -> bool {
 pub fn ensure_installed(flavour: Flavour) -> Result<Binaries, SandboxError> {
     // Two sandboxes of one flavour starting at once must not run apt or the unpacker twice.
     static LOCKS: [Mutex<()>; 2] = [Mutex::new(()), Mutex::new(())];
-    let _guard = LOCKS[flavour as usize]
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _guard = LOCKS[flavour as usize].lock().unwrap_or_else(|p| p.into_inner());
     if let Ok(b) = locate(flavour) {
         return Ok(b);
     }
@@ -144,11 +133,8 @@ pub fn mysql_root() -> PathBuf {
 
 fn locate_mariadb() -> Result<Binaries, String> {
     let find = |name: &str| {
-        find_program(
-            name,
-            &["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"],
-        )
-        .ok_or_else(|| format!("`{name}` not found on PATH or in /usr/sbin, /usr/bin"))
+        find_program(name, &["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"])
+            .ok_or_else(|| format!("`{name}` not found on PATH or in /usr/sbin, /usr/bin"))
     };
     let mut b = Binaries {
         flavour: Flavour::MariaDb,
@@ -187,11 +173,7 @@ fn find_loader(root: &Path) -> Result<Loader, String> {
     let lib = root.join("usr/lib");
     let entries = std::fs::read_dir(&lib).map_err(|e| format!("reading {}: {e}", lib.display()))?;
     for dir in entries.flatten().map(|e| e.path()) {
-        if !dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.ends_with("-linux-gnu"))
-        {
+        if !dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("-linux-gnu")) {
             continue;
         }
         let Ok(files) = std::fs::read_dir(&dir) else {
@@ -200,25 +182,16 @@ fn find_loader(root: &Path) -> Result<Loader, String> {
         for f in files.flatten() {
             let name = f.file_name().to_string_lossy().into_owned();
             if name.starts_with("ld-linux") && name.contains(".so.") {
-                return Ok(Loader {
-                    path: f.path(),
-                    library_path: dir,
-                });
+                return Ok(Loader { path: f.path(), library_path: dir });
             }
         }
     }
-    Err(format!(
-        "no ld-linux loader under {}/*-linux-gnu",
-        lib.display()
-    ))
+    Err(format!("no ld-linux loader under {}/*-linux-gnu", lib.display()))
 }
 
 fn find_program(name: &str, extra: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(extra.iter().map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).chain(extra.iter().map(PathBuf::from)).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// Runs `SERVER --version` and returns the word after `Ver`.
@@ -247,40 +220,20 @@ fn server_version(b: &Binaries) -> Result<String, String> {
 /// Runs `scripts/install-servers.sh FLAVOUR`, keeping its output for the error message.
 fn run_install_script(flavour: Flavour) -> Result<(), SandboxError> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-servers.sh");
-    note(&format!(
-        "{flavour} is not installed; running {} {}",
-        script.display(),
-        flavour.name()
-    ));
+    note(&format!("{flavour} is not installed; running {} {}", script.display(), flavour.name()));
     let out = Command::new("bash")
         .arg(&script)
         .arg(flavour.name())
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| SandboxError::NotInstalled {
-            flavour,
-            detail: format!("running {}: {e}", script.display()),
-        })?;
+        .map_err(|e| SandboxError::NotInstalled { flavour, detail: format!("running {}: {e}", script.display()) })?;
     if out.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let tail: Vec<&str> = stderr
-        .lines()
-        .rev()
-        .take(8)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: Vec<&str> = stderr.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
     Err(SandboxError::NotInstalled {
         flavour,
-        detail: format!(
-            "{} {} exited with {}:\n{}",
-            script.display(),
-            flavour.name(),
-            out.status,
-            tail.join("\n")
-        ),
+        detail: format!("{} {} exited with {}:\n{}", script.display(), flavour.name(), out.status, tail.join("\n")),
     })
 }

@@ -72,24 +72,14 @@ impl Sandbox {
         let flavour = opts.flavour;
         let binaries = tokio::task::spawn_blocking(move || ensure_installed(flavour))
             .await
-            .map_err(|e| {
-                SandboxError::io("installing servers", std::io::Error::other(e.to_string()))
-            })??;
+            .map_err(|e| SandboxError::io("installing servers", std::io::Error::other(e.to_string())))??;
         let template = template::ensure(&binaries).await?;
         let (dir, temporary) = match &opts.dir {
             Some(d) => (prepare_dir(d)?, false),
             None => (temp_dir(flavour)?, true),
         };
         let admin = ("root", template.admin_password.as_str());
-        let mk = |role: Role| {
-            Server::with_layout(
-                &binaries,
-                role,
-                &dir.join(role.name()),
-                admin,
-                opts.extra_args.clone(),
-            )
-        };
+        let mk = |role: Role| Server::with_layout(&binaries, role, &dir.join(role.name()), admin, opts.extra_args.clone());
         let mut sandbox = Sandbox {
             flavour,
             topology: opts.topology,
@@ -141,10 +131,7 @@ impl Sandbox {
                 Role::Replica => replica = Some(server),
             }
         }
-        let primary = primary.ok_or_else(|| SandboxError::State {
-            dir: dir.into(),
-            detail: "sandbox.json lists no primary".into(),
-        })?;
+        let primary = primary.ok_or_else(|| SandboxError::State { dir: dir.into(), detail: "sandbox.json lists no primary".into() })?;
         Ok(Sandbox {
             flavour: state.flavour,
             topology: state.topology,
@@ -219,24 +206,18 @@ impl Sandbox {
     /// Waits until the replica has applied everything the primary has executed so far
     /// (MySQL `WAIT_FOR_EXECUTED_GTID_SET`, MariaDB `MASTER_GTID_WAIT`).
     pub async fn wait_replica_caught_up(&self, timeout: Duration) -> Result<(), SandboxError> {
-        let replica = self
-            .replica
-            .as_ref()
-            .ok_or_else(|| SandboxError::Replication {
-                flavour: self.flavour,
-                detail: "this sandbox has no replica; start it with Topology::PrimaryReplica"
-                    .into(),
-                log: self.primary.error_log.clone(),
-            })?;
+        let replica = self.replica.as_ref().ok_or_else(|| SandboxError::Replication {
+            flavour: self.flavour,
+            detail: "this sandbox has no replica; start it with Topology::PrimaryReplica".into(),
+            log: self.primary.error_log.clone(),
+        })?;
         replication::wait_caught_up(&self.primary, replica, timeout).await
     }
 
     /// The password of the `'repl'@'127.0.0.1'` replication account (from the template).
     pub fn repl_password(&self) -> Result<String, SandboxError> {
         let path = self.template.join("repl.password");
-        std::fs::read_to_string(&path)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| SandboxError::io(format!("reading {}", path.display()), e))
+        std::fs::read_to_string(&path).map(|s| s.trim().to_string()).map_err(|e| SandboxError::io(format!("reading {}", path.display()), e))
     }
 
     /// Up or down, version, read-only, GTIDs and replication threads of every server.
@@ -253,18 +234,11 @@ impl Sandbox {
     pub fn connect_help(&self) -> String {
         let mut text = format!("{} sandbox in {}\n", self.flavour, self.dir.display());
         for s in self.servers() {
-            text.push_str(&format!(
-                "  {:<8} 127.0.0.1:{:<5}  {}\n",
-                s.role.name(),
-                s.port,
-                s.client_script().display()
-            ));
+            text.push_str(&format!("  {:<8} 127.0.0.1:{:<5}  {}\n", s.role.name(), s.port, s.client_script().display()));
         }
         let cmd = self.primary.client_command();
-        let argv: Vec<String> = std::iter::once(cmd.get_program())
-            .chain(cmd.get_args())
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
+        let argv: Vec<String> =
+            std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
         text.push_str(&format!(
             "Each `client` script runs the {} client with --defaults-file=<server folder>/client.cnf \
              (the primary's: {}).\nThe admin account is {}; its password is only in the client.cnf \
@@ -280,10 +254,7 @@ impl Sandbox {
         let dir = self.dir.clone();
         match role {
             Role::Primary => Ok(&mut self.primary),
-            Role::Replica => self.replica.as_mut().ok_or(SandboxError::State {
-                dir,
-                detail: "this sandbox has no replica".into(),
-            }),
+            Role::Replica => self.replica.as_mut().ok_or(SandboxError::State { dir, detail: "this sandbox has no replica".into() }),
         }
     }
 
@@ -322,30 +293,14 @@ impl Drop for Sandbox {
 }
 
 /// Copies the template, writes `client.cnf` and starts one server.
-async fn provision(
-    server: &mut Server,
-    template: &template::Template,
-    watch: Option<(u32, Option<&Path>)>,
-) -> Result<(), SandboxError> {
-    std::fs::create_dir_all(&server.dir)
-        .map_err(|e| SandboxError::io(format!("creating {}", server.dir.display()), e))?;
-    template
-        .copy_datadir(server.flavour, &server.datadir)
-        .await?;
+async fn provision(server: &mut Server, template: &template::Template, watch: Option<(u32, Option<&Path>)>) -> Result<(), SandboxError> {
+    std::fs::create_dir_all(&server.dir).map_err(|e| SandboxError::io(format!("creating {}", server.dir.display()), e))?;
+    template.copy_datadir(server.flavour, &server.datadir).await?;
     server.launch(watch).await?;
     let cmd = server.client_command();
-    let argv: Vec<String> = std::iter::once(cmd.get_program())
-        .chain(cmd.get_args())
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let argv: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
     super::optfile::write_client_script(&server.client_script(), &argv)?;
-    super::optfile::write_client(
-        &server.client_cnf,
-        &server.host,
-        server.port,
-        &server.admin_user,
-        &server.admin_password,
-    )
+    super::optfile::write_client(&server.client_cnf, &server.host, server.port, &server.admin_user, &server.admin_password)
 }
 
 /// What the supervisors get: the watched pid, and the folder to remove when it is temporary.
@@ -375,13 +330,10 @@ async fn server_status(s: &Server) -> ServerStatus {
         Flavour::MariaDb => "@@GLOBAL.gtid_current_pos",
     };
     let res: Result<_, mysql_async::Error> = async {
-        let mut conn =
-            tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(s.opts()))
-                .await
-                .map_err(|_| mysql_async::Error::Other("login timed out after 5 s".into()))??;
-        let row: Option<(String, bool, String)> = conn
-            .query_first(format!("SELECT @@version, @@read_only, {gtid_var}"))
-            .await?;
+        let mut conn = tokio::time::timeout(Duration::from_secs(5), mysql_async::Conn::new(s.opts()))
+            .await
+            .map_err(|_| mysql_async::Error::Other("login timed out after 5 s".into()))??;
+        let row: Option<(String, bool, String)> = conn.query_first(format!("SELECT @@version, @@read_only, {gtid_var}")).await?;
         let repl = replication::state(&mut conn, s.flavour).await?;
         let _ = conn.disconnect().await;
         Ok((row, repl))

@@ -115,13 +115,7 @@ pub struct SandboxOptions {
 impl SandboxOptions {
     /// A temporary sandbox that dies with this process, with default server arguments.
     pub fn new(flavour: Flavour, topology: Topology) -> SandboxOptions {
-        SandboxOptions {
-            flavour,
-            topology,
-            dir: None,
-            watch_pid: Some(std::process::id()),
-            extra_args: Vec::new(),
-        }
+        SandboxOptions { flavour, topology, dir: None, watch_pid: Some(std::process::id()), extra_args: Vec::new() }
     }
 }
 

@@ -10,13 +10,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Writes `[client]` host, port, user and password to `path` (created or replaced, mode 0600).
-pub(crate) fn write_client(
-    path: &Path,
-    host: &str,
-    port: u16,
-    user: &str,
-    password: &str,
-) -> Result<(), SandboxError> {
+pub(crate) fn write_client(path: &Path, host: &str, port: u16, user: &str, password: &str) -> Result<(), SandboxError> {
     let text = format!(
         "# privfence sandbox: credentials for --defaults-file; keep this file private.\n\
          [client]\nhost={}\nport={port}\nuser={}\npassword={}\n",
@@ -31,10 +25,7 @@ pub(crate) fn write_client(
 /// arguments, so a person can type `SANDBOX/primary/client -e '...'` instead of the long MySQL
 /// loader command line. It holds no secret: the password stays in the option file it names.
 pub(crate) fn write_client_script(path: &Path, argv: &[String]) -> Result<(), SandboxError> {
-    let quoted: Vec<String> = argv
-        .iter()
-        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
-        .collect();
+    let quoted: Vec<String> = argv.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect();
     let text = format!(
         "#!/bin/sh\n# privfence sandbox: this server's client, logged in as the admin account.\n\
          unset MYSQL_PWD MYSQL_HOST MYSQL_TCP_PORT\nexec {} \"$@\"\n",
@@ -59,25 +50,17 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SandboxErro
         .open(path)
         .map_err(|e| SandboxError::io(what(), e))?;
     // An existing file keeps its old mode on open: narrow it.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| SandboxError::io(what(), e))?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(|e| SandboxError::io(what(), e))?;
     f.write_all(bytes).map_err(|e| SandboxError::io(what(), e))
 }
 
 /// Reads the `password` value back from a file written by [`write_client`].
 pub(crate) fn read_password(path: &Path) -> Result<String, SandboxError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SandboxError::io(format!("reading {}", path.display()), e))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("password="))
-        .map(unquote)
-        .ok_or_else(|| SandboxError::State {
-            dir: path.parent().unwrap_or(path).to_path_buf(),
-            detail: format!(
-                "{} holds no password= line; recreate the sandbox",
-                path.display()
-            ),
-        })
+    let text = std::fs::read_to_string(path).map_err(|e| SandboxError::io(format!("reading {}", path.display()), e))?;
+    text.lines().find_map(|l| l.strip_prefix("password=")).map(unquote).ok_or_else(|| SandboxError::State {
+        dir: path.parent().unwrap_or(path).to_path_buf(),
+        detail: format!("{} holds no password= line; recreate the sandbox", path.display()),
+    })
 }
 
 /// Double-quotes an option value, escaping backslashes and double quotes.
@@ -120,15 +103,7 @@ mod tests {
 
     #[test]
     fn quoting_round_trips() {
-        for v in [
-            "plain",
-            "with space",
-            r#"q"uote"#,
-            r"back\slash",
-            "hash#x",
-            "",
-            "'single'",
-        ] {
+        for v in ["plain", "with space", r#"q"uote"#, r"back\slash", "hash#x", "", "'single'"] {
             assert_eq!(unquote(&quote(v)), v);
         }
         assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);

@@ -56,11 +56,7 @@ fi
 "#;
 
 /// Starts `argv` in a new session, its output appended to `console_log`.
-pub(crate) fn spawn_server(
-    argv: &[OsString],
-    console_log: &Path,
-    watch: Option<&Watch<'_>>,
-) -> Result<Spawned, SandboxError> {
+pub(crate) fn spawn_server(argv: &[OsString], console_log: &Path, watch: Option<&Watch<'_>>) -> Result<Spawned, SandboxError> {
     let (wpid, sdir, top) = match watch {
         Some(w) => match w.cleanup {
             Some((s, t)) => (w.pid, s.as_os_str().to_owned(), t.as_os_str().to_owned()),
@@ -70,14 +66,8 @@ pub(crate) fn spawn_server(
     };
     let mut cmd = Command::new("bash");
     cmd.arg("-c").arg(SUPERVISOR).arg("privfence-supervisor");
-    cmd.arg(wpid.to_string())
-        .arg(console_log)
-        .arg(sdir)
-        .arg(top)
-        .args(argv);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.arg(wpid.to_string()).arg(console_log).arg(sdir).arg(top).args(argv);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
     // SAFETY: setsid is async-signal-safe; it only fails if we already lead a process group,
     // which a freshly forked child never does.
     unsafe {
@@ -86,14 +76,9 @@ pub(crate) fn spawn_server(
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| SandboxError::io("starting bash to run the server", e))?;
+    let mut child = cmd.spawn().map_err(|e| SandboxError::io("starting bash to run the server", e))?;
     let mut line = String::new();
-    let read = child
-        .stdout
-        .take()
-        .map(|o| BufReader::new(o).read_line(&mut line));
+    let read = child.stdout.take().map(|o| BufReader::new(o).read_line(&mut line));
     let pid = match (read, line.trim().parse::<u32>()) {
         (Some(Ok(_)), Ok(pid)) => pid,
         _ => {
@@ -109,16 +94,10 @@ pub(crate) fn spawn_server(
         let supervisor = child.id();
         // Reap the supervisor whenever it ends, so it never lingers as a zombie.
         std::thread::spawn(move || child.wait());
-        Ok(Spawned {
-            pid,
-            supervisor: Some(supervisor),
-        })
+        Ok(Spawned { pid, supervisor: Some(supervisor) })
     } else {
         let _ = child.wait();
-        Ok(Spawned {
-            pid,
-            supervisor: None,
-        })
+        Ok(Spawned { pid, supervisor: None })
     }
 }
 
@@ -128,17 +107,13 @@ pub(crate) fn alive(pid: u32) -> bool {
         return false;
     }
     // SAFETY: signal 0 only checks that the process exists.
-    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
-        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let exists = unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
     if !exists {
         return false;
     }
     // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')'.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start())
-            .map_or(true, |r| !r.starts_with('Z')),
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| rest.trim_start()).map_or(true, |r| !r.starts_with('Z')),
         Err(_) => true,
     }
 }
@@ -184,30 +159,20 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
 /// A TCP port on 127.0.0.1 that was free a moment ago. The server may still lose a race for
 /// it; callers retry on "address in use".
 pub(crate) fn free_port() -> Result<u16, SandboxError> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| SandboxError::io("finding a free port on 127.0.0.1", e))?;
-    l.local_addr()
-        .map(|a| a.port())
-        .map_err(|e| SandboxError::io("reading a bound port", e))
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| SandboxError::io("finding a free port on 127.0.0.1", e))?;
+    l.local_addr().map(|a| a.port()).map_err(|e| SandboxError::io("reading a bound port", e))
 }
 
 /// A random string of ASCII letters and digits, from `/dev/urandom`.
 pub(crate) fn random_alnum(len: usize) -> Result<String, SandboxError> {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut f = std::fs::File::open("/dev/urandom")
-        .map_err(|e| SandboxError::io("opening /dev/urandom", e))?;
+    let mut f = std::fs::File::open("/dev/urandom").map_err(|e| SandboxError::io("opening /dev/urandom", e))?;
     let mut out = String::with_capacity(len);
     let mut buf = [0_u8; 64];
     while out.len() < len {
-        f.read_exact(&mut buf)
-            .map_err(|e| SandboxError::io("reading /dev/urandom", e))?;
+        f.read_exact(&mut buf).map_err(|e| SandboxError::io("reading /dev/urandom", e))?;
         // 248 = 4 * 62: rejecting bytes above it keeps every character equally likely.
-        out.extend(
-            buf.iter()
-                .filter(|b| **b < 248)
-                .map(|b| CHARS[(*b % 62) as usize] as char)
-                .take(len - out.len()),
-        );
+        out.extend(buf.iter().filter(|b| **b < 248).map(|b| CHARS[(*b % 62) as usize] as char).take(len - out.len()));
     }
     Ok(out)
 }

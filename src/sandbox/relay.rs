@@ -24,19 +24,15 @@ pub(crate) fn relay_port(target_port: u16, source: Ipv4Addr) -> io::Result<u16> 
     }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     let port = listener.local_addr()?.port();
-    std::thread::Builder::new()
-        .name(format!("relay-{source}-{target_port}"))
-        .spawn(move || {
-            for client in listener.incoming().flatten() {
-                std::thread::spawn(move || {
-                    if let Ok(server) =
-                        connect_from(source, SocketAddrV4::new(Ipv4Addr::LOCALHOST, target_port))
-                    {
-                        pipe(client, server);
-                    }
-                });
-            }
-        })?;
+    std::thread::Builder::new().name(format!("relay-{source}-{target_port}")).spawn(move || {
+        for client in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                if let Ok(server) = connect_from(source, SocketAddrV4::new(Ipv4Addr::LOCALHOST, target_port)) {
+                    pipe(client, server);
+                }
+            });
+        }
+    })?;
     relays.insert((target_port, source), port);
     Ok(port)
 }
@@ -62,9 +58,7 @@ fn connect_from(source: Ipv4Addr, target: SocketAddrV4) -> io::Result<TcpStream>
     let sockaddr = |a: SocketAddrV4| libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: a.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*a.ip()).to_be(),
-        },
+        sin_addr: libc::in_addr { s_addr: u32::from(*a.ip()).to_be() },
         sin_zero: [0; 8],
     };
     let len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -78,11 +72,7 @@ fn connect_from(source: Ipv4Addr, target: SocketAddrV4) -> io::Result<TcpStream>
         let local = sockaddr(SocketAddrV4::new(source, 0));
         let remote = sockaddr(target);
         if libc::bind(fd, std::ptr::from_ref(&local).cast::<libc::sockaddr>(), len) != 0
-            || libc::connect(
-                fd,
-                std::ptr::from_ref(&remote).cast::<libc::sockaddr>(),
-                len,
-            ) != 0
+            || libc::connect(fd, std::ptr::from_ref(&remote).cast::<libc::sockaddr>(), len) != 0
         {
             let e = io::Error::last_os_error();
             libc::close(fd);

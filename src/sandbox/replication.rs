@@ -39,11 +39,7 @@ impl ReplicationState {
 
 /// Points the replica at the primary with GTID auto-positioning, starts it and waits until
 /// both threads run.
-pub(crate) async fn configure(
-    primary: &Server,
-    replica: &Server,
-    repl_password: &str,
-) -> Result<(), SandboxError> {
+pub(crate) async fn configure(primary: &Server, replica: &Server, repl_password: &str) -> Result<(), SandboxError> {
     let mut conn = replica.conn().await?;
     let pw = literal(repl_password);
     let sql = match replica.flavour {
@@ -70,9 +66,7 @@ pub(crate) async fn configure(
         ],
     };
     for stmt in &sql {
-        conn.query_drop(stmt)
-            .await
-            .map_err(|e| replica.sql_error("configuring replication", e))?;
+        conn.query_drop(stmt).await.map_err(|e| replica.sql_error("configuring replication", e))?;
     }
     wait_running(&mut conn, replica, RUNNING_DEADLINE).await?;
     let _ = conn.disconnect().await;
@@ -80,16 +74,10 @@ pub(crate) async fn configure(
 }
 
 /// Polls the replica until both threads run, an error shows up, or `limit` passes.
-pub(crate) async fn wait_running(
-    conn: &mut Conn,
-    replica: &Server,
-    limit: Duration,
-) -> Result<(), SandboxError> {
+pub(crate) async fn wait_running(conn: &mut Conn, replica: &Server, limit: Duration) -> Result<(), SandboxError> {
     let deadline = Instant::now() + limit;
     loop {
-        let state = state(conn, replica.flavour)
-            .await
-            .map_err(|e| replica.sql_error("reading the replica status", e))?;
+        let state = state(conn, replica.flavour).await.map_err(|e| replica.sql_error("reading the replica status", e))?;
         match state {
             Some(s) if s.is_running() => return Ok(()),
             Some(s) if Instant::now() >= deadline || !s.last_io_error.is_empty() && s.io_running == "No" => {
@@ -113,10 +101,7 @@ pub(crate) async fn wait_running(
 }
 
 /// The replica's thread states, or `None` when it replicates from nobody.
-pub async fn state(
-    conn: &mut Conn,
-    flavour: Flavour,
-) -> Result<Option<ReplicationState>, mysql_async::Error> {
+pub async fn state(conn: &mut Conn, flavour: Flavour) -> Result<Option<ReplicationState>, mysql_async::Error> {
     let (stmt, prefix) = match flavour {
         Flavour::MySql => ("SHOW REPLICA STATUS", "Replica"),
         Flavour::MariaDb => ("SHOW SLAVE STATUS", "Slave"),
@@ -131,35 +116,22 @@ pub async fn state(
 }
 
 /// Waits until the replica has applied everything the primary had executed when called.
-pub(crate) async fn wait_caught_up(
-    primary: &Server,
-    replica: &Server,
-    timeout: Duration,
-) -> Result<(), SandboxError> {
+pub(crate) async fn wait_caught_up(primary: &Server, replica: &Server, timeout: Duration) -> Result<(), SandboxError> {
     let mut p = primary.conn().await?;
     let read = match primary.flavour {
         Flavour::MySql => "SELECT @@GLOBAL.gtid_executed",
         Flavour::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
     };
-    let gtids: Option<String> = p
-        .query_first(read)
-        .await
-        .map_err(|e| primary.sql_error("reading the primary's GTIDs", e))?;
+    let gtids: Option<String> = p.query_first(read).await.map_err(|e| primary.sql_error("reading the primary's GTIDs", e))?;
     let _ = p.disconnect().await;
     let gtids = gtids.unwrap_or_default();
     let secs = timeout.as_secs_f64().max(0.001);
     let wait = match replica.flavour {
-        Flavour::MySql => format!(
-            "SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {secs:.3})",
-            literal(&gtids)
-        ),
+        Flavour::MySql => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {secs:.3})", literal(&gtids)),
         Flavour::MariaDb => format!("SELECT MASTER_GTID_WAIT({}, {secs:.3})", literal(&gtids)),
     };
     let mut r = replica.conn().await?;
-    let res: Option<Option<i64>> = r
-        .query_first(&wait)
-        .await
-        .map_err(|e| replica.sql_error("waiting for the primary's GTIDs", e))?;
+    let res: Option<Option<i64>> = r.query_first(&wait).await.map_err(|e| replica.sql_error("waiting for the primary's GTIDs", e))?;
     let _ = r.disconnect().await;
     match res.flatten() {
         Some(0) => Ok(()),
@@ -179,9 +151,5 @@ fn text(row: &Row, column: &str) -> String {
 }
 
 fn repl_error(replica: &Server, detail: String) -> SandboxError {
-    SandboxError::Replication {
-        flavour: replica.flavour,
-        detail,
-        log: replica.error_log.clone(),
-    }
+    SandboxError::Replication { flavour: replica.flavour, detail, log: replica.error_log.clone() }
 }

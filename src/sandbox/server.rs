@@ -90,13 +90,7 @@ impl fmt::Debug for Server {
 
 impl Server {
     /// A server description with the standard layout under `dir`; nothing is started.
-    pub(crate) fn with_layout(
-        binaries: &Binaries,
-        role: Role,
-        dir: &Path,
-        admin: (&str, &str),
-        extra_args: Vec<String>,
-    ) -> Server {
+    pub(crate) fn with_layout(binaries: &Binaries, role: Role, dir: &Path, admin: (&str, &str), extra_args: Vec<String>) -> Server {
         let mariadb = binaries.flavour == Flavour::MariaDb;
         Server {
             flavour: binaries.flavour,
@@ -139,9 +133,7 @@ impl Server {
 
     /// Opens a connection as the admin account.
     pub async fn conn(&self) -> Result<Conn, SandboxError> {
-        Conn::new(self.opts())
-            .await
-            .map_err(|e| self.sql_error("connecting as the admin account", e))
+        Conn::new(self.opts()).await.map_err(|e| self.sql_error("connecting as the admin account", e))
     }
 
     /// The flavour's own client, with `--defaults-file` pointing at [`Server::client_cnf`]
@@ -162,23 +154,11 @@ impl Server {
     /// # Panics
     /// When the option file cannot be written (the sandbox folder is gone or read-only), or
     /// the relay cannot start (the address is not IPv4 or not local).
-    pub fn client_command_as(
-        &self,
-        user: &str,
-        password: &str,
-        bind_address: Option<&str>,
-    ) -> Command {
+    pub fn client_command_as(&self, user: &str, password: &str, bind_address: Option<&str>) -> Command {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let safe: String = user
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .take(32)
-            .collect();
-        let path = self
-            .dir
-            .join("clients")
-            .join(format!("{safe}-{}-{n}.cnf", std::process::id()));
+        let safe: String = user.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(32).collect();
+        let path = self.dir.join("clients").join(format!("{safe}-{}-{n}.cnf", std::process::id()));
         // MariaDB's client cannot bind a source address: it goes through a relay that does.
         let (port, native_bind) = match (bind_address, self.flavour) {
             (Some(addr), Flavour::MariaDb) => (self.relay_port(addr), None),
@@ -197,11 +177,8 @@ impl Server {
 
     /// A relay port that reaches this server from `addr` (see `sandbox::relay`).
     fn relay_port(&self, addr: &str) -> u16 {
-        let ip: std::net::Ipv4Addr = addr
-            .parse()
-            .unwrap_or_else(|_| panic!("bind address {addr:?} is not an IPv4 address"));
-        super::relay::relay_port(self.port, ip)
-            .unwrap_or_else(|e| panic!("starting a relay from {addr} to port {}: {e}", self.port))
+        let ip: std::net::Ipv4Addr = addr.parse().unwrap_or_else(|_| panic!("bind address {addr:?} is not an IPv4 address"));
+        super::relay::relay_port(self.port, ip).unwrap_or_else(|e| panic!("starting a relay from {addr} to port {}: {e}", self.port))
     }
 
     /// `client` in the server's folder: a script running [`Server::client_command`] with
@@ -269,10 +246,7 @@ impl Server {
 
     /// Starts the server process and waits for an admin login, picking a new free port when
     /// `port` is 0 (or when the picked one was taken meanwhile).
-    pub(crate) async fn launch(
-        &mut self,
-        watch: Option<(u32, Option<&Path>)>,
-    ) -> Result<(), SandboxError> {
+    pub(crate) async fn launch(&mut self, watch: Option<(u32, Option<&Path>)>) -> Result<(), SandboxError> {
         if self.socket.as_os_str().len() > 100 {
             return Err(SandboxError::State {
                 dir: self.dir.clone(),
@@ -284,16 +258,11 @@ impl Server {
             if !keep_port {
                 self.port = process::free_port()?;
             }
-            let log_len = std::fs::metadata(&self.error_log)
-                .map(|m| m.len())
-                .unwrap_or(0);
+            let log_len = std::fs::metadata(&self.error_log).map(|m| m.len()).unwrap_or(0);
             let started = Instant::now();
             let mut argv = self.binaries.argv(&self.binaries.server);
             argv.extend(self.server_args().into_iter().map(Into::into));
-            let w = watch.map(|(pid, top)| Watch {
-                pid,
-                cleanup: top.map(|t| (self.dir.as_path(), t)),
-            });
+            let w = watch.map(|(pid, top)| Watch { pid, cleanup: top.map(|t| (self.dir.as_path(), t)) });
             let spawned = process::spawn_server(&argv, &self.dir.join("console.log"), w.as_ref())?;
             self.pid = spawned.pid;
             self.supervisor_pid = spawned.supervisor;
@@ -302,12 +271,7 @@ impl Server {
                     self.started_in = started.elapsed();
                     return Ok(());
                 }
-                Err(_)
-                    if !keep_port
-                        && attempt < 3
-                        && !self.is_running()
-                        && self.lost_port_race(log_len) =>
-                {
+                Err(_) if !keep_port && attempt < 3 && !self.is_running() && self.lost_port_race(log_len) => {
                     self.kill_supervisor();
                 }
                 Err(e) => {
@@ -334,10 +298,7 @@ impl Server {
         let mut last = String::from("no connection attempt yet");
         loop {
             if !self.is_running() {
-                return Err(self.start_error(format!(
-                    "the process exited (pid {}); last connection error: {last}",
-                    self.pid
-                )));
+                return Err(self.start_error(format!("the process exited (pid {}); last connection error: {last}", self.pid)));
             }
             match tokio::time::timeout(Duration::from_secs(5), Conn::new(self.opts())).await {
                 Ok(Ok(conn)) => {
@@ -345,18 +306,13 @@ impl Server {
                     return Ok(());
                 }
                 Ok(Err(mysql_async::Error::Server(e))) if e.code == 1045 || e.code == 1698 => {
-                    return Err(self.start_error(format!(
-                        "the server is up but refused the admin login: {e}"
-                    )));
+                    return Err(self.start_error(format!("the server is up but refused the admin login: {e}")));
                 }
                 Ok(Err(e)) => last = e.to_string(),
                 Err(_) => last = "login timed out after 5 s".into(),
             }
             if Instant::now() >= deadline {
-                return Err(self.start_error(format!(
-                    "no admin login within {} s; last error: {last}",
-                    limit.as_secs()
-                )));
+                return Err(self.start_error(format!("no admin login within {} s; last error: {last}", limit.as_secs())));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -367,11 +323,7 @@ impl Server {
         if process::terminate(self.pid, STOP_GRACE) {
             Ok(())
         } else {
-            Err(SandboxError::Stop {
-                flavour: self.flavour,
-                role: self.role.name(),
-                pid: self.pid,
-            })
+            Err(SandboxError::Stop { flavour: self.flavour, role: self.role.name(), pid: self.pid })
         }
     }
 
@@ -380,11 +332,7 @@ impl Server {
         if process::kill_now(self.pid) {
             Ok(())
         } else {
-            Err(SandboxError::Stop {
-                flavour: self.flavour,
-                role: self.role.name(),
-                pid: self.pid,
-            })
+            Err(SandboxError::Stop { flavour: self.flavour, role: self.role.name(), pid: self.pid })
         }
     }
 
@@ -406,11 +354,6 @@ impl Server {
     }
 
     pub(crate) fn sql_error(&self, what: &str, source: mysql_async::Error) -> SandboxError {
-        SandboxError::Sql {
-            what: what.into(),
-            flavour: self.flavour,
-            port: self.port,
-            source,
-        }
+        SandboxError::Sql { what: what.into(), flavour: self.flavour, port: self.port, source }
     }
 }

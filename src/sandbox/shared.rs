@@ -43,11 +43,7 @@ fn start(flavour: Flavour, topology: Topology) -> Result<Sandbox, String> {
     match joined {
         Ok(Ok(sandbox)) => Ok(sandbox),
         Ok(Err(e @ SandboxError::NotInstalled { .. })) => Err(e.to_string()),
-        Ok(Err(e)) => Err(format!(
-            "the shared {flavour} sandbox could not be started: {e}"
-        )),
-        Err(_) => Err(format!(
-            "the thread starting the shared {flavour} sandbox panicked"
-        )),
+        Ok(Err(e)) => Err(format!("the shared {flavour} sandbox could not be started: {e}")),
+        Err(_) => Err(format!("the thread starting the shared {flavour} sandbox panicked")),
     }
 }

@@ -78,13 +78,7 @@ impl ServerState {
     /// Rebuilds the server, reading the admin password from its `client.cnf`.
     pub(crate) fn into_server(self, binaries: &Binaries) -> Result<Server, SandboxError> {
         let admin_password = super::optfile::read_password(&self.client_cnf)?;
-        let mut s = Server::with_layout(
-            binaries,
-            self.role,
-            &self.dir,
-            (&self.admin_user, &admin_password),
-            self.extra_args,
-        );
+        let mut s = Server::with_layout(binaries, self.role, &self.dir, (&self.admin_user, &admin_password), self.extra_args);
         s.server_id = self.server_id;
         s.port = self.port;
         s.pid = self.pid;
@@ -103,14 +97,9 @@ impl State {
     pub(crate) fn write(&self, dir: &Path) -> Result<(), SandboxError> {
         let path = dir.join(FILE);
         let tmp = dir.join(format!(".{FILE}.tmp"));
-        let json = serde_json::to_string_pretty(self).map_err(|e| SandboxError::State {
-            dir: dir.into(),
-            detail: e.to_string(),
-        })?;
-        std::fs::write(&tmp, format!("{json}\n"))
-            .map_err(|e| SandboxError::io(format!("writing {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| SandboxError::io(format!("writing {}", path.display()), e))
+        let json = serde_json::to_string_pretty(self).map_err(|e| SandboxError::State { dir: dir.into(), detail: e.to_string() })?;
+        std::fs::write(&tmp, format!("{json}\n")).map_err(|e| SandboxError::io(format!("writing {}", tmp.display()), e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| SandboxError::io(format!("writing {}", path.display()), e))
     }
 
     /// Reads and checks the file.
@@ -120,17 +109,12 @@ impl State {
             dir: dir.into(),
             detail: format!("cannot read {FILE} ({e}); is this a sandbox folder? Start one first"),
         })?;
-        let state: State = serde_json::from_str(&text).map_err(|e| SandboxError::State {
-            dir: dir.into(),
-            detail: format!("{FILE} is not valid: {e}"),
-        })?;
+        let state: State = serde_json::from_str(&text)
+            .map_err(|e| SandboxError::State { dir: dir.into(), detail: format!("{FILE} is not valid: {e}") })?;
         if state.format != FORMAT {
             return Err(SandboxError::State {
                 dir: dir.into(),
-                detail: format!(
-                    "{FILE} has format {}, this privfence reads {FORMAT}",
-                    state.format
-                ),
+                detail: format!("{FILE} has format {}, this privfence reads {FORMAT}", state.format),
             });
         }
         Ok(state)
@@ -151,9 +135,7 @@ pub(crate) mod flavour_name {
         match String::deserialize(d)?.as_str() {
             "mysql" => Ok(Flavour::MySql),
             "mariadb" => Ok(Flavour::MariaDb),
-            other => Err(serde::de::Error::custom(format!(
-                "unknown flavour {other:?}"
-            ))),
+            other => Err(serde::de::Error::custom(format!("unknown flavour {other:?}"))),
         }
     }
 }

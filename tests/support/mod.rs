@@ -44,7 +44,9 @@ pub async fn admin_exec(sb: &Sandbox, stmts: &[String]) {
 
 /// Takes an inventory through privfence's own reader.
 pub async fn inventory(sb: &Sandbox) -> (Server, Inventory) {
-    let mut server = Server::connect(&admin_spec(&sb.primary)).await.unwrap_or_else(|e| panic!("privfence connects: {e}\n{}", error_log_tail(&sb.primary)));
+    let mut server = Server::connect(&admin_spec(&sb.primary))
+        .await
+        .unwrap_or_else(|e| panic!("privfence connects: {e}\n{}", error_log_tail(&sb.primary)));
     let inv = privfence::inventory::take(&mut server).await.unwrap_or_else(|e| panic!("inventory: {e}\n{}", error_log_tail(&sb.primary)));
     (server, inv)
 }
@@ -78,26 +80,28 @@ pub async fn forwarder(source: Ipv4Addr, target: SocketAddr) -> u16 {
 
 /// Logs in as `user` with `password` from `source` (through a forwarder).
 pub async fn login_from(s: &sandbox::Server, user: &str, password: &str, source: Ipv4Addr) -> Result<Conn, mysql_async::Error> {
-    let port = forwarder(source, SocketAddr::new(s.host.parse().unwrap(), s.port)).await;
-    let opts: Opts = OptsBuilder::default()
-        .ip_or_hostname("127.0.0.1")
-        .tcp_port(port)
-        .user(Some(user))
-        .pass(Some(password))
-        .prefer_socket(false)
-        .into();
-    Conn::new(opts).await
+    login(s, user, password, source, None).await
 }
 
 /// Like [`login_from`], with a default database (as a pool's DSN would set it).
-pub async fn login_from_db(s: &sandbox::Server, user: &str, password: &str, source: Ipv4Addr, db: &str) -> Result<Conn, mysql_async::Error> {
+pub async fn login_from_db(
+    s: &sandbox::Server,
+    user: &str,
+    password: &str,
+    source: Ipv4Addr,
+    db: &str,
+) -> Result<Conn, mysql_async::Error> {
+    login(s, user, password, source, Some(db)).await
+}
+
+async fn login(s: &sandbox::Server, user: &str, password: &str, source: Ipv4Addr, db: Option<&str>) -> Result<Conn, mysql_async::Error> {
     let port = forwarder(source, SocketAddr::new(s.host.parse().unwrap(), s.port)).await;
     let opts: Opts = OptsBuilder::default()
         .ip_or_hostname("127.0.0.1")
         .tcp_port(port)
         .user(Some(user))
         .pass(Some(password))
-        .db_name(Some(db))
+        .db_name(db)
         .prefer_socket(false)
         .into();
     Conn::new(opts).await
@@ -120,8 +124,16 @@ pub fn canonical(inv: &Inventory, who: &[privfence::model::AccountName]) -> BTre
 pub fn schema_probes(schema: &str, table: &privfence::model::TableName) -> Vec<Probe> {
     let q = privfence::model::ident::quote_ident(schema);
     vec![
-        Probe { name: "CREATE TEMPORARY TABLES".into(), sql: vec![format!("CREATE TEMPORARY TABLE {q}.`pf_tmp` (x INT)"), format!("DROP TEMPORARY TABLE {q}.`pf_tmp`")], needs: vec![("CREATE TEMPORARY TABLES".into(), None)] },
-        Probe { name: "LOCK TABLES".into(), sql: vec![format!("LOCK TABLES {} READ", table.sql()), "UNLOCK TABLES".into()], needs: vec![("LOCK TABLES".into(), None), ("SELECT".into(), None)] },
+        Probe {
+            name: "CREATE TEMPORARY TABLES".into(),
+            sql: vec![format!("CREATE TEMPORARY TABLE {q}.`pf_tmp` (x INT)"), format!("DROP TEMPORARY TABLE {q}.`pf_tmp`")],
+            needs: vec![("CREATE TEMPORARY TABLES".into(), None)],
+        },
+        Probe {
+            name: "LOCK TABLES".into(),
+            sql: vec![format!("LOCK TABLES {} READ", table.sql()), "UNLOCK TABLES".into()],
+            needs: vec![("LOCK TABLES".into(), None), ("SELECT".into(), None)],
+        },
     ]
 }
 
@@ -191,7 +203,11 @@ pub async fn run_probes(conn: &mut Conn, probes: &[Probe]) -> Vec<Option<u16>> {
 /// What the model says an account may do *directly* on one table (the paths usable by a plain
 /// login: global, schema, table, column, default roles, PUBLIC): table-level privileges and
 /// per-column ones.
-pub fn model_direct(report: &privfence::access::AccessReport, account: &privfence::model::AccountName, table: &privfence::model::TableName) -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
+pub fn model_direct(
+    report: &privfence::access::AccessReport,
+    account: &privfence::model::AccountName,
+    table: &privfence::model::TableName,
+) -> (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>) {
     use privfence::access::Via;
     let mut table_level = BTreeSet::new();
     let mut cols: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

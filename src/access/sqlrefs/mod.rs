@@ -147,10 +147,8 @@ pub fn split_statements(body: &str) -> Vec<String> {
         Some(_) => toks.iter().rev().find(|t| t.is_punct(';')).map_or(0, |t| t.end),
         None => body.len(),
     };
-    let mut out: Vec<String> = statements(&toks)
-        .filter(|s| s[0].start < tail_from)
-        .map(|s| body[s[0].start..s[s.len() - 1].end].to_string())
-        .collect();
+    let mut out: Vec<String> =
+        statements(&toks).filter(|s| s[0].start < tail_from).map(|s| body[s[0].start..s[s.len() - 1].end].to_string()).collect();
     let tail = body[tail_from..].trim();
     if !tail.is_empty() {
         out.push(tail.to_string());

@@ -9,10 +9,7 @@ impl Scanner<'_> {
     /// A dotted name at `i`: an identifier (unquoted ones must not be reserved) and any number
     /// of `.part`s (reserved words allowed there). Returns the parts and the index after.
     pub fn name_at(&self, i: usize) -> Option<(Vec<String>, usize)> {
-        let first = self
-            .t
-            .get(i)
-            .filter(|t| t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text)))?;
+        let first = self.t.get(i).filter(|t| t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text)))?;
         let mut parts = vec![first.text.clone()];
         let mut j = i + 1;
         while self.punct(j, '.') && self.t.get(j + 1).is_some_and(Token::is_ident) {

@@ -33,9 +33,7 @@ impl Factor {
     /// caller, and the server rejects real ambiguities.
     pub fn answers_to(&self, db: Option<&str>, q: &str) -> bool {
         match db {
-            None => {
-                self.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(q)) || self.name.eq_ignore_ascii_case(q)
-            }
+            None => self.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(q)) || self.name.eq_ignore_ascii_case(q),
             Some(db) => self.name.eq_ignore_ascii_case(q) && self.schema.eq_ignore_ascii_case(db),
         }
     }
@@ -79,8 +77,7 @@ impl<'a> Scanner<'a> {
     /// unbalanced parentheses. One pass, so hostile nesting costs linear time.
     pub fn new(t: &'a [Token], schema: &'a str, out: &'a mut Collector, level: usize) -> Self {
         let n = t.len();
-        let (mut depth, mut close, mut parent, mut arg_from) =
-            (Vec::with_capacity(n), vec![n; n], vec![None; n], vec![false; n]);
+        let (mut depth, mut close, mut parent, mut arg_from) = (Vec::with_capacity(n), vec![n; n], vec![None; n], vec![false; n]);
         // Open parentheses: index, and whether `FROM` directly inside is an argument keyword.
         let mut open: Vec<(usize, bool)> = Vec::new();
         let mut balanced = true;
@@ -298,10 +295,7 @@ impl<'a> Scanner<'a> {
             return (j + 2, Some(self.t[j + 1].text.clone()));
         }
         match self.t.get(j) {
-            Some(t)
-                if t.kind == Kind::Quoted
-                    || (t.kind == Kind::Word && !words::is_reserved(&t.text) && !words::ends_list(&t.text)) =>
-            {
+            Some(t) if t.kind == Kind::Quoted || (t.kind == Kind::Word && !words::is_reserved(&t.text) && !words::ends_list(&t.text)) => {
                 (j + 1, Some(t.text.clone()))
             }
             _ => (j, None),

@@ -86,8 +86,8 @@ impl Scanner<'_> {
         }
         let (f, k) = self.table_at(j)?; // `CREATE TABLE t REPLACE SELECT ...` has none
         let d = self.depth[i];
-        let odku = (k..self.t.len())
-            .any(|m| self.depth[m] == d && self.kw(m, "ON") && self.kw(m + 1, "DUPLICATE") && self.kw(m + 2, "KEY"));
+        let odku =
+            (k..self.t.len()).any(|m| self.depth[m] == d && self.kw(m, "ON") && self.kw(m + 1, "DUPLICATE") && self.kw(m + 2, "KEY"));
         if odku {
             ops.push(Op::Update);
         }
@@ -98,8 +98,7 @@ impl Scanner<'_> {
     /// `DELETE FROM t ...`, `DELETE FROM a, b USING <tables>`, `DELETE a, b FROM <tables>`.
     pub(super) fn delete(&mut self, i: usize) -> usize {
         let mut j = i + 1;
-        while self.kw_any(j, &["LOW_PRIORITY", "QUICK", "IGNORE"]) || (self.kw(j, "HISTORY") && self.kw(j + 1, "FROM"))
-        {
+        while self.kw_any(j, &["LOW_PRIORITY", "QUICK", "IGNORE"]) || (self.kw(j, "HISTORY") && self.kw(j + 1, "FROM")) {
             j += 1;
         }
         if self.kw(j, "FROM") {

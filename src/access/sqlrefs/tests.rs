@@ -45,17 +45,7 @@ fn from_and_join_variants() {
         (
             "SELECT * FROM a JOIN b ON a.id = b.id LEFT JOIN c USING (id) RIGHT OUTER JOIN e ON 1 \
              CROSS JOIN f NATURAL JOIN g NATURAL LEFT OUTER JOIN h STRAIGHT_JOIN i INNER JOIN j ON 1",
-            &[
-                "d.a:select",
-                "d.b:select",
-                "d.c:select",
-                "d.e:select",
-                "d.f:select",
-                "d.g:select",
-                "d.h:select",
-                "d.i:select",
-                "d.j:select",
-            ],
+            &["d.a:select", "d.b:select", "d.c:select", "d.e:select", "d.f:select", "d.g:select", "d.h:select", "d.i:select", "d.j:select"],
         ),
         ("SELECT STRAIGHT_JOIN * FROM a STRAIGHT_JOIN b ON 1", &["d.a:select", "d.b:select"]),
         ("SELECT * FROM (a, b) JOIN ((c JOIN e ON 1)) ON 1", &["d.a:select", "d.b:select", "d.c:select", "d.e:select"]),
@@ -117,14 +107,8 @@ fn subqueries_in_any_clause() {
              HAVING COUNT(*) > (SELECT COUNT(*) FROM f) ORDER BY (SELECT 1 FROM g LIMIT 1)",
             &["d.a:select", "d.b:select", "d.c:select", "d.e:select", "d.f:select", "d.g:select"],
         ),
-        (
-            "SELECT * FROM a JOIN b ON b.id = (SELECT MIN(id) FROM c), e",
-            &["d.a:select", "d.b:select", "d.c:select", "d.e:select"],
-        ),
-        (
-            "SELECT * FROM a UNION ALL SELECT * FROM b EXCEPT SELECT * FROM c",
-            &["d.a:select", "d.b:select", "d.c:select"],
-        ),
+        ("SELECT * FROM a JOIN b ON b.id = (SELECT MIN(id) FROM c), e", &["d.a:select", "d.b:select", "d.c:select", "d.e:select"]),
+        ("SELECT * FROM a UNION ALL SELECT * FROM b EXCEPT SELECT * FROM c", &["d.a:select", "d.b:select", "d.c:select"]),
     ]);
 }
 
@@ -160,10 +144,7 @@ fn cte_scope_is_conservative() {
 #[test]
 fn derived_tables_and_table_functions() {
     check(&[
-        (
-            "SELECT * FROM (SELECT * FROM a) AS x JOIN b ON 1, (SELECT 1 FROM c) y",
-            &["d.a:select", "d.b:select", "d.c:select"],
-        ),
+        ("SELECT * FROM (SELECT * FROM a) AS x JOIN b ON 1, (SELECT 1 FROM c) y", &["d.a:select", "d.b:select", "d.c:select"]),
         ("SELECT * FROM ((SELECT * FROM a) UNION (SELECT * FROM b)) x", &["d.a:select", "d.b:select"]),
         ("SELECT * FROM t, JSON_TABLE(t.doc, '$[*]' COLUMNS (id INT PATH '$.id')) AS jt", &["d.t:select"]),
         ("SELECT * FROM a, LATERAL (SELECT * FROM b WHERE b.x = a.x) AS l", &["d.a:select", "d.b:select"]),
@@ -187,10 +168,7 @@ fn select_into_a_variable_is_not_a_table() {
 fn update_targets() {
     check(&[
         ("UPDATE t SET a = a + 1", &["d.t:update"]),
-        (
-            "UPDATE LOW_PRIORITY IGNORE db.t AS x SET x.a = 1 WHERE x.id IN (SELECT id FROM u)",
-            &["d.u:select", "db.t:update"],
-        ),
+        ("UPDATE LOW_PRIORITY IGNORE db.t AS x SET x.a = 1 WHERE x.id IN (SELECT id FROM u)", &["d.u:select", "db.t:update"]),
         ("UPDATE a JOIN b ON a.id = b.id SET a.x = b.y", &["d.a:update", "d.b:select"]),
         ("UPDATE a, b AS bb SET a.x = 1, bb.y = (SELECT 2 FROM c)", &["d.a:update", "d.b:update", "d.c:select"]),
         ("UPDATE a JOIN b ON 1 SET d.a.x = b.y", &["d.a:update", "d.b:select"]),
@@ -224,10 +202,7 @@ fn insert_forms() {
 fn insert_on_duplicate_key_update() {
     check(&[
         ("INSERT INTO t (a) VALUES (1) ON DUPLICATE KEY UPDATE a = VALUES(a) + 1", &["d.t:insert+update"]),
-        (
-            "INSERT INTO t SELECT * FROM u ON DUPLICATE KEY UPDATE t.b = u.b, c = 2",
-            &["d.t:insert+update", "d.u:select"],
-        ),
+        ("INSERT INTO t SELECT * FROM u ON DUPLICATE KEY UPDATE t.b = u.b, c = 2", &["d.t:insert+update", "d.u:select"]),
         ("INSERT INTO t VALUES (1) AS new ON DUPLICATE KEY UPDATE a = new.a", &["d.t:insert+update"]),
     ]);
 }
@@ -288,16 +263,10 @@ fn create_and_drop_table() {
 #[test]
 fn alter_rename_and_truncate() {
     check(&[
-        (
-            "ALTER TABLE t ADD COLUMN c INT, ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES p (id)",
-            &["d.p:references", "d.t:alter"],
-        ),
+        ("ALTER TABLE t ADD COLUMN c INT, ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES p (id)", &["d.p:references", "d.t:alter"]),
         ("ALTER TABLE t RENAME TO t_old", &["d.t:drop+alter", "d.t_old:insert+create"]),
         ("ALTER TABLE t RENAME COLUMN a TO b", &["d.t:alter"]),
-        (
-            "RENAME TABLE a TO b, db.c TO db.e",
-            &["d.a:drop+alter", "d.b:insert+create", "db.c:drop+alter", "db.e:insert+create"],
-        ),
+        ("RENAME TABLE a TO b, db.c TO db.e", &["d.a:drop+alter", "d.b:insert+create", "db.c:drop+alter", "db.e:insert+create"]),
         ("TRUNCATE TABLE t", &["d.t:delete+drop"]),
         ("truncate db.t", &["db.t:delete+drop"]),
         ("SELECT TRUNCATE(x, 2), truncate FROM t", &["d.t:select"]),

@@ -107,9 +107,7 @@ impl Lexer<'_> {
             match c {
                 c if c.is_ascii_whitespace() => self.j += 1,
                 '#' => self.skip_line(),
-                '-' if next == Some('-')
-                    && self.ch(self.j + 2).map_or(true, |c| c.is_ascii_whitespace() || c.is_control()) =>
-                {
+                '-' if next == Some('-') && self.ch(self.j + 2).map_or(true, |c| c.is_ascii_whitespace() || c.is_control()) => {
                     self.skip_line()
                 }
                 '/' if next == Some('*') => self.comment()?,
@@ -283,8 +281,7 @@ mod tests {
 
     #[test]
     fn executable_comments_are_code() {
-        let got: Vec<String> =
-            kinds("/*!50001 select */ 1 /*M!100301 from*/ t /*!x*/").into_iter().map(|(_, t)| t).collect();
+        let got: Vec<String> = kinds("/*!50001 select */ 1 /*M!100301 from*/ t /*!x*/").into_iter().map(|(_, t)| t).collect();
         assert_eq!(got, ["select", "1", "from", "t", "x"]);
         // Outside an executable comment, `*/` is two operators.
         assert_eq!(kinds("*/").len(), 2);

@@ -120,10 +120,7 @@ fn dynamic_sql_is_unresolved() {
         unresolved("EXECUTE IMMEDIATE CONCAT('DELETE FROM ', t)"),
         ["dynamic SQL (EXECUTE IMMEDIATE): CONCAT ( 'DELETE FROM ' , t )"]
     );
-    assert_eq!(
-        unresolved("EXECUTE other USING @a"),
-        ["dynamic SQL: EXECUTE other runs a statement not prepared in this body"]
-    );
+    assert_eq!(unresolved("EXECUTE other USING @a"), ["dynamic SQL: EXECUTE other runs a statement not prepared in this body"]);
     // The table set found so far is still reported.
     assert_eq!(show(&extract("DELETE FROM t; PREPARE s FROM @q", D)), ["d.t:delete"]);
 }
@@ -209,10 +206,7 @@ fn statements_not_analysed() {
 
 #[test]
 fn split_statements_at_semicolons() {
-    assert_eq!(
-        split_statements("SELECT 1; SELECT ';' -- x;\n; BEGIN SELECT 2; END"),
-        ["SELECT 1", "SELECT ';'", "BEGIN SELECT 2", "END"]
-    );
+    assert_eq!(split_statements("SELECT 1; SELECT ';' -- x;\n; BEGIN SELECT 2; END"), ["SELECT 1", "SELECT ';'", "BEGIN SELECT 2", "END"]);
     assert_eq!(split_statements("/*!50001 select 1 */; select 2;"), ["select 1", "select 2"]);
     assert_eq!(split_statements("SELECT 1; SELECT 'oops; x"), ["SELECT 1", "SELECT 'oops; x"]);
     assert!(split_statements(" ; -- nothing\n").is_empty());
