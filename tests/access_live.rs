@@ -169,6 +169,7 @@ fn scenario(flavour: Flavour, tag: &str) -> (Vec<String>, Vec<(AccountName, Ipv4
 async fn run(flavour: Flavour, tag: &str) {
     let sb = sandbox(flavour);
     let (sql, accounts, n) = scenario(flavour, tag);
+    prepare_probes(sb).await;
     admin_exec(sb, &sql).await;
     let (mut server, inv) = inventory(sb).await;
     // The SHOW GRANTS cross-check passes for every account.

@@ -75,11 +75,17 @@ async fn matrix(flavour: Flavour, tag: &str) {
         Flavour::MariaDb => qi(&format!("pl{tag}_{x}")),
         Flavour::MySql => format!("{}@'%'", qi(&format!("pl{tag}_{x}"))),
     };
-    let mut sql = vec![format!("CREATE DATABASE {s}"), format!("CREATE DATABASE {o}")];
+    prepare_probes(sb).await;
+    let mut sql = vec![
+        format!("CREATE DATABASE {s}"),
+        format!("CREATE DATABASE {o}"),
+        probe_procedure(&w.service_schema),
+        probe_procedure(&w.other_schema),
+    ];
     for t in &w.tables {
         sql.push(format!("CREATE TABLE {} (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB", t.sql()));
     }
-    let shapes = ["table", "column", "schema", "wild", "wild2", "wild3", "global", "role", "roleshared", "roleshared2"];
+    let shapes = ["table", "column", "schema", "wild", "wild2", "wild3", "wildall", "global", "role", "roleshared", "roleshared2"];
     for x in shapes {
         sql.push(format!("CREATE USER {} IDENTIFIED BY 'pw-pl{tag}_{x}'", u(x).sql()));
     }
@@ -101,6 +107,8 @@ async fn matrix(flavour: Flavour, tag: &str) {
         // A wildcard row with privileges that cannot be granted per table: they must stay at
         // schema level on the service schema.
         format!("GRANT SELECT, CREATE TEMPORARY TABLES, LOCK TABLES ON {}.* TO {}", qi(&format!("pl{tag}\\_sh%")), u("wild3").sql()),
+        // `%`: every schema on the server.
+        format!("GRANT SELECT, EXECUTE ON `%`.* TO {}", u("wildall").sql()),
         format!("GRANT SELECT, INSERT, PROCESS ON *.* TO {}", u("global").sql()),
         format!("CREATE ROLE {}", role("r_own")),
         format!("GRANT SELECT ON {media_a} TO {}", role("r_own")),
@@ -127,7 +135,7 @@ async fn matrix(flavour: Flavour, tag: &str) {
     let policy = privfence::policy::load(&pol, chrono::NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()).unwrap();
 
     let mut failures = Vec::new();
-    for (i, x) in ["table", "column", "schema", "wild", "wild2", "wild3", "global", "role", "roleshared"].iter().enumerate() {
+    for (i, x) in ["table", "column", "schema", "wild", "wild2", "wild3", "wildall", "global", "role", "roleshared"].iter().enumerate() {
         let a = u(x);
         let ip = Ipv4Addr::new(127, 0, 1, 10 + i as u8);
         let (_, inv) = inventory(sb).await;
@@ -141,7 +149,7 @@ async fn matrix(flavour: Flavour, tag: &str) {
         let after = observe(sb, &w, &a, ip).await;
         for ((name, b), (_, af)) in before.iter().zip(&after) {
             let on_service = w.service.iter().any(|t| name.ends_with(&t.to_string()));
-            let is_table_probe = !name.contains("TEMPORARY") && !name.contains("LOCK TABLES");
+            let is_table_probe = !name.contains("TEMPORARY") && !name.contains("LOCK TABLES") && !name.contains("EXECUTE");
             if on_service && is_table_probe && af.is_none() {
                 failures.push(format!("{flavour} {a}: still allowed after the cut: {name}"));
             }

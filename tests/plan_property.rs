@@ -71,7 +71,12 @@ fn case(rng: &mut Rng, flavour: Flavour, tag: &str, n: usize) -> Case {
     tables.push(TableName::new(&other, "orders"));
     let service: Vec<TableName> = tables.iter().filter(|t| t.schema == schema && t.name.starts_with("media")).cloned().collect();
     let account = AccountName::new(format!("pp{tag}{n}_u"), "%");
-    let mut sql = vec![format!("CREATE DATABASE {}", qi(&schema)), format!("CREATE DATABASE {}", qi(&other))];
+    let mut sql = vec![
+        format!("CREATE DATABASE {}", qi(&schema)),
+        format!("CREATE DATABASE {}", qi(&other)),
+        probe_procedure(&schema),
+        probe_procedure(&other),
+    ];
     for t in &tables {
         sql.push(format!("CREATE TABLE {} (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB", t.sql()));
     }
@@ -180,6 +185,7 @@ async fn property(flavour: Flavour, tag: &str) {
     println!("{flavour}: seed {seed}, {cases} cases (replay with PRIVFENCE_PROP_SEED={seed})");
     let mut rng = Rng(seed);
     let sb = sandbox(flavour);
+    prepare_probes(sb).await;
     let mut failures = Vec::new();
     let mut refused = 0usize;
     for n in 0..cases {
@@ -241,7 +247,7 @@ async fn property(flavour: Flavour, tag: &str) {
                 continue;
             }
             let on_service = c.service.iter().any(|t| name.ends_with(&t.to_string()));
-            let table_probe = !name.contains("TEMPORARY") && !name.contains("LOCK TABLES");
+            let table_probe = !name.contains("TEMPORARY") && !name.contains("LOCK TABLES") && !name.contains("EXECUTE");
             // Declared: a non-default role's privileges become active at login (gains only).
             let activated = p.changes.iter().any(|x| x.detail.contains("active at every login"));
             if activated && !on_service && b.is_some() && a.is_none() {

@@ -148,6 +148,19 @@ pub struct Probe {
 /// Error codes that mean "privilege denied".
 pub const DENIED: &[u16] = &[1142, 1143, 1044, 1370, 1356, 1227];
 
+/// The account GRANT OPTION probes grant to; [`prepare_probes`] creates it.
+pub const SINK: &str = "'pf_probe_sink'@'%'";
+
+/// Creates what the probes need on a server: the sink account of GRANT OPTION probes.
+pub async fn prepare_probes(sb: &Sandbox) {
+    admin_exec(sb, &[format!("CREATE USER IF NOT EXISTS {SINK}")]).await;
+}
+
+/// A procedure for the EXECUTE probe of [`schema_probes`].
+pub fn probe_procedure(schema: &str) -> String {
+    format!("CREATE PROCEDURE {}.`pf_probe_proc`() SQL SECURITY INVOKER SELECT 1", privfence::model::ident::quote_ident(schema))
+}
+
 /// Probes for a `(id INT PRIMARY KEY, v VARCHAR(20))` table, one privilege each.
 pub fn table_probes(t: &privfence::model::TableName) -> Vec<Probe> {
     let q = t.sql();
@@ -172,6 +185,8 @@ pub fn table_probes(t: &privfence::model::TableName) -> Vec<Probe> {
     v.push(p("ALTER", vec![format!("ALTER TABLE {q} ADD COLUMN `v` INT")], vec![("ALTER", None)]));
     v.push(p("INDEX", vec![format!("DROP INDEX `no_such_index` ON {q}")], vec![("INDEX", None)]));
     v.push(p("CREATE VIEW", vec![format!("CREATE VIEW {q} AS SELECT 1")], vec![("CREATE VIEW", None)]));
+    // GRANT OPTION: pass SELECT on to a throwaway account (see [`SINK`]), never to a tested one.
+    v.push(p("GRANT OPTION", vec![format!("GRANT SELECT ON {q} TO {SINK}")], vec![("GRANT OPTION", None), ("SELECT", None)]));
     let trg = format!("`{}`.`privfence_probe_trg`", t.schema.replace('`', "``"));
     v.push(p(
         "TRIGGER",
