@@ -207,6 +207,8 @@ async fn refusals_and_empty_plans() {
             "CREATE USER 'plr_def'@'%' IDENTIFIED BY 'pw'".into(),
             "GRANT SELECT ON plr.* TO 'plr_def'@'%'".into(),
             "CREATE DEFINER='plr_def'@'%' SQL SECURITY DEFINER VIEW plr.v AS SELECT id FROM plr.media".into(),
+            "CREATE USER 'plr_viewer'@'%' IDENTIFIED BY 'pw-plr_viewer'".into(),
+            "GRANT SELECT ON plr.* TO 'plr_viewer'@'%'".into(),
         ],
     )
     .await;
@@ -230,6 +232,17 @@ async fn refusals_and_empty_plans() {
     assert!(e.contains("DEFINER") && e.contains("view `plr`.`v`"), "{e}");
     let ok = plan::build(&inv, &policy, "media", "'plr_def'@'%'", &PlanOptions { acknowledge_definer: true, ..o.clone() }).unwrap();
     assert!(!ok.is_empty());
+    // A schema grant that also reaches the service table through a definer view: the rewrite
+    // leaves the view out (declared), so the cut is complete.
+    let p = plan::build(&inv, &policy, "media", "'plr_viewer'@'%'", &o).unwrap();
+    assert!(p.changes.iter().any(|c| c.detail.contains("loses access to view `plr`.`v`")), "{:#?}", p.changes);
+    admin_exec(sb, &p.forward()).await;
+    let mut c = login_from(&sb.primary, "plr_viewer", "pw-plr_viewer", Ipv4Addr::new(127, 0, 3, 20)).await.unwrap();
+    assert!(c.query_drop("SELECT * FROM plr.media").await.is_err(), "service table cut");
+    assert!(c.query_drop("SELECT * FROM plr.v").await.is_err(), "the definer view that reaches it is cut too");
+    c.query_drop("SELECT * FROM plr.other").await.expect("other tables stay");
+    c.disconnect().await.ok();
+    admin_exec(sb, &p.inverse()).await;
     // The CLI: exit 2 with the same messages.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
         .args([

@@ -109,6 +109,14 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     report.exit_code = report.compute_exit_code();
     out.data("== Audit against policies/shop-media.toml (privfence audit)\n");
     out.data(&report::audit::table(&report));
+    let account = "'svc_reports'@'%'";
+    match crate::plan::build(&inv, &policy, "media", account, &crate::plan::PlanOptions::default()) {
+        Ok(p) => {
+            out.data(&format!("\n== The plan that cuts {account} off the media tables (privfence plan; not applied)\n"));
+            out.data(&report::plan::table(&p, &[]));
+        }
+        Err(e) => out.warn(&format!("no plan for {account}: {e}")),
+    }
     if args.keep {
         out.status(&format!("the sandbox keeps running: {}", sb.dir.display()));
         out.status(&format!("try: privfence audit --policy policies --defaults-file {}", sb.primary.client_cnf.display()));

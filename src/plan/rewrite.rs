@@ -47,11 +47,22 @@ pub struct Ops<'a> {
     why: BTreeMap<GrantObject, String>,
     pub changes: Vec<Change>,
     pub warnings: Vec<String>,
+    /// Views whose definer reaches the service's tables: a rewrite does not re-grant them.
+    pub leave_out: BTreeSet<TableName>,
 }
 
 impl<'a> Ops<'a> {
     pub fn new(ix: &'a Index<'a>, grantee: AccountName) -> Ops<'a> {
-        Ops { ix, grantee, desired: BTreeMap::new(), revokes: Vec::new(), why: BTreeMap::new(), changes: Vec::new(), warnings: Vec::new() }
+        Ops {
+            ix,
+            grantee,
+            desired: BTreeMap::new(),
+            revokes: Vec::new(),
+            why: BTreeMap::new(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            leave_out: BTreeSet::new(),
+        }
     }
 
     fn own(&self) -> impl Iterator<Item = &'a Grant> + '_ {
@@ -205,6 +216,10 @@ impl<'a> Ops<'a> {
             .filter(|t| self.ix.fold(&t.schema) == self.ix.fold(schema) && !service.iter().any(|s| self.ix.same_table(s, t)))
             .collect();
         for t in others {
+            if self.leave_out.contains(&t) {
+                self.change(format!("loses access to view {} (its definer reaches the service's tables)", t.sql()));
+                continue;
+            }
             let why = format!("replaces {what} `{schema}` on this table");
             self.desire(GrantObject::Table { table: t }, Privs { set: set.clone(), option: privs.option }, why);
         }

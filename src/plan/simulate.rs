@@ -126,14 +126,15 @@ fn schema_at_login(ix: &Index, a: &AccountName, schema: &str) -> PrivSet {
 
 /// Differences between the model before and after the plan, for `accounts`: service tables
 /// must end with nothing for the planned accounts (and never gain for others); every other
-/// table and every schema must stay exactly as it was (gains are allowed when `gains_declared`).
+/// table and every schema must stay exactly as it was, except the definer views `left_out` on
+/// purpose (gains are allowed when `gains_declared`).
 pub fn differences(
     before: &Inventory,
     after: &Inventory,
     planned: &[AccountName],
     others: &[AccountName],
     service: &[TableName],
-    cut_everything: bool,
+    left_out: &BTreeSet<TableName>,
     gains_declared: bool,
 ) -> Vec<String> {
     let (b, a) = (Index::new(before), Index::new(after));
@@ -160,11 +161,14 @@ pub fn differences(
                     left.clear();
                 }
                 let grew = y.iter().any(|p| !x.contains(p));
-                if (is_planned && cut_everything && !left.is_empty()) || grew {
+                if (is_planned && !left.is_empty()) || grew {
                     out.push(format!("{} would keep {} on {}", acct.sql(), join(&left), t.sql()));
                 }
             } else if x != y {
-                let lost: PrivSet = x.difference(&y).cloned().collect();
+                let mut lost: PrivSet = x.difference(&y).cloned().collect();
+                if left_out.contains(t) {
+                    lost.clear(); // declared: a definer view that reaches the service's tables
+                }
                 let gained: PrivSet = y.difference(&x).cloned().collect();
                 if !lost.is_empty() || (!gained.is_empty() && !gains_declared) {
                     out.push(format!("{} on {}: would lose [{}], gain [{}]", acct.sql(), t.sql(), join(&lost), join(&gained)));
