@@ -28,6 +28,8 @@ pub struct Index<'a> {
     routine: HashMap<(&'a str, String, String), Vec<&'a Grant>>,
     roles_of: HashMap<&'a AccountName, Vec<&'a RoleGrant>>,
     defaults: HashSet<(&'a AccountName, &'a AccountName)>,
+    /// PUBLIC and mandatory roles, computed once (asked for per account).
+    everyone: Vec<(AccountName, bool)>,
 }
 
 impl<'a> Index<'a> {
@@ -42,7 +44,13 @@ impl<'a> Index<'a> {
             routine: HashMap::new(),
             roles_of: HashMap::new(),
             defaults: inv.default_roles.iter().map(|d| (&d.account, &d.role)).collect(),
+            everyone: Vec::new(),
         };
+        let public = AccountName::new("PUBLIC", "");
+        if inv.accounts.iter().any(|a| a.name == public && a.is_role) {
+            ix.everyone.push((public, true));
+        }
+        ix.everyone.extend(inv.mandatory_roles.iter().map(|r| (r.clone(), false)));
         for g in &inv.grants {
             match &g.object {
                 GrantObject::Global => ix.global.entry(&g.grantee).or_default().push(g),
@@ -342,13 +350,7 @@ impl<'a> Index<'a> {
 
     /// Holders whose privileges every account has: MariaDB `PUBLIC`, MySQL mandatory roles.
     pub fn everyone(&self) -> Vec<(AccountName, bool)> {
-        let mut out = Vec::new();
-        let public = AccountName::new("PUBLIC", "");
-        if self.inv.accounts.iter().any(|a| a.name == public && a.is_role) {
-            out.push((public, true));
-        }
-        out.extend(self.inv.mandatory_roles.iter().map(|r| (r.clone(), false)));
-        out
+        self.everyone.clone()
     }
 
     /// Everything `account` can do on `table` (all paths, all roles active, PUBLIC and mandatory

@@ -16,7 +16,7 @@ pub mod fleet;
 
 use crate::access::{self, Via};
 use crate::inventory::showgrants::atoms;
-use crate::model::sql::account_grants_sql;
+use crate::model::sql::ByGrantee;
 use crate::model::{AccountName, GrantObject, Inventory, Privilege, TableName};
 use crate::policy::{Policy, Service};
 use chrono::NaiveDate;
@@ -260,10 +260,12 @@ fn uncovered_tables(inv: &Inventory, s: &Service, service_tables: &[TableName]) 
 /// atoms (a REVOKE run on one server only, an account created on one side).
 pub fn divergence(primary: &Inventory, replica: &Inventory, replica_name: &str) -> Vec<Finding> {
     let names: BTreeSet<&AccountName> = primary.accounts.iter().chain(&replica.accounts).map(|a| &a.name).collect();
+    let (bp, br) = (ByGrantee::new(primary), ByGrantee::new(replica));
     let atoms_of = |inv: &Inventory, a: &AccountName| -> Option<BTreeSet<String>> {
         inv.account(a)?;
+        let by = if std::ptr::eq(inv, primary) { &bp } else { &br };
         let mut set = BTreeSet::new();
-        for line in account_grants_sql(inv, a) {
+        for line in by.sql(a) {
             set.extend(atoms(&line, inv.server.flavour, &inv.levels, a).unwrap_or_default());
         }
         Some(set)

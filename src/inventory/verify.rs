@@ -5,7 +5,7 @@
 use super::showgrants::{atoms, redact};
 use crate::db::{Flavour, Server};
 use crate::error::Result;
-use crate::model::sql::{account_grants_sql, grantee_sql};
+use crate::model::sql::{grantee_sql, ByGrantee};
 use crate::model::{AccountName, Inventory};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -36,6 +36,7 @@ fn atom_set(lines: &[String], inv: &Inventory, who: &AccountName, unparsed: &mut
 /// Compares the model with `SHOW GRANTS` for every account; returns the mismatches.
 pub async fn verify(server: &mut Server, inv: &Inventory) -> Result<Vec<Mismatch>> {
     let mut out = Vec::new();
+    let by = ByGrantee::new(inv);
     for account in &inv.accounts {
         let who = &account.name;
         let sql = format!("SHOW GRANTS FOR {}", show_target(who, inv.server.flavour));
@@ -43,7 +44,7 @@ pub async fn verify(server: &mut Server, inv: &Inventory) -> Result<Vec<Mismatch
         let mut unparsed = Vec::new();
         let on_server = atom_set(&server_lines, inv, who, &mut unparsed);
         let mut model_unparsed = Vec::new();
-        let in_model = atom_set(&account_grants_sql(inv, who), inv, who, &mut model_unparsed);
+        let in_model = atom_set(&by.sql(who), inv, who, &mut model_unparsed);
         unparsed.extend(model_unparsed.into_iter().map(|l| format!("model: {l}")));
         if on_server != in_model || !unparsed.is_empty() {
             out.push(Mismatch {

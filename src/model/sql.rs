@@ -8,7 +8,7 @@ use super::ident::{quote_ident, quote_str, AccountName};
 use super::inventory::Inventory;
 use super::privilege::PrivSet;
 use crate::db::Flavour;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// How a grantee is written: MariaDB roles and `PUBLIC` have no host part.
 pub fn grantee_sql(a: &AccountName, flavour: Flavour) -> String {
@@ -83,27 +83,73 @@ pub fn partial_revoke_sql(r: &PartialRevoke, flavour: Flavour) -> String {
     format!("REVOKE {} ON {}.* FROM {}", priv_list(&r.privileges), quote_ident(&r.schema), grantee_sql(&r.account, flavour))
 }
 
-/// Every statement that recreates `account`'s privileges, in the shape `SHOW GRANTS` uses for
-/// the flavour (MySQL: static and dynamic global privileges on separate lines; MariaDB: the
-/// default role as `SET DEFAULT ROLE`).
+/// An inventory's grants grouped by grantee, so rendering every account is linear (the
+/// cross-check renders 10,000 accounts against 100,000 grants).
+pub struct ByGrantee<'a> {
+    grants: HashMap<&'a AccountName, Vec<&'a Grant>>,
+    proxies: HashMap<&'a AccountName, Vec<&'a ProxyGrant>>,
+    roles: HashMap<&'a AccountName, Vec<&'a RoleGrant>>,
+    revokes: HashMap<&'a AccountName, Vec<&'a PartialRevoke>>,
+    defaults: HashMap<&'a AccountName, Vec<&'a AccountName>>,
+    flavour: Flavour,
+}
+
+impl<'a> ByGrantee<'a> {
+    pub fn new(inv: &'a Inventory) -> ByGrantee<'a> {
+        let mut b = ByGrantee {
+            grants: HashMap::new(),
+            proxies: HashMap::new(),
+            roles: HashMap::new(),
+            revokes: HashMap::new(),
+            defaults: HashMap::new(),
+            flavour: inv.server.flavour,
+        };
+        for g in &inv.grants {
+            b.grants.entry(&g.grantee).or_default().push(g);
+        }
+        for p in &inv.proxies {
+            b.proxies.entry(&p.grantee).or_default().push(p);
+        }
+        for r in &inv.role_grants {
+            b.roles.entry(&r.grantee).or_default().push(r);
+        }
+        for r in &inv.partial_revokes {
+            b.revokes.entry(&r.account).or_default().push(r);
+        }
+        for d in &inv.default_roles {
+            b.defaults.entry(&d.account).or_default().push(&d.role);
+        }
+        b
+    }
+
+    /// Every statement that recreates `account`'s privileges, in the shape `SHOW GRANTS` uses
+    /// for the flavour (MySQL: static and dynamic global privileges on separate lines;
+    /// MariaDB: the default role as `SET DEFAULT ROLE`).
+    pub fn sql(&self, account: &AccountName) -> Vec<String> {
+        let flavour = self.flavour;
+        let mut out = Vec::new();
+        let mut columns: BTreeMap<&crate::model::TableName, Vec<&Grant>> = BTreeMap::new();
+        for g in self.grants.get(account).into_iter().flatten() {
+            match &g.object {
+                GrantObject::Column { table, .. } => columns.entry(table).or_default().push(g),
+                _ => out.push(grant_sql(g, flavour)),
+            }
+        }
+        out.extend(columns.values().filter_map(|c| column_grants_sql(c, flavour)));
+        out.extend(self.proxies.get(account).into_iter().flatten().map(|p| proxy_sql(p, flavour)));
+        out.extend(self.roles.get(account).into_iter().flatten().map(|r| role_grant_sql(r, flavour)));
+        out.extend(self.revokes.get(account).into_iter().flatten().map(|r| partial_revoke_sql(r, flavour)));
+        if flavour == Flavour::MariaDb {
+            for role in self.defaults.get(account).into_iter().flatten() {
+                out.push(format!("SET DEFAULT ROLE {} FOR {}", grantee_sql(role, flavour), grantee_sql(account, flavour)));
+            }
+        }
+        out
+    }
+}
+
+/// Every statement that recreates `account`'s privileges (see [`ByGrantee::sql`]; build a
+/// [`ByGrantee`] once when rendering many accounts).
 pub fn account_grants_sql(inv: &Inventory, account: &AccountName) -> Vec<String> {
-    let flavour = inv.server.flavour;
-    let mut out = Vec::new();
-    let mut columns: BTreeMap<&crate::model::TableName, Vec<&Grant>> = BTreeMap::new();
-    for g in inv.grants.iter().filter(|g| &g.grantee == account) {
-        match &g.object {
-            GrantObject::Column { table, .. } => columns.entry(table).or_default().push(g),
-            _ => out.push(grant_sql(g, flavour)),
-        }
-    }
-    out.extend(columns.values().filter_map(|c| column_grants_sql(c, flavour)));
-    out.extend(inv.proxies.iter().filter(|p| &p.grantee == account).map(|p| proxy_sql(p, flavour)));
-    out.extend(inv.role_grants.iter().filter(|r| &r.grantee == account).map(|r| role_grant_sql(r, flavour)));
-    out.extend(inv.partial_revokes.iter().filter(|r| &r.account == account).map(|r| partial_revoke_sql(r, flavour)));
-    if flavour == Flavour::MariaDb {
-        for d in inv.default_roles.iter().filter(|d| &d.account == account) {
-            out.push(format!("SET DEFAULT ROLE {} FOR {}", grantee_sql(&d.role, flavour), grantee_sql(account, flavour)));
-        }
-    }
-    out
+    ByGrantee::new(inv).sql(account)
 }
