@@ -4,7 +4,7 @@
 # method and results in docs/benchmarks.md).
 #
 #   scripts/bench-inventory.sh [--smoke] [--flavour mariadb|mysql|both] [--runs N]
-#                              [--slow-runs N] [--no-build] [--no-docs]
+#                              [--slow-runs N] [--no-build] [--no-docs] [--keep | --load-only]
 #
 #   --smoke      what CI runs: 200 accounts and 2,000 table grants, one timed run of each
 #                command, docs left alone. Fails when privfence inventory fails, reports counts
@@ -19,6 +19,7 @@
 #   --no-docs    print the results without touching docs/benchmarks.md.
 #   --keep       leave the loaded sandbox(es) running for profiling (their folders are printed;
 #                remove each with `target/release/privfence sandbox down --dir DIR`).
+#   --load-only  load and check the data, then stop: no timings, no docs; implies --keep.
 #
 # Every command connects over TCP to the same sandbox server with the same option file (the
 # sandbox's client.cnf, with the admin account). Each command runs once untimed first (output
@@ -35,7 +36,7 @@ REPO="$PWD"
 log() { printf 'bench-inventory: %s\n' "$*" >&2; }
 die() { printf 'bench-inventory: %s\n' "$*" >&2; exit 2; }
 
-SMOKE=0 FLAVOURS="mariadb mysql" RUNS="" SLOW_RUNS="" BUILD=1 DOCS=1 KEEP=0
+SMOKE=0 FLAVOURS="mariadb mysql" RUNS="" SLOW_RUNS="" BUILD=1 DOCS=1 KEEP=0 LOAD_ONLY=0
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
@@ -48,7 +49,8 @@ while [ "$#" -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --no-docs) DOCS=0 ;;
         --keep) KEEP=1 ;;
-        -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --load-only) LOAD_ONLY=1 KEEP=1 DOCS=0 ;;
+        -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
@@ -88,6 +90,8 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release --locked >&2 || die "cargo build --release failed"
 fi
 [ -x target/release/privfence ] || die "target/release/privfence is missing; run without --no-build"
+# The revision the binary was built from (HEAD may move while the benchmark runs).
+REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+local changes')"
 
 # A short path: the sandbox's Unix socket path must stay under 100 bytes.
 WORK="$(mktemp -d /tmp/pf-bench.XXXXXX)"
@@ -234,12 +238,16 @@ bench_flavour() {
         [ "$pf_col" = "$a_col" ] || fail "$FLAVOUR: privfence reports $pf_col column grants, mysql.columns_priv has $a_col rows"
         [ ! -s "$WORK/inventory.err" ] || log "privfence inventory said on stderr: $(head -c 1000 "$WORK/inventory.err")"
     fi
+    if [ "$LOAD_ONLY" = 1 ]; then
+        log "== $FLAVOUR: loaded and checked; the sandbox stays up in $dir (client.cnf: $CNF)"
+        return
+    fi
     local json_size
     json_size="$(stat -c %s "$json")"
 
     local verify_note verify_rc=0
     "$PF" inventory --format json --verify --defaults-file "$CNF" >/dev/null 2>"$WORK/verify.err" || verify_rc=$?
-    verify_note="$(grep -E '^(verify|VERIFY)' "$WORK/verify.err" | head -1 || true)"
+    verify_note="$(grep -E '^(verify|VERIFY)' "$WORK/verify.err" | head -1 | sed 's/^verify: //' || true)"
     if [ "$verify_rc" -ne 0 ]; then
         fail "$FLAVOUR: privfence inventory --verify exited with $verify_rc: $(head -c 2000 "$WORK/verify.err")"
     fi
@@ -300,18 +308,17 @@ bench_flavour() {
     fi
 
     # The results block (also written to docs/benchmarks.md in full mode).
-    local cpu mem kernel os rev
+    local cpu mem kernel os
     cpu="$(grep -m1 '^model name' /proc/cpuinfo | sed 's/^model name[[:space:]]*:[[:space:]]*//')"
-    mem="$(free -h | awk '/^Mem:/ { print $2 }')"
+    mem="$(free -h | awk '/^Mem:/ { print $2 }' | sed -E 's/([0-9.]+)([KMGT])i$/\1 \2iB/')"
     kernel="$(uname -r)"
     os="Debian $(cat /etc/debian_version 2>/dev/null || echo '?')"
-    rev="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+local changes')"
     local block="$WORK/block-$FLAVOUR.md"
     {
-        echo "#### $([ "$FLAVOUR" = mariadb ] && echo MariaDB || echo MySQL) $version, $(date -u +%F)"
+        echo "#### $([ "$FLAVOUR" = mariadb ] && echo MariaDB || echo MySQL) $version, $(date -u '+%F %H:%M UTC')"
         echo
         echo "- Machine: $(nproc) CPUs ($cpu), $mem RAM, Linux $kernel, $os."
-        echo "- Software: privfence $rev (release build), $("${CLIENT[@]:0:${#CLIENT[@]}-1}" --version | sed -E 's#^.*/##; s/ +/ /g; s/,.*//'),"\
+        echo "- Software: privfence $REV (release build), $("${CLIENT[@]:0:${#CLIENT[@]}-1}" --version | sed -E 's#^.*/##; s/ +/ /g; s/,.*//'),"\
              "$(pt-show-grants --version 2>&1 | head -1),"\
              "$([ "$HYPERFINE" = 1 ] && hyperfine --version || echo 'date loop')."
         echo "- Data: $(fmt_int "$a_acc") accounts, $(fmt_int "$a_tp") mysql.tables_priv rows, $(fmt_int "$a_db")"\

@@ -103,7 +103,8 @@ pub const INVENTORY_NEEDS: &[&str] = &["see every table", "see view definitions"
 
 /// Checks that privfence's account may see everything an inventory needs.
 pub fn require_inventory_capabilities(inv: &Inventory, me: &crate::model::AccountName, target: &str) -> Result<()> {
-    let missing: Vec<Capability> = privilege_capabilities(inv, me, inv.server.flavour)
+    let mine = inv.subset_for(me);
+    let missing: Vec<Capability> = privilege_capabilities(&mine, me, inv.server.flavour)
         .into_iter()
         .filter(|c| INVENTORY_NEEDS.contains(&c.name) && c.status != Status::Ok)
         .collect();

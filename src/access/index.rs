@@ -23,9 +23,10 @@ pub struct Index<'a> {
     global: HashMap<&'a AccountName, Vec<&'a Grant>>,
     /// Schema grants by grantee user name (anonymous rows under "").
     schema_by_user: HashMap<&'a str, Vec<&'a Grant>>,
-    /// Table and column grants by (user, folded schema, folded table).
-    table: HashMap<(&'a str, String, String), Vec<&'a Grant>>,
-    routine: HashMap<(&'a str, String, String), Vec<&'a Grant>>,
+    /// Table and column grants by a hash of (user, folded schema, folded table): no key
+    /// strings are built (an inventory may hold 100,000 table grants); hits are re-checked.
+    table: HashMap<u64, Vec<&'a Grant>>,
+    routine: HashMap<u64, Vec<&'a Grant>>,
     roles_of: HashMap<&'a AccountName, Vec<&'a RoleGrant>>,
     defaults: HashSet<(&'a AccountName, &'a AccountName)>,
     /// PUBLIC and mandatory roles, computed once (asked for per account).
@@ -56,11 +57,11 @@ impl<'a> Index<'a> {
                 GrantObject::Global => ix.global.entry(&g.grantee).or_default().push(g),
                 GrantObject::Schema { .. } => ix.schema_by_user.entry(g.grantee.user.as_str()).or_default().push(g),
                 GrantObject::Table { table } | GrantObject::Column { table, .. } => {
-                    let key = (g.grantee.user.as_str(), ix.fold(&table.schema), ix.fold(&table.name));
+                    let key = ix.key(&g.grantee.user, &table.schema, &table.name, ix.ci);
                     ix.table.entry(key).or_default().push(g);
                 }
                 GrantObject::Routine { schema, name, .. } => {
-                    let key = (g.grantee.user.as_str(), ix.fold(schema), name.to_lowercase());
+                    let key = ix.key(&g.grantee.user, schema, name, true);
                     ix.routine.entry(key).or_default().push(g);
                 }
             }
@@ -69,6 +70,36 @@ impl<'a> Index<'a> {
             ix.roles_of.entry(&r.grantee).or_default().push(r);
         }
         ix
+    }
+
+    /// FNV-1a over the user, the schema and the name (folded to lowercase when `ci`).
+    fn key(&self, user: &str, schema: &str, name: &str, ci_name: bool) -> u64 {
+        let mut h: u64 = 0xcbf29ce484222325;
+        let mut eat = |c: char| {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                h ^= b as u64;
+                h = h.wrapping_mul(0x100000001b3);
+            }
+        };
+        user.chars().for_each(&mut eat);
+        eat('\u{0}');
+        for c in schema.chars() {
+            if self.ci {
+                c.to_lowercase().for_each(&mut eat)
+            } else {
+                eat(c)
+            }
+        }
+        eat('\u{0}');
+        for c in name.chars() {
+            if ci_name {
+                c.to_lowercase().for_each(&mut eat)
+            } else {
+                eat(c)
+            }
+        }
+        h
     }
 
     pub fn fold(&self, s: &str) -> String {
@@ -217,8 +248,18 @@ impl<'a> Index<'a> {
                 out.push((Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() }, set));
             }
         }
-        let key = (holder.user.as_str(), self.fold(&table.schema), self.fold(&table.name));
-        let rows: Vec<&Grant> = self.table.get(&key).into_iter().flatten().copied().collect();
+        let key = self.key(&holder.user, &table.schema, &table.name, self.ci);
+        let rows: Vec<&Grant> = self
+            .table
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|g| {
+                g.grantee.user == holder.user
+                    && matches!(&g.object, GrantObject::Table { table: t } | GrantObject::Column { table: t, .. } if self.same_table(t, table))
+            })
+            .collect();
         let exact: Vec<&Grant> = rows.iter().copied().filter(|g| g.grantee == *holder).collect();
         let chosen = if !exact.is_empty() || holder.host.is_empty() {
             exact
@@ -253,8 +294,9 @@ impl<'a> Index<'a> {
                 }
             }
         }
-        let key = (holder.user.as_str(), self.fold(schema), name.to_lowercase());
-        for g in self.routine.get(&key).into_iter().flatten().filter(|g| g.grantee == *holder) {
+        let key = self.key(&holder.user, schema, name, true);
+        let same = |g: &Grant| matches!(&g.object, GrantObject::Routine { schema: s, name: n, .. } if self.fold(s) == self.fold(schema) && n.to_lowercase() == name.to_lowercase());
+        for g in self.routine.get(&key).into_iter().flatten().filter(|g| g.grantee == *holder && same(g)) {
             out.push((Via::Table, Self::with_option(g)));
         }
         out

@@ -21,6 +21,9 @@ pub struct Server {
     pub target: String,
     /// The account privfence is logged in as (`CURRENT_USER()`), for privilege checks.
     pub current_user: AccountName,
+    /// How this connection was made, to open another one for concurrent reads (its password
+    /// is a `Secret`, which never prints).
+    spec: ConnectSpec,
 }
 
 /// Builds driver options. TLS per `ssl_mode`; `Preferred` is handled by the caller's retry.
@@ -117,7 +120,13 @@ impl Server {
             partial_revokes,
         };
         let current_user = parse_definer(&current).unwrap_or_else(|| AccountName::new(spec.user.clone(), "%"));
-        Ok(Server { conn, info, target, current_user })
+        Ok(Server { conn, info, target, current_user, spec: spec.clone() })
+    }
+
+    /// A second connection to the same server, as the same account (for reads that run
+    /// concurrently with this connection's).
+    pub async fn another(&self) -> Result<Server> {
+        Server::connect(&self.spec).await
     }
 
     /// Runs a read query and returns all rows. `what` names it in errors.

@@ -10,7 +10,7 @@ use crate::model::privilege::{decode_mariadb_access, mariadb_global_bits, PrivSe
 use crate::model::{Account, DefaultRole, PartialRevoke, ProxyGrant, RoleGrant};
 use crate::model::{AccountName, Grant, GrantObject, RoutineKind, SchemaPattern, TableName};
 use mysql_async::Row;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Everything read from the grant tables.
 #[derive(Default)]
@@ -297,9 +297,12 @@ async fn read_schema_grants(server: &mut Server, out: &mut GrantTables) -> Resul
 
 async fn read_table_grants(server: &mut Server, out: &mut GrantTables) -> Result<()> {
     let flavour = server.info.flavour;
+    // A server has few distinct privilege SETs and many rows: parse each once.
+    let mut parsed: HashMap<String, (PrivSet, bool)> = HashMap::new();
+    let mut cached = |v: String| parsed.entry(v).or_insert_with_key(|v| privs_from_set(v, flavour)).clone();
     let sql = "SELECT User, Host, Db, Table_name, Table_priv FROM mysql.tables_priv";
     for row in server.rows("reading mysql.tables_priv", sql).await? {
-        let (privileges, grant_option) = privs_from_set(&s(&row, 4), flavour);
+        let (privileges, grant_option) = cached(s(&row, 4));
         if privileges.is_empty() && !grant_option {
             continue; // Only column privileges: they come from columns_priv.
         }
@@ -312,7 +315,7 @@ async fn read_table_grants(server: &mut Server, out: &mut GrantTables) -> Result
     }
     let sql = "SELECT User, Host, Db, Table_name, Column_name, Column_priv FROM mysql.columns_priv";
     for row in server.rows("reading mysql.columns_priv", sql).await? {
-        let (privileges, _) = privs_from_set(&s(&row, 5), flavour);
+        let (privileges, _) = cached(s(&row, 5));
         if privileges.is_empty() {
             continue;
         }

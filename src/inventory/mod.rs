@@ -13,10 +13,15 @@ use crate::model::Inventory;
 /// Reads the whole inventory. Fails (rather than answer too cleanly) when the server hid object
 /// bodies from privfence's account.
 pub async fn take(server: &mut Server) -> Result<Inventory> {
-    let g = grants::read(server).await.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
+    // Objects come from information_schema, which opens every table: read them on a second
+    // connection while this one reads the grant tables.
+    let mut second = server.another().await?;
+    let (g, o) = tokio::join!(grants::read(server), objects::read(&mut second));
+    second.close().await;
+    let g = g.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
     let mut inv = g.into_inventory(server.info.clone());
     crate::capability::require_inventory_capabilities(&inv, &server.current_user, &server.target)?;
-    let o = objects::read(server).await?;
+    let o = o?;
     if let Some((kind, name)) = o.hidden_bodies.first() {
         let needed = match server.info.flavour {
             crate::db::Flavour::MySql => "SHOW VIEW and SHOW_ROUTINE (or SELECT) on *.*",

@@ -135,6 +135,43 @@ impl Inventory {
         self.accounts.iter().find(|a| &a.name == name)
     }
 
+    /// The part of the inventory about `who`, the roles granted to it (transitively), PUBLIC
+    /// and the mandatory roles: enough to compute those accounts' privileges, and small.
+    pub fn subset_for(&self, who: &AccountName) -> Inventory {
+        let mut keep: std::collections::BTreeSet<&AccountName> = std::collections::BTreeSet::new();
+        let public = AccountName::new("PUBLIC", "");
+        keep.insert(who);
+        keep.insert(&public);
+        keep.extend(self.mandatory_roles.iter());
+        loop {
+            let before = keep.len();
+            for r in &self.role_grants {
+                if keep.contains(&r.grantee) {
+                    keep.insert(&r.role);
+                }
+            }
+            if keep.len() == before {
+                break;
+            }
+        }
+        Inventory {
+            format: self.format,
+            server: self.server.clone(),
+            taken_at: self.taken_at,
+            accounts: self.accounts.iter().filter(|a| keep.contains(&a.name)).cloned().collect(),
+            grants: self.grants.iter().filter(|g| keep.contains(&g.grantee)).cloned().collect(),
+            partial_revokes: self.partial_revokes.iter().filter(|r| keep.contains(&r.account)).cloned().collect(),
+            role_grants: self.role_grants.iter().filter(|r| keep.contains(&r.grantee)).cloned().collect(),
+            default_roles: self.default_roles.iter().filter(|d| keep.contains(&d.account)).cloned().collect(),
+            mandatory_roles: self.mandatory_roles.clone(),
+            activate_all_roles_on_login: self.activate_all_roles_on_login,
+            proxies: self.proxies.iter().filter(|p| keep.contains(&p.grantee)).cloned().collect(),
+            levels: self.levels.clone(),
+            objects: Objects::default(),
+            warnings: vec![],
+        }
+    }
+
     /// Accounts that can log in (not roles), in a stable order.
     pub fn login_accounts(&self) -> impl Iterator<Item = &Account> {
         self.accounts.iter().filter(|a| !a.is_role)

@@ -7,13 +7,74 @@
 
 use crate::db::Flavour;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
 
-/// One privilege, by its canonical (server-printed, uppercase) name.
+/// One privilege, by its canonical (server-printed, uppercase) name. Known names are borrowed
+/// statics (an inventory holds hundreds of thousands of them: no allocation each).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Privilege(String);
+pub struct Privilege(Cow<'static, str>);
+
+/// Every static privilege name of both flavours (dynamic MySQL ones are allocated).
+const KNOWN: &[&str] = &[
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "CREATE",
+    "DROP",
+    "RELOAD",
+    "SHUTDOWN",
+    "PROCESS",
+    "FILE",
+    "GRANT OPTION",
+    "REFERENCES",
+    "INDEX",
+    "ALTER",
+    "SHOW DATABASES",
+    "SUPER",
+    "CREATE TEMPORARY TABLES",
+    "LOCK TABLES",
+    "EXECUTE",
+    "REPLICATION SLAVE",
+    "REPLICATION CLIENT",
+    "BINLOG MONITOR",
+    "CREATE VIEW",
+    "SHOW VIEW",
+    "CREATE ROUTINE",
+    "ALTER ROUTINE",
+    "CREATE USER",
+    "EVENT",
+    "TRIGGER",
+    "CREATE TABLESPACE",
+    "DELETE HISTORY",
+    "SET USER",
+    "FEDERATED ADMIN",
+    "CONNECTION ADMIN",
+    "READ_ONLY ADMIN",
+    "REPLICATION SLAVE ADMIN",
+    "REPLICATION MASTER ADMIN",
+    "BINLOG ADMIN",
+    "BINLOG REPLAY",
+    "SLAVE MONITOR",
+    "SHOW CREATE ROUTINE",
+    "CREATE ROLE",
+    "DROP ROLE",
+    "PROXY",
+    "USAGE",
+];
+
+/// Synonyms, matched case-insensitively: (flavour or any, written, canonical).
+const ALIASES: &[(Option<Flavour>, &str, &str)] = &[
+    (Some(Flavour::MariaDb), "REPLICATION CLIENT", "BINLOG MONITOR"),
+    (Some(Flavour::MariaDb), "REPLICA MONITOR", "SLAVE MONITOR"),
+    (Some(Flavour::MariaDb), "REPLICATION REPLICA", "REPLICATION SLAVE"),
+    (Some(Flavour::MariaDb), "REPLICATION REPLICA ADMIN", "REPLICATION SLAVE ADMIN"),
+    (None, "GRANT", "GRANT OPTION"),
+    (None, "DELETE VERSIONING ROWS", "DELETE HISTORY"),
+];
 
 /// A set of privileges, ordered for stable output.
 pub type PrivSet = BTreeSet<Privilege>;
@@ -23,22 +84,26 @@ impl Privilege {
     /// synonyms (`REPLICATION CLIENT` is `BINLOG MONITOR` on MariaDB, `REPLICA MONITOR` is
     /// `SLAVE MONITOR`, and so on).
     pub fn new(name: &str, flavour: Flavour) -> Privilege {
+        // Fast path: the servers print single-spaced names (`Select`, `Show view`).
+        if let Some(p) = Self::lookup(name, flavour) {
+            return p;
+        }
         let upper = name.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_uppercase();
-        let canonical = match (flavour, upper.as_str()) {
-            (Flavour::MariaDb, "REPLICATION CLIENT") => "BINLOG MONITOR",
-            (Flavour::MariaDb, "REPLICA MONITOR") => "SLAVE MONITOR",
-            (Flavour::MariaDb, "REPLICATION REPLICA") => "REPLICATION SLAVE",
-            (Flavour::MariaDb, "REPLICATION REPLICA ADMIN") => "REPLICATION SLAVE ADMIN",
-            (_, "GRANT") => "GRANT OPTION",
-            (_, "DELETE VERSIONING ROWS") => "DELETE HISTORY",
-            _ => upper.as_str(),
-        };
-        Privilege(canonical.to_string())
+        Self::lookup(&upper, flavour).unwrap_or(Privilege(Cow::Owned(upper)))
+    }
+
+    fn lookup(name: &str, flavour: Flavour) -> Option<Privilege> {
+        for (f, written, canonical) in ALIASES {
+            if f.is_none_or(|f| f == flavour) && written.eq_ignore_ascii_case(name) {
+                return Some(Privilege(Cow::Borrowed(canonical)));
+            }
+        }
+        KNOWN.iter().find(|k| k.eq_ignore_ascii_case(name)).map(|k| Privilege(Cow::Borrowed(k)))
     }
 
     /// A privilege from a name already known to be canonical.
     pub fn known(name: &'static str) -> Privilege {
-        Privilege(name.to_string())
+        Privilege(Cow::Borrowed(name))
     }
 
     pub fn as_str(&self) -> &str {

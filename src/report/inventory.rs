@@ -13,9 +13,10 @@ struct InventoryJson<'a> {
     verify: Option<&'a [Mismatch]>,
 }
 
-/// The versioned JSON document (docs/formats.md).
+/// The versioned JSON document (docs/formats.md), compact: an inventory of a large server is
+/// tens of megabytes, read by programs (`jq .` pretty-prints it).
 pub fn json(inv: &Inventory, verify: Option<&[Mismatch]>) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(&InventoryJson { inventory: inv, verify })? + "\n")
+    Ok(serde_json::to_string(&InventoryJson { inventory: inv, verify })? + "\n")
 }
 
 /// One row per account: what it holds at each level.
