@@ -113,7 +113,7 @@ pub(crate) fn alive(pid: u32) -> bool {
     }
     // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')'.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| rest.trim_start()).map_or(true, |r| !r.starts_with('Z')),
+        Ok(stat) => stat.rsplit_once(')').map(|(_, rest)| rest.trim_start()).is_none_or(|r| !r.starts_with('Z')),
         Err(_) => true,
     }
 }

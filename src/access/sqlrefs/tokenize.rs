@@ -107,7 +107,7 @@ impl Lexer<'_> {
             match c {
                 c if c.is_ascii_whitespace() => self.j += 1,
                 '#' => self.skip_line(),
-                '-' if next == Some('-') && self.ch(self.j + 2).map_or(true, |c| c.is_ascii_whitespace() || c.is_control()) => {
+                '-' if next == Some('-') && self.ch(self.j + 2).is_none_or(|c| c.is_ascii_whitespace() || c.is_control()) => {
                     self.skip_line()
                 }
                 '/' if next == Some('*') => self.comment()?,
