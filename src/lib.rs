@@ -11,8 +11,15 @@
 //! - [`inventory`]: reads the grant tables and objects of a server into the model; `--verify`
 //!   cross-checks the model against `SHOW GRANTS`.
 //! - [`access`]: who can touch a table, with which privileges, through which path.
-//! - [`report`]: table and JSON renderers.
+//! - [`capability`]: what privfence's own account may do; signal sources (`doctor`).
+//! - [`policy`]: policy files (which service owns which tables), located diagnostics.
+//! - [`audit`]: findings of servers against policies, fleets, baselines.
+//! - [`plan`]: the rewrite that cuts one account off a service's tables, with its inverse and
+//!   a self-check that simulates it.
+//! - [`notify`]: desktop notifications and command hooks.
+//! - [`report`]: table, JSON and Markdown renderers.
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
+//! - [`demo`]: the demo's sample monolith.
 
 pub mod access;
 pub mod audit;
