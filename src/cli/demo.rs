@@ -36,7 +36,7 @@ pub struct DemoArgs {
     /// Which server to run the demo on.
     #[arg(long, value_enum, default_value_t = FlavourArg::Mariadb)]
     pub flavour: FlavourArg,
-    /// Keep the sandbox running afterwards (in .sandbox/demo-<flavour>) to try other commands
+    /// Keep the sandbox running afterwards (in .sandbox/demo-FLAVOUR) to try other commands
     /// on it; `privfence sandbox down --dir .sandbox/demo-<flavour>` removes it.
     #[arg(long)]
     pub keep: bool,

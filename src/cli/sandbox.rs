@@ -32,7 +32,7 @@ pub enum SandboxCommand {
         /// Also start a GTID replica of the primary.
         #[arg(long)]
         replica: bool,
-        /// Sandbox folder [default: .sandbox/<flavour>].
+        /// Sandbox folder (default: .sandbox/FLAVOUR).
         #[arg(long)]
         dir: Option<PathBuf>,
     },

@@ -1,4 +1,4 @@
-//! Reading a server's privileges and objects into an [`Inventory`](crate::model::Inventory),
+//! Reading a server's privileges and objects into an [`Inventory`],
 //! and cross-checking it against the server's own `SHOW GRANTS`.
 
 pub mod grants;

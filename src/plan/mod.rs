@@ -5,7 +5,7 @@
 //! it: per-table grants on the schema's other tables, exact schema grants for the other schemas
 //! a wildcard or global grant covered, then revoking the wide grant. A [`Plan`] is a list of
 //! [`Step`]s, each with its forward SQL and its inverse, computed by pure functions over an
-//! [`Inventory`]. Grants come first and revokes last, so no other table ever loses access
+//! [`Inventory`](crate::model::Inventory). Grants come first and revokes last, so no other table ever loses access
 //! midway; the inverse runs the steps' inverses in reverse order (re-grants first).
 
 mod build;
