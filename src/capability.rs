@@ -74,14 +74,13 @@ pub async fn examine(server: &mut Server) -> Result<Checkup> {
     let me = server.current_user.clone();
     let mut caps = Vec::new();
     match grants::read(server).await {
-        Ok(g) => {
+        Ok(inv) => {
             caps.push(Capability {
                 name: "read the grant tables",
                 needed_by: "inventory, access, audit, plan, session",
                 status: Status::Ok,
                 detail: "SELECT on mysql.*".into(),
             });
-            let inv = g.into_inventory(server.info.clone());
             caps.extend(privilege_capabilities(&inv, &me, flavour));
         }
         Err(e) => {

@@ -7,47 +7,10 @@
 use crate::db::{Flavour, Server};
 use crate::error::Result;
 use crate::model::privilege::{decode_mariadb_access, mariadb_global_bits, PrivSet, Privilege, PrivilegeLevels};
-use crate::model::{Account, DefaultRole, PartialRevoke, ProxyGrant, RoleGrant};
+use crate::model::{Account, DefaultRole, Inventory, PartialRevoke, ProxyGrant, RoleGrant};
 use crate::model::{AccountName, Grant, GrantObject, RoutineKind, SchemaPattern, TableName};
 use mysql_async::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-/// Everything read from the grant tables.
-#[derive(Default)]
-pub struct GrantTables {
-    pub accounts: Vec<Account>,
-    pub grants: Vec<Grant>,
-    pub partial_revokes: Vec<PartialRevoke>,
-    pub role_grants: Vec<RoleGrant>,
-    pub default_roles: Vec<DefaultRole>,
-    pub mandatory_roles: Vec<AccountName>,
-    pub activate_all_roles_on_login: bool,
-    pub proxies: Vec<ProxyGrant>,
-    pub levels: PrivilegeLevels,
-    pub warnings: Vec<String>,
-}
-
-impl GrantTables {
-    /// An inventory holding these grants and no objects yet.
-    pub fn into_inventory(self, server: crate::db::ServerInfo) -> crate::model::Inventory {
-        crate::model::Inventory {
-            format: crate::model::inventory::INVENTORY_FORMAT,
-            server,
-            taken_at: chrono::Utc::now(),
-            accounts: self.accounts,
-            grants: self.grants,
-            partial_revokes: self.partial_revokes,
-            role_grants: self.role_grants,
-            default_roles: self.default_roles,
-            mandatory_roles: self.mandatory_roles,
-            activate_all_roles_on_login: self.activate_all_roles_on_login,
-            proxies: self.proxies,
-            levels: self.levels,
-            objects: Default::default(),
-            warnings: self.warnings,
-        }
-    }
-}
 
 use crate::db::server::text as s;
 
@@ -102,9 +65,24 @@ fn privs_from_set(value: &str, flavour: Flavour) -> (PrivSet, bool) {
     (set, grant_option)
 }
 
-/// Reads all grant tables of the connected server.
-pub async fn read(server: &mut Server) -> Result<GrantTables> {
-    let mut out = GrantTables::default();
+/// Reads all grant tables of the connected server into an inventory without objects.
+pub async fn read(server: &mut Server) -> Result<Inventory> {
+    let mut out = Inventory {
+        format: crate::model::inventory::INVENTORY_FORMAT,
+        server: server.info.clone(),
+        taken_at: chrono::Utc::now(),
+        accounts: vec![],
+        grants: vec![],
+        partial_revokes: vec![],
+        role_grants: vec![],
+        default_roles: vec![],
+        mandatory_roles: vec![],
+        activate_all_roles_on_login: false,
+        proxies: vec![],
+        levels: PrivilegeLevels::default(),
+        objects: Default::default(),
+        warnings: vec![],
+    };
     match server.info.flavour {
         Flavour::MariaDb => read_mariadb_accounts(server, &mut out).await?,
         Flavour::MySql => read_mysql_accounts(server, &mut out).await?,
@@ -117,7 +95,7 @@ pub async fn read(server: &mut Server) -> Result<GrantTables> {
     Ok(out)
 }
 
-async fn read_mariadb_accounts(server: &mut Server, out: &mut GrantTables) -> Result<()> {
+async fn read_mariadb_accounts(server: &mut Server, out: &mut Inventory) -> Result<()> {
     let version = server.info.version;
     let rows = server
         .rows(
@@ -158,7 +136,7 @@ async fn read_mariadb_accounts(server: &mut Server, out: &mut GrantTables) -> Re
     Ok(())
 }
 
-async fn read_mysql_accounts(server: &mut Server, out: &mut GrantTables) -> Result<()> {
+async fn read_mysql_accounts(server: &mut Server, out: &mut Inventory) -> Result<()> {
     let flavour = server.info.flavour;
     let cols = priv_columns(server, "user").await?;
     let sql = format!(
@@ -228,7 +206,7 @@ async fn read_mysql_accounts(server: &mut Server, out: &mut GrantTables) -> Resu
 }
 
 /// `User_attributes->Restrictions`: `[{"Database": "db", "Privileges": ["SELECT", ...]}]`.
-fn read_restrictions(account: &AccountName, json: &str, flavour: Flavour, out: &mut GrantTables) {
+fn read_restrictions(account: &AccountName, json: &str, flavour: Flavour, out: &mut Inventory) {
     let Ok(serde_json::Value::Array(items)) = serde_json::from_str::<serde_json::Value>(json) else { return };
     for item in items {
         let schema = item.get("Database").and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -279,7 +257,7 @@ pub fn split_account_list(s: &str) -> Vec<String> {
     items.into_iter().map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect()
 }
 
-async fn read_schema_grants(server: &mut Server, out: &mut GrantTables) -> Result<()> {
+async fn read_schema_grants(server: &mut Server, out: &mut Inventory) -> Result<()> {
     let flavour = server.info.flavour;
     let cols = priv_columns(server, "db").await?;
     let sql = format!("SELECT User, Host, Db, {} FROM mysql.db", select_list(&cols));
@@ -295,7 +273,7 @@ async fn read_schema_grants(server: &mut Server, out: &mut GrantTables) -> Resul
     Ok(())
 }
 
-async fn read_table_grants(server: &mut Server, out: &mut GrantTables) -> Result<()> {
+async fn read_table_grants(server: &mut Server, out: &mut Inventory) -> Result<()> {
     let flavour = server.info.flavour;
     // A server has few distinct privilege SETs and many rows: parse each once.
     let mut parsed: HashMap<String, (PrivSet, bool)> = HashMap::new();
@@ -329,7 +307,7 @@ async fn read_table_grants(server: &mut Server, out: &mut GrantTables) -> Result
     Ok(())
 }
 
-async fn read_routine_and_proxy_grants(server: &mut Server, out: &mut GrantTables) -> Result<()> {
+async fn read_routine_and_proxy_grants(server: &mut Server, out: &mut Inventory) -> Result<()> {
     let flavour = server.info.flavour;
     let sql = "SELECT User, Host, Db, Routine_name, Routine_type, Proc_priv FROM mysql.procs_priv";
     for row in server.rows("reading mysql.procs_priv", sql).await? {

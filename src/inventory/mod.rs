@@ -18,8 +18,7 @@ pub async fn take(server: &mut Server) -> Result<Inventory> {
     let mut second = server.another().await?;
     let (g, o) = tokio::join!(grants::read(server), objects::read(&mut second));
     second.close().await;
-    let g = g.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
-    let mut inv = g.into_inventory(server.info.clone());
+    let mut inv = g.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
     crate::capability::require_inventory_capabilities(&inv, &server.current_user, &server.target)?;
     let o = o?;
     if let Some((kind, name)) = o.hidden_bodies.first() {
