@@ -29,7 +29,10 @@ pub(crate) struct State {
     pub watch_pid: Option<u32>,
     /// The template the datadirs were copied from (it also holds the replication password).
     pub template: PathBuf,
-    /// When the file was last written (at start, and after each server restart).
+    /// When the file was last written (at start, and after each server restart). Absent from
+    /// files written before it existed: those must still load, or `sandbox down` could not
+    /// remove an older sandbox.
+    #[serde(default)]
     pub updated_at: String,
     pub binaries: Binaries,
     pub servers: Vec<ServerState>,
