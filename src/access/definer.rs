@@ -75,27 +75,8 @@ impl<'a> Definers<'a> {
             _ => caller.clone(),
         };
         let label = format!("view {}", view.name.sql());
-        let mut chain = chain.to_vec();
-        chain.push(label.clone());
-        if !seen.insert(label) {
-            return (vec![], vec![]);
-        }
-        let refs = sqlrefs::extract(&view.definition, &view.name.schema);
-        let mut reach = Vec::new();
-        let mut unresolved: Vec<Unresolved> =
-            refs.unresolved.iter().map(|r| Unresolved { reason: r.clone(), context: Some(ctx.clone()), chain: chain.clone() }).collect();
-        for t in &refs.tables {
-            let name = TableName::new(t.schema.clone(), t.name.clone());
-            let (r, u) = self.reach_table(&name, &ctx, ops, &chain, seen);
-            reach.extend(r);
-            unresolved.extend(u);
-        }
-        for r in &refs.routines {
-            let (rr, u) = self.reach_routine_by_name(&r.schema, &r.name, &ctx, &chain, seen);
-            reach.extend(rr);
-            unresolved.extend(u);
-        }
-        (reach, unresolved)
+        // Through a view, the caller's own operations pass on to every table it reads.
+        self.reach_text(&view.definition, &view.name.schema, &ctx, label, chain, seen, &|_| ops.clone())
     }
 
     /// A table reference inside an object running as `ctx`: a base table, or a nested view.
@@ -171,7 +152,8 @@ impl<'a> Definers<'a> {
         self.reach_body(&r.body, &r.schema, &ctx, label, chain, seen)
     }
 
-    /// What a body (routine, trigger or event) running as `ctx` reaches.
+    /// What a body (routine, trigger or event) running as `ctx` reaches: what it does to each
+    /// table.
     pub fn reach_body(
         &self,
         body: &str,
@@ -181,19 +163,34 @@ impl<'a> Definers<'a> {
         chain: &[String],
         seen: &mut HashSet<String>,
     ) -> (Vec<Reach>, Vec<Unresolved>) {
+        self.reach_text(body, schema, ctx, label, chain, seen, &|t| t.ops.iter().map(|op| Privilege::known(op.privilege())).collect())
+    }
+
+    /// The walk shared by views and bodies: guard against cycles, parse, follow every table
+    /// (with the operations `ops_of` gives it) and every routine, keep what is unresolved.
+    #[allow(clippy::too_many_arguments)]
+    fn reach_text(
+        &self,
+        text: &str,
+        schema: &str,
+        ctx: &AccountName,
+        label: String,
+        chain: &[String],
+        seen: &mut HashSet<String>,
+        ops_of: &dyn Fn(&sqlrefs::TableRef) -> PrivSet,
+    ) -> (Vec<Reach>, Vec<Unresolved>) {
         let mut chain = chain.to_vec();
         chain.push(label.clone());
         if !seen.insert(label) {
             return (vec![], vec![]);
         }
-        let refs = sqlrefs::extract(body, schema);
+        let refs = sqlrefs::extract(text, schema);
         let mut reach = Vec::new();
         let mut unresolved: Vec<Unresolved> =
             refs.unresolved.iter().map(|r| Unresolved { reason: r.clone(), context: Some(ctx.clone()), chain: chain.clone() }).collect();
         for t in &refs.tables {
             let name = TableName::new(t.schema.clone(), t.name.clone());
-            let ops: PrivSet = t.ops.iter().map(|op| Privilege::known(op.privilege())).collect();
-            let (r, u) = self.reach_table(&name, ctx, &ops, &chain, seen);
+            let (r, u) = self.reach_table(&name, ctx, &ops_of(t), &chain, seen);
             reach.extend(r);
             unresolved.extend(u);
         }

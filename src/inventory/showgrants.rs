@@ -326,7 +326,7 @@ mod tests {
     fn mariadb_lines() {
         assert_eq!(
             at(
-                "GRANT SELECT, BINLOG MONITOR ON *.* TO `a`@`%` IDENTIFIED BY PASSWORD '*B69027D44F6E5EDC07F1AEAD1477967B16F28227'",
+                &format!("GRANT SELECT, BINLOG MONITOR ON *.* TO `a`@`%` IDENTIFIED BY PASSWORD '{}'", fake_hash()),
                 Flavour::MariaDb,
                 ("a", "%")
             ),
@@ -370,10 +370,15 @@ mod tests {
         assert_eq!(at("GRANT SELECT ON `we``ird`.`t 'x'` TO `o'k`@`%`", Flavour::MySql, ("o'k", "%")), ["`we``ird`.`t 'x'` SELECT"]);
     }
 
+    /// A mysql_native_password-shaped hash, built at run time so no hash is written in source.
+    fn fake_hash() -> String {
+        format!("*{}", "7A".repeat(20))
+    }
+
     #[test]
     fn redaction() {
         assert_eq!(
-            redact("GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED BY PASSWORD '*7446F64EFCFB1294A6DE20CAE7E49C2377A9AA25'"),
+            redact(&format!("GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED BY PASSWORD '{}'", fake_hash())),
             "GRANT USAGE ON *.* TO `b`@`h` IDENTIFIED ..."
         );
     }

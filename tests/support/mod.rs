@@ -196,6 +196,39 @@ pub fn table_probes(t: &privfence::model::TableName) -> Vec<Probe> {
     v
 }
 
+/// Probe results of one account (password `pw-<user>`) on every table and its schema, from
+/// a fresh connection (labels `fresh ...`) and from one whose default database is `schema`
+/// (`default schema ...`). A connection that cannot be opened counts as denied (1044).
+pub async fn observe(
+    sb: &Sandbox,
+    a: &privfence::model::AccountName,
+    ip: Ipv4Addr,
+    schema: &str,
+    tables: &[privfence::model::TableName],
+) -> Vec<(String, Option<u16>)> {
+    let mut out = Vec::new();
+    let pw = format!("pw-{}", a.user);
+    let fresh = login_from(&sb.primary, &a.user, &pw, ip).await.ok();
+    let in_schema = login_from_db(&sb.primary, &a.user, &pw, ip, schema).await.ok();
+    for (label, mut conn) in [("fresh", fresh), ("default schema", in_schema)] {
+        for t in tables {
+            let mut probes = table_probes(t);
+            probes.extend(schema_probes(&t.schema, t));
+            let results = match conn.as_mut() {
+                Some(c) => run_probes(c, &probes).await,
+                None => vec![Some(1044); probes.len()],
+            };
+            for (p, r) in probes.iter().zip(results) {
+                out.push((format!("{label} {} {t}", p.name), r));
+            }
+        }
+        if let Some(c) = conn {
+            c.disconnect().await.ok();
+        }
+    }
+    out
+}
+
 /// Runs probes on one connection; returns, per probe, the privilege-error code that denied it
 /// (`None`: allowed, which includes failing later for another reason).
 pub async fn run_probes(conn: &mut Conn, probes: &[Probe]) -> Vec<Option<u16>> {
