@@ -15,11 +15,11 @@ pub enum ExitCode {
     Found = 1,
     /// The command could not do its job (bad input, unreachable server, missing privilege).
     Error = 2,
-    /// A guided session restored an account (reserved for sessions).
+    /// A guided session restored an account.
     RolledBack = 3,
-    /// A journal needs attention (reserved for sessions).
+    /// A journal needs attention: a restore could not finish, or was not exact.
     JournalAttention = 4,
-    /// A watch window ended without evidence either way (reserved for sessions).
+    /// A watch window ended without evidence either way.
     Inconclusive = 5,
 }
 
@@ -63,6 +63,19 @@ pub enum Error {
     /// A named account does not exist.
     #[error("no account {0} on this server; `privfence inventory` lists the accounts")]
     UnknownAccount(String),
+
+    /// A statement that changes the server failed (the journal has its intent and outcome).
+    #[error("{server}: {sql}: {source}")]
+    Statement {
+        server: String,
+        sql: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+
+    /// A guided session cannot go on as asked; the message says why and what to do.
+    #[error("{0}")]
+    Session(String),
 
     /// Local I/O failed.
     #[error("{what}: {source}")]

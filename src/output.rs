@@ -17,17 +17,22 @@ pub enum Format {
 pub struct Output {
     out: Box<dyn Write + Send>,
     err: Box<dyn Write + Send>,
+    /// stderr is a terminal: progress lines rewrite themselves in place.
+    live: bool,
+    /// A progress line is on screen and must be cleared before the next status line.
+    progress_shown: bool,
 }
 
 impl Output {
     /// stdout and stderr of the process.
     pub fn stdio() -> Output {
-        Output { out: Box::new(io::stdout()), err: Box::new(io::stderr()) }
+        use std::io::IsTerminal;
+        Output { out: Box::new(io::stdout()), err: Box::new(io::stderr()), live: io::stderr().is_terminal(), progress_shown: false }
     }
 
     /// Any two writers (tests use `Vec<u8>`).
     pub fn new(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Output {
-        Output { out, err }
+        Output { out, err, live: false, progress_shown: false }
     }
 
     /// Writes data (a table, a JSON document). A broken pipe is ignored.
@@ -41,11 +46,37 @@ impl Output {
 
     /// Writes a status line to stderr.
     pub fn status(&mut self, text: &str) {
+        self.clear_progress();
         let _ = writeln!(self.err, "{text}");
     }
 
     /// Writes a warning to stderr.
     pub fn warn(&mut self, text: &str) {
+        self.clear_progress();
         let _ = writeln!(self.err, "warning: {text}");
+    }
+
+    /// A live status line: rewritten in place on a terminal, a plain line otherwise (callers
+    /// rate-limit it).
+    pub fn progress(&mut self, text: &str) {
+        if self.live {
+            let _ = write!(self.err, "\r\x1b[K{text}");
+            let _ = self.err.flush();
+            self.progress_shown = true;
+        } else {
+            let _ = writeln!(self.err, "{text}");
+        }
+    }
+
+    /// Whether a person is watching (stderr is a terminal).
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
+    fn clear_progress(&mut self) {
+        if self.progress_shown {
+            let _ = write!(self.err, "\r\x1b[K");
+            self.progress_shown = false;
+        }
     }
 }

@@ -144,6 +144,22 @@ impl Server {
         self.conn.query_first(sql).await.map_err(|e| self.query_err(what, e))
     }
 
+    /// How this connection was made (to reconnect after a server restart).
+    pub fn spec(&self) -> &ConnectSpec {
+        &self.spec
+    }
+
+    /// Runs a statement that changes the server. Only the journaling executor
+    /// ([`crate::session::exec`]) calls this, after writing the statement's intent.
+    pub(crate) async fn execute(&mut self, sql: &str) -> std::result::Result<(), mysql_async::Error> {
+        self.conn.query_drop(sql).await
+    }
+
+    /// This connection's processlist id.
+    pub fn connection_id(&self) -> u64 {
+        u64::from(self.conn.id())
+    }
+
     fn query_err(&self, what: &str, source: mysql_async::Error) -> Error {
         Error::Query { what: what.into(), target: self.target.clone(), source }
     }

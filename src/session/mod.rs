@@ -1,1 +1,571 @@
-//! (in progress)
+//! Guided revoke sessions: cut one account off a service's tables, make the cut effective for
+//! open connections, watch every signal source, and restore at once on any abnormality. Every
+//! change goes through the journaling executor ([`exec`]) so that a crash at any point can be
+//! recovered (`resume`, `rollback`) from the journal alone.
+//!
+//! One turn per account:
+//!
+//! ```text
+//! AccountBegin (plan + snapshot) → watermark cut-begin → monitors' baseline
+//!   → forward statements (intent, run, outcome) → replicas applied (GTID)
+//!   → watermark cut → pre-cut connections killed or recycled → CutDone
+//!   → WatchBegin → poll every source (≥ 1/s) until the window ends or an alarm
+//!   → Verdict passed | restored | inconclusive
+//! restore: RestoreBegin → re-grants → replicas applied → kill the account's cut-era
+//!   connections → remove what the cut added → replicas applied → verify == snapshot → RestoreDone
+//! ```
+
+pub mod exec;
+pub mod node;
+pub mod snapshot;
+mod watch;
+
+use crate::db::ConnectSpec;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, JournalStep, Phase, Record, Verdict};
+use crate::model::{AccountName, TableName};
+use crate::output::Output;
+use crate::plan::Plan;
+use crate::signals::{self, Monitor};
+use node::{Node, Topology};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use watch::WatchEnd;
+
+/// How a session behaves; the CLI fills it from flags.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The watch window.
+    pub window: Duration,
+    /// Time between polls of every signal source.
+    pub poll: Duration,
+    /// Kill the account's pre-cut connections instead of waiting for them to recycle.
+    pub kill_connections: bool,
+    /// How long to wait for pre-cut connections to recycle before restoring.
+    pub recycle_deadline: Duration,
+    /// How long replicas may take to apply a change.
+    pub replica_timeout: Duration,
+    /// How long a restore keeps trying to reach a server that is down.
+    pub restore_deadline: Duration,
+    /// Keep an inconclusive cut instead of restoring it.
+    pub keep_inconclusive: bool,
+    /// A command run every `check_every`; a non-zero exit is an abnormality.
+    pub check: Option<String>,
+    pub check_every: Duration,
+    /// MariaDB's sql_errlog file, when readable here.
+    pub sql_errlog: Option<PathBuf>,
+    /// Application logs and the pattern that means trouble.
+    pub app_logs: Vec<(PathBuf, regex::Regex)>,
+    /// Desktop notifications on verdicts and restores.
+    pub notify: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            window: Duration::from_secs(15 * 60),
+            poll: Duration::from_millis(100),
+            kill_connections: false,
+            recycle_deadline: Duration::from_secs(600),
+            replica_timeout: Duration::from_secs(60),
+            restore_deadline: Duration::from_secs(300),
+            keep_inconclusive: false,
+            check: None,
+            check_every: Duration::from_secs(5),
+            sql_errlog: None,
+            app_logs: Vec::new(),
+            notify: true,
+        }
+    }
+}
+
+/// The end of a turn, for the caller.
+#[derive(Debug, Clone)]
+pub struct TurnResult {
+    pub account: String,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub evidence: Vec<String>,
+    /// Lines shown on screen only (statement texts behind an alarm).
+    pub screen_only: Vec<String>,
+    pub restore: Option<RestoreResult>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct RestoreResult {
+    pub exact: bool,
+    pub conflicts: Vec<String>,
+    /// Differences left between the snapshot (plus conflicts) and the grants now.
+    pub left: Vec<String>,
+    pub killed: usize,
+    pub took: Duration,
+}
+
+/// An open session: the journal, the servers, and the server-side lock.
+pub struct Session {
+    pub journal: Journal,
+    pub topo: Topology,
+    lock: crate::db::Server,
+    pub opts: Options,
+}
+
+/// The server-side lock name of a service (at most 64 characters).
+fn lock_name(service: &str) -> String {
+    let name = format!("privfence:{service}");
+    if name.chars().count() <= 64 {
+        return name;
+    }
+    format!("privfence:{:016x}", crate::plan::fingerprint::fnv1a64(service.as_bytes()))
+}
+
+fn same_boot(a: i64, b: i64) -> bool {
+    (a - b).abs() <= 2
+}
+
+impl Session {
+    /// Connects to the primary and replicas, takes the service's lock on the primary (so two
+    /// operators cannot run at once), opens or creates the journal, and checks that the
+    /// servers are those the journal knows.
+    pub async fn open(
+        journal_path: &std::path::Path,
+        header: Record,
+        primary: &ConnectSpec,
+        replicas: &[ConnectSpec],
+        opts: Options,
+    ) -> Result<Session> {
+        let Record::Header { service, .. } = &header else { panic!("open() takes a Header record") };
+        let mut nodes = vec![Node::connect(primary, "primary").await?];
+        for (i, r) in replicas.iter().enumerate() {
+            nodes.push(Node::connect(r, &format!("replica{}", i + 1)).await?);
+        }
+        let mut lock = nodes[0].server.another().await?;
+        let name = lock_name(service);
+        let got: Option<i64> =
+            lock.first("taking the session lock", &format!("SELECT GET_LOCK({}, 0)", crate::model::quote_str(&name))).await?;
+        if got != Some(1) {
+            let holder: Option<u64> = lock
+                .first("finding the lock holder", &format!("SELECT IS_USED_LOCK({})", crate::model::quote_str(&name)))
+                .await
+                .ok()
+                .flatten();
+            return Err(Error::Session(format!(
+                "another privfence session for service {service:?} is running on {} (it holds the lock {name:?}{}); wait for it to finish",
+                nodes[0].server.target,
+                holder.map(|h| format!(" on connection {h}")).unwrap_or_default()
+            )));
+        }
+        let mut journal = Journal::open_or_create(journal_path, header)?;
+        let topo = Topology { nodes };
+        let refs = topo.references();
+        if let Some(known) = journal.state().topologies.first() {
+            if let Some(p) = known.iter().find(|s| s.name == "primary") {
+                if p.identity != refs[0].identity {
+                    return Err(Error::Session(format!(
+                        "this journal's primary is {} ({}), but {} is {}: connect to the journal's servers",
+                        p.target, p.identity, refs[0].target, refs[0].identity
+                    )));
+                }
+            }
+            let open_cut = journal.state().turns.iter().any(|t| t.is_cut());
+            let known_replicas: BTreeSet<&str> = known.iter().filter(|s| s.name != "primary").map(|s| s.identity.as_str()).collect();
+            let given: BTreeSet<&str> = refs.iter().skip(1).map(|s| s.identity.as_str()).collect();
+            if open_cut && !known_replicas.is_subset(&given) {
+                return Err(Error::Session(format!(
+                    "the journal knows {} replica(s) that were not given (--replica): a restore must reach every server the cut reached",
+                    known_replicas.difference(&given).count()
+                )));
+            }
+        }
+        journal.append(Record::Topology { servers: refs })?;
+        Ok(Session { journal, topo, lock, opts })
+    }
+
+    /// Releases the lock and closes every connection.
+    pub async fn close(self) {
+        let mut lock = self.lock;
+        let _ = lock.first::<i64>("releasing the session lock", "SELECT RELEASE_ALL_LOCKS()").await;
+        lock.close().await;
+        for n in self.topo.nodes {
+            n.server.close().await;
+        }
+    }
+
+    /// Replicas that are stopped, delayed, or missing from the list (replicas attached to the
+    /// primary beyond those given): the operator must acknowledge them before a cut.
+    pub async fn replica_problems(&mut self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let given = self.topo.nodes.len() as u64 - 1;
+        let attached = self.topo.primary().attached_replicas().await?;
+        if attached > given {
+            out.push(format!(
+                "{attached} replica(s) are attached to the primary but {given} were given (--replica): grants replicate, and an \
+                 application reading from an unlisted replica would not be watched"
+            ));
+        }
+        for r in self.topo.replicas() {
+            match r.replica_health().await? {
+                None => out.push(format!("{} ({}) is not a replica", r.name, r.server.target)),
+                Some(h) => {
+                    if let Some(p) = h.problem() {
+                        out.push(format!("{} ({}): {p}", r.name, r.server.target));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Cuts the account off the service's tables with `plan`, watches, and ends the turn with
+    /// a verdict (restoring when it is not a pass).
+    pub async fn cut_and_watch(
+        &mut self,
+        plan: &Plan,
+        account: &str,
+        tables: &[TableName],
+        dependents: &[TableName],
+        evidence: Vec<String>,
+        out: &mut Output,
+    ) -> Result<TurnResult> {
+        if let Some(t) = self.journal.state().open_turn() {
+            return Err(Error::Session(format!(
+                "the turn of {} is still open; run `privfence session resume` or `session rollback` first",
+                t.account
+            )));
+        }
+        let user = plan.accounts.first().map(|a| a.user.clone()).ok_or_else(|| Error::Session("the plan names no account".into()))?;
+        let grantees = grantees_of(plan);
+        let before = snapshot::read(&mut self.topo.primary().server, &grantees).await?;
+        self.journal.append(Record::AccountBegin {
+            account: account.to_string(),
+            accounts: plan.accounts.clone(),
+            grantees: grantees.clone(),
+            fingerprint: plan.fingerprint.clone(),
+            steps: plan
+                .steps
+                .iter()
+                .map(|s| JournalStep { id: s.id.clone(), kind: s.kind, forward: s.forward.clone(), inverse: s.inverse.clone() })
+                .collect(),
+            snapshot: before.into_iter().collect(),
+            evidence,
+        })?;
+        let turn = self.journal.state().turns.len() - 1;
+        for n in &mut self.topo.nodes {
+            let (id, boot) = (n.watermark().await?, n.boot().await?);
+            self.journal.append(Record::Watermark { server: n.name.clone(), purpose: "cut-begin".into(), id, boot })?;
+        }
+        // The monitors' baseline is taken before the first statement, so nothing the cut causes
+        // is missed; activity counts only from connections opened after the cut.
+        let mut monitors = Vec::new();
+        for n in &self.topo.nodes {
+            let target = signals::WatchTarget {
+                user: user.clone(),
+                tables: tables.to_vec(),
+                dependents: dependents.to_vec(),
+                since_connection: u64::MAX,
+            };
+            let files = signals::SignalFiles {
+                sql_errlog: if n.name == "primary" { self.opts.sql_errlog.clone() } else { None },
+                app_logs: if n.name == "primary" { self.opts.app_logs.clone() } else { Vec::new() },
+            };
+            monitors.push(Monitor::start(n.spec(), &n.name, target, files).await?);
+        }
+        let result = self.cut_watch_inner(plan, turn, &user, &grantees, &mut monitors, out).await;
+        for m in monitors {
+            m.close().await;
+        }
+        let (verdict, reason, cited, screen, activity) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                // Anything unexpected (a lost connection, a failed statement): restore.
+                out.warn(&format!("{e}"));
+                (Verdict::Restored, format!("the cut could not proceed: {e}"), Vec::new(), Vec::new(), 0)
+            }
+        };
+        let restore = if verdict == Verdict::Passed || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive) {
+            None
+        } else {
+            out.status(&format!("restoring {account}: {reason}"));
+            Some(self.restore(turn, &reason, out).await?)
+        };
+        self.journal.append(Record::Verdict { verdict, reason: reason.clone(), evidence: cited.clone(), activity })?;
+        Ok(TurnResult { account: account.to_string(), verdict, reason, evidence: cited, screen_only: screen, restore })
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn cut_watch_inner(
+        &mut self,
+        plan: &Plan,
+        turn: usize,
+        user: &str,
+        grantees: &[AccountName],
+        monitors: &mut [Monitor],
+        out: &mut Output,
+    ) -> Result<(Verdict, String, Vec<String>, Vec<String>, u64)> {
+        let started = Instant::now();
+        for s in &plan.steps {
+            exec::run(&mut self.journal, self.topo.primary(), Phase::Cut, Some(&s.id), &s.forward, &[]).await?;
+        }
+        out.status(&format!("cut applied on the primary ({} statements, {} ms)", plan.steps.len(), started.elapsed().as_millis()));
+        let late = self.topo.wait_replicas(self.opts.replica_timeout).await?;
+        if !late.is_empty() {
+            return Ok((
+                Verdict::Restored,
+                format!("{} did not apply the cut within {:?}", late.join(", "), self.opts.replica_timeout),
+                Vec::new(),
+                Vec::new(),
+                0,
+            ));
+        }
+        let mut marks = Vec::new();
+        for (n, m) in self.topo.nodes.iter_mut().zip(monitors.iter_mut()) {
+            let (id, boot) = (n.watermark().await?, n.boot().await?);
+            self.journal.append(Record::Watermark { server: n.name.clone(), purpose: "cut".into(), id, boot })?;
+            m.set_since_connection(id);
+            marks.push(id);
+        }
+        // Pre-cut connections keep cached privileges (schema grants on their default schema):
+        // the cut is in force only when none is left.
+        let deadline = Instant::now() + self.opts.recycle_deadline;
+        let mut last_note = Instant::now() - Duration::from_secs(10);
+        loop {
+            let mut left = Vec::new();
+            for (i, n) in self.topo.nodes.iter_mut().enumerate() {
+                for id in n.connections_of(user, 0, marks[i]).await? {
+                    left.push((i, id));
+                }
+            }
+            if left.is_empty() {
+                break;
+            }
+            if self.opts.kill_connections {
+                for (i, id) in &left {
+                    let node = &mut self.topo.nodes[*i];
+                    exec::run(&mut self.journal, node, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+                }
+                out.status(&format!("killed {} pre-cut connection(s) of {user}", left.len()));
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Ok((
+                    Verdict::Restored,
+                    format!("{} pre-cut connection(s) of {user} did not recycle within {:?}", left.len(), self.opts.recycle_deadline),
+                    Vec::new(),
+                    Vec::new(),
+                    0,
+                ));
+            }
+            if last_note.elapsed() >= Duration::from_secs(5) {
+                out.progress(&format!("waiting for {} pre-cut connection(s) of {user} to recycle ...", left.len()));
+                last_note = Instant::now();
+            }
+            if let Some(end) = watch::poll_once(monitors).await {
+                return Ok(end.into_parts(0));
+            }
+            tokio::time::sleep(self.opts.poll).await;
+        }
+        let after = snapshot::read(&mut self.topo.primary().server, grantees).await?;
+        self.journal.append(Record::CutDone { after: after.into_iter().collect() })?;
+        let sources: Vec<String> = monitors.iter().flat_map(|m| m.sources().iter().map(|s| format!("{}: {}", m_name(m), s.name))).collect();
+        self.journal.append(Record::WatchBegin { window_ms: self.opts.window.as_millis() as u64, sources })?;
+        let _ = turn;
+        let end = watch::run(monitors, &self.opts, user, out).await;
+        Ok(end.into_parts(0))
+    }
+
+    /// Restores turn `turn`: re-grants, waits for replicas, ends the account's connections
+    /// opened during the cut, removes what the cut added, and verifies the grants equal the
+    /// snapshot on every server. Safe to run again after a crash at any point.
+    pub async fn restore(&mut self, turn: usize, reason: &str, out: &mut Output) -> Result<RestoreResult> {
+        let started = Instant::now();
+        let state = self.journal.state();
+        let t = state.turns.get(turn).ok_or_else(|| Error::Session(format!("no turn {turn} in the journal")))?.clone();
+        if t.restore_begun.is_none() || t.restore_done.is_some() {
+            self.journal.append(Record::RestoreBegin { reason: reason.to_string() })?;
+        }
+        let deadline = Instant::now() + self.opts.restore_deadline;
+        for n in &mut self.topo.nodes {
+            if n.server.first::<i64>("checking the connection", "SELECT 1").await.is_err() {
+                let mut say = |m: &str| out.progress(m);
+                n.reconnect_until(deadline, &mut say).await?;
+            }
+        }
+        let user = t.accounts.first().map(|a| a.user.clone()).unwrap_or_default();
+        let current = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
+        let conflicts = match &t.cut_done {
+            Some((_, after)) => snapshot::diff(&after.iter().cloned().collect(), &current),
+            None => Vec::new(),
+        };
+        if !conflicts.is_empty() {
+            out.warn(&format!(
+                "the grants of {} changed since the cut, not by this session; only the session's own changes are undone:\n  {}",
+                t.account,
+                conflicts.join("\n  ")
+            ));
+        }
+        // Steps whose statement may have run: an intent without an outcome counts, a statement
+        // the server refused does not.
+        let sent: BTreeSet<&str> = t
+            .ops
+            .iter()
+            .filter(|o| o.phase == Phase::Cut)
+            .filter(|o| !matches!(&o.outcome, Some((false, Some(e))) if !e.contains("may or may not have run")))
+            .filter_map(|o| o.step.as_deref())
+            .collect();
+        let inverses: Vec<&JournalStep> = t.steps.iter().rev().filter(|s| sent.contains(s.id.as_str())).collect();
+        let first_removal = inverses.iter().position(|s| s.inverse.starts_with("REVOKE ")).unwrap_or(inverses.len());
+        for s in &inverses[..first_removal] {
+            exec::run(&mut self.journal, self.topo.primary(), Phase::Restore, Some(&format!("{}-undo", s.id)), &s.inverse, &[]).await?;
+        }
+        let late = self.topo.wait_replicas(self.opts.restore_deadline.min(self.opts.replica_timeout)).await?;
+        if !late.is_empty() {
+            out.warn(&format!("{} did not apply the re-grants in time; continuing, the verification will tell", late.join(", ")));
+        }
+        // Connections opened while the cut was in force cached the narrower schema privileges
+        // (mysql-facts §3): end them after the re-grant, before removing the additions.
+        let mut killed = 0;
+        for n in &mut self.topo.nodes {
+            let (now_id, boot) = (n.watermark().await?, n.boot().await?);
+            let above = match t.watermarks.get(&(n.name.clone(), "cut-begin".to_string())) {
+                Some((id, b)) if same_boot(*b, boot) => *id,
+                _ => 0,
+            };
+            for id in n.connections_of(&user, above, now_id).await? {
+                exec::run(&mut self.journal, n, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+                killed += 1;
+            }
+        }
+        for s in &inverses[first_removal..] {
+            exec::run(
+                &mut self.journal,
+                self.topo.primary(),
+                Phase::Restore,
+                Some(&format!("{}-undo", s.id)),
+                &s.inverse,
+                exec::NOTHING_TO_REVOKE,
+            )
+            .await?;
+        }
+        let late = self.topo.wait_replicas(self.opts.replica_timeout).await?;
+        let now = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
+        let mut expected: BTreeSet<String> = t.snapshot.iter().cloned().collect();
+        for c in &conflicts {
+            if let Some(a) = c.strip_prefix("+ ") {
+                expected.insert(a.to_string());
+            } else if let Some(a) = c.strip_prefix("- ") {
+                expected.remove(a);
+            }
+        }
+        let mut left = snapshot::diff(&expected, &now);
+        for name in &late {
+            left.push(format!("{name} did not apply the restore within {:?}", self.opts.replica_timeout));
+        }
+        for r in self.topo.replicas() {
+            if late.contains(&r.name) {
+                continue;
+            }
+            let theirs = snapshot::read(&mut r.server, &t.grantees).await?;
+            left.extend(snapshot::diff(&now, &theirs).into_iter().map(|d| format!("{}: {d}", r.name)));
+        }
+        let exact = left.is_empty();
+        self.journal.append(Record::RestoreDone { exact, conflicts: conflicts.clone() })?;
+        Ok(RestoreResult { exact, conflicts, left, killed, took: started.elapsed() })
+    }
+
+    /// After a crash: finishes an interrupted restore, restores a turn that was cut but has no
+    /// verdict, closes a turn that changed nothing, and turns evidence settings back off.
+    pub async fn recover(&mut self, out: &mut Output) -> Result<Option<TurnResult>> {
+        self.settings_off(out).await?;
+        let state = self.journal.state();
+        let Some(t) = state.open_turn().cloned() else { return Ok(None) };
+        let status = t.status();
+        if status == crate::journal::AccountStatus::Planned {
+            self.journal.append(Record::Verdict {
+                verdict: Verdict::Abandoned,
+                reason: "the session stopped before the first statement".into(),
+                evidence: Vec::new(),
+                activity: 0,
+            })?;
+            return Ok(Some(TurnResult {
+                account: t.account,
+                verdict: Verdict::Abandoned,
+                reason: "nothing was changed".into(),
+                evidence: Vec::new(),
+                screen_only: Vec::new(),
+                restore: None,
+            }));
+        }
+        let reason = match &t.restore_begun {
+            Some((_, r)) => format!("{r} (restore resumed after an interruption)"),
+            None => "the session was interrupted before a verdict; an unfinished watch proves nothing".to_string(),
+        };
+        out.status(&format!("restoring {}: {reason}", t.account));
+        let r = self.restore(t.turn, &reason, out).await?;
+        self.journal.append(Record::Verdict { verdict: Verdict::Restored, reason: reason.clone(), evidence: Vec::new(), activity: 0 })?;
+        Ok(Some(TurnResult { account: t.account, verdict: Verdict::Restored, reason, evidence: Vec::new(), screen_only: Vec::new(), restore: Some(r) }))
+    }
+
+    /// Rolls back the cut of `account` (whose turn passed, or was kept inconclusive); without an
+    /// account, every cut of the session, newest first.
+    pub async fn rollback(&mut self, account: Option<&str>, out: &mut Output) -> Result<Vec<TurnResult>> {
+        let mut results = Vec::new();
+        if let Some(r) = self.recover(out).await? {
+            results.push(r);
+        }
+        let state = self.journal.state();
+        let mut turns: Vec<_> = state.latest_turns().into_iter().filter(|t| t.is_cut()).cloned().collect();
+        if let Some(a) = account {
+            turns.retain(|t| t.account == a || t.accounts.iter().any(|x| x.sql() == a || x.user == a));
+            if turns.is_empty() && results.is_empty() {
+                return Err(Error::Session(format!(
+                    "{a} has no cut in force in this journal; `privfence session status` lists the accounts and their verdicts"
+                )));
+            }
+        }
+        turns.reverse();
+        for t in turns {
+            self.journal.append(Record::Reopen { turn: t.turn })?;
+            let reason = "rolled back by the operator".to_string();
+            out.status(&format!("rolling back {} ...", t.account));
+            let r = self.restore(t.turn, &reason, out).await?;
+            self.journal.append(Record::Verdict { verdict: Verdict::RolledBack, reason: reason.clone(), evidence: Vec::new(), activity: 0 })?;
+            results.push(TurnResult { account: t.account, verdict: Verdict::RolledBack, reason, evidence: Vec::new(), screen_only: Vec::new(), restore: Some(r) });
+        }
+        Ok(results)
+    }
+
+    /// Turns on settings that improve evidence, journaled with their undo.
+    pub async fn settings_on(&mut self, settings: &[(String, String, String)]) -> Result<()> {
+        for (name, on, off) in settings {
+            exec::run_with_undo(&mut self.journal, self.topo.primary(), Phase::Setting, Some(name), on, Some(off), &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Turns every setting the journal says is on back off.
+    pub async fn settings_off(&mut self, out: &mut Output) -> Result<()> {
+        for (server, name, undo) in self.journal.state().settings_on {
+            let Some(node) = self.topo.nodes.iter_mut().find(|n| n.name == server) else { continue };
+            exec::run(&mut self.journal, node, Phase::Setting, Some(&name), &undo, &[]).await?;
+            out.status(&format!("turned {name} back off on {server}"));
+        }
+        Ok(())
+    }
+}
+
+fn m_name(m: &Monitor) -> String {
+    m.name().to_string()
+}
+
+/// Every grantee whose grants the plan changes.
+pub fn grantees_of(plan: &Plan) -> Vec<AccountName> {
+    let mut v: Vec<AccountName> = plan.accounts.clone();
+    for s in &plan.steps {
+        if !v.contains(&s.account) {
+            v.push(s.account.clone());
+        }
+    }
+    v
+}

@@ -1,0 +1,258 @@
+//! The session as a journal tells it: a pure fold over its entries.
+
+use super::{Entry, JournalStep, Phase, Record, ServerRef, Verdict};
+use crate::model::{AccountName, TableName};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// One journaled statement and, if it was written, its outcome.
+#[derive(Debug, Clone)]
+pub struct Op {
+    pub op: u64,
+    pub server: String,
+    pub phase: Phase,
+    pub step: Option<String>,
+    pub sql: String,
+    pub undo: Option<String>,
+    pub at: DateTime<Utc>,
+    /// `None`: the process died between running it and writing the outcome (or before running it).
+    pub outcome: Option<(bool, Option<String>)>,
+}
+
+/// Where an account's turn stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Begun, nothing sent to a server yet.
+    Planned,
+    /// Cut statements sent (maybe not all), cut not yet in force everywhere.
+    Cutting,
+    /// The cut is in force; the watch may have begun.
+    Watching,
+    /// A restore has begun and not finished.
+    Restoring,
+    /// The turn has its verdict.
+    Done(Verdict),
+}
+
+/// One account's turn.
+#[derive(Debug, Clone)]
+pub struct AccountState {
+    pub turn: usize,
+    pub account: String,
+    pub accounts: Vec<AccountName>,
+    pub grantees: Vec<AccountName>,
+    pub fingerprint: String,
+    pub steps: Vec<JournalStep>,
+    pub snapshot: Vec<String>,
+    pub evidence: Vec<String>,
+    pub begun: DateTime<Utc>,
+    pub ops: Vec<Op>,
+    /// (server, purpose) → (id, boot).
+    pub watermarks: BTreeMap<(String, String), (u64, i64)>,
+    pub cut_done: Option<(DateTime<Utc>, Vec<String>)>,
+    pub watch_begun: Option<(DateTime<Utc>, u64)>,
+    pub restore_begun: Option<(DateTime<Utc>, String)>,
+    pub restore_done: Option<(DateTime<Utc>, bool, Vec<String>)>,
+    pub verdict: Option<VerdictRecord>,
+    /// A verdict later replaced by a rollback.
+    pub earlier_verdicts: Vec<VerdictRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VerdictRecord {
+    pub verdict: Verdict,
+    pub reason: String,
+    pub evidence: Vec<String>,
+    pub activity: u64,
+    pub at: DateTime<Utc>,
+}
+
+impl AccountState {
+    pub fn status(&self) -> AccountStatus {
+        if let Some(v) = &self.verdict {
+            return AccountStatus::Done(v.verdict);
+        }
+        if self.restore_begun.is_some() && self.restore_done.is_none() {
+            return AccountStatus::Restoring;
+        }
+        if self.cut_done.is_some() {
+            return AccountStatus::Watching;
+        }
+        if self.ops.iter().any(|o| o.phase == Phase::Cut) {
+            return AccountStatus::Cutting;
+        }
+        AccountStatus::Planned
+    }
+
+    /// The grants are (or may be) changed by this turn and not restored.
+    pub fn is_cut(&self) -> bool {
+        match self.status() {
+            AccountStatus::Planned => false,
+            AccountStatus::Done(v) => v == Verdict::Passed || (v == Verdict::Inconclusive && self.restore_done.is_none()),
+            _ => true,
+        }
+    }
+
+    /// Ids of the cut steps whose statement may have run.
+    pub fn sent_steps(&self) -> Vec<String> {
+        self.ops.iter().filter(|o| o.phase == Phase::Cut).filter_map(|o| o.step.clone()).collect()
+    }
+
+    pub fn failed_ops(&self) -> Vec<&Op> {
+        self.ops.iter().filter(|o| matches!(o.outcome, Some((false, _)))).collect()
+    }
+}
+
+/// The whole session.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub service: String,
+    pub policy: String,
+    pub tables: Vec<TableName>,
+    pub created: Option<DateTime<Utc>>,
+    pub topologies: Vec<Vec<ServerRef>>,
+    pub notes: Vec<(DateTime<Utc>, Option<String>, String)>,
+    pub turns: Vec<AccountState>,
+    /// Settings turned on and not yet off: (server, name, undo statement).
+    pub settings_on: Vec<(String, String, String)>,
+}
+
+impl State {
+    pub fn fold(entries: &[Entry]) -> State {
+        let mut s = State::default();
+        let mut current: Option<usize> = None;
+        let mut setting_ops: BTreeMap<u64, (String, String, Option<String>)> = BTreeMap::new();
+        for e in entries {
+            match &e.record {
+                Record::Header { service, policy, tables, .. } => {
+                    s.service = service.clone();
+                    s.policy = policy.clone();
+                    s.tables = tables.clone();
+                    s.created = Some(e.at);
+                }
+                Record::Topology { servers } => s.topologies.push(servers.clone()),
+                Record::Note { account, text } => s.notes.push((e.at, account.clone(), text.clone())),
+                Record::AccountBegin { account, accounts, grantees, fingerprint, steps, snapshot, evidence } => {
+                    s.turns.push(AccountState {
+                        turn: s.turns.len(),
+                        account: account.clone(),
+                        accounts: accounts.clone(),
+                        grantees: grantees.clone(),
+                        fingerprint: fingerprint.clone(),
+                        steps: steps.clone(),
+                        snapshot: snapshot.clone(),
+                        evidence: evidence.clone(),
+                        begun: e.at,
+                        ops: Vec::new(),
+                        watermarks: BTreeMap::new(),
+                        cut_done: None,
+                        watch_begun: None,
+                        restore_begun: None,
+                        restore_done: None,
+                        verdict: None,
+                        earlier_verdicts: Vec::new(),
+                    });
+                    current = Some(s.turns.len() - 1);
+                }
+                Record::Reopen { turn } => {
+                    if let Some(t) = s.turns.get_mut(*turn) {
+                        if let Some(v) = t.verdict.take() {
+                            t.earlier_verdicts.push(v);
+                        }
+                        t.restore_begun = None;
+                        t.restore_done = None;
+                        current = Some(*turn);
+                    }
+                }
+                Record::Intent { op, server, phase, step, sql, undo } => {
+                    let o = Op {
+                        op: *op,
+                        server: server.clone(),
+                        phase: *phase,
+                        step: step.clone(),
+                        sql: sql.clone(),
+                        undo: undo.clone(),
+                        at: e.at,
+                        outcome: None,
+                    };
+                    if *phase == Phase::Setting {
+                        setting_ops.insert(*op, (server.clone(), step.clone().unwrap_or_default(), undo.clone()));
+                        match undo {
+                            // Turning on: counts as on from the intent (it may have run).
+                            Some(u) => s.settings_on.push((server.clone(), step.clone().unwrap_or_default(), u.clone())),
+                            None => {}
+                        }
+                    } else if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        t.ops.push(o);
+                    }
+                }
+                Record::Outcome { op, ok, error } => {
+                    if let Some((server, name, undo)) = setting_ops.get(op) {
+                        // A successful "off" clears the setting.
+                        if undo.is_none() && *ok {
+                            s.settings_on.retain(|(sv, n, _)| !(sv == server && n == name));
+                        }
+                        continue;
+                    }
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        if let Some(o) = t.ops.iter_mut().rev().find(|o| o.op == *op) {
+                            o.outcome = Some((*ok, error.clone()));
+                        }
+                    }
+                }
+                Record::Watermark { server, purpose, id, boot } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        t.watermarks.insert((server.clone(), purpose.clone()), (*id, *boot));
+                    }
+                }
+                Record::CutDone { after } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        t.cut_done = Some((e.at, after.clone()));
+                    }
+                }
+                Record::WatchBegin { window_ms, .. } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        t.watch_begun = Some((e.at, *window_ms));
+                    }
+                }
+                Record::RestoreBegin { reason } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        if t.restore_begun.is_none() || t.restore_done.is_some() {
+                            t.restore_begun = Some((e.at, reason.clone()));
+                            t.restore_done = None;
+                        }
+                    }
+                }
+                Record::RestoreDone { exact, conflicts } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        t.restore_done = Some((e.at, *exact, conflicts.clone()));
+                    }
+                }
+                Record::Verdict { verdict, reason, evidence, activity } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        t.verdict =
+                            Some(VerdictRecord { verdict: *verdict, reason: reason.clone(), evidence: evidence.clone(), activity: *activity, at: e.at });
+                    }
+                    current = None;
+                }
+            }
+        }
+        s
+    }
+
+    /// The turn that has no verdict yet (at most one: a session cuts one account at a time).
+    pub fn open_turn(&self) -> Option<&AccountState> {
+        self.turns.iter().find(|t| t.verdict.is_none())
+    }
+
+    /// The latest turn of each account, by the name the operator used.
+    pub fn latest_turns(&self) -> Vec<&AccountState> {
+        let mut by: BTreeMap<&str, &AccountState> = BTreeMap::new();
+        for t in &self.turns {
+            by.insert(&t.account, t);
+        }
+        let mut v: Vec<&AccountState> = by.into_values().collect();
+        v.sort_by_key(|t| t.turn);
+        v
+    }
+}

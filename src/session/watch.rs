@@ -1,0 +1,167 @@
+//! The watch: poll every monitor at the session's rate, show a live status line, and stop at
+//! the first abnormality (an alarm, a blind monitor, a failing check command) or at the end of
+//! the window. Restore decisions follow mysql-facts §5: one privilege error is enough, a blind
+//! monitor is an abnormality, and a window without table activity is inconclusive.
+
+use super::Options;
+use crate::journal::Verdict;
+use crate::output::Output;
+use crate::signals::{Activity, Alarm, Monitor};
+use std::time::{Duration, Instant};
+
+/// Consecutive failed polls of one server after which the monitor is blind.
+const BLIND_AFTER: u32 = 3;
+
+/// Why a watch ended.
+#[derive(Debug)]
+pub enum WatchEnd {
+    Alarm(Vec<Alarm>),
+    Blind(String),
+    CheckFailed(String),
+    Ended(Activity),
+}
+
+impl WatchEnd {
+    /// Verdict, reason, cited rows, screen-only lines, activity.
+    pub fn into_parts(self, _unused: u64) -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+        match self {
+            WatchEnd::Alarm(alarms) => {
+                let first = &alarms[0];
+                let reason = format!(
+                    "{:?} on {}{}{}",
+                    first.kind,
+                    first.server,
+                    first.account.as_deref().map(|a| format!(" from {a}")).unwrap_or_default(),
+                    match (&first.error, &first.object) {
+                        (Some(e), Some(o)) => format!(": error {e} on {o}"),
+                        (Some(e), None) => format!(": error {e}"),
+                        (None, Some(o)) => format!(": {o}"),
+                        (None, None) => String::new(),
+                    }
+                );
+                let cited = alarms.iter().map(|a| format!("{} {}: {}", a.server, a.source, a.cited)).collect();
+                let screen = alarms.iter().filter_map(|a| a.statement.clone()).collect();
+                (Verdict::Restored, reason, cited, screen, 0)
+            }
+            WatchEnd::Blind(why) => (Verdict::Restored, format!("blind monitor: {why}"), vec![why], Vec::new(), 0),
+            WatchEnd::CheckFailed(why) => (Verdict::Restored, format!("check command failed: {why}"), vec![why], Vec::new(), 0),
+            WatchEnd::Ended(a) if a.statements > 0 => (
+                Verdict::Passed,
+                format!("{} table statement(s) from post-cut connections, no privilege error", a.statements),
+                a.cited.clone(),
+                Vec::new(),
+                a.statements,
+            ),
+            WatchEnd::Ended(a) => (
+                Verdict::Inconclusive,
+                "no statement touching a table from a post-cut connection in the window: no evidence either way".into(),
+                a.cited.clone(),
+                Vec::new(),
+                0,
+            ),
+        }
+    }
+}
+
+/// One poll of every monitor; `Some` on an alarm (used while waiting for pre-cut connections).
+pub async fn poll_once(monitors: &mut [Monitor]) -> Option<WatchEnd> {
+    let mut alarms = Vec::new();
+    for m in monitors.iter_mut() {
+        if let Ok(p) = m.poll().await {
+            alarms.extend(p.alarms);
+        }
+    }
+    (!alarms.is_empty()).then_some(WatchEnd::Alarm(alarms))
+}
+
+/// Watches until the window ends or something is wrong.
+pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut Output) -> WatchEnd {
+    let start = Instant::now();
+    let end = start + opts.window;
+    let mut failures = vec![0u32; monitors.len()];
+    let mut last_error = vec![String::new(); monitors.len()];
+    let mut activity = Activity::default();
+    let mut last_status = start - Duration::from_secs(10);
+    let status_every = if out.is_live() { Duration::from_millis(250) } else { Duration::from_secs(5) };
+    let mut check: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
+    let mut last_check = start;
+    loop {
+        let tick = Instant::now();
+        let mut alarms = Vec::new();
+        let mut total = Activity::default();
+        for (i, m) in monitors.iter_mut().enumerate() {
+            match m.poll().await {
+                Ok(p) => {
+                    failures[i] = 0;
+                    alarms.extend(p.alarms);
+                    total.statements += p.activity.statements;
+                    total.errors += p.activity.errors;
+                    total.connections += p.activity.connections;
+                    total.cited.extend(p.activity.cited.iter().cloned());
+                }
+                Err(e) => {
+                    failures[i] += 1;
+                    last_error[i] = e.to_string();
+                    if failures[i] >= BLIND_AFTER {
+                        return WatchEnd::Blind(format!("{} failed polls in a row on {}: {}", failures[i], m.name(), last_error[i]));
+                    }
+                }
+            }
+        }
+        if !alarms.is_empty() {
+            return WatchEnd::Alarm(alarms);
+        }
+        activity = total;
+        if let Some(h) = &check {
+            if h.is_finished() {
+                let h = check.take().expect("checked");
+                if let Ok(Err(why)) = h.await {
+                    return WatchEnd::CheckFailed(why);
+                }
+            }
+        }
+        if let (Some(cmd), None) = (&opts.check, &check) {
+            if last_check.elapsed() >= opts.check_every || tick == start {
+                last_check = Instant::now();
+                let cmd = cmd.clone();
+                let limit = opts.check_every.max(Duration::from_secs(1));
+                check = Some(tokio::spawn(async move { run_check(&cmd, limit).await }));
+            }
+        }
+        let now = Instant::now();
+        if now >= end {
+            if let Some(h) = check.take() {
+                if let Ok(Err(why)) = h.await {
+                    return WatchEnd::CheckFailed(why);
+                }
+            }
+            activity.cited.truncate(8);
+            return WatchEnd::Ended(activity);
+        }
+        if now.duration_since(last_status) >= status_every {
+            last_status = now;
+            out.progress(&format!(
+                "watching {user}: {}s left · table statements {} · privilege errors {} · connections {}",
+                end.duration_since(now).as_secs(),
+                activity.statements,
+                activity.errors,
+                activity.connections
+            ));
+        }
+        let spent = tick.elapsed();
+        if spent < opts.poll {
+            tokio::time::sleep(opts.poll - spent).await;
+        }
+    }
+}
+
+/// Runs the operator's check command through `sh -c`; a non-zero exit or a timeout is a failure.
+async fn run_check(cmd: &str, limit: Duration) -> Result<(), String> {
+    let child = tokio::process::Command::new("sh").arg("-c").arg(cmd).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
+    match tokio::time::timeout(limit, child).await {
+        Err(_) => Err(format!("`{cmd}` did not finish within {limit:?}")),
+        Ok(Err(e)) => Err(format!("`{cmd}` could not run: {e}")),
+        Ok(Ok(o)) if o.status.success() => Ok(()),
+        Ok(Ok(o)) => Err(format!("`{cmd}` exited with {}", crate::notify::describe_status(&o.status))),
+    }
+}
