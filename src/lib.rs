@@ -38,6 +38,6 @@ pub mod plan;
 pub mod policy;
 pub mod report;
 pub mod sandbox;
-// pub mod session; (enabled once signals lands)
+pub mod session;
 pub mod signals;
 pub mod workload;

@@ -165,11 +165,7 @@ pub async fn audit_one(t: &Target, policy: &Policy, today: NaiveDate) -> ServerA
 }
 
 async fn replica_inventory(primary: &crate::db::ConnectSpec, addr: &str) -> anyhow::Result<crate::model::Inventory> {
-    let (host, port) = match addr.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| anyhow::anyhow!("replica {addr:?}: the port is not a number"))?),
-        None => (addr.to_string(), 3306),
-    };
-    let spec = crate::db::ConnectSpec { host, port, socket: None, ..primary.clone() };
+    let spec = primary.with_address(addr).map_err(|e| anyhow::anyhow!("replica {e}"))?;
     let mut server = Server::connect(&spec).await?;
     let inv = crate::inventory::take(&mut server).await?;
     server.close().await;

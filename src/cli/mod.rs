@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod inventory;
 pub mod plan;
 pub mod sandbox;
+pub mod session;
 
 use crate::db::{ConnectSpec, Server};
 use crate::error::ExitCode;
@@ -43,6 +44,10 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// What privfence's own account may do here, per command, and which signal sources exist.
     Doctor(doctor::DoctorArgs),
+    /// Guided revoke sessions: cut one account, watch, restore automatically; resume or roll
+    /// back after a crash.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -58,6 +63,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Audit(a) => audit::run(a, out).await,
         Command::Doctor(a) => doctor::run(a, out).await,
         Command::Plan(a) => plan::run(a, out).await,
+        Command::Session(c) => session::run(c, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
     }

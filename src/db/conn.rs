@@ -82,6 +82,21 @@ impl ConnectSpec {
     }
 }
 
+impl ConnectSpec {
+    /// The same credentials and TLS settings for another server given as `HOST[:PORT]`
+    /// (a replica: `--replica`).
+    pub fn with_address(&self, addr: &str) -> Result<ConnectSpec> {
+        let (host, port) = match addr.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| Error::BadInput(format!("{addr:?}: the port is not a number")))?),
+            None => (addr.to_string(), 3306),
+        };
+        if host.is_empty() {
+            return Err(Error::BadInput(format!("{addr:?}: expected HOST or HOST:PORT")));
+        }
+        Ok(ConnectSpec { host, port, socket: None, ..self.clone() })
+    }
+}
+
 /// Where an option value came from, in increasing precedence.
 struct Layered {
     files: OptionValues,

@@ -177,10 +177,9 @@ impl State {
                     };
                     if *phase == Phase::Setting {
                         setting_ops.insert(*op, (server.clone(), step.clone().unwrap_or_default(), undo.clone()));
-                        match undo {
-                            // Turning on: counts as on from the intent (it may have run).
-                            Some(u) => s.settings_on.push((server.clone(), step.clone().unwrap_or_default(), u.clone())),
-                            None => {}
+                        // Turning on: counts as on from the intent (it may have run).
+                        if let Some(u) = undo {
+                            s.settings_on.push((server.clone(), step.clone().unwrap_or_default(), u.clone()));
                         }
                     } else if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
                         t.ops.push(o);

@@ -35,7 +35,12 @@ pub fn material(inv: &Inventory, accounts: &[AccountName], roles: &BTreeSet<Acco
     lines.into_iter().collect::<Vec<_>>().join("\n")
 }
 
+/// The 64-bit FNV-1a hash of some bytes (stable across versions and machines).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    fnv(bytes, 0xcbf29ce484222325)
+}
+
 /// `fnv1a64:<hex>` of [`material`].
 pub fn of(inv: &Inventory, accounts: &[AccountName], roles: &BTreeSet<AccountName>, tables: &[TableName]) -> String {
-    format!("fnv1a64:{:016x}", fnv(material(inv, accounts, roles, tables).as_bytes(), 0xcbf29ce484222325))
+    format!("fnv1a64:{:016x}", fnv1a64(material(inv, accounts, roles, tables).as_bytes()))
 }

@@ -16,6 +16,7 @@
 //! ```
 
 pub mod exec;
+pub mod guide;
 pub mod node;
 pub mod snapshot;
 mod watch;
@@ -144,10 +145,10 @@ impl Session {
         let mut lock = nodes[0].server.another().await?;
         let name = lock_name(service);
         let got: Option<i64> =
-            lock.first("taking the session lock", &format!("SELECT GET_LOCK({}, 0)", crate::model::quote_str(&name))).await?;
+            lock.first("taking the session lock", &format!("SELECT GET_LOCK({}, 0)", crate::model::ident::quote_str(&name))).await?;
         if got != Some(1) {
             let holder: Option<u64> = lock
-                .first("finding the lock holder", &format!("SELECT IS_USED_LOCK({})", crate::model::quote_str(&name)))
+                .first("finding the lock holder", &format!("SELECT IS_USED_LOCK({})", crate::model::ident::quote_str(&name)))
                 .await
                 .ok()
                 .flatten();

@@ -3,9 +3,9 @@
 //! cut and the restore need.
 
 use crate::db::{ConnectSpec, Flavour, Server};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::journal::ServerRef;
-use crate::model::quote_str;
+use crate::model::ident::quote_str;
 use std::time::{Duration, Instant};
 
 /// One server of the session.

@@ -80,7 +80,7 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
     let end = start + opts.window;
     let mut failures = vec![0u32; monitors.len()];
     let mut last_error = vec![String::new(); monitors.len()];
-    let mut activity = Activity::default();
+    let mut activity;
     let mut last_status = start - Duration::from_secs(10);
     let status_every = if out.is_live() { Duration::from_millis(250) } else { Duration::from_secs(5) };
     let mut check: Option<tokio::task::JoinHandle<Result<(), String>>> = None;

@@ -1,0 +1,592 @@
+//! `privfence session start|status|resume|rollback`: guided revoke sessions.
+
+use super::args::ConnectArgs;
+use crate::db::ConnectSpec;
+use crate::error::ExitCode;
+use crate::journal::{self, Journal, Record, Verdict, JOURNAL_FORMAT};
+use crate::notify::{self, Notice, Urgency};
+use crate::output::Output;
+use crate::plan::{self, PlanOptions};
+use crate::report;
+use crate::session::{guide, Options, Session, TurnResult};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SessionCommand {
+    /// Start (or continue) the service's session: show who can still touch its tables, rank
+    /// them by evidence of non-use, cut one account, watch, and restore on any abnormality.
+    Start(StartArgs),
+    /// The session's accounts and verdicts, from the journal (no server needed).
+    Status(StatusArgs),
+    /// After a crash or a kill: finish an interrupted restore, or restore a cut that has no
+    /// verdict yet. The account's grants end exactly as before the cut.
+    Resume(RecoverArgs),
+    /// Restore accounts whose cut passed: one (`--account`), or every cut of the session.
+    Rollback(RecoverArgs),
+}
+
+/// Flags every session command shares.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// A policy file or folder.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The service whose tables are being made private.
+    #[arg(long)]
+    pub service: String,
+    /// The session's journal [default: $XDG_STATE_HOME/privfence/SERVICE.journal].
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// A replica of the primary (HOST:PORT, same credentials); repeatable. Grants replicate:
+    /// the cut is in force, and a restore done, only when every replica applied it.
+    #[arg(long = "replica")]
+    pub replicas: Vec<String>,
+    /// Where the session's Markdown and JSON reports go.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// No desktop notifications.
+    #[arg(long)]
+    pub no_notify: bool,
+    /// Seconds a restore keeps trying to reach a server that is down.
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub restore_deadline: Duration,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The account to cut (`'user'@'host'`, or a bare user for all its host rows). Without it,
+    /// the candidates are listed (and, at a terminal, you are asked to pick one).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Answer yes to the checklist and confirmations (for scripts). The checklist: the
+    /// account's code base has been examined for direct and indirect use of the service's
+    /// tables, joins and views included.
+    #[arg(long)]
+    pub yes: bool,
+    /// The watch window (`15m`, `90s`, `2h`).
+    #[arg(long, value_parser = parse_duration, default_value = "15m")]
+    pub window: Duration,
+    /// Time between polls of the signal sources.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    pub poll: Duration,
+    /// Kill the account's connections opened before the cut (they cache the old privileges)
+    /// instead of waiting for them to recycle.
+    #[arg(long)]
+    pub kill_connections: bool,
+    /// How long pre-cut connections may take to recycle before the cut is restored.
+    #[arg(long, value_parser = parse_duration, default_value = "10m")]
+    pub recycle_deadline: Duration,
+    /// How long a replica may take to apply the cut.
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub replica_timeout: Duration,
+    /// Go on although a replica is stopped, delayed, or attached but not listed.
+    #[arg(long)]
+    pub ack_replicas: bool,
+    /// Keep an inconclusive cut (no table activity seen) instead of restoring it.
+    #[arg(long)]
+    pub keep_inconclusive: bool,
+    /// A command run every `--check-every` during the watch; a non-zero exit restores.
+    #[arg(long)]
+    pub check: Option<String>,
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub check_every: Duration,
+    /// An application log and a regular expression: a new line matching it restores
+    /// (`PATH=REGEX`); repeatable.
+    #[arg(long = "app-log", value_parser = parse_app_log)]
+    pub app_logs: Vec<(PathBuf, regex::Regex)>,
+    /// MariaDB's sql_errlog file, when readable from here (followed as it grows: the fastest
+    /// signal on MariaDB).
+    #[arg(long)]
+    pub sql_errlog: Option<PathBuf>,
+    /// Turn on the settings that improve evidence of non-use (journaled, turned back off) and
+    /// sample for this long before ranking.
+    #[arg(long, value_parser = parse_duration)]
+    pub evidence_sample: Option<Duration>,
+    /// A server_audit log readable from here (MariaDB), for evidence of use.
+    #[arg(long)]
+    pub audit_log: Option<PathBuf>,
+    /// Cut although the account is the DEFINER of objects that touch the service's tables.
+    #[arg(long)]
+    pub acknowledge_definer: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The service (for the default journal path).
+    #[arg(long)]
+    pub service: String,
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RecoverArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Only this account (rollback).
+    #[arg(long)]
+    pub account: Option<String>,
+}
+
+/// `15m`, `90s`, `500ms`, `2h`, `1h30m`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok(Duration::from_secs_f64(secs.max(0.0)));
+    }
+    let mut total = Duration::ZERO;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let bad = || format!("{s:?} is not a duration (examples: 15m, 90s, 500ms, 2h, 1h30m)");
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += match unit.as_str() {
+            "ms" => Duration::from_secs_f64(v / 1000.0),
+            "s" => Duration::from_secs_f64(v),
+            "m" => Duration::from_secs_f64(v * 60.0),
+            "h" => Duration::from_secs_f64(v * 3600.0),
+            "d" => Duration::from_secs_f64(v * 86400.0),
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
+    let (path, re) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PATH=REGEX"))?;
+    let re = regex::Regex::new(re).map_err(|e| format!("{re:?} is not a valid regular expression: {e}"))?;
+    Ok((PathBuf::from(path), re))
+}
+
+pub async fn run(cmd: SessionCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SessionCommand::Start(a) => start(a, out).await,
+        SessionCommand::Status(a) => status(a, out),
+        SessionCommand::Resume(a) => recover(a, false, out).await,
+        SessionCommand::Rollback(a) => recover(a, true, out).await,
+    }
+}
+
+fn journal_path(service: &str, given: &Option<PathBuf>) -> PathBuf {
+    given.clone().unwrap_or_else(|| journal::default_path(service))
+}
+
+/// Everything a session command needs before it opens the session.
+struct Context {
+    policy: crate::policy::Policy,
+    primary: ConnectSpec,
+    replicas: Vec<ConnectSpec>,
+    journal: PathBuf,
+}
+
+fn context(c: &Common, out: &mut Output) -> anyhow::Result<Option<Context>> {
+    let today = chrono::Local::now().date_naive();
+    let policy = match crate::policy::load(&c.policy, today) {
+        Ok(p) => p,
+        Err(e) => {
+            out.status(&e.to_string());
+            return Ok(None);
+        }
+    };
+    if policy.service(&c.service).is_none() {
+        anyhow::bail!(
+            "no service {:?} in {}; services: {}",
+            c.service,
+            c.policy.display(),
+            policy.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let primary = c.connect.input().resolve(&|k| std::env::var(k).ok())?;
+    let replicas = c.replicas.iter().map(|r| primary.with_address(r)).collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Context { policy, primary, replicas, journal: journal_path(&c.service, &c.journal) }))
+}
+
+fn header(c: &Common, tables: &[crate::model::TableName]) -> Record {
+    Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        service: c.service.clone(),
+        policy: c.policy.display().to_string(),
+        tables: tables.to_vec(),
+    }
+}
+
+fn base_options(c: &Common) -> Options {
+    Options { restore_deadline: c.restore_deadline, notify: !c.no_notify, ..Options::default() }
+}
+
+async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let Some(ctx) = context(&a.common, out)? else { return Ok(ExitCode::Error) };
+    let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
+    let today = chrono::Local::now().date_naive();
+    // Read and analyse before anything is journaled or locked: bad input changes nothing.
+    let mut server = crate::db::Server::connect(&ctx.primary).await?;
+    let inv = crate::inventory::take(&mut server).await?;
+    let tables = guide::service_tables(&inv, &svc);
+    if tables.is_empty() {
+        anyhow::bail!("service {:?} matches no table on {}; check the policy's table patterns", svc.name, server.target);
+    }
+    let remaining = guide::remaining(&inv, &svc, &tables, today);
+    let opts = Options {
+        window: a.window,
+        poll: a.poll,
+        kill_connections: a.kill_connections,
+        recycle_deadline: a.recycle_deadline,
+        replica_timeout: a.replica_timeout,
+        keep_inconclusive: a.keep_inconclusive,
+        check: a.check.clone(),
+        check_every: a.check_every,
+        sql_errlog: a.sql_errlog.clone(),
+        app_logs: a.app_logs.clone(),
+        ..base_options(&a.common)
+    };
+    // The plan is built (and refused if it cannot be exact) before the journal is touched.
+    let plan = match &a.account {
+        Some(acc) => {
+            let popts = PlanOptions { acknowledge_definer: a.acknowledge_definer, include_everyone: false };
+            let p = plan::build(&inv, &ctx.policy, &svc.name, acc, &popts)?;
+            let problems = plan::grantor_problems(&inv, &server.current_user, &p);
+            if !problems.is_empty() {
+                anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
+            }
+            Some(p)
+        }
+        None => None,
+    };
+    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
+    if let Some(t) = s.journal.state().open_turn() {
+        let msg = format!(
+            "the turn of {} in {} is unfinished (interrupted?); run `privfence session resume` (restores it) or `session rollback` first",
+            t.account,
+            s.journal.path().display()
+        );
+        s.close().await;
+        server.close().await;
+        anyhow::bail!(msg);
+    }
+    out.data(&candidates_table(&remaining));
+    if remaining.is_empty() {
+        out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", svc.name));
+        write_reports(&s.journal, Some(remaining), &a.common.reports, out)?;
+        s.close().await;
+        server.close().await;
+        return Ok(ExitCode::Ok);
+    }
+    // Evidence of non-use, optionally sampled with extra settings on (journaled, turned off).
+    if let Some(sample) = a.evidence_sample {
+        let wanted = crate::evidence::wanted_settings(&mut server).await?;
+        let list: Vec<(String, String, String)> = wanted.iter().map(|w| (w.why.clone(), w.enable_sql.clone(), w.disable_sql.clone())).collect();
+        s.settings_on(&list).await?;
+        out.status(&format!("sampling evidence for {sample:?} with {} setting(s) on ...", list.len()));
+        tokio::time::sleep(sample).await;
+    }
+    let candidates: Vec<crate::model::AccountName> = remaining.iter().map(|r| r.account.clone()).collect();
+    let mut ranked = crate::evidence::gather(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref()).await?;
+    s.settings_off(out).await?;
+    crate::evidence::rank(&mut ranked);
+    out.data(&evidence_table(&ranked));
+    let Some(plan) = plan else {
+        out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
+        s.close().await;
+        server.close().await;
+        return Ok(ExitCode::Ok);
+    };
+    server.close().await;
+    let account = a.account.clone().expect("plan implies account");
+    let chosen: Vec<String> = ranked
+        .iter()
+        .filter(|c| plan.accounts.contains(&c.account))
+        .flat_map(|c| {
+            c.evidence.iter().map(move |e| {
+                format!("{}: {:?} over {} ({}){}", e.source, e.usage, e.span, c.account.sql(), if e.rows.is_empty() { String::new() } else { format!(": {}", e.rows.join("; ")) })
+            })
+        })
+        .collect();
+    if plan.is_empty() {
+        out.status(&format!("{account} cannot touch the tables of {:?}: nothing to do", svc.name));
+        s.close().await;
+        return Ok(ExitCode::Ok);
+    }
+    out.data(&report::plan::table(&plan, &[]));
+    if !confirm(
+        &a,
+        out,
+        &format!(
+            "Checklist: {account}'s code base has been examined for direct and indirect use of {:?}'s tables (joins and views included). Confirm",
+            svc.name
+        ),
+    ) {
+        s.close().await;
+        return Ok(ExitCode::Error);
+    }
+    s.journal.append(Record::Note {
+        account: Some(account.clone()),
+        text: "checklist confirmed: code base examined for direct and indirect use (joins, views)".into(),
+    })?;
+    let problems = s.replica_problems().await?;
+    if !problems.is_empty() {
+        for p in &problems {
+            out.warn(p);
+        }
+        let acknowledged = a.ack_replicas || (out.is_live() && !a.yes && ask(out, "Cut anyway"));
+        if !acknowledged {
+            s.close().await;
+            anyhow::bail!("replica problems (above): fix them, or acknowledge with --ack-replicas");
+        }
+        s.journal.append(Record::Note { account: Some(account.clone()), text: format!("acknowledged: {}", problems.join("; ")) })?;
+    }
+    let deps = guide::dependents(&inv, &tables);
+    let result = s.cut_and_watch(&plan, &account, &tables, &deps, chosen, out).await;
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            s.close().await;
+            out.status(&format!("privfence: error: {e}"));
+            out.status("the journal knows what was done: `privfence session resume` finishes the restore");
+            return Ok(ExitCode::JournalAttention);
+        }
+    };
+    let code = show_result(&result, out, s.opts.notify).await;
+    let remaining = remaining_now(&mut s, &svc, today).await;
+    write_reports(&s.journal, remaining, &a.common.reports, out)?;
+    s.close().await;
+    Ok(code)
+}
+
+fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
+    if a.yes {
+        return true;
+    }
+    if !out.is_live() {
+        out.status(&format!("{question}? Not at a terminal: pass --yes to confirm"));
+        return false;
+    }
+    ask(out, question)
+}
+
+fn ask(out: &mut Output, question: &str) -> bool {
+    out.status(&format!("{question} [y/N]"));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes" | "YES")
+}
+
+fn candidates_table(rem: &[guide::Reach]) -> String {
+    if rem.is_empty() {
+        return String::new();
+    }
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["account", "tables", "paths"]);
+    for r in rem {
+        t.add_row(vec![
+            format!("{}{}", r.account.sql(), if r.locked { " (locked)" } else { "" }),
+            r.tables.to_string(),
+            r.paths.join("; "),
+        ]);
+    }
+    format!("Who can still touch the service's tables:\n{t}\n")
+}
+
+fn evidence_table(c: &[crate::evidence::Candidate]) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["rank", "account", "use", "evidence (source, span, blind spots)"]);
+    for (i, x) in c.iter().enumerate() {
+        let ev: Vec<String> = x
+            .evidence
+            .iter()
+            .map(|e| {
+                let mut s = format!("{}: {:?} ({})", e.source, e.usage, e.span);
+                if !e.rows.is_empty() {
+                    s.push_str(&format!(" [{}]", e.rows.join("; ")));
+                }
+                if !e.blind_spots.is_empty() {
+                    s.push_str(&format!(" blind: {}", e.blind_spots.join("; ")));
+                }
+                s
+            })
+            .collect();
+        t.add_row(vec![(i + 1).to_string(), x.account.sql(), format!("{:?}", x.usage), ev.join("\n")]);
+    }
+    format!("Candidates by evidence of non-use (no evidence means unknown, not unused):\n{t}\n")
+}
+
+async fn show_result(r: &TurnResult, out: &mut Output, notify_on: bool) -> ExitCode {
+    out.status(&format!("{}: {}: {}", r.account, r.verdict.name(), r.reason));
+    for e in &r.evidence {
+        out.status(&format!("  evidence: {e}"));
+    }
+    for line in &r.screen_only {
+        out.status(&format!("  statement (shown here only, never written): {line}"));
+    }
+    let mut code = match r.verdict {
+        Verdict::Passed => ExitCode::Ok,
+        Verdict::Inconclusive => ExitCode::Inconclusive,
+        Verdict::Abandoned => ExitCode::Ok,
+        Verdict::Restored | Verdict::RolledBack => ExitCode::RolledBack,
+    };
+    if let Some(rs) = &r.restore {
+        out.status(&format!(
+            "  restore: {} in {} ms, {} cut-era connection(s) ended",
+            if rs.exact { "exact" } else { "NOT exact" },
+            rs.took.as_millis(),
+            rs.killed
+        ));
+        for l in &rs.left {
+            out.warn(&format!("after the restore: {l}"));
+        }
+        if !rs.exact {
+            code = ExitCode::JournalAttention;
+        }
+    }
+    if notify_on {
+        let urgency = if r.verdict == Verdict::Passed { Urgency::Normal } else { Urgency::Critical };
+        let notice = Notice::new(format!("privfence: {} {}", r.account, r.verdict.name()), r.reason.clone()).with_urgency(urgency);
+        let _ = notify::notify_within(&notice, Duration::from_secs(2)).await;
+    }
+    code
+}
+
+async fn remaining_now(s: &mut Session, svc: &crate::policy::Service, today: chrono::NaiveDate) -> Option<Vec<guide::Reach>> {
+    let inv = crate::inventory::take(&mut s.topo.primary().server).await.ok()?;
+    let tables = guide::service_tables(&inv, svc);
+    Some(guide::remaining(&inv, svc, &tables, today))
+}
+
+fn write_reports(j: &Journal, remaining: Option<Vec<guide::Reach>>, dir: &Path, out: &mut Output) -> anyhow::Result<()> {
+    let state = j.state();
+    let r = report::session::build(&state, remaining);
+    std::fs::create_dir_all(dir)?;
+    let safe: String = state.service.chars().map(|c| if c.is_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    let md = dir.join(format!("session-{safe}.md"));
+    std::fs::write(&md, report::session::markdown(&r))?;
+    std::fs::write(dir.join(format!("session-{safe}.json")), report::session::json(&r)?)?;
+    out.status(&format!("report: {}", md.display()));
+    Ok(())
+}
+
+fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let path = journal_path(&a.service, &a.journal);
+    let entries = Journal::read(&path)?;
+    let state = crate::journal::State::fold(&entries);
+    let r = report::session::build(&state, None);
+    if a.json {
+        out.data(&report::session::json(&r)?);
+    } else {
+        out.data(&report::session::table(&r));
+    }
+    let running = std::fs::File::open(&path).map(|f| is_locked(&f)).unwrap_or(false);
+    if let Some(t) = state.open_turn() {
+        if running {
+            out.status(&format!("{} is in progress (a privfence process holds the journal)", t.account));
+            return Ok(ExitCode::Ok);
+        }
+        out.status(&format!(
+            "{} was interrupted ({:?}): `privfence session resume` restores it exactly",
+            t.account,
+            t.status()
+        ));
+        return Ok(ExitCode::JournalAttention);
+    }
+    if !state.settings_on.is_empty() {
+        out.status("evidence settings are still on: `privfence session resume` turns them off");
+        return Ok(ExitCode::JournalAttention);
+    }
+    Ok(ExitCode::Ok)
+}
+
+fn is_locked(f: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an open file descriptor. A successful probe is released at once.
+    unsafe {
+        if libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 {
+            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
+            false
+        } else {
+            true
+        }
+    }
+}
+
+async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let Some(ctx) = context(&a.common, out)? else { return Ok(ExitCode::Error) };
+    if !ctx.journal.exists() {
+        anyhow::bail!("no journal at {}: nothing to {}", ctx.journal.display(), if rollback { "roll back" } else { "resume" });
+    }
+    let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
+    let tables = crate::journal::State::fold(&Journal::read(&ctx.journal)?).tables;
+    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, base_options(&a.common)).await?;
+    let results = if rollback {
+        s.rollback(a.account.as_deref(), out).await
+    } else {
+        s.recover(out).await.map(|r| r.into_iter().collect())
+    };
+    let results = match results {
+        Ok(r) => r,
+        Err(e) => {
+            s.close().await;
+            out.status(&format!("privfence: error: {e}"));
+            out.status("run the same command again when the server is reachable: the journal keeps the state");
+            return Ok(ExitCode::JournalAttention);
+        }
+    };
+    if results.is_empty() {
+        out.status("nothing to do: no interrupted turn, no cut to roll back");
+    }
+    let mut code = ExitCode::Ok;
+    for r in &results {
+        let c = show_result(r, out, s.opts.notify).await;
+        if c as u8 > code as u8 && c != ExitCode::Inconclusive {
+            code = c;
+        }
+    }
+    let today = chrono::Local::now().date_naive();
+    let remaining = remaining_now(&mut s, &svc, today).await;
+    write_reports(&s.journal, remaining, &a.common.reports, out)?;
+    s.close().await;
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("5").is_ok());
+        assert!(parse_duration("m").is_err());
+    }
+}
