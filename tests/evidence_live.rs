@@ -1,0 +1,264 @@
+//! Evidence of non-use against real servers, both flavours, asserting what each server really
+//! gives. One test per flavour runs two phases in order, since the settings are server-wide:
+//!
+//! - default settings: MySQL keeps per-connection statement history, MariaDB keeps none;
+//! - after applying [`evidence::wanted_settings`] (and, on MariaDB, installing server_audit).
+//!
+//! Accounts per phase: `used` reads the service table and stays connected; `other` reads another
+//! table and stays connected; `idle` never connects; `gone` reads the service table and
+//! disconnects; `def` (first phase) is the DEFINER of a view over the service table that `used`
+//! queries; `brief` (second phase) connects, reads and disconnects while the history is sampled.
+
+mod support;
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, OptsBuilder};
+use privfence::db::{Flavour, Server};
+use privfence::evidence::{self, Candidate, Usage};
+use privfence::model::ident::{quote_ident as qi, quote_str as qs};
+use privfence::model::{AccountName, TableName};
+use privfence::sandbox::Sandbox;
+use std::path::PathBuf;
+use std::time::Duration;
+use support::*;
+
+/// A literal that must never appear in any cited row.
+const SECRET: &str = "SECRET-LITERAL-42";
+
+struct Scenario {
+    schema: String,
+    prefix: String,
+}
+
+impl Scenario {
+    fn account(&self, role: &str) -> AccountName {
+        AccountName::new(format!("{}_{role}", self.prefix), "%")
+    }
+
+    fn users(&self) -> TableName {
+        TableName::new(&self.schema, "users")
+    }
+
+    /// Logs in as `role` with the schema as default database and runs `sql`.
+    async fn session(&self, sb: &Sandbox, role: &str, sql: &[String]) -> Conn {
+        let a = self.account(role);
+        let opts = OptsBuilder::from_opts(sb.primary.opts_as(&a.user, &format!("pw-{}", a.user))).db_name(Some(self.schema.clone()));
+        let mut c = Conn::new(opts).await.unwrap_or_else(|e| panic!("login as {a}: {e}"));
+        for s in sql {
+            c.query_drop(s).await.unwrap_or_else(|e| panic!("{a}: {s}: {e}"));
+        }
+        c
+    }
+
+    /// Creates the accounts of `roles`, each with SELECT on the schema.
+    async fn create_accounts(&self, sb: &Sandbox, roles: &[&str]) {
+        let mut sql = Vec::new();
+        for r in roles {
+            let a = self.account(r);
+            sql.push(format!("CREATE USER {} IDENTIFIED BY {}", a.sql(), qs(&format!("pw-{}", a.user))));
+            sql.push(format!("GRANT SELECT ON {}.* TO {}", qi(&self.schema), a.sql()));
+        }
+        admin_exec(sb, &sql).await;
+    }
+
+    /// Runs the phase's activity; returns the connections to keep open during gathering.
+    async fn activity(&self, sb: &Sandbox, with_view: bool) -> Vec<Conn> {
+        let read_users = format!("SELECT * FROM users WHERE name = '{SECRET}'");
+        let mut used_sql = vec![read_users.clone(), "SELECT COUNT(*) FROM users".to_string()];
+        if with_view {
+            used_sql.push("SELECT COUNT(*) FROM v_users".into());
+        }
+        let used = self.session(sb, "used", &used_sql).await;
+        let other_sql: Vec<String> = (0..3).map(|i| format!("SELECT * FROM other WHERE id = {i}")).collect();
+        let other = self.session(sb, "other", &other_sql).await;
+        let gone = self.session(sb, "gone", &[read_users]).await;
+        gone.disconnect().await.unwrap();
+        vec![used, other]
+    }
+}
+
+async fn setup(sb: &Sandbox, tag: &str) -> Scenario {
+    let s = Scenario { schema: format!("pfev_{tag}"), prefix: format!("pfev_{tag}") };
+    let q = qi(&s.schema);
+    admin_exec(
+        sb,
+        &[
+            format!("CREATE DATABASE {q}"),
+            format!("CREATE TABLE {q}.users (id INT PRIMARY KEY, name VARCHAR(40))"),
+            format!("CREATE TABLE {q}.other (id INT PRIMARY KEY)"),
+            format!("INSERT INTO {q}.users VALUES (1, 'alice'), (2, 'bob')"),
+            format!("INSERT INTO {q}.other VALUES (1)"),
+        ],
+    )
+    .await;
+    s
+}
+
+fn find<'a>(cands: &'a [Candidate], a: &AccountName) -> &'a Candidate {
+    cands.iter().find(|c| &c.account == a).unwrap_or_else(|| panic!("no candidate {a}"))
+}
+
+/// Every cited row, for the never-cite-literals check and failure messages.
+fn dump(cands: &[Candidate]) -> String {
+    serde_json::to_string_pretty(cands).unwrap()
+}
+
+fn cites(c: &Candidate, source_part: &str, text: &str) -> bool {
+    c.evidence.iter().any(|e| e.source.contains(source_part) && e.usage == Usage::Used && e.rows.iter().any(|r| r.contains(text)))
+}
+
+fn item<'a>(c: &'a Candidate, source_part: &str) -> &'a evidence::Evidence {
+    c.evidence.iter().find(|e| e.source.contains(source_part)).unwrap_or_else(|| panic!("{}: no {source_part} item", c.account))
+}
+
+async fn gather(sb: &Sandbox, s: &Scenario, roles: &[&str], audit: Option<PathBuf>, window: Duration) -> (Server, Vec<Candidate>) {
+    let (mut server, inv) = inventory(sb).await;
+    let tables = vec![s.users()];
+    let candidates: Vec<AccountName> = roles.iter().map(|r| s.account(r)).collect();
+    let report = privfence::access::analyse(&inv, &tables);
+    for c in &candidates {
+        assert!(report.entries.iter().any(|e| &e.account == c), "{c} can touch the service table");
+    }
+    let mut cands = if window.is_zero() {
+        evidence::gather(&mut server, &inv, &tables, &candidates, audit.as_deref()).await
+    } else {
+        evidence::gather_sampled(&mut server, &inv, &tables, &candidates, audit.as_deref(), window).await
+    }
+    .expect("gather");
+    let text = dump(&cands);
+    assert!(!text.contains(SECRET), "a literal was cited:\n{text}");
+    evidence::rank(&mut cands);
+    (server, cands)
+}
+
+async fn run(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let tag = if flavour == Flavour::MariaDb { "m" } else { "y" };
+    let mariadb = flavour == Flavour::MariaDb;
+
+    // Phase 1: the server as configured by default.
+    let s = setup(sb, tag).await;
+    let roles = ["used", "other", "idle", "gone", "def"];
+    s.create_accounts(sb, &roles).await;
+    let def = s.account("def");
+    admin_exec(
+        sb,
+        &[format!(
+            "CREATE DEFINER = {} SQL SECURITY DEFINER VIEW {}.v_users AS SELECT id FROM {}.users",
+            def.sql(),
+            qi(&s.schema),
+            qi(&s.schema)
+        )],
+    )
+    .await;
+    let open = s.activity(sb, true).await;
+    let (server, cands) = gather(sb, &s, &roles, None, Duration::ZERO).await;
+    let all = dump(&cands);
+    let users = s.users().to_string();
+    let [used, other, idle, gone, def] = roles.map(|r| find(&cands, &s.account(r)));
+
+    assert_eq!(idle.usage, Usage::NotSeen, "{all}");
+    assert_eq!(item(idle, "account counters").usage, Usage::NotSeen, "{all}");
+    assert_eq!(def.usage, Usage::Used, "the DEFINER of a view that ran: {all}");
+    assert!(cites(def, "definer objects", &users), "{all}");
+    assert_eq!(gone.usage, Usage::Unknown, "an ended connection is not attributable by performance_schema: {all}");
+    if mariadb {
+        assert!(item(gone, "statement history").blind_spots[0].contains("no statement history is kept"), "{all}");
+        // No statement consumer is on by default: nothing attributes a table to an account.
+        assert_eq!(used.usage, Usage::Unknown, "{all}");
+        assert_eq!(other.usage, Usage::Unknown, "{all}");
+        assert!(item(used, "statement history").blind_spots[0].contains("events_statements_current"), "{all}");
+        assert_eq!(item(idle, "USER_STATISTICS").usage, Usage::NotSeen, "{all}");
+        assert!(item(used, "server_audit").blind_spots[0].contains("not installed"), "{all}");
+    } else {
+        assert!(item(gone, "statement history").blind_spots.iter().any(|b| b.contains("ended connections")), "{all}");
+        assert_eq!(used.usage, Usage::Used, "{all}");
+        assert!(cites(used, "statement history", &users), "{all}");
+        assert!(cites(used, "statement history", &format!("{users} (through view")), "{all}");
+        assert_eq!(other.usage, Usage::NotSeen, "every statement of its live connection is retained: {all}");
+        assert_eq!(item(other, "statement history").usage, Usage::NotSeen, "{all}");
+    }
+    assert!(used.last_activity.is_some(), "{all}");
+    assert_eq!(item(idle, "table I/O").usage, Usage::Unknown, "the service table was read by someone: {all}");
+    let order: Vec<&str> = cands.iter().map(|c| c.account.user.rsplit('_').next().unwrap()).collect();
+    let expected: &[&str] = if mariadb { &["idle", "gone", "other", "used", "def"] } else { &["idle", "other", "gone", "def", "used"] };
+    assert_eq!(order, expected, "rank: {all}");
+    for c in open {
+        c.disconnect().await.ok();
+    }
+
+    // Phase 2: with the wanted settings (and server_audit on MariaDB).
+    let mut server = server;
+    let audit = sb.primary.dir.join("audit.log");
+    if mariadb {
+        admin_exec(
+            sb,
+            &[
+                "INSTALL SONAME 'server_audit'".into(),
+                format!("SET GLOBAL server_audit_file_path = {}", qs(&audit.display().to_string())),
+                "SET GLOBAL server_audit_events = 'CONNECT,QUERY'".into(),
+            ],
+        )
+        .await;
+    }
+    let settings = evidence::wanted_settings(&mut server).await.expect("wanted settings");
+    let sql: Vec<&str> = settings.iter().map(|s| s.enable_sql.as_str()).collect();
+    assert!(sql.iter().any(|s| s.contains("events_statements_history_long")), "{settings:?}");
+    if mariadb {
+        assert!(sql.iter().any(|s| s.contains("events_statements_current")), "{settings:?}");
+        assert!(sql.iter().any(|s| s.contains("server_audit_events") && s.contains("TABLE")), "{settings:?}");
+        assert!(sql.iter().any(|s| s.contains("server_audit_logging = ON")), "{settings:?}");
+    }
+    admin_exec(sb, &settings.iter().map(|s| s.enable_sql.clone()).collect::<Vec<_>>()).await;
+    assert!(evidence::wanted_settings(&mut server).await.unwrap().is_empty(), "nothing left to improve");
+
+    let s2 = Scenario { schema: s.schema.clone(), prefix: format!("pfev_{tag}2") };
+    let roles2 = ["used", "other", "idle", "gone", "brief"];
+    s2.create_accounts(sb, &roles2).await;
+    let open = s2.activity(sb, false).await;
+    // `brief` connects, reads and disconnects while the history is being sampled.
+    let brief = {
+        let s2 = Scenario { schema: s2.schema.clone(), prefix: s2.prefix.clone() };
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+            let c = s2.session(sb, "brief", &["SELECT COUNT(*) FROM users".into()]).await;
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            c.disconnect().await.unwrap();
+        })
+    };
+    let (_, cands) = gather(sb, &s2, &roles2, mariadb.then(|| audit.clone()), Duration::from_secs(4)).await;
+    brief.await.unwrap();
+    let all = dump(&cands);
+    let [used, other, idle, gone, brief] = roles2.map(|r| find(&cands, &s2.account(r)));
+    assert_eq!(brief.usage, Usage::Used, "sampling attributes a connection that ended: {all}");
+    assert!(cites(brief, "statement history", &users), "{all}");
+    assert!(item(brief, "current connections").rows[0].starts_with("no connection"), "it ended before the end: {all}");
+    assert_eq!(used.usage, Usage::Used, "{all}");
+    assert!(cites(used, "statement history", &users), "{all}");
+    assert_eq!(other.usage, Usage::NotSeen, "{all}");
+    assert_eq!(item(other, "statement history").usage, Usage::NotSeen, "{all}");
+    assert_eq!(idle.usage, Usage::NotSeen, "{all}");
+    if mariadb {
+        assert!(cites(used, "server_audit", &format!("READ {users}")), "{all}");
+        assert_eq!(item(other, "server_audit").usage, Usage::NotSeen, "{all}");
+        assert_eq!(gone.usage, Usage::Used, "the audit log attributes ended connections too: {all}");
+        assert!(cites(gone, "server_audit", &users), "{all}");
+    } else {
+        assert_eq!(gone.usage, Usage::Unknown, "still not attributable with history_long: {all}");
+    }
+    for c in open {
+        c.disconnect().await.ok();
+    }
+    let undo: Vec<String> = settings.iter().rev().map(|s| s.disable_sql.clone()).collect();
+    admin_exec(sb, &undo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_evidence() {
+    run(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_evidence() {
+    run(Flavour::MySql).await;
+}
