@@ -12,6 +12,7 @@ static PASSED: AtomicU64 = AtomicU64::new(0);
 
 struct Config {
     at: Option<u64>,
+    at_label: Option<String>,
     trace: bool,
 }
 
@@ -19,6 +20,7 @@ fn config() -> &'static Config {
     static C: OnceLock<Config> = OnceLock::new();
     C.get_or_init(|| Config {
         at: std::env::var("PRIVFENCE_CRASH_AT").ok().and_then(|v| v.parse().ok()),
+        at_label: std::env::var("PRIVFENCE_CRASH_AT_LABEL").ok().filter(|v| !v.is_empty()),
         trace: std::env::var_os("PRIVFENCE_CRASH_TRACE").is_some(),
     })
 }
@@ -31,7 +33,7 @@ pub fn point(label: &str) {
         use std::io::Write;
         let _ = writeln!(std::io::stderr(), "privfence crash point {n}: {label}");
     }
-    if c.at == Some(n) {
+    if c.at == Some(n) || c.at_label.as_deref().is_some_and(|l| label.starts_with(l)) {
         // SAFETY: signalling our own process; SIGKILL cannot be caught, like a real crash.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);

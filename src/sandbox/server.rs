@@ -11,6 +11,7 @@
 //! client.cnf       [client] options with the admin credentials (mode 0600)
 //! client           a script running the client with --defaults-file=client.cnf (mode 0700)
 //! clients/         option files written by `Server::client_command_as` (mode 0600)
+//! tmp/             the server's --tmpdir
 //! ```
 
 use super::process::{self, Watch};
@@ -203,6 +204,9 @@ impl Server {
             path("socket", &self.socket),
             path("pid-file", &self.dir.join("mysqld.pid")),
             path("log-error", &self.error_log),
+            // A private tmpdir: internal temporary tables of information_schema queries land
+            // here, safe from anything that cleans the machine's /tmp.
+            path("tmpdir", &self.dir.join("tmp")),
             format!("--server-id={}", self.server_id),
             // Fixed names: the default uses the host name, which differs between the machine
             // that built the template and the one that copies it.
@@ -247,6 +251,8 @@ impl Server {
     /// Starts the server process and waits for an admin login, picking a new free port when
     /// `port` is 0 (or when the picked one was taken meanwhile).
     pub(crate) async fn launch(&mut self, watch: Option<(u32, Option<&Path>)>) -> Result<(), SandboxError> {
+        let tmp = self.dir.join("tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| SandboxError::Io { what: format!("creating {}", tmp.display()), source: e })?;
         if self.socket.as_os_str().len() > 100 {
             return Err(SandboxError::State {
                 dir: self.dir.clone(),

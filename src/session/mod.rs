@@ -395,9 +395,13 @@ impl Session {
         }
         let user = t.accounts.first().map(|a| a.user.clone()).unwrap_or_default();
         let current = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
-        let conflicts = match &t.cut_done {
-            Some((_, after)) => snapshot::diff(&after.iter().cloned().collect(), &current),
-            None => Vec::new(),
+        // Someone else's changes show as differences from the grants right after the cut, as
+        // long as no restore statement of ours has run yet (after an interrupted restore, the
+        // differences are partly ours: the final check against the snapshot tells).
+        let restarted = t.ops.iter().any(|o| o.phase == Phase::Restore);
+        let conflicts = match (&t.cut_done, restarted) {
+            (Some((_, after)), false) => snapshot::diff(&after.iter().cloned().collect(), &current),
+            _ => Vec::new(),
         };
         if !conflicts.is_empty() {
             out.warn(&format!(

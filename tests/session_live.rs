@@ -1,0 +1,385 @@
+//! Guided sessions against real servers, both flavours: a cut that breaks an app is restored
+//! exactly and the app works again within 2 s; a cut of an app using other tables passes; an
+//! idle app is inconclusive; `privfence` killed with SIGKILL at every journal point, then
+//! `resume` or `rollback`, leaves the account's grants exactly as before and its app working;
+//! a two-operator lock; bad input changes nothing.
+
+mod support;
+
+use mysql_async::prelude::*;
+use mysql_async::{Opts, OptsBuilder};
+use privfence::db::{ConnectSpec, Flavour};
+use privfence::journal::{Record, Verdict, JOURNAL_FORMAT};
+use privfence::model::ident::{quote_ident as qi, quote_str as qs};
+use privfence::model::{AccountName, TableName};
+use privfence::output::Output;
+use privfence::sandbox::{self, Sandbox};
+use privfence::session::{self, Options, Session, TurnResult};
+use privfence::workload::{Workload, WorkloadSpec};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// One test's monolith schema, service tables, app account and service owner.
+pub struct Fixture {
+    pub tag: String,
+    pub schema: String,
+    pub user: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Schema `pfs_<tag>` with service tables `svc_items`, `svc_notes` and the monolith's
+    /// `orders`, `users`; the app account `pfs_<tag>`@'%' holds `SELECT, INSERT` on the whole
+    /// schema; the owner `pfo_<tag>`@'%' holds the service tables.
+    pub async fn create(sb: &Sandbox, tag: &str) -> Fixture {
+        let f = Fixture { tag: tag.into(), schema: format!("pfs_{tag}"), user: format!("pfs_{tag}"), dir: tempfile::tempdir().unwrap() };
+        let s = qi(&f.schema);
+        let owner = format!("{}@'%'", qs(&format!("pfo_{tag}")));
+        admin_exec(
+            sb,
+            &[
+                format!("CREATE DATABASE {s}"),
+                format!("CREATE TABLE {s}.svc_items (id INT PRIMARY KEY)"),
+                format!("CREATE TABLE {s}.svc_notes (id INT PRIMARY KEY)"),
+                format!("CREATE TABLE {s}.orders (id INT PRIMARY KEY)"),
+                format!("CREATE TABLE {s}.users (id INT PRIMARY KEY)"),
+                format!("INSERT INTO {s}.svc_items VALUES (1)"),
+                format!("INSERT INTO {s}.orders VALUES (1), (2)"),
+                format!("CREATE USER {} IDENTIFIED BY {}", f.account(), qs(&f.password())),
+                format!("GRANT SELECT, INSERT ON {s}.* TO {}", f.account()),
+                format!("CREATE USER {owner} IDENTIFIED BY 'pw-owner'"),
+                format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.svc_items TO {owner}"),
+                format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {s}.svc_notes TO {owner}"),
+            ],
+        )
+        .await;
+        std::fs::write(f.policy(), f.policy_text(sb.flavour)).unwrap();
+        f
+    }
+
+    pub fn account(&self) -> String {
+        format!("{}@'%'", qs(&self.user))
+    }
+
+    pub fn account_name(&self) -> AccountName {
+        AccountName::new(&self.user, "%")
+    }
+
+    pub fn password(&self) -> String {
+        format!("pw-{}", self.user)
+    }
+
+    pub fn service(&self) -> String {
+        format!("svc_{}", self.tag)
+    }
+
+    pub fn policy(&self) -> PathBuf {
+        self.dir.path().join("policy.toml")
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.dir.path().join("journal").join(format!("{}.journal", self.service()))
+    }
+
+    fn policy_text(&self, flavour: Flavour) -> String {
+        let svc = self.service();
+        let mut p = format!(
+            "[service.{svc}]\ntables = [\"{}.svc_*\"]\nowners = [\"'pfo_{}'@'%'\"]\n\n[[service.{svc}.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
+            self.schema, self.tag
+        );
+        if flavour == Flavour::MySql {
+            for a in ["mysql.infoschema", "mysql.session"] {
+                p.push_str(&format!("[[service.{svc}.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"server-internal\"\n"));
+            }
+        }
+        p
+    }
+
+    /// The app's pool options on `server`: the monolith schema as default database.
+    pub fn opts(&self, server: &sandbox::Server) -> Opts {
+        OptsBuilder::from_opts(server.opts_as(&self.user, &self.password())).db_name(Some(self.schema.clone())).into()
+    }
+
+    pub fn app(&self, server: &sandbox::Server, statements: &[&str]) -> Workload {
+        Workload::spawn(WorkloadSpec {
+            name: self.user.clone(),
+            opts: self.opts(server),
+            statements: statements.iter().map(|s| s.to_string()).collect(),
+            interval: Duration::from_millis(20),
+            pool_size: 2,
+        })
+    }
+
+    pub async fn canonical(&self, server: &sandbox::Server) -> BTreeSet<String> {
+        let mut s = privfence::db::Server::connect(&admin_spec(server)).await.expect("connect");
+        let c = session::snapshot::read(&mut s, &[self.account_name()]).await.expect("snapshot");
+        s.close().await;
+        c
+    }
+}
+
+pub fn quiet() -> Output {
+    Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()))
+}
+
+pub fn test_options(sb: &Sandbox, window: Duration) -> Options {
+    Options {
+        sql_errlog: sb.primary.sql_errlog.clone(),
+        window,
+        poll: Duration::from_millis(50),
+        kill_connections: true,
+        recycle_deadline: Duration::from_secs(10),
+        replica_timeout: Duration::from_secs(20),
+        restore_deadline: Duration::from_secs(60),
+        notify: false,
+        ..Options::default()
+    }
+}
+
+/// Runs one turn through the library: inventory, plan, session, cut and watch.
+pub async fn turn(sb: &Sandbox, f: &Fixture, opts: Options, replicas: &[ConnectSpec]) -> TurnResult {
+    let today = chrono::Local::now().date_naive();
+    let policy = privfence::policy::load(&f.policy(), today).expect("policy");
+    let (server, inv) = inventory(sb).await;
+    server.close().await;
+    let plan = privfence::plan::build(&inv, &policy, &f.service(), &f.account(), &Default::default()).expect("plan");
+    let svc = policy.service(&f.service()).unwrap();
+    let tables = session::guide::service_tables(&inv, svc);
+    let header = Record::Header { format: JOURNAL_FORMAT, tool_version: "test".into(), service: f.service(), policy: "p".into(), tables: tables.clone() };
+    let mut s = Session::open(&f.journal(), header, &admin_spec(&sb.primary), replicas, opts).await.expect("open session");
+    let mut out = quiet();
+    let r = s.cut_and_watch(&plan, &f.account(), &tables, &[], vec![], &mut out).await.expect("turn");
+    s.close().await;
+    r
+}
+
+fn tables(f: &Fixture, names: &[&str]) -> Vec<TableName> {
+    names.iter().map(|n| TableName::new(&f.schema, *n)).collect()
+}
+
+async fn restored_and_app_recovers(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let f = Fixture::create(sb, &format!("r{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM svc_items", "SELECT COUNT(*) FROM orders"]);
+    assert!(app.wait_success_after(Instant::now(), Duration::from_secs(10)).await.is_some(), "the app works before the cut");
+    let r = turn(sb, &f, test_options(sb, Duration::from_secs(10)), &[]).await;
+    assert_eq!(r.verdict, Verdict::Restored, "{r:?}");
+    assert!(r.evidence.iter().any(|e| e.contains("1142")), "the verdict cites the denied statement's signal row: {r:?}");
+    let restore = r.restore.as_ref().expect("restored");
+    assert!(restore.exact, "{restore:?}");
+    assert_eq!(f.canonical(&sb.primary).await, before, "grants exactly as before");
+    let t = Instant::now();
+    let ok = app.wait_success_after(t, Duration::from_secs(2)).await;
+    let stats = app.stop().await;
+    assert!(ok.is_some(), "the app's statements succeed again within 2 s of the restore: {stats:?}");
+    assert!(stats.denied > 0, "the app was denied during the cut: {stats:?}");
+    let _ = tables(&f, &["svc_items"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_app_is_restored_mariadb() {
+    restored_and_app_recovers(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_app_is_restored_mysql() {
+    restored_and_app_recovers(Flavour::MySql).await;
+}
+
+async fn passes_and_inconclusive(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    // An app that uses only the monolith's tables passes, and its cut stays.
+    let f = Fixture::create(sb, &format!("p{}", flavour.name())).await;
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders", "SELECT 1"]);
+    let r = turn(sb, &f, test_options(sb, Duration::from_secs(3)), &[]).await;
+    app.stop().await;
+    assert_eq!(r.verdict, Verdict::Passed, "{r:?}");
+    assert!(r.restore.is_none());
+    assert!(!r.evidence.is_empty(), "a pass cites the activity rows: {r:?}");
+    let now = f.canonical(&sb.primary).await;
+    assert!(!now.iter().any(|a| a.contains(&format!("`{}`.*", f.schema))), "the schema grant is gone: {now:?}");
+    // An idle app (pool pings only) is inconclusive, and restored.
+    let g = Fixture::create(sb, &format!("i{}", flavour.name())).await;
+    let before = g.canonical(&sb.primary).await;
+    let idle = g.app(&sb.primary, &["SELECT 1"]);
+    let r = turn(sb, &g, test_options(sb, Duration::from_secs(2)), &[]).await;
+    idle.stop().await;
+    assert_eq!(r.verdict, Verdict::Inconclusive, "{r:?}");
+    assert!(r.restore.as_ref().is_some_and(|x| x.exact));
+    assert_eq!(g.canonical(&sb.primary).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_and_inconclusive_mariadb() {
+    passes_and_inconclusive(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_and_inconclusive_mysql() {
+    passes_and_inconclusive(Flavour::MySql).await;
+}
+
+fn privfence(args: &[String], env: &[(&str, String)]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_privfence"));
+    c.args(args).env_remove("MYSQL_PWD").env_remove("DBUS_SESSION_BUS_ADDRESS").env("HOME", "/nonexistent");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run privfence")
+}
+
+fn common_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
+    vec![
+        "--policy".into(),
+        f.policy().display().to_string(),
+        "--service".into(),
+        f.service(),
+        "--journal".into(),
+        f.journal().display().to_string(),
+        "--reports".into(),
+        reports.display().to_string(),
+        "--no-notify".into(),
+        "--defaults-file".into(),
+        sb.primary.client_cnf.display().to_string(),
+    ]
+}
+
+fn start_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
+    let mut a = vec!["session".to_string(), "start".into()];
+    a.extend(common_args(sb, f, reports));
+    a.extend(
+        ["--account", &f.account(), "--yes", "--kill-connections", "--window", "4s", "--poll", "50ms"].iter().map(|s| s.to_string()),
+    );
+    a
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// SIGKILL at every crash point of a turn that ends in a restore, then `resume` or
+/// `rollback` (alternating): the grants are exactly as before and the app works. Point N is
+/// the N-th durable point (journal fsync, or a statement run before its outcome is written);
+/// the loop goes on until a run has fewer than N points (how many connections the restore
+/// ends varies with the app's reconnects).
+async fn crash_everywhere(flavour: Flavour) {
+    use std::os::unix::process::ExitStatusExt;
+    let sb = sandbox(flavour);
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let kinds =
+        ["header", "topology", "note", "account_begin", "intent", "executed", "outcome", "watermark", "cut_done", "watch_begin", "restore_begin", "restore_done", "verdict"];
+    let mut n = 0;
+    let mut extra: Vec<String> = Vec::new();
+    loop {
+        n += 1;
+        // After the numbered points, any kind whose index moved past the end is crashed by label.
+        let by_label = if extra.is_empty() { None } else { Some(extra.remove(0)) };
+        let f = Fixture::create(sb, &format!("c{n}{}", flavour.name())).await;
+        let before = f.canonical(&sb.primary).await;
+        let reports = f.dir.path().join("reports");
+        let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM svc_items"]);
+        app.wait_success_after(Instant::now(), Duration::from_secs(5)).await.expect("the app works before the cut");
+        let at = match &by_label {
+            Some(kind) => ("PRIVFENCE_CRASH_AT_LABEL", kind.to_string()),
+            None => ("PRIVFENCE_CRASH_AT", n.to_string()),
+        };
+        let o = privfence(&start_args(sb, &f, &reports), &[at, ("PRIVFENCE_CRASH_TRACE", "1".into())]);
+        let label = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("privfence crash point "))
+            .map(|l| l.split_once(": ").map_or(l, |x| x.1).to_string())
+            .unwrap_or_default();
+        if o.status.signal() != Some(9) {
+            // This run had fewer points: every point was crashed at once.
+            assert!(by_label.is_none(), "a {by_label:?} point exists: {}", text(&o));
+            assert_eq!(o.status.code(), Some(3), "a turn without a crash is restored: {}", text(&o));
+            app.stop().await;
+            assert_eq!(f.canonical(&sb.primary).await, before);
+            extra = kinds.iter().filter(|k| !seen.contains(**k)).map(|k| k.to_string()).collect();
+            if extra.is_empty() {
+                break;
+            }
+            continue;
+        }
+        seen.insert(label.split(' ').next().unwrap_or_default().to_string());
+        let verb = if n % 2 == 0 { "resume" } else { "rollback" };
+        let mut args = vec!["session".to_string(), verb.to_string()];
+        args.extend(common_args(sb, &f, &reports));
+        let r = privfence(&args, &[]);
+        assert!(matches!(r.status.code(), Some(0) | Some(3)), "{verb} after a crash at point {n} ({label}) succeeds: {}", text(&r));
+        assert_eq!(f.canonical(&sb.primary).await, before, "grants exactly as before after {verb} at point {n} ({label})");
+        let t = Instant::now();
+        let ok = app.wait_success_after(t, Duration::from_secs(2)).await;
+        let stats = app.stop().await;
+        assert!(ok.is_some(), "the app works after {verb} at point {n} ({label}): {stats:?}");
+        let st = privfence(
+            &["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()],
+            &[],
+        );
+        assert_eq!(st.status.code(), Some(0), "status is clean after {verb} at point {n}: {}", text(&st));
+        if by_label.is_some() && extra.is_empty() {
+            break;
+        }
+    }
+    assert!(n > 25, "a turn that ends in a restore passes many durable points (got {n})");
+    for kind in kinds {
+        assert!(seen.contains(kind), "a crash at a {kind} point was tested: {seen:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_point_then_resume_or_rollback_mariadb() {
+    crash_everywhere(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_point_then_resume_or_rollback_mysql() {
+    crash_everywhere(Flavour::MySql).await;
+}
+
+async fn lock_and_bad_input(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let f = Fixture::create(sb, &format!("l{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    // A second operator is refused while the lock is held.
+    let mut holder = sb.primary.conn().await.unwrap();
+    let got: Option<i64> = holder.query_first(format!("SELECT GET_LOCK('privfence:{}', 0)", f.service())).await.unwrap();
+    assert_eq!(got, Some(1));
+    let reports = f.dir.path().join("reports");
+    let o = privfence(&start_args(sb, &f, &reports), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("another privfence session"), "{}", text(&o));
+    holder.disconnect().await.ok();
+    // Unknown accounts and services: clear errors, nothing changed, no journal entry for a turn.
+    let mut args = start_args(sb, &f, &reports);
+    let i = args.iter().position(|a| a == "--account").unwrap();
+    args[i + 1] = "'nobody'@'%'".into();
+    let o = privfence(&args, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("nobody"), "{}", text(&o));
+    let mut args = start_args(sb, &f, &reports);
+    let i = args.iter().position(|a| a == "--service").unwrap();
+    args[i + 1] = "no_such_service".into();
+    let o = privfence(&args, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no service \"no_such_service\""), "{}", text(&o));
+    assert_eq!(f.canonical(&sb.primary).await, before);
+    // Resume with nothing to do.
+    let o = privfence(&[vec!["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()]].concat(), &[]);
+    assert!(!text(&o).contains("interrupted"), "{}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_and_bad_input_mariadb() {
+    lock_and_bad_input(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_and_bad_input_mysql() {
+    lock_and_bad_input(Flavour::MySql).await;
+}
