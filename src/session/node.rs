@@ -70,7 +70,7 @@ impl Node {
     }
 
     /// Reconnects until the server answers or `deadline` passes, calling `waiting` each second.
-    pub async fn reconnect_until(&mut self, deadline: Instant, waiting: &mut dyn FnMut(&str)) -> Result<()> {
+    pub async fn reconnect_until(&mut self, deadline: Instant, waiting: &mut (dyn FnMut(&str) + Send)) -> Result<()> {
         loop {
             match self.reconnect().await {
                 Ok(()) => return Ok(()),

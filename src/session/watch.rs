@@ -39,8 +39,24 @@ impl WatchEnd {
                         (None, None) => String::new(),
                     }
                 );
-                let cited = alarms.iter().map(|a| format!("{} {}: {}", a.server, a.source, a.cited)).collect();
-                let screen = alarms.iter().filter_map(|a| a.statement.clone()).collect();
+                let mut cited: Vec<String> = Vec::new();
+                for a in &alarms {
+                    let c = format!("{}: {}", a.server, a.cited);
+                    if !cited.contains(&c) {
+                        cited.push(c);
+                    }
+                }
+                if cited.len() > 6 {
+                    let more = cited.len() - 6;
+                    cited.truncate(6);
+                    cited.push(format!("... and {more} more signal rows"));
+                }
+                let mut screen: Vec<String> = Vec::new();
+                for st in alarms.iter().filter_map(|a| a.statement.clone()) {
+                    if !screen.contains(&st) {
+                        screen.push(st);
+                    }
+                }
                 (Verdict::Restored, reason, cited, screen, 0)
             }
             WatchEnd::Blind(why) => (Verdict::Restored, format!("blind monitor: {why}"), vec![why], Vec::new(), 0),
@@ -136,6 +152,13 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
                 }
             }
             activity.cited.truncate(8);
+            if activity.statements == 0 {
+                // An inconclusive verdict cites what was watched and saw nothing.
+                activity.cited = monitors
+                    .iter()
+                    .flat_map(|m| m.sources().iter().map(move |s| format!("{}: {}: no table statement from a post-cut connection of {user}", m.name(), s.name)))
+                    .collect();
+            }
             return WatchEnd::Ended(activity);
         }
         if now.duration_since(last_status) >= status_every {
