@@ -7,7 +7,8 @@
 //! Accounts per phase: `used` reads the service table and stays connected; `other` reads another
 //! table and stays connected; `idle` never connects; `gone` reads the service table and
 //! disconnects; `def` (first phase) is the DEFINER of a view over the service table that `used`
-//! queries; `brief` (second phase) connects, reads and disconnects while the history is sampled.
+//! queries; `brief` (second phase) connects, reads and disconnects while the history is sampled,
+//! during which the first phase's `other` reads other tables again.
 
 mod support;
 
@@ -111,18 +112,23 @@ fn item<'a>(c: &'a Candidate, source_part: &str) -> &'a evidence::Evidence {
     c.evidence.iter().find(|e| e.source.contains(source_part)).unwrap_or_else(|| panic!("{}: no {source_part} item", c.account))
 }
 
-async fn gather(sb: &Sandbox, s: &Scenario, roles: &[&str], audit: Option<PathBuf>, window: Duration) -> (Server, Vec<Candidate>) {
+async fn gather(
+    sb: &Sandbox,
+    s: &Scenario,
+    candidates: &[AccountName],
+    audit: Option<PathBuf>,
+    window: Duration,
+) -> (Server, Vec<Candidate>) {
     let (mut server, inv) = inventory(sb).await;
     let tables = vec![s.users()];
-    let candidates: Vec<AccountName> = roles.iter().map(|r| s.account(r)).collect();
     let report = privfence::access::analyse(&inv, &tables);
-    for c in &candidates {
+    for c in candidates {
         assert!(report.entries.iter().any(|e| &e.account == c), "{c} can touch the service table");
     }
     let mut cands = if window.is_zero() {
-        evidence::gather(&mut server, &inv, &tables, &candidates, audit.as_deref()).await
+        evidence::gather(&mut server, &inv, &tables, candidates, audit.as_deref()).await
     } else {
-        evidence::gather_sampled(&mut server, &inv, &tables, &candidates, audit.as_deref(), window).await
+        evidence::gather_sampled(&mut server, &inv, &tables, candidates, audit.as_deref(), window).await
     }
     .expect("gather");
     let text = dump(&cands);
@@ -152,7 +158,7 @@ async fn run(flavour: Flavour) {
     )
     .await;
     let open = s.activity(sb, true).await;
-    let (server, cands) = gather(sb, &s, &roles, None, Duration::ZERO).await;
+    let (server, cands) = gather(sb, &s, &roles.map(|r| s.account(r)), None, Duration::ZERO).await;
     let all = dump(&cands);
     let users = s.users().to_string();
     let [used, other, idle, gone, def] = roles.map(|r| find(&cands, &s.account(r)));
@@ -183,9 +189,7 @@ async fn run(flavour: Flavour) {
     let order: Vec<&str> = cands.iter().map(|c| c.account.user.rsplit('_').next().unwrap()).collect();
     let expected: &[&str] = if mariadb { &["idle", "gone", "other", "used", "def"] } else { &["idle", "other", "gone", "def", "used"] };
     assert_eq!(order, expected, "rank: {all}");
-    for c in open {
-        c.disconnect().await.ok();
-    }
+    let mut phase1_other = open.into_iter().nth(1).expect("other's connection");
 
     // Phase 2: with the wanted settings (and server_audit on MariaDB).
     let mut server = server;
@@ -216,19 +220,35 @@ async fn run(flavour: Flavour) {
     let roles2 = ["used", "other", "idle", "gone", "brief"];
     s2.create_accounts(sb, &roles2).await;
     let open = s2.activity(sb, false).await;
-    // `brief` connects, reads and disconnects while the history is being sampled.
-    let brief = {
+    // While the history is sampled, `brief` connects, reads and disconnects, and the first
+    // phase's `other` (whose earlier statements MariaDB did not keep) reads other tables again.
+    let during = {
         let s2 = Scenario { schema: s2.schema.clone(), prefix: s2.prefix.clone() };
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(1200)).await;
             let c = s2.session(sb, "brief", &["SELECT COUNT(*) FROM users".into()]).await;
+            for i in 0..2 {
+                phase1_other.query_drop(format!("SELECT * FROM other WHERE id = {i}")).await.unwrap();
+            }
             tokio::time::sleep(Duration::from_millis(1500)).await;
             c.disconnect().await.unwrap();
+            phase1_other
         })
     };
-    let (_, cands) = gather(sb, &s2, &roles2, mariadb.then(|| audit.clone()), Duration::from_secs(4)).await;
-    brief.await.unwrap();
+    let mut candidates: Vec<AccountName> = roles2.map(|r| s2.account(r)).to_vec();
+    candidates.push(s.account("other"));
+    let (_, cands) = gather(sb, &s2, &candidates, mariadb.then(|| audit.clone()), Duration::from_secs(4)).await;
+    let phase1_other = during.await.unwrap();
     let all = dump(&cands);
+    let other1 = find(&cands, &s.account("other"));
+    assert_eq!(other1.usage, Usage::NotSeen, "{all}");
+    let h = item(other1, "statement history");
+    assert_eq!(h.usage, Usage::NotSeen, "{all}");
+    if mariadb {
+        assert!(h.span.starts_with("sampled window") && h.rows[0].starts_with("all 2 statements"), "complete for the window only: {all}");
+    } else {
+        assert!(h.span.starts_with("since server start"), "MySQL kept its whole history: {all}");
+    }
     let [used, other, idle, gone, brief] = roles2.map(|r| find(&cands, &s2.account(r)));
     assert_eq!(brief.usage, Usage::Used, "sampling attributes a connection that ended: {all}");
     assert!(cites(brief, "statement history", &users), "{all}");
@@ -246,7 +266,7 @@ async fn run(flavour: Flavour) {
     } else {
         assert_eq!(gone.usage, Usage::Unknown, "still not attributable with history_long: {all}");
     }
-    for c in open {
+    for c in open.into_iter().chain([phase1_other]) {
         c.disconnect().await.ok();
     }
     let undo: Vec<String> = settings.iter().rev().map(|s| s.disable_sql.clone()).collect();

@@ -18,7 +18,7 @@
 //! | source | per | covers | says |
 //! | --- | --- | --- | --- |
 //! | `events_statements_summary_by_account_by_event_name`, `accounts` | user name | since start | no statement at all: NotSeen; else Unknown |
-//! | `events_statements_history(_long)` joined with `threads`, sampled ([`gather_sampled`]) | live connection | retained events | a statement on a service table (or a view over one): Used; NotSeen only when every statement the user ran since start is retained |
+//! | `events_statements_history(_long)` joined with `threads`, sampled ([`gather_sampled`]) | live connection | retained events | a statement on a service table (or a view over one): Used; NotSeen only when every statement the user ran since start (or, sampled, during the window while active) is retained |
 //! | `table_io_waits_summary_by_table` | table, anyone | since start | no row I/O on any service table: NotSeen for all |
 //! | `events_statements_summary_by_digest` | digest, anyone | since start | digests naming the tables, last seen; always Unknown (routine bodies are not digested) |
 //! | `information_schema.PROCESSLIST` | live connection | now | running a statement on a service table: Used; default schema, idle time |

@@ -8,7 +8,11 @@
 //!
 //! Sampling: history rows vanish with their connection, so reading every second over a window
 //! attributes the statements of connections that end during it (a pool recycling connections,
-//! a cron job), as long as each lived through one read.
+//! a cron job), as long as each lived through one read. A window also gives a second, shorter
+//! completeness check: the statements the user ran during the window (the totals' difference)
+//! against the retained ones that started after it opened. That is what makes an account active
+//! during the window NotSeen on MariaDB, whose history is only on while privfence samples; an
+//! account idle during the window stays Unknown.
 
 use super::super::clock::fmt;
 use super::super::targets::Hit;
@@ -37,6 +41,8 @@ struct Seen {
     latest: Option<NaiveDateTime>,
     /// Statements without a reference whose text was cut at the length limit.
     truncated: u64,
+    /// Retained statements that started after the sampling window opened.
+    in_window: u64,
 }
 
 /// How often the history is read while sampling.
@@ -51,6 +57,8 @@ pub(super) struct Sampled {
     max_text: usize,
     /// What `_history_long` holds, for the blind spots.
     ring: String,
+    /// For a window: statements per user when it opened, and its start as a timer value.
+    opened: Option<(BTreeMap<String, u64>, u64)>,
 }
 
 /// Reads the history of the candidates' live connections, every second for `window` (once when
@@ -82,6 +90,8 @@ pub(super) async fn sample(server: &mut Server, ctx: &Ctx, state: &State, window
         .into_iter()
         .filter_map(|(on, t)| on.then_some(t))
         .collect();
+    let opened = if window.is_zero() { None } else { open_window(server, ctx).await };
+    let t0 = opened.as_ref().map(|(_, t)| *t);
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
     let deadline = Instant::now() + window;
     let mut samples = 0;
@@ -95,7 +105,7 @@ pub(super) async fn sample(server: &mut Server, ctx: &Ctx, state: &State, window
             );
             let rows = server.rows("reading statement history", &sql).await.map_err(|e| e.to_string())?;
             for r in &rows {
-                record(seen.entry(text(r, 0)).or_default(), r, ctx, max_text);
+                record(seen.entry(text(r, 0)).or_default(), r, ctx, max_text, t0);
             }
         }
         samples += 1;
@@ -106,7 +116,19 @@ pub(super) async fn sample(server: &mut Server, ctx: &Ctx, state: &State, window
         tokio::time::sleep(SAMPLE_EVERY.min(deadline - now)).await;
     }
     let ring = if long { long_span(server, ctx).await } else { "events_statements_history_long is off".to_string() };
-    Ok(Sampled { seen, samples, window, per_thread, max_text, ring })
+    Ok(Sampled { seen, samples, window, per_thread, max_text, ring, opened })
+}
+
+/// The statement totals per user, then this connection's own statement timer: a statement that
+/// started at or after it started after the totals were read. `None` when either is unreadable
+/// (privfence's own statements may not be instrumented).
+async fn open_window(server: &mut Server, ctx: &Ctx) -> Option<(BTreeMap<String, u64>, u64)> {
+    let totals = super::statements_per_user(server, ctx).await.ok()?;
+    let sql = "SELECT TIMER_START FROM performance_schema.events_statements_current \
+               WHERE THREAD_ID = (SELECT THREAD_ID FROM performance_schema.threads WHERE PROCESSLIST_ID = CONNECTION_ID())";
+    let rows = server.rows("reading this connection's statement timer", sql).await.ok()?;
+    let t0 = rows.first().map(|r| num(r, 0)).filter(|t| *t > 0)?;
+    Some((totals, t0))
 }
 
 /// Turns the samples into one item per candidate. `totals` are the statements per user since
@@ -151,22 +173,37 @@ pub(super) fn judge(
             gaps.push(format!("{} statements' text was cut at {} bytes", s.truncated, sampled.max_text));
         }
         let complete = gaps.is_empty() && total.is_some_and(|t| s.events.len() as u64 >= t);
+        // The user was active during the window and every statement it ran then was retained:
+        // complete for the window. (An account idle during the window proves nothing.)
+        let window = match (&sampled.opened, total) {
+            (Some((before, t0)), Some(after)) if !complete && gaps.is_empty() => {
+                let ran = after.saturating_sub(before.get(user).copied().unwrap_or(0));
+                (ran > 0 && s.in_window >= ran).then(|| (ctx.clock.at_timer(*t0), ran))
+            }
+            _ => None,
+        };
         blind.extend(gaps);
+        if window.is_some() {
+            blind.push("covers only the sampled window".into());
+        }
         if let Some(t) = s.latest {
             for who in ctx.users.named(user) {
                 out.saw(who, t, "statement history");
             }
         }
-        let e = evidence(ctx, user, &s, total, complete, blind);
+        let e = evidence(ctx, user, &s, total, Coverage { since_start: complete, window }, blind);
         for who in ctx.users.named(user) {
             out.add(who, e.clone());
         }
     }
 }
 
-fn record(s: &mut Seen, r: &mysql_async::Row, ctx: &Ctx, max_text: usize) {
+fn record(s: &mut Seen, r: &mysql_async::Row, ctx: &Ctx, max_text: usize, t0: Option<u64>) {
     if !s.events.insert((num(r, 2), num(r, 3))) {
         return;
+    }
+    if t0.is_some_and(|t0| num(r, 8) >= t0) {
+        s.in_window += 1;
     }
     let at = ctx.clock.at_timer(num(r, 8));
     s.oldest = Some(s.oldest.map_or(at, |o| o.min(at)));
@@ -187,11 +224,20 @@ fn record(s: &mut Seen, r: &mysql_async::Row, ctx: &Ctx, max_text: usize) {
     }
 }
 
-fn evidence(ctx: &Ctx, user: &str, s: &Seen, total: Option<u64>, complete: bool, blind: Vec<String>) -> Evidence {
-    let span = match (complete, s.oldest) {
-        (true, _) => ctx.clock.since_start(),
-        (false, Some(o)) => format!("retained statements of live connections, {} to {}", fmt(o), fmt(ctx.clock.now)),
-        (false, None) => format!("no retained statement at {}", fmt(ctx.clock.now)),
+/// What the retained statements cover completely.
+struct Coverage {
+    /// Every statement since server start.
+    since_start: bool,
+    /// Every statement since the window opened (its start, statements run meanwhile).
+    window: Option<(NaiveDateTime, u64)>,
+}
+
+fn evidence(ctx: &Ctx, user: &str, s: &Seen, total: Option<u64>, cover: Coverage, blind: Vec<String>) -> Evidence {
+    let span = match (cover.since_start, cover.window, s.oldest) {
+        (true, _, _) => ctx.clock.since_start(),
+        (false, Some((t0, _)), _) => format!("sampled window {} to {}", fmt(t0), fmt(ctx.clock.now)),
+        (false, None, Some(o)) => format!("retained statements of live connections, {} to {}", fmt(o), fmt(ctx.clock.now)),
+        (false, None, None) => format!("no retained statement at {}", fmt(ctx.clock.now)),
     };
     let of_total = total.map(|t| format!(" of {t} since server start")).unwrap_or_default();
     let (usage, rows) = if !s.hits.is_empty() {
@@ -202,9 +248,12 @@ fn evidence(ctx: &Ctx, user: &str, s: &Seen, total: Option<u64>, complete: bool,
             .collect();
         super::super::cap(&mut rows, MAX_ROWS);
         (Usage::Used, rows)
+    } else if let (false, Some((_, ran))) = (cover.since_start, cover.window) {
+        let line = format!("all {ran} statements by user {} during the window retained: none names a service table", quote_str(user));
+        (Usage::NotSeen, vec![line])
     } else {
         let line = format!("{} retained statements{of_total} by user {}: none names a service table", s.events.len(), quote_str(user));
-        (if complete { Usage::NotSeen } else { Usage::Unknown }, vec![line])
+        (if cover.since_start { Usage::NotSeen } else { Usage::Unknown }, vec![line])
     };
     Evidence { source: SOURCE.into(), span, blind_spots: blind, usage, rows }
 }

@@ -107,15 +107,7 @@ pub(crate) async fn gather(server: &mut Server, ctx: &Ctx, window: std::time::Du
 /// (for the history's completeness check), `None` when unreadable.
 async fn account_counters(server: &mut Server, ctx: &Ctx, state: &State, out: &mut Collected) -> Option<BTreeMap<String, u64>> {
     let users = ctx.users.sql_list();
-    let stmts = server
-        .rows(
-            "reading statement counters per account",
-            &format!(
-                "SELECT USER, HOST, SUM(COUNT_STAR) FROM performance_schema.events_statements_summary_by_account_by_event_name \
-                 WHERE USER IN ({users}) GROUP BY USER, HOST"
-            ),
-        )
-        .await;
+    let stmts = statements_per_account(server, ctx).await;
     let conns = server
         .rows(
             "reading connection counters per account",
@@ -172,6 +164,25 @@ async fn account_counters(server: &mut Server, ctx: &Ctx, state: &State, out: &m
         }
     }
     Some(totals)
+}
+
+/// Rows (user, host, statements since start) for the candidates' user names.
+async fn statements_per_account(server: &mut Server, ctx: &Ctx) -> crate::error::Result<Vec<mysql_async::Row>> {
+    let sql = format!(
+        "SELECT USER, HOST, SUM(COUNT_STAR) FROM performance_schema.events_statements_summary_by_account_by_event_name \
+         WHERE USER IN ({}) GROUP BY USER, HOST",
+        ctx.users.sql_list()
+    );
+    server.rows("reading statement counters per account", &sql).await
+}
+
+/// Statements per user name since start.
+pub(crate) async fn statements_per_user(server: &mut Server, ctx: &Ctx) -> crate::error::Result<BTreeMap<String, u64>> {
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for r in statements_per_account(server, ctx).await? {
+        *out.entry(text(&r, 0)).or_default() += num(&r, 2);
+    }
+    Ok(out)
 }
 
 /// Row I/O on the service tables from anyone since start.
