@@ -1,100 +1,182 @@
-//! PLACEHOLDER written by the lead so that src/session compiles while the signals module is
-//! being written: the agreed API, with no sources behind it. The signals engineer replaces this
-//! file entirely, keeping these names and signatures, plus `Monitor::set_since_connection` and
-//! `Monitor::name`, which the session needs (the monitors are started before the cut, for the
-//! baseline; the post-cut watermark is set once the cut's statements have run).
+//! Watchers: while a guided session holds an account cut off some tables, a [`Monitor`] per
+//! server polls every source that can show the cut hurting someone, and says how much the
+//! account worked meanwhile (a quiet window proves nothing).
+//!
+//! One [`Monitor::poll`] reads each source once (four or five small queries and the new bytes
+//! of the watched files) and returns the [`Alarm`]s that are new since the previous poll plus
+//! the cumulative [`Activity`]. What each alarm means for the session is decided there, not
+//! here: every alarm kind is a reason to restore.
+//!
+//! # Sources
+//!
+//! | source | flavour | sees | blind spots |
+//! | --- | --- | --- | --- |
+//! | `events_errors_summary_by_account_by_error` | MySQL | privilege errors per account and error number, raised and handled (a handler inside a routine hides them from the client), failed logins | no table, no statement; accounts excluded in `setup_actors` are not counted (seen: an excluded account's 1142 left the row unchanged) |
+//! | `events_statements_history` (`_long` when its consumer is on) | MySQL; MariaDB when `events_statements_current` *and* `_history` are on (both off by default in 10.11, and history records nothing without current) | the failing statement: error, message, digest, text; statements of the account's post-cut connections; errors of other accounts naming the account, a cut table or a dependent (collateral) | keeps 10 statements per thread by default; rows vanish with their connection (except `_long`), so a connection that opens and closes between two polls is not seen here |
+//! | `status_by_thread` + `status_by_account` | both, with `performance_schema=ON` | per connection and per account: statements (`Questions`), handler calls (`Handler_read_*`, `_write`, `_update`, `_delete`: none for pings, `SET`, `SELECT 1`), MariaDB's `Access_denied_errors`; the account rows keep closed connections' totals, so short-lived connections count | handler calls come from any table (information_schema, `SHOW`) and a poll interval's pings count along with a table statement (the count is `min(statements, handler calls)`); some answers need no row (MyISAM `COUNT(*)`); the activity of connections that closed in a poll interval in which a pre-cut connection also closed cannot be told apart and is dropped |
+//! | `sql_errlog` file | MariaDB, when readable locally | every failed statement: user, client host, error, message with the schema-qualified table, query text (also `USE` via `COM_INIT_DB`, shown as `(null)`) | remote servers; `sql_error_log_rate` > 1 samples; lines written inside a definer's security context name the definer (host and ip are the definer's host pattern), not the caller |
+//! | `USER_STATISTICS` | MariaDB with `userstat=1` and `performance_schema=OFF` | `ACCESS_DENIED` per user; rows read and written per user (activity) | no host, no table; `ACCESS_DENIED` counts table denials of SELECT and DML (and the 1142 under a definer view) but not 1044, 1143, 1345, 1370 nor `SHOW`'s 1142 (seen on 10.11); activity is counted only while no pre-cut connection is open, and reads of empty tables count nothing |
+//! | `performance_schema.threads` / `information_schema.PROCESSLIST` | both | the account's open connections; per-connection instrumentation (`INSTRUMENTED`, `HISTORY`) | none |
+//! | `Uptime` and the connection itself | both | restarts: `Uptime` went down or is lower than the time since the previous poll allows, or a reconnect got a lower processlist id (ids only grow until a restart); a dropped connection is reconnected once per poll, and a poll that cannot reconnect fails | none |
+//! | application logs | any | new lines matching a pattern | lines written while the file was replaced faster than one poll |
+//!
+//! Each error raises one alarm whichever sources see it: counters and detail rows are matched
+//! (`tally`). Citations carry digests, table names and error messages, never statement text;
+//! the text goes to [`Alarm::statement`], which is never serialized.
+//!
+//! Failed logins (1045, 1698) are counted in [`Activity::failed_logins`], not alarmed: a grant
+//! rewrite does not touch passwords or host rows. (A 1044 at login, a default schema the account
+//! may no longer use, is an alarm.)
+//!
+//! # Layout
+//!
+//! - `monitor`: [`Monitor`]: start, poll (with reconnect and restart detection), close;
+//!   `monitor::read`: the per-source readers of a poll.
+//! - `discover`: what a server offers (performance_schema, consumers, actors, userstat, plugin),
+//!   the [`SourceInfo`] list, and [`wanted_settings`].
+//! - `pfs`: the performance_schema readers: error summary, statement history, status counters.
+//! - `userstat`: MariaDB's `USER_STATISTICS` and `PROCESSLIST` (no performance_schema).
+//! - `errors`: which error numbers count, what their messages name, whose error it is.
+//! - `tally`: one alarm per error, whichever source (counter or detail) sees it first.
+//! - `activity`: statements of post-cut connections, from history rows and status counters.
+//! - `errlog`, `applog`, `tail`: following files across rotation and partial lines.
 
-use crate::db::ConnectSpec;
-use crate::error::Result;
+mod activity;
+mod applog;
+mod discover;
+mod errlog;
+mod errors;
+mod monitor;
+mod pfs;
+mod tail;
+mod tally;
+mod userstat;
+
+pub use discover::{wanted_settings, Setting};
+pub use errors::{LOGIN_ERRORS, PRIVILEGE_ERRORS};
+pub use monitor::Monitor;
+
 use crate::model::TableName;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::path::PathBuf;
+use std::time::Duration;
 
-#[derive(Debug, Clone)]
+/// What a monitor watches: one account (every host row of its user name) and the objects the
+/// cut is about.
+#[derive(Debug, Clone, Serialize)]
 pub struct WatchTarget {
+    /// The account's user name; every host row of it is watched.
     pub user: String,
+    /// The service's tables that were cut.
     pub tables: Vec<TableName>,
+    /// Views (and routines, as `schema.name`) that read those tables: another account's error
+    /// naming one of them is collateral damage.
     pub dependents: Vec<TableName>,
+    /// Connections with a processlist id at or above this were opened after the cut: only
+    /// their statements count as activity (earlier ones may still hold cached privileges).
     pub since_connection: u64,
 }
 
-#[derive(Debug, Clone, Default)]
+/// Files a monitor follows besides the server's own tables.
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct SignalFiles {
+    /// MariaDB's sql_errlog file when it is readable locally: followed as it grows.
     pub sql_errlog: Option<PathBuf>,
+    /// Application log files: a line appended after the start that matches the pattern is an
+    /// alarm.
+    #[serde(serialize_with = "app_logs_as_patterns")]
     pub app_logs: Vec<(PathBuf, regex::Regex)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct SourceInfo {
-    pub name: String,
-    pub covers: String,
-    pub blind_spots: Vec<String>,
+fn app_logs_as_patterns<S: Serializer>(logs: &[(PathBuf, regex::Regex)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(logs.iter().map(|(p, r)| (p, r.as_str())))
 }
 
+/// One signal source of a monitor, for the session's report: what it sees and what it cannot.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    /// Stable name, the same as [`Alarm::source`] for its alarms.
+    pub name: String,
+    /// What the source sees.
+    pub covers: String,
+    /// What it cannot see (or why it is unavailable).
+    pub blind_spots: Vec<String>,
+    /// False when the source cannot be read at all on this server (its blind spots say why).
+    pub available: bool,
+}
+
+/// What one poll found.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Poll {
+    /// Alarms that are new since the previous poll.
+    pub alarms: Vec<Alarm>,
+    /// Activity of the account since the start (cumulative).
+    pub activity: Activity,
+    /// How long the poll took.
+    pub took: Duration,
+}
+
+/// What the watched account did since the start.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Activity {
+    /// Statements from post-cut connections of the account that touched tables (pool pings,
+    /// `SET`, table-less `SELECT`s do not count). A lower bound: see the sources' blind spots.
     pub statements: u64,
+    /// Privilege errors of the account seen so far.
     pub errors: u64,
+    /// Connections of the account open now (pre-cut ones included).
     pub connections: u32,
+    /// Failed logins of the account (1045, 1698) seen so far. Not alarms: a grant rewrite does
+    /// not change passwords or host rows, so it cannot cause them (a 1044 at login can, and is
+    /// an alarm). Counted where cheap: MySQL's error summary, MariaDB's sql_errlog.
+    pub failed_logins: u64,
+    /// Up to [`CITED_MAX`] sample rows proving the activity: source and row, digests and table
+    /// names, never statement text.
     pub cited: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How many sample rows [`Activity::cited`] keeps.
+pub const CITED_MAX: usize = 5;
+
+/// Why an alarm was raised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum AlarmKind {
+    /// The watched account hit a privilege error (from any host row, on any object).
     PrivilegeError,
+    /// Another account hit a privilege error that names the watched account (a definer), a cut
+    /// table or a dependent.
     Collateral,
+    /// A counter went down: someone truncated or flushed it, so errors may have been missed.
     CounterReset,
+    /// The server restarted: every counter started again, and connections were dropped.
     Restart,
+    /// An application log line matched its pattern.
     AppLog,
 }
 
+/// One abnormality.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alarm {
     pub kind: AlarmKind,
+    /// The monitor's name (`primary` or a replica's name).
     pub server: String,
+    /// The source, as named in [`SourceInfo::name`] (`sql_errlog`, `USER_STATISTICS`, ...).
     pub source: String,
+    /// `'user'@'host'` as the source reports it.
     pub account: Option<String>,
+    /// The error number (1142, ...).
     pub error: Option<u32>,
+    /// The table, view, routine or schema the message names, when known.
     pub object: Option<String>,
+    /// The statement digest, where the source has one.
     pub digest: Option<String>,
+    /// The statement text or the matching log line: for the screen only. Never serialized:
+    /// it may carry personal data, and the session never writes it to reports or journals.
     #[serde(skip)]
     pub statement: Option<String>,
+    /// The signal row as evidence, without statement text.
     pub cited: String,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct Poll {
-    pub alarms: Vec<Alarm>,
-    pub activity: Activity,
-}
-
-pub struct Monitor {
-    name: String,
-    target: WatchTarget,
-    sources: Vec<SourceInfo>,
-}
-
-impl Monitor {
-    pub async fn start(_spec: &ConnectSpec, name: &str, target: WatchTarget, _files: SignalFiles) -> Result<Monitor> {
-        Ok(Monitor { name: name.into(), target, sources: Vec::new() })
-    }
-
-    pub async fn poll(&mut self) -> Result<Poll> {
-        let _ = &self.target;
-        Ok(Poll::default())
-    }
-
-    pub fn sources(&self) -> &[SourceInfo] {
-        &self.sources
-    }
-
-    pub fn set_since_connection(&mut self, id: u64) {
-        self.target.since_connection = id;
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub async fn close(self) {}
+    /// How many errors (or lines) the alarm stands for: a counter can rise by more than one
+    /// between two polls.
+    pub count: u64,
 }

@@ -1,0 +1,339 @@
+//! What a server offers as signal sources, and what it would take to see more.
+//!
+//! Read once at the start: `performance_schema` (a restart to change), its consumers (statement
+//! history needs `events_statements_current` too: seen on MariaDB 10.11, where both are off by
+//! default and history alone recorded nothing), `setup_actors` (an excluded account is invisible
+//! to the error summary: seen on MySQL 9.7), MySQL's `error` instrument, MariaDB's `userstat`
+//! and the sql_errlog plugin. [`wanted_settings`] turns the gaps that can be closed at run time
+//! into statements the session journals and applies; nothing here changes a server.
+
+use super::pfs::{ERROR_SUMMARY, STATUS};
+use super::userstat::{PROCESSLIST, USER_STATISTICS};
+use super::{errlog, SignalFiles, SourceInfo, WatchTarget};
+use crate::db::server::text;
+use crate::db::{Flavour, Server};
+use crate::error::Result;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Source names not defined by a reader module.
+pub const THREADS: &str = "performance_schema.threads";
+pub const UPTIME: &str = "Uptime";
+
+/// A server setting that would widen what the monitor sees, changeable at run time (none of
+/// them survives a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Setting {
+    /// What it is, e.g. `performance_schema consumer events_statements_history`.
+    pub name: String,
+    /// The statement that turns it on.
+    pub enable_sql: String,
+    /// The statement that puts it back as it was.
+    pub disable_sql: String,
+    /// What the monitor sees with it.
+    pub why: String,
+}
+
+/// What the monitor reads on this server.
+#[derive(Debug, Clone)]
+pub struct Caps {
+    pub flavour: Flavour,
+    pub pfs: bool,
+    /// The statement history table to read, when its consumers are on.
+    pub history: Option<&'static str>,
+    /// MySQL's error summary (needs the `error` instrument).
+    pub error_summary: bool,
+    /// MariaDB without performance_schema, with `userstat=1`.
+    pub userstat: bool,
+}
+
+/// What the server reports about its instrumentation.
+#[derive(Debug, Default)]
+struct Found {
+    pfs: bool,
+    consumers: BTreeMap<String, bool>,
+    /// `setup_actors` rows for the user or `%`: (host, user, enabled, history).
+    actors: Vec<(String, String, bool, bool)>,
+    error_instrument: bool,
+    statements_disabled: u64,
+    history_size: u64,
+    long_size: u64,
+    userstat: bool,
+    /// MariaDB's sql_errlog plugin is active, with its sampling rate.
+    errlog_rate: Option<u64>,
+}
+
+impl Found {
+    fn consumer(&self, name: &str) -> bool {
+        self.consumers.get(name).copied().unwrap_or(false)
+    }
+
+    fn statements_on(&self) -> bool {
+        ["global_instrumentation", "thread_instrumentation", "events_statements_current"].iter().all(|c| self.consumer(c))
+    }
+
+    fn history_table(&self) -> Option<&'static str> {
+        if !self.pfs || !self.statements_on() {
+            None
+        } else if self.consumer("events_statements_history_long") {
+            Some("events_statements_history_long")
+        } else if self.consumer("events_statements_history") {
+            Some("events_statements_history")
+        } else {
+            None
+        }
+    }
+}
+
+async fn read(server: &mut Server, user: &str) -> Result<Found> {
+    let mut f = Found::default();
+    let flavour = server.info.flavour;
+    f.pfs = server.first::<u64>("reading performance_schema", "SELECT @@GLOBAL.performance_schema").await?.unwrap_or(0) == 1;
+    if f.pfs {
+        let rows: Vec<(String, String)> =
+            server.rows_as("reading setup_consumers", "SELECT NAME, ENABLED FROM performance_schema.setup_consumers").await?;
+        f.consumers = rows.into_iter().map(|(n, e)| (n, e == "YES")).collect();
+        let actors =
+            server.rows("reading setup_actors", "SELECT HOST, USER, ENABLED, HISTORY FROM performance_schema.setup_actors").await?;
+        f.actors = actors
+            .iter()
+            .map(|r| (text(r, 0), text(r, 1), text(r, 2) == "YES", text(r, 3) == "YES"))
+            .filter(|(_, u, _, _)| u == user || u == "%")
+            .collect();
+        let sizes: Option<(i64, i64)> = server
+            .first(
+                "reading history sizes",
+                "SELECT @@GLOBAL.performance_schema_events_statements_history_size, @@GLOBAL.performance_schema_events_statements_history_long_size",
+            )
+            .await?;
+        (f.history_size, f.long_size) = sizes.map(|(a, b)| (a.max(0) as u64, b.max(0) as u64)).unwrap_or((10, 10_000));
+        f.statements_disabled = server
+            .first::<u64>(
+                "reading setup_instruments",
+                "SELECT COUNT(*) FROM performance_schema.setup_instruments WHERE NAME LIKE 'statement/sql/%' AND ENABLED = 'NO'",
+            )
+            .await?
+            .unwrap_or(0);
+        if flavour == Flavour::MySql {
+            let e: Option<String> = server
+                .first("reading setup_instruments", "SELECT ENABLED FROM performance_schema.setup_instruments WHERE NAME = 'error'")
+                .await?;
+            f.error_instrument = e.as_deref() == Some("YES");
+        }
+    }
+    if flavour == Flavour::MariaDb {
+        f.userstat = server.first::<u64>("reading userstat", "SELECT @@GLOBAL.userstat").await?.unwrap_or(0) == 1;
+        let status: Option<String> = server
+            .first("reading plugins", "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'SQL_ERROR_LOG'")
+            .await?;
+        if status.as_deref() == Some("ACTIVE") {
+            f.errlog_rate = server.first::<u64>("reading sql_error_log_rate", "SELECT @@GLOBAL.sql_error_log_rate").await?;
+        }
+    }
+    Ok(f)
+}
+
+/// Reads what the server offers; returns what to read and the source list for the report.
+pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalFiles) -> Result<(Caps, Vec<SourceInfo>)> {
+    let f = read(server, &target.user).await?;
+    let flavour = server.info.flavour;
+    let caps = Caps {
+        flavour,
+        pfs: f.pfs,
+        history: f.history_table(),
+        error_summary: flavour == Flavour::MySql && f.pfs && f.error_instrument,
+        userstat: flavour == Flavour::MariaDb && !f.pfs && f.userstat,
+    };
+    let mut out = Vec::new();
+    let actors = actor_blind_spots(&f, &target.user);
+    let src = |name: &str, covers: &str, blind: Vec<String>, available: bool| SourceInfo {
+        name: name.to_string(),
+        covers: covers.to_string(),
+        blind_spots: blind,
+        available,
+    };
+    if !f.pfs {
+        out.push(src(
+            "performance_schema",
+            "",
+            vec!["performance_schema=OFF: it takes a restart with performance_schema=ON".into()],
+            false,
+        ));
+    }
+    if flavour == Flavour::MySql {
+        let mut blind = vec!["names no table and no statement (the statement history does)".to_string()];
+        blind.extend(actors.iter().cloned());
+        if f.pfs && !f.error_instrument {
+            blind.push("the `error` instrument is disabled in setup_instruments".into());
+        }
+        let covers = "privilege errors (1044 1142 1143 1345 1356 1370 1449) of every account, raised and handled, and failed logins";
+        out.push(src(ERROR_SUMMARY, covers, blind, caps.error_summary));
+    }
+    if flavour == Flavour::MariaDb {
+        out.push(errlog_source(&f, files));
+    }
+    out.push(history_source(&f, flavour, &actors));
+    if f.pfs {
+        let mut blind = vec![
+            "handler calls come from any table, information_schema and SHOW included; pings in the same poll interval as a table statement count along (min(statements, handler calls))".to_string(),
+            "work of connections that closed in a poll interval in which a pre-cut connection closed too is dropped".into(),
+        ];
+        if flavour == Flavour::MariaDb {
+            blind.push("Access_denied_errors counts table denials of SELECT and DML, not 1044, 1143, 1345, 1370 nor SHOW's 1142".into());
+        }
+        let covers = match flavour {
+            Flavour::MariaDb => "denied accesses per account (Access_denied_errors) and activity: statements and handler calls (rows read or written) per connection and per account, closed connections included",
+            Flavour::MySql => "activity: statements and handler calls (rows read or written) per connection and per account, closed connections included",
+        };
+        out.push(src(STATUS, covers, blind, true));
+        out.push(src(THREADS, "the account's open connections and whether they are instrumented", Vec::new(), true));
+    } else {
+        out.push(src(PROCESSLIST, "the account's open connections", Vec::new(), true));
+        if flavour == Flavour::MariaDb {
+            let blind = if f.userstat {
+                vec![
+                    "ACCESS_DENIED counts table denials of SELECT and DML, not 1044, 1143, 1345, 1370 nor SHOW's 1142; no host, no table"
+                        .into(),
+                    "activity counts only while no pre-cut connection is open, and reads of empty tables count nothing".into(),
+                ]
+            } else {
+                vec!["userstat=OFF (SET GLOBAL userstat=ON; see wanted_settings)".into()]
+            };
+            out.push(src(USER_STATISTICS, "denied accesses per user (ACCESS_DENIED) and rows read or written per user", blind, f.userstat));
+        }
+    }
+    out.push(src(UPTIME, "restarts: the start time moved or Uptime went down; dropped connections", Vec::new(), true));
+    Ok((caps, out))
+}
+
+fn errlog_source(f: &Found, files: &SignalFiles) -> SourceInfo {
+    let mut blind = vec![
+        "lines written inside a definer's security context name the definer; they are folded into the caller's line".to_string(),
+        "USE through COM_INIT_DB logs no query text".into(),
+    ];
+    let available = match (f.errlog_rate, &files.sql_errlog) {
+        (None, _) => {
+            blind.push("the sql_errlog plugin is not active (INSTALL SONAME 'sql_errlog' takes effect at once)".into());
+            false
+        }
+        (Some(_), None) => {
+            blind.push("the file is not readable here (remote server): the SQL sources work alone".into());
+            false
+        }
+        (Some(0), Some(_)) => {
+            blind.push("sql_error_log_rate=0: the plugin logs nothing".into());
+            false
+        }
+        (Some(rate), Some(_)) => {
+            if rate > 1 {
+                blind.push(format!("sql_error_log_rate={rate}: only one error in {rate} is logged"));
+            }
+            true
+        }
+    };
+    SourceInfo {
+        name: errlog::SOURCE.into(),
+        covers: "every failed statement: user, client host, error, message with the schema-qualified table, query text".into(),
+        blind_spots: blind,
+        available,
+    }
+}
+
+fn history_source(f: &Found, flavour: Flavour, actors: &[String]) -> SourceInfo {
+    let table = f.history_table();
+    let mut blind = Vec::new();
+    match table {
+        Some("events_statements_history_long") => {
+            blind.push(format!("keeps the last {} statements of the whole server: a busy server wraps it quickly", f.long_size));
+        }
+        Some(_) => {
+            blind.push(format!(
+                "keeps {} statements per connection: a connection running more between two polls hides the older ones",
+                f.history_size
+            ));
+            blind.push("rows vanish with their connection: a connection that opens and closes between two polls is not seen here".into());
+        }
+        None if !f.pfs => blind.push("performance_schema=OFF".into()),
+        None => blind.push(format!(
+            "the consumers events_statements_current and events_statements_history are not both on{}; see wanted_settings",
+            if flavour == Flavour::MariaDb { " (MariaDB's default)" } else { "" }
+        )),
+    }
+    if flavour == Flavour::MySql {
+        blind.push("MySQL names the table of a 1142 without its schema: resolved from the digest when it names one such table".into());
+    }
+    if f.statements_disabled > 0 {
+        blind.push(format!("{} statement/sql instruments are disabled in setup_instruments", f.statements_disabled));
+    }
+    blind.extend(actors.iter().cloned());
+    SourceInfo {
+        name: format!("performance_schema.{}", table.unwrap_or("events_statements_history")),
+        covers: "which statement failed (error, message, digest, text); statements of post-cut connections; other accounts' errors naming the account, a cut table or a dependent".into(),
+        blind_spots: blind,
+        available: table.is_some(),
+    }
+}
+
+/// `setup_actors` rows that hide the user (rows naming the user win over `%` rows).
+fn actor_blind_spots(f: &Found, user: &str) -> Vec<String> {
+    if !f.pfs {
+        return Vec::new();
+    }
+    let own: Vec<_> = f.actors.iter().filter(|a| a.1 == user).collect();
+    let rows = if own.is_empty() { f.actors.iter().collect() } else { own };
+    if rows.is_empty() {
+        return vec![format!("no setup_actors row matches {user}: its connections are not instrumented")];
+    }
+    let mut out = Vec::new();
+    for (host, u, enabled, history) in rows {
+        if !enabled {
+            out.push(format!("setup_actors ({host}, {u}) disables instrumentation for {user}'s connections from matching hosts"));
+        } else if !history {
+            out.push(format!("setup_actors ({host}, {u}) disables statement history for {user}'s connections from matching hosts"));
+        }
+    }
+    out
+}
+
+/// Settings that would let a monitor on this server see more, with their inverses. Only what
+/// can change at run time; `performance_schema=OFF` needs a restart and is reported by the
+/// sources instead.
+pub async fn wanted_settings(server: &mut Server) -> Result<Vec<Setting>> {
+    let f = read(server, "").await?;
+    let flavour = server.info.flavour;
+    let mut out = Vec::new();
+    if f.pfs {
+        let mut wanted = vec![
+            ("global_instrumentation", "every other consumer depends on it"),
+            ("thread_instrumentation", "per-connection statements and status depend on it"),
+            ("events_statements_current", "the statement history records nothing without it"),
+            ("events_statements_history", "names the statement, table and digest of each privilege error; counts post-cut statements"),
+            ("statements_digest", "digests identify statements without their text"),
+        ];
+        if flavour == Flavour::MySql {
+            wanted.push((
+                "events_statements_history_long",
+                "keeps statements of connections that closed between two polls (collateral errors)",
+            ));
+        }
+        for (name, why) in wanted {
+            if !f.consumer(name) {
+                let sql = |on: &str| format!("UPDATE performance_schema.setup_consumers SET ENABLED = '{on}' WHERE NAME = '{name}'");
+                out.push(Setting {
+                    name: format!("performance_schema consumer {name}"),
+                    enable_sql: sql("YES"),
+                    disable_sql: sql("NO"),
+                    why: why.into(),
+                });
+            }
+        }
+    } else if flavour == Flavour::MariaDb && !f.userstat {
+        out.push(Setting {
+            name: "userstat".into(),
+            enable_sql: "SET GLOBAL userstat = ON".into(),
+            disable_sql: "SET GLOBAL userstat = OFF".into(),
+            why: "USER_STATISTICS counts denied accesses and rows per user when performance_schema is off".into(),
+        });
+    }
+    Ok(out)
+}
