@@ -298,16 +298,27 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::Ok);
     }
     // Evidence of non-use, optionally sampled with extra settings on (journaled, turned off).
-    if let Some(sample) = a.evidence_sample {
-        let wanted = crate::evidence::wanted_settings(&mut server).await?;
-        let list: Vec<(String, String, String)> = wanted.iter().map(|w| (w.why.clone(), w.enable_sql.clone(), w.disable_sql.clone())).collect();
-        s.settings_on(&list).await?;
-        out.status(&format!("sampling evidence for {sample:?} with {} setting(s) on ...", list.len()));
-        tokio::time::sleep(sample).await;
-    }
     let candidates: Vec<crate::model::AccountName> = remaining.iter().map(|r| r.account.clone()).collect();
-    let mut ranked = crate::evidence::gather(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref()).await?;
-    s.settings_off(out).await?;
+    let mut ranked = match a.evidence_sample {
+        Some(sample) => {
+            let mut list: Vec<(String, String, String)> = crate::evidence::wanted_settings(&mut server)
+                .await?
+                .into_iter()
+                .map(|w| (w.why, w.enable_sql, w.disable_sql))
+                .collect();
+            for w in crate::signals::wanted_settings(&mut server).await? {
+                if !list.iter().any(|(_, on, _)| on == &w.enable_sql) {
+                    list.push((w.name, w.enable_sql, w.disable_sql));
+                }
+            }
+            s.settings_on(&list).await?;
+            out.status(&format!("sampling evidence for {sample:?} with {} setting(s) turned on (journaled) ...", list.len()));
+            let r = crate::evidence::gather_sampled(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref(), sample).await;
+            s.settings_off(out).await?;
+            r?
+        }
+        None => crate::evidence::gather(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref()).await?,
+    };
     crate::evidence::rank(&mut ranked);
     out.data(&evidence_table(&ranked));
     let Some(plan) = plan else {
@@ -418,9 +429,11 @@ fn evidence_table(c: &[crate::evidence::Candidate]) -> String {
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
     t.set_header(vec!["rank", "account", "use", "evidence (source, span, blind spots)"]);
     for (i, x) in c.iter().enumerate() {
-        let ev: Vec<String> = x
+        let unknown = x.evidence.iter().filter(|e| e.usage == crate::evidence::Usage::Unknown).count();
+        let mut ev: Vec<String> = x
             .evidence
             .iter()
+            .filter(|e| e.usage != crate::evidence::Usage::Unknown)
             .map(|e| {
                 let mut s = format!("{}: {:?} ({})", e.source, e.usage, e.span);
                 if !e.rows.is_empty() {
@@ -432,6 +445,9 @@ fn evidence_table(c: &[crate::evidence::Candidate]) -> String {
                 s
             })
             .collect();
+        if unknown > 0 {
+            ev.push(format!("{unknown} source(s) could not tell (unknown)"));
+        }
         t.add_row(vec![(i + 1).to_string(), x.account.sql(), format!("{:?}", x.usage), ev.join("\n")]);
     }
     format!("Candidates by evidence of non-use (no evidence means unknown, not unused):\n{t}\n")

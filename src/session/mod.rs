@@ -271,7 +271,24 @@ impl Session {
                 sql_errlog: if n.name == "primary" { self.opts.sql_errlog.clone() } else { None },
                 app_logs: if n.name == "primary" { self.opts.app_logs.clone() } else { Vec::new() },
             };
-            monitors.push(Monitor::start(n.spec(), &n.name, target, files).await?);
+            let m = Monitor::start(n.spec(), &n.name, target, files).await?;
+            if !m.sources().iter().any(|s| s.available) {
+                for m in monitors.into_iter().chain([m]) {
+                    m.close().await;
+                }
+                self.journal.append(Record::Verdict {
+                    verdict: Verdict::Abandoned,
+                    reason: format!("{} has no signal source privfence can read: a cut there could not be watched", n.name),
+                    evidence: Vec::new(),
+                    activity: 0,
+                })?;
+                return Err(Error::Session(format!(
+                    "{} ({}) has no signal source privfence can read (performance_schema off, no userstat, no sql_errlog): \
+                     nothing was changed; `privfence doctor` lists the sources",
+                    n.name, n.server.target
+                )));
+            }
+            monitors.push(m);
         }
         let result = self.cut_watch_inner(plan, turn, &user, &grantees, &mut monitors, out).await;
         for m in monitors {
@@ -551,7 +568,8 @@ impl Session {
 
     /// Turns every setting the journal says is on back off.
     pub async fn settings_off(&mut self, out: &mut Output) -> Result<()> {
-        for (server, name, undo) in self.journal.state().settings_on {
+        // In reverse order: a setting may depend on one turned on before it.
+        for (server, name, undo) in self.journal.state().settings_on.into_iter().rev() {
             let Some(node) = self.topo.nodes.iter_mut().find(|n| n.name == server) else { continue };
             exec::run(&mut self.journal, node, Phase::Setting, Some(&name), &undo, &[]).await?;
             out.status(&format!("turned {name} back off on {server}"));

@@ -112,6 +112,7 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
                     alarms.extend(p.alarms);
                     total.statements += p.activity.statements;
                     total.errors += p.activity.errors;
+                    total.failed_logins += p.activity.failed_logins;
                     total.connections += p.activity.connections;
                     total.cited.extend(p.activity.cited.iter().cloned());
                 }
@@ -164,10 +165,11 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
         if now.duration_since(last_status) >= status_every {
             last_status = now;
             out.progress(&format!(
-                "watching {user}: {}s left · table statements {} · privilege errors {} · connections {}",
+                "watching {user}: {}s left · table statements {} · privilege errors {} · failed logins {} · connections {}",
                 end.duration_since(now).as_secs(),
                 activity.statements,
                 activity.errors,
+                activity.failed_logins,
                 activity.connections
             ));
         }
