@@ -16,10 +16,15 @@
 //! - [`audit`]: findings of servers against policies, fleets, baselines.
 //! - [`plan`]: the rewrite that cuts one account off a service's tables, with its inverse and
 //!   a self-check that simulates it.
+//! - [`evidence`]: evidence of non-use per candidate account, with sources, spans and blind spots.
+//! - [`journal`]: the session journal (write-ahead, fsynced, versioned) and crash points.
+//! - [`session`]: guided revoke sessions: cut, watch, restore, recover; the only writer to servers.
+//! - [`signals`]: one monitor per server: privilege errors, collateral errors, activity, restarts.
+//! - [`workload`]: a simulated application (a pool with a default schema), for the demo and tests.
 //! - [`notify`]: desktop notifications and command hooks.
 //! - [`report`]: table, JSON and Markdown renderers.
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
-//! - [`demo`]: the demo's sample monolith.
+//! - [`demo`]: the demo's sample monolith, its apps and session.
 
 pub mod access;
 pub mod audit;

@@ -509,3 +509,71 @@ async fn the_demo_session_gives_three_verdicts_mariadb() {
 async fn the_demo_session_gives_three_verdicts_mysql() {
     demo_verdicts(Flavour::MySql, 12).await;
 }
+
+/// `session start` without an account lists who can still touch the tables and ranks them by
+/// evidence, changing nothing; `session status` reads the journal.
+async fn candidates_listing(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let f = Fixture::create(sb, &format!("k{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    let reports = f.dir.path().join("reports");
+    let mut args = vec!["session".to_string(), "start".into()];
+    args.extend(common_args(sb, &f, &reports));
+    let o = privfence(&args, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("Who can still touch the service's tables"), "{out}");
+    assert!(out.contains(&format!("'{}'@'%'", f.user)), "the app account is a candidate: {out}");
+    assert!(out.contains("Candidates by evidence of non-use"), "{out}");
+    assert!(text(&o).contains("pass --account"), "{}", text(&o));
+    assert_eq!(f.canonical(&sb.primary).await, before, "listing changes nothing");
+    let journal = std::fs::read_to_string(f.journal()).unwrap();
+    assert!(!journal.contains("account_begin") && !journal.contains("\"intent\""), "{journal}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_without_an_account_lists_and_ranks_mariadb() {
+    candidates_listing(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_without_an_account_lists_and_ranks_mysql() {
+    candidates_listing(Flavour::MySql).await;
+}
+
+/// Someone else changes the account's grants while its cut is in force: the rollback reports
+/// the conflict, keeps that change, and undoes only what the session changed.
+async fn conflicting_change(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let f = Fixture::create(sb, &format!("x{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+    let r = turn(sb, &f, test_options(sb, Duration::from_secs(2)), &[]).await;
+    app.stop().await;
+    assert_eq!(r.verdict, Verdict::Passed, "{r:?}");
+    admin_exec(sb, &[format!("GRANT UPDATE ON {}.orders TO {}", qi(&f.schema), f.account())]).await;
+    let reports = f.dir.path().join("reports");
+    let mut args = vec!["session".to_string(), "rollback".into()];
+    args.extend(common_args(sb, &f, &reports));
+    args.extend(["--account".to_string(), f.account()]);
+    let o = privfence(&args, &[]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("changed since the cut, not by this session"), "{}", text(&o));
+    let now = f.canonical(&sb.primary).await;
+    let extra: BTreeSet<String> = now.difference(&before).cloned().collect();
+    assert!(before.is_subset(&now), "every grant of the snapshot is back: {now:?}");
+    assert_eq!(extra.len(), 1, "only the other change remains on top: {extra:?}");
+    assert!(extra.iter().next().unwrap().contains("UPDATE"), "{extra:?}");
+    let md = std::fs::read_to_string(reports.join(format!("session-{}.md", f.service()))).unwrap();
+    assert!(md.contains("rolled back") && md.contains("changed by someone else"), "{md}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_change_is_kept_and_reported_mariadb() {
+    conflicting_change(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_change_is_kept_and_reported_mysql() {
+    conflicting_change(Flavour::MySql).await;
+}
