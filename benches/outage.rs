@@ -1,4 +1,5 @@
 //! The app's outage when a cut breaks it (issue 5): from its first denied statement to its first
+#![allow(clippy::print_stdout)] // a benchmark prints its results
 //! successful retry after privfence restored the account, over many runs, per flavour.
 //!
 //!     cargo bench --bench outage -- [--flavour mariadb|mysql|both] [--runs N] [--poll MS]
@@ -108,7 +109,8 @@ async fn one_run(sb: &Sandbox, n: usize, poll: Duration, work: &std::path::Path)
     let account = format!("'{user}'@'%'");
     let plan = privfence::plan::build(&inv, &policy, &service, &account, &Default::default()).expect("plan");
     let tables = guide::service_tables(&inv, policy.service(&service).unwrap());
-    let header = Record::Header { format: JOURNAL_FORMAT, tool_version: "bench".into(), service, policy: "bench".into(), tables: tables.clone() };
+    let header =
+        Record::Header { format: JOURNAL_FORMAT, tool_version: "bench".into(), service, policy: "bench".into(), tables: tables.clone() };
     let options = Options {
         window: Duration::from_secs(20),
         poll,
@@ -180,7 +182,12 @@ async fn main() {
                 .unwrap_or_default()
         );
         println!("| measure | min | median | max |\n| --- | --- | --- | --- |");
-        println!("| outage: first denied statement → first successful retry | {:.0} ms | {:.0} ms | {:.0} ms |", ms(min), ms(median), ms(max));
+        println!(
+            "| outage: first denied statement → first successful retry | {:.0} ms | {:.0} ms | {:.0} ms |",
+            ms(min),
+            ms(median),
+            ms(max)
+        );
         println!(
             "| statements the app saw fail | {} | {} | {} |",
             failed_stmts[0],

@@ -163,7 +163,11 @@ pub async fn session_demo(
     let assignment = assign(seed);
     out.status(&format!(
         "seed {seed}: {}",
-        assignment.iter().map(|(a, b)| format!("{a} {}", serde_json::to_string(b).unwrap_or_default().trim_matches('"'))).collect::<Vec<_>>().join(", ")
+        assignment
+            .iter()
+            .map(|(a, b)| format!("{a} {}", serde_json::to_string(b).unwrap_or_default().trim_matches('"')))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let mut apps = Vec::new();
     for (app, behaviour) in &assignment {

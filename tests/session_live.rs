@@ -148,7 +148,13 @@ pub async fn turn(sb: &Sandbox, f: &Fixture, opts: Options, replicas: &[ConnectS
     let plan = privfence::plan::build(&inv, &policy, &f.service(), &f.account(), &Default::default()).expect("plan");
     let svc = policy.service(&f.service()).unwrap();
     let tables = session::guide::service_tables(&inv, svc);
-    let header = Record::Header { format: JOURNAL_FORMAT, tool_version: "test".into(), service: f.service(), policy: "p".into(), tables: tables.clone() };
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: "test".into(),
+        service: f.service(),
+        policy: "p".into(),
+        tables: tables.clone(),
+    };
     let mut s = Session::open(&f.journal(), header, &admin_spec(&sb.primary), replicas, opts).await.expect("open session");
     let mut out = quiet();
     let r = s.cut_and_watch(&plan, &f.account(), &tables, &[], vec![], &mut out).await.expect("turn");
@@ -251,9 +257,7 @@ fn common_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
 fn start_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
     let mut a = vec!["session".to_string(), "start".into()];
     a.extend(common_args(sb, f, reports));
-    a.extend(
-        ["--account", &f.account(), "--yes", "--kill-connections", "--window", "4s", "--poll", "50ms"].iter().map(|s| s.to_string()),
-    );
+    a.extend(["--account", &f.account(), "--yes", "--kill-connections", "--window", "4s", "--poll", "50ms"].iter().map(|s| s.to_string()));
     a
 }
 
@@ -270,8 +274,21 @@ async fn crash_everywhere(flavour: Flavour) {
     use std::os::unix::process::ExitStatusExt;
     let sb = sandbox(flavour);
     let mut seen: BTreeSet<String> = BTreeSet::new();
-    let kinds =
-        ["header", "topology", "note", "account_begin", "intent", "executed", "outcome", "watermark", "cut_done", "watch_begin", "restore_begin", "restore_done", "verdict"];
+    let kinds = [
+        "header",
+        "topology",
+        "note",
+        "account_begin",
+        "intent",
+        "executed",
+        "outcome",
+        "watermark",
+        "cut_done",
+        "watch_begin",
+        "restore_begin",
+        "restore_done",
+        "verdict",
+    ];
     let mut n = 0;
     let mut extra: Vec<String> = Vec::new();
     loop {
@@ -370,7 +387,11 @@ async fn lock_and_bad_input(flavour: Flavour) {
     assert!(text(&o).contains("no service \"no_such_service\""), "{}", text(&o));
     assert_eq!(f.canonical(&sb.primary).await, before);
     // Resume with nothing to do.
-    let o = privfence(&[vec!["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()]].concat(), &[]);
+    let o = privfence(
+        &[vec!["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()]]
+            .concat(),
+        &[],
+    );
     assert!(!text(&o).contains("interrupted"), "{}", text(&o));
 }
 
@@ -431,7 +452,13 @@ async fn restart_during_watch(flavour: Flavour) {
     server.close().await;
     let plan = privfence::plan::build(&inv, &policy, &f.service(), &f.account(), &Default::default()).expect("plan");
     let tables = session::guide::service_tables(&inv, policy.service(&f.service()).unwrap());
-    let header = Record::Header { format: JOURNAL_FORMAT, tool_version: "test".into(), service: f.service(), policy: "p".into(), tables: tables.clone() };
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: "test".into(),
+        service: f.service(),
+        policy: "p".into(),
+        tables: tables.clone(),
+    };
     let spec = admin_spec(&sb.primary);
     let opts = test_options(&sb, Duration::from_secs(30));
     let (journal, account) = (f.journal(), f.account());

@@ -301,11 +301,8 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let candidates: Vec<crate::model::AccountName> = remaining.iter().map(|r| r.account.clone()).collect();
     let mut ranked = match a.evidence_sample {
         Some(sample) => {
-            let mut list: Vec<(String, String, String)> = crate::evidence::wanted_settings(&mut server)
-                .await?
-                .into_iter()
-                .map(|w| (w.why, w.enable_sql, w.disable_sql))
-                .collect();
+            let mut list: Vec<(String, String, String)> =
+                crate::evidence::wanted_settings(&mut server).await?.into_iter().map(|w| (w.why, w.enable_sql, w.disable_sql)).collect();
             for w in crate::signals::wanted_settings(&mut server).await? {
                 if !list.iter().any(|(_, on, _)| on == &w.enable_sql) {
                     list.push((w.name, w.enable_sql, w.disable_sql));
@@ -334,7 +331,14 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         .filter(|c| plan.accounts.contains(&c.account))
         .flat_map(|c| {
             c.evidence.iter().map(move |e| {
-                format!("{}: {:?} over {} ({}){}", e.source, e.usage, e.span, c.account.sql(), if e.rows.is_empty() { String::new() } else { format!(": {}", e.rows.join("; ")) })
+                format!(
+                    "{}: {:?} over {} ({}){}",
+                    e.source,
+                    e.usage,
+                    e.span,
+                    c.account.sql(),
+                    if e.rows.is_empty() { String::new() } else { format!(": {}", e.rows.join("; ")) }
+                )
             })
         })
         .collect();
@@ -523,11 +527,7 @@ fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
             out.status(&format!("{} is in progress (a privfence process holds the journal)", t.account));
             return Ok(ExitCode::Ok);
         }
-        out.status(&format!(
-            "{} was interrupted ({:?}): `privfence session resume` restores it exactly",
-            t.account,
-            t.status()
-        ));
+        out.status(&format!("{} was interrupted ({:?}): `privfence session resume` restores it exactly", t.account, t.status()));
         return Ok(ExitCode::JournalAttention);
     }
     if !state.settings_on.is_empty() {
@@ -558,11 +558,8 @@ async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Re
     let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
     let tables = crate::journal::State::fold(&Journal::read(&ctx.journal)?).tables;
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, base_options(&a.common)).await?;
-    let results = if rollback {
-        s.rollback(a.account.as_deref(), out).await
-    } else {
-        s.recover(out).await.map(|r| r.into_iter().collect())
-    };
+    let results =
+        if rollback { s.rollback(a.account.as_deref(), out).await } else { s.recover(out).await.map(|r| r.into_iter().collect()) };
     let results = match results {
         Ok(r) => r,
         Err(e) => {

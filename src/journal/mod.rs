@@ -115,9 +115,14 @@ pub enum Record {
         tables: Vec<TableName>,
     },
     /// The servers of a command run (each `start`, `resume`, `rollback` writes one).
-    Topology { servers: Vec<ServerRef> },
+    Topology {
+        servers: Vec<ServerRef>,
+    },
     /// An operator's choice or confirmation, in words.
-    Note { account: Option<String>, text: String },
+    Note {
+        account: Option<String>,
+        text: String,
+    },
     /// An account's turn begins: the plan and the exact grants to restore.
     AccountBegin {
         /// As the operator named it (`'u'@'h'`, or a bare user for all its host rows).
@@ -144,20 +149,46 @@ pub enum Record {
         undo: Option<String>,
     },
     /// What happened to it.
-    Outcome { op: u64, ok: bool, error: Option<String> },
+    Outcome {
+        op: u64,
+        ok: bool,
+        error: Option<String>,
+    },
     /// The highest processlist id at a moment: connections at or below it existed then.
-    Watermark { server: String, purpose: String, id: u64, boot: i64 },
+    Watermark {
+        server: String,
+        purpose: String,
+        id: u64,
+        boot: i64,
+    },
     /// The cut is in force everywhere: statements applied on every server, pre-cut connections
     /// gone. `after` is the grantees' canonical grants right after the cut.
-    CutDone { after: Vec<String> },
-    WatchBegin { window_ms: u64, sources: Vec<String> },
-    RestoreBegin { reason: String },
+    CutDone {
+        after: Vec<String>,
+    },
+    WatchBegin {
+        window_ms: u64,
+        sources: Vec<String>,
+    },
+    RestoreBegin {
+        reason: String,
+    },
     /// The restore finished. `conflicts`: changes someone else made to the grantees meanwhile
     /// (kept); `exact`: the grants equal the snapshot (plus the conflicts).
-    RestoreDone { exact: bool, conflicts: Vec<String> },
-    Verdict { verdict: Verdict, reason: String, evidence: Vec<String>, activity: u64 },
+    RestoreDone {
+        exact: bool,
+        conflicts: Vec<String>,
+    },
+    Verdict {
+        verdict: Verdict,
+        reason: String,
+        evidence: Vec<String>,
+        activity: u64,
+    },
     /// An earlier turn becomes current again (rolling back an account whose cut passed).
-    Reopen { turn: usize },
+    Reopen {
+        turn: usize,
+    },
 }
 
 /// An open journal, holding an exclusive advisory lock on its file.
@@ -369,7 +400,13 @@ mod tests {
     use super::*;
 
     fn header() -> Record {
-        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "media".into(), policy: "p.toml".into(), tables: vec![] }
+        Record::Header {
+            format: JOURNAL_FORMAT,
+            tool_version: "t".into(),
+            service: "media".into(),
+            policy: "p.toml".into(),
+            tables: vec![],
+        }
     }
 
     #[test]
@@ -379,8 +416,15 @@ mod tests {
         {
             let mut j = Journal::open_or_create(&p, header()).unwrap();
             let op = j.next_op();
-            j.append(Record::Intent { op, server: "primary".into(), phase: Phase::Cut, step: Some("01-grant".into()), sql: "GRANT 1".into(), undo: None })
-                .unwrap();
+            j.append(Record::Intent {
+                op,
+                server: "primary".into(),
+                phase: Phase::Cut,
+                step: Some("01-grant".into()),
+                sql: "GRANT 1".into(),
+                undo: None,
+            })
+            .unwrap();
         }
         // A torn write: half a line at the end.
         std::fs::OpenOptions::new().append(true).open(&p).unwrap().write_all(b"{\"seq\":3,\"at\":").unwrap();

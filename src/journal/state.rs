@@ -229,8 +229,13 @@ impl State {
                 }
                 Record::Verdict { verdict, reason, evidence, activity } => {
                     if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.verdict =
-                            Some(VerdictRecord { verdict: *verdict, reason: reason.clone(), evidence: evidence.clone(), activity: *activity, at: e.at });
+                        t.verdict = Some(VerdictRecord {
+                            verdict: *verdict,
+                            reason: reason.clone(),
+                            evidence: evidence.clone(),
+                            activity: *activity,
+                            at: e.at,
+                        });
                     }
                     current = None;
                 }

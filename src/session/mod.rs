@@ -526,7 +526,14 @@ impl Session {
         out.status(&format!("restoring {}: {reason}", t.account));
         let r = self.restore(t.turn, &reason, out).await?;
         self.journal.append(Record::Verdict { verdict: Verdict::Restored, reason: reason.clone(), evidence: Vec::new(), activity: 0 })?;
-        Ok(Some(TurnResult { account: t.account, verdict: Verdict::Restored, reason, evidence: Vec::new(), screen_only: Vec::new(), restore: Some(r) }))
+        Ok(Some(TurnResult {
+            account: t.account,
+            verdict: Verdict::Restored,
+            reason,
+            evidence: Vec::new(),
+            screen_only: Vec::new(),
+            restore: Some(r),
+        }))
     }
 
     /// Rolls back the cut of `account` (whose turn passed, or was kept inconclusive); without an
@@ -552,8 +559,20 @@ impl Session {
             let reason = "rolled back by the operator".to_string();
             out.status(&format!("rolling back {} ...", t.account));
             let r = self.restore(t.turn, &reason, out).await?;
-            self.journal.append(Record::Verdict { verdict: Verdict::RolledBack, reason: reason.clone(), evidence: Vec::new(), activity: 0 })?;
-            results.push(TurnResult { account: t.account, verdict: Verdict::RolledBack, reason, evidence: Vec::new(), screen_only: Vec::new(), restore: Some(r) });
+            self.journal.append(Record::Verdict {
+                verdict: Verdict::RolledBack,
+                reason: reason.clone(),
+                evidence: Vec::new(),
+                activity: 0,
+            })?;
+            results.push(TurnResult {
+                account: t.account,
+                verdict: Verdict::RolledBack,
+                reason,
+                evidence: Vec::new(),
+                screen_only: Vec::new(),
+                restore: Some(r),
+            });
         }
         Ok(results)
     }

@@ -157,7 +157,11 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
                 // An inconclusive verdict cites what was watched and saw nothing.
                 activity.cited = monitors
                     .iter()
-                    .flat_map(|m| m.sources().iter().map(move |s| format!("{}: {}: no table statement from a post-cut connection of {user}", m.name(), s.name)))
+                    .flat_map(|m| {
+                        m.sources()
+                            .iter()
+                            .map(move |s| format!("{}: {}: no table statement from a post-cut connection of {user}", m.name(), s.name))
+                    })
                     .collect();
             }
             return WatchEnd::Ended(activity);
