@@ -1,5 +1,4 @@
 //! The app's outage when a cut breaks it (issue 5): from its first denied statement to its first
-#![allow(clippy::print_stdout)] // a benchmark prints its results
 //! successful retry after privfence restored the account, over many runs, per flavour.
 //!
 //!     cargo bench --bench outage -- [--flavour mariadb|mysql|both] [--runs N] [--poll MS]
@@ -11,6 +10,8 @@
 //! first privilege error and restores. Prints one Markdown block per flavour (used by
 //! scripts/bench-outage.sh to update docs/benchmarks.md) and exits 1 when the targets (median
 //! at most 300 ms, max at most 1 s) are missed.
+
+#![allow(clippy::print_stdout)] // a benchmark prints its results
 
 use mysql_async::prelude::Queryable;
 use privfence::db::{ConnectSpec, Flavour, Secret, SslMode};
