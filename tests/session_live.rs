@@ -414,6 +414,10 @@ async fn replica_cut(flavour: Flavour) {
     sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
     let before = f.canonical(replica).await;
     assert_eq!(before, f.canonical(&sb.primary).await);
+    let mut primary = session::node::Node::connect(&admin_spec(&sb.primary), "primary").await.expect("connect");
+    let found = primary.discover_replicas().await.expect("discover");
+    assert_eq!(found, vec![format!("{}:{}", replica.host, replica.port)], "the primary reports its replica");
+    primary.server.close().await;
     let app = f.app(replica, &["SELECT COUNT(*) FROM svc_items", "SELECT COUNT(*) FROM orders"]);
     app.wait_success_after(Instant::now(), Duration::from_secs(10)).await.expect("the app works on the replica");
     let r = turn(sb, &f, test_options(sb, Duration::from_secs(10)), &[admin_spec(replica)]).await;
@@ -603,4 +607,39 @@ async fn a_conflicting_change_is_kept_and_reported_mariadb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflicting_change_is_kept_and_reported_mysql() {
     conflicting_change(Flavour::MySql).await;
+}
+
+/// A failing check command is an abnormality: the cut is restored at once.
+async fn failing_check(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let f = Fixture::create(sb, &format!("ck{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    let flag = f.dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+    let mut opts = test_options(sb, Duration::from_secs(20));
+    opts.check = Some(format!("test -e '{}'", flag.display()));
+    opts.check_every = Duration::from_millis(300);
+    let flag2 = flag.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        std::fs::remove_file(flag2).ok();
+    });
+    let t = Instant::now();
+    let r = turn(sb, &f, opts, &[]).await;
+    app.stop().await;
+    assert_eq!(r.verdict, Verdict::Restored, "{r:?}");
+    assert!(r.reason.contains("check command failed"), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(15), "restored long before the window's end");
+    assert_eq!(f.canonical(&sb.primary).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_check_command_restores_mariadb() {
+    failing_check(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_check_command_restores_mysql() {
+    failing_check(Flavour::MySql).await;
 }

@@ -42,6 +42,10 @@ pub struct Common {
     /// the cut is in force, and a restore done, only when every replica applied it.
     #[arg(long = "replica")]
     pub replicas: Vec<String>,
+    /// Also use every replica the primary reports (`SHOW REPLICAS`; replicas started with
+    /// `report_host`), with the same credentials.
+    #[arg(long)]
+    pub discover_replicas: bool,
     /// Where the session's Markdown and JSON reports go.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
@@ -204,7 +208,7 @@ struct Context {
     journal: PathBuf,
 }
 
-fn context(c: &Common, out: &mut Output) -> anyhow::Result<Option<Context>> {
+async fn context(c: &Common, out: &mut Output) -> anyhow::Result<Option<Context>> {
     let today = chrono::Local::now().date_naive();
     let policy = match crate::policy::load(&c.policy, today) {
         Ok(p) => p,
@@ -222,7 +226,18 @@ fn context(c: &Common, out: &mut Output) -> anyhow::Result<Option<Context>> {
         );
     }
     let primary = c.connect.input().resolve(&|k| std::env::var(k).ok())?;
-    let replicas = c.replicas.iter().map(|r| primary.with_address(r)).collect::<Result<Vec<_>, _>>()?;
+    let mut addresses = c.replicas.clone();
+    if c.discover_replicas {
+        let mut node = crate::session::node::Node::connect(&primary, "primary").await?;
+        for found in node.discover_replicas().await? {
+            if !addresses.contains(&found) {
+                out.status(&format!("discovered replica {found}"));
+                addresses.push(found);
+            }
+        }
+        node.server.close().await;
+    }
+    let replicas = addresses.iter().map(|r| primary.with_address(r)).collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Context { policy, primary, replicas, journal: journal_path(&c.service, &c.journal) }))
 }
 
@@ -241,7 +256,7 @@ fn base_options(c: &Common) -> Options {
 }
 
 async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let Some(ctx) = context(&a.common, out)? else { return Ok(ExitCode::Error) };
+    let Some(ctx) = context(&a.common, out).await? else { return Ok(ExitCode::Error) };
     let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
     let today = chrono::Local::now().date_naive();
     // Read and analyse before anything is journaled or locked: bad input changes nothing.
@@ -551,7 +566,7 @@ fn is_locked(f: &std::fs::File) -> bool {
 }
 
 async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let Some(ctx) = context(&a.common, out)? else { return Ok(ExitCode::Error) };
+    let Some(ctx) = context(&a.common, out).await? else { return Ok(ExitCode::Error) };
     if !ctx.journal.exists() {
         anyhow::bail!("no journal at {}: nothing to {}", ctx.journal.display(), if rollback { "roll back" } else { "resume" });
     }

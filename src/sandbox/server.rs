@@ -243,6 +243,9 @@ impl Server {
         }
         if self.role == Role::Replica {
             a.push("--read-only=ON".into());
+            // So the primary can tell where its replicas listen (SHOW REPLICAS).
+            a.push(format!("--report-host={}", self.host));
+            a.push(format!("--report-port={}", self.port));
         }
         a.extend(self.extra_args.iter().cloned());
         a

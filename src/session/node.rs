@@ -116,26 +116,38 @@ impl Node {
     }
 
     /// The replication position of everything this server has executed: MySQL's
-    /// `gtid_executed`, MariaDB's `gtid_binlog_pos`.
+    /// `gtid_executed` (or `binlog:FILE:POS` when GTIDs are off), MariaDB's `gtid_binlog_pos`.
     pub async fn position(&mut self) -> Result<String> {
-        let sql = match self.flavour() {
-            Flavour::MySql => "SELECT @@GLOBAL.gtid_executed",
-            Flavour::MariaDb => "SELECT @@GLOBAL.gtid_binlog_pos",
-        };
-        let v: Option<String> = self.server.first("reading the GTID position", sql).await?;
-        Ok(v.unwrap_or_default())
+        if self.flavour() == Flavour::MariaDb {
+            let v: Option<String> = self.server.first("reading the GTID position", "SELECT @@GLOBAL.gtid_binlog_pos").await?;
+            return Ok(v.unwrap_or_default());
+        }
+        let mode: Option<String> = self.server.first("reading gtid_mode", "SELECT @@GLOBAL.gtid_mode").await?;
+        if mode.as_deref() == Some("ON") {
+            let v: Option<String> = self.server.first("reading the GTID position", "SELECT @@GLOBAL.gtid_executed").await?;
+            return Ok(v.unwrap_or_default());
+        }
+        let rows = self.server.rows("reading the binary log position", "SHOW BINARY LOG STATUS").await?;
+        Ok(rows
+            .first()
+            .map(|r| format!("binlog:{}:{}", crate::db::server::text(r, 0), crate::db::server::text(r, 1)))
+            .unwrap_or_default())
     }
 
-    /// Waits until this replica has applied `position` (GTID containment, never
-    /// Seconds_Behind_Master). `Ok(false)` on timeout.
+    /// Waits until this replica has applied `position` (GTID containment, or the binary log
+    /// position when GTIDs are off; never Seconds_Behind_Master). `Ok(false)` on timeout.
     pub async fn wait_for(&mut self, position: &str, timeout: Duration) -> Result<bool> {
         if position.is_empty() {
             return Ok(true);
         }
         let secs = timeout.as_secs_f64().max(0.1);
-        let sql = match self.flavour() {
-            Flavour::MySql => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {secs:.1})", quote_str(position)),
-            Flavour::MariaDb => format!("SELECT MASTER_GTID_WAIT({}, {secs:.1})", quote_str(position)),
+        let sql = match (self.flavour(), position.strip_prefix("binlog:").and_then(|p| p.rsplit_once(':'))) {
+            (Flavour::MySql, Some((file, pos))) => {
+                let pos: u64 = pos.parse().map_err(|_| crate::error::Error::Session(format!("bad binlog position {position:?}")))?;
+                format!("SELECT IF(SOURCE_POS_WAIT({}, {pos}, {}) >= 0, 0, 1)", quote_str(file), secs.ceil() as u64)
+            }
+            (Flavour::MySql, None) => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {secs:.1})", quote_str(position)),
+            (Flavour::MariaDb, _) => format!("SELECT MASTER_GTID_WAIT({}, {secs:.1})", quote_str(position)),
         };
         let v: Option<i64> = self.server.first("waiting for the replica to apply the change", &sql).await?;
         Ok(v == Some(0))
@@ -161,6 +173,25 @@ impl Node {
             delay: col(&["SQL_Delay"]).and_then(|d| d.parse().ok()).unwrap_or(0),
             last_error: err,
         }))
+    }
+
+    /// The replicas this primary knows of, as `HOST:PORT` (those started with `report_host`;
+    /// `SHOW REPLICAS` on MySQL, `SHOW SLAVE HOSTS` on MariaDB).
+    pub async fn discover_replicas(&mut self) -> Result<Vec<String>> {
+        let sql = match self.flavour() {
+            Flavour::MySql => "SHOW REPLICAS",
+            Flavour::MariaDb => "SHOW SLAVE HOSTS",
+        };
+        let rows = self.server.rows("listing replicas", sql).await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let cols = row.columns_ref();
+            let get = |name: &str| cols.iter().position(|c| c.name_str() == name).and_then(|i| crate::db::server::opt_text(row, i));
+            if let (Some(h), Some(p)) = (get("Host").filter(|h| !h.is_empty()), get("Port")) {
+                out.push(format!("{h}:{p}"));
+            }
+        }
+        Ok(out)
     }
 
     /// How many replicas are connected to this server (binlog dump threads).
