@@ -281,16 +281,9 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         ..base_options(&a.common)
     };
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
+    let tool = server.current_user.clone();
     let plan = match &a.account {
-        Some(acc) => {
-            let popts = PlanOptions { acknowledge_definer: a.acknowledge_definer, include_everyone: false };
-            let p = plan::build(&inv, &ctx.policy, &svc.name, acc, &popts)?;
-            let problems = plan::grantor_problems(&inv, &server.current_user, &p);
-            if !problems.is_empty() {
-                anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
-            }
-            Some(p)
-        }
+        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, a.acknowledge_definer, &tool)?),
         None => None,
     };
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
@@ -333,14 +326,39 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     };
     crate::evidence::rank(&mut ranked);
     out.data(&evidence_table(&ranked));
-    let Some(plan) = plan else {
-        out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
-        s.close().await;
-        server.close().await;
-        return Ok(ExitCode::Ok);
+    let (plan, account) = match (plan, &a.account) {
+        (Some(p), Some(acc)) => (p, acc.clone()),
+        _ if out.is_live() && !a.yes => {
+            out.status("Account to cut (its rank, or 'user'@'host'; empty to stop):");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            let pick = line.trim();
+            let acc = match pick.parse::<usize>() {
+                Ok(n) if n >= 1 && n <= ranked.len() => ranked[n - 1].account.sql(),
+                _ => pick.to_string(),
+            };
+            if acc.is_empty() {
+                s.close().await;
+                server.close().await;
+                return Ok(ExitCode::Ok);
+            }
+            match build_plan(&inv, &ctx.policy, &svc.name, &acc, a.acknowledge_definer, &tool) {
+                Ok(p) => (p, acc),
+                Err(e) => {
+                    s.close().await;
+                    server.close().await;
+                    return Err(e);
+                }
+            }
+        }
+        _ => {
+            out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
+            s.close().await;
+            server.close().await;
+            return Ok(ExitCode::Ok);
+        }
     };
     server.close().await;
-    let account = a.account.clone().expect("plan implies account");
     let chosen: Vec<String> = ranked
         .iter()
         .filter(|c| plan.accounts.contains(&c.account))
@@ -406,6 +424,23 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     write_reports(&s.journal, remaining, &a.common.reports, out)?;
     s.close().await;
     Ok(code)
+}
+
+fn build_plan(
+    inv: &crate::model::Inventory,
+    policy: &crate::policy::Policy,
+    service: &str,
+    account: &str,
+    acknowledge_definer: bool,
+    tool: &crate::model::AccountName,
+) -> anyhow::Result<plan::Plan> {
+    let popts = PlanOptions { acknowledge_definer, include_everyone: false };
+    let p = plan::build(inv, policy, service, account, &popts)?;
+    let problems = plan::grantor_problems(inv, tool, &p);
+    if !problems.is_empty() {
+        anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
+    }
+    Ok(p)
 }
 
 fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
