@@ -146,7 +146,7 @@ pub fn markdown(r: &SessionReport) -> String {
     s.push_str(&format!(
         "- policy: `{}`\n- tables: {}\n- servers: {}\n- report generated: {}\n\n",
         r.policy,
-        r.tables.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", "),
+        r.tables.join(", "),
         r.servers.join("; "),
         r.generated.format("%Y-%m-%d %H:%M:%S UTC")
     ));

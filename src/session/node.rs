@@ -128,10 +128,7 @@ impl Node {
             return Ok(v.unwrap_or_default());
         }
         let rows = self.server.rows("reading the binary log position", "SHOW BINARY LOG STATUS").await?;
-        Ok(rows
-            .first()
-            .map(|r| format!("binlog:{}:{}", crate::db::server::text(r, 0), crate::db::server::text(r, 1)))
-            .unwrap_or_default())
+        Ok(rows.first().map(|r| format!("binlog:{}:{}", crate::db::server::text(r, 0), crate::db::server::text(r, 1))).unwrap_or_default())
     }
 
     /// Waits until this replica has applied `position` (GTID containment, or the binary log
