@@ -14,7 +14,7 @@
 #![allow(clippy::print_stdout)] // a benchmark prints its results
 
 use mysql_async::prelude::Queryable;
-use privfence::db::{ConnectSpec, Flavour, Secret, SslMode};
+use privfence::db::Flavour;
 use privfence::journal::{Record, Verdict, JOURNAL_FORMAT};
 use privfence::output::Output;
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
@@ -58,18 +58,6 @@ fn args() -> Args {
     a
 }
 
-fn spec(s: &privfence::sandbox::Server) -> ConnectSpec {
-    ConnectSpec {
-        host: s.host.clone(),
-        port: s.port,
-        socket: None,
-        user: s.admin_user.clone(),
-        password: Some(Secret::new(s.admin_password.clone())),
-        ssl_mode: SslMode::Disabled,
-        ssl_ca: None,
-    }
-}
-
 struct Run {
     outage: Duration,
     failed: u64,
@@ -103,7 +91,7 @@ async fn one_run(sb: &Sandbox, n: usize, poll: Duration, work: &std::path::Path)
         pool_size: 2,
     });
     app.wait_success_after(Instant::now(), Duration::from_secs(10)).await.expect("the app works");
-    let mut server = privfence::db::Server::connect(&spec(&sb.primary)).await.expect("connect");
+    let mut server = privfence::db::Server::connect(&sb.primary.connect_spec()).await.expect("connect");
     let inv = privfence::inventory::take(&mut server).await.expect("inventory");
     server.close().await;
     let service = format!("b{n}");
@@ -120,7 +108,8 @@ async fn one_run(sb: &Sandbox, n: usize, poll: Duration, work: &std::path::Path)
         notify: false,
         ..Options::default()
     };
-    let mut s = Session::open(&work.join(format!("j{n}.journal")), header, &spec(&sb.primary), &[], options).await.expect("session");
+    let mut s =
+        Session::open(&work.join(format!("j{n}.journal")), header, &sb.primary.connect_spec(), &[], options).await.expect("session");
     let mut quiet = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
     let r = s.cut_and_watch(&plan, &account, &tables, &[], vec![], &mut quiet).await.expect("turn");
     s.close().await;

@@ -143,15 +143,6 @@ pub async fn session_demo(
     use crate::session::{guide, Options, Session};
     use crate::workload::{Workload, WorkloadSpec};
     use std::time::{Duration, Instant};
-    let spec = |s: &crate::sandbox::Server| crate::db::ConnectSpec {
-        host: s.host.clone(),
-        port: s.port,
-        socket: None,
-        user: s.admin_user.clone(),
-        password: Some(crate::db::Secret::new(s.admin_password.clone())),
-        ssl_mode: crate::db::SslMode::Disabled,
-        ssl_ca: None,
-    };
     let today = chrono::Local::now().date_naive();
     std::fs::create_dir_all(work)?;
     let policy_path = work.join("shop-media.toml");
@@ -200,10 +191,10 @@ pub async fn session_demo(
         sql_errlog: sb.primary.sql_errlog.clone(),
         ..Options::default()
     };
-    let replicas: Vec<crate::db::ConnectSpec> = replica.map(spec).into_iter().collect();
+    let replicas: Vec<crate::db::ConnectSpec> = replica.map(|r| r.connect_spec()).into_iter().collect();
     let mut turns = Vec::new();
     for (app, behaviour, loads) in &apps {
-        let mut server = crate::db::Server::connect(&spec(&sb.primary)).await?;
+        let mut server = crate::db::Server::connect(&sb.primary.connect_spec()).await?;
         let inv = crate::inventory::take(&mut server).await?;
         server.close().await;
         let tables = guide::service_tables(&inv, &svc);
@@ -216,7 +207,7 @@ pub async fn session_demo(
             policy: "policies/shop-media.toml".into(),
             tables: tables.clone(),
         };
-        let mut s = Session::open(&work.join("media.journal"), header, &spec(&sb.primary), &replicas, opts.clone()).await?;
+        let mut s = Session::open(&work.join("media.journal"), header, &sb.primary.connect_spec(), &replicas, opts.clone()).await?;
         out.status(&format!("\n== {account} ({}): cut, watch {window:?}", serde_json::to_string(behaviour)?.trim_matches('"')));
         let deps = guide::dependents(&inv, &tables);
         let result = s.cut_and_watch(&plan, &account, &tables, &deps, vec![], out).await?;

@@ -21,6 +21,7 @@
 //! - [`session`]: guided revoke sessions: cut, watch, restore, recover; the only writer to servers.
 //! - [`signals`]: one monitor per server: privilege errors, collateral errors, activity, restarts.
 //! - [`workload`]: a simulated application (a pool with a default schema), for the demo and tests.
+//! - [`promote`]: replica promotion (in progress): preflight checks, chunked table comparison.
 //! - [`notify`]: desktop notifications and command hooks.
 //! - [`report`]: table, JSON and Markdown renderers.
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
@@ -41,6 +42,7 @@ pub mod notify;
 pub mod output;
 pub mod plan;
 pub mod policy;
+pub mod promote;
 pub mod report;
 pub mod sandbox;
 pub mod session;

@@ -22,6 +22,25 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Two tests, `NAME::mariadb` and `NAME::mysql`, each running `body(flavour)`.
+macro_rules! both_flavours {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                $body(Flavour::MariaDb).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                $body(Flavour::MySql).await
+            }
+        }
+    };
+}
+
 /// One test's monolith schema, service tables, app account and service owner.
 pub struct Fixture {
     pub tag: String,
@@ -186,15 +205,7 @@ async fn restored_and_app_recovers(flavour: Flavour) {
     let _ = tables(&f, &["svc_items"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_app_is_restored_mariadb() {
-    restored_and_app_recovers(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_app_is_restored_mysql() {
-    restored_and_app_recovers(Flavour::MySql).await;
-}
+both_flavours!(a_broken_app_is_restored, restored_and_app_recovers);
 
 async fn passes_and_inconclusive(flavour: Flavour) {
     let sb = sandbox(flavour);
@@ -219,15 +230,7 @@ async fn passes_and_inconclusive(flavour: Flavour) {
     assert_eq!(g.canonical(&sb.primary).await, before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pass_and_inconclusive_mariadb() {
-    passes_and_inconclusive(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pass_and_inconclusive_mysql() {
-    passes_and_inconclusive(Flavour::MySql).await;
-}
+both_flavours!(pass_and_inconclusive, passes_and_inconclusive);
 
 fn privfence(args: &[String], env: &[(&str, String)]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_privfence"));
@@ -349,15 +352,7 @@ async fn crash_everywhere(flavour: Flavour) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_every_point_then_resume_or_rollback_mariadb() {
-    crash_everywhere(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_every_point_then_resume_or_rollback_mysql() {
-    crash_everywhere(Flavour::MySql).await;
-}
+both_flavours!(sigkill_at_every_point_then_resume_or_rollback, crash_everywhere);
 
 async fn lock_and_bad_input(flavour: Flavour) {
     let sb = sandbox(flavour);
@@ -395,15 +390,7 @@ async fn lock_and_bad_input(flavour: Flavour) {
     assert!(!text(&o).contains("interrupted"), "{}", text(&o));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_and_bad_input_mariadb() {
-    lock_and_bad_input(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lock_and_bad_input_mysql() {
-    lock_and_bad_input(Flavour::MySql).await;
-}
+both_flavours!(lock_and_bad_input, lock_and_bad_input);
 
 /// A cut with a replica: an app that reads the service's table only from the replica is caught
 /// there, and the restore reaches the replica (its grants equal the snapshot, the app works).
@@ -433,15 +420,7 @@ async fn replica_cut(flavour: Flavour) {
     assert!(stats.denied > 0, "the replica app was denied during the cut: {stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_reaches_the_replica_and_so_does_the_restore_mariadb() {
-    replica_cut(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_reaches_the_replica_and_so_does_the_restore_mysql() {
-    replica_cut(Flavour::MySql).await;
-}
+both_flavours!(a_cut_reaches_the_replica_and_so_does_the_restore, replica_cut);
 
 /// A server restart during the watch blinds the monitor: the session restores (once the
 /// server is back) and the grants are exactly as before.
@@ -493,19 +472,12 @@ async fn restart_during_watch(flavour: Flavour) {
     sb.destroy().expect("destroy");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_during_the_watch_ends_in_a_restore_mariadb() {
-    restart_during_watch(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_during_the_watch_ends_in_a_restore_mysql() {
-    restart_during_watch(Flavour::MySql).await;
-}
+both_flavours!(a_restart_during_the_watch_ends_in_a_restore, restart_during_watch);
 
 /// The demo's session: the reader is restored (and works again within 2 s), the app using
 /// other tables passes, the idle one is inconclusive; every verdict cites signal rows.
-async fn demo_verdicts(flavour: Flavour, seed: u64) {
+async fn demo_verdicts(flavour: Flavour) {
+    let seed = if flavour == Flavour::MariaDb { 11 } else { 12 };
     let sb = sandbox::shared(flavour, sandbox::Topology::PrimaryReplica);
     // The demo's sample lives in `shop`; this binary's other tests use their own schemas.
     let mut sql = privfence::demo::sample_sql(flavour);
@@ -531,15 +503,7 @@ async fn demo_verdicts(flavour: Flavour, seed: u64) {
     assert!(!hash.is_match(&text), "no password hash in the journal");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_session_gives_three_verdicts_mariadb() {
-    demo_verdicts(Flavour::MariaDb, 11).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_session_gives_three_verdicts_mysql() {
-    demo_verdicts(Flavour::MySql, 12).await;
-}
+both_flavours!(the_demo_session_gives_three_verdicts, demo_verdicts);
 
 /// `session start` without an account lists who can still touch the tables and ranks them by
 /// evidence, changing nothing; `session status` reads the journal.
@@ -562,15 +526,7 @@ async fn candidates_listing(flavour: Flavour) {
     assert!(!journal.contains("account_begin") && !journal.contains("\"intent\""), "{journal}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_without_an_account_lists_and_ranks_mariadb() {
-    candidates_listing(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_without_an_account_lists_and_ranks_mysql() {
-    candidates_listing(Flavour::MySql).await;
-}
+both_flavours!(start_without_an_account_lists_and_ranks, candidates_listing);
 
 /// Someone else changes the account's grants while its cut is in force: the rollback reports
 /// the conflict, keeps that change, and undoes only what the session changed.
@@ -599,15 +555,7 @@ async fn conflicting_change(flavour: Flavour) {
     assert!(md.contains("rolled back") && md.contains("changed by someone else"), "{md}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conflicting_change_is_kept_and_reported_mariadb() {
-    conflicting_change(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conflicting_change_is_kept_and_reported_mysql() {
-    conflicting_change(Flavour::MySql).await;
-}
+both_flavours!(a_conflicting_change_is_kept_and_reported, conflicting_change);
 
 /// A failing check command is an abnormality: the cut is restored at once.
 async fn failing_check(flavour: Flavour) {
@@ -634,12 +582,4 @@ async fn failing_check(flavour: Flavour) {
     assert_eq!(f.canonical(&sb.primary).await, before);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_check_command_restores_mariadb() {
-    failing_check(Flavour::MariaDb).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_check_command_restores_mysql() {
-    failing_check(Flavour::MySql).await;
-}
+both_flavours!(a_failing_check_command_restores, failing_check);

@@ -4,7 +4,7 @@
 //! without questions: one app's cut is restored, one passes, one is inconclusive.
 
 use super::sandbox::FlavourArg;
-use crate::db::{ConnectSpec, Secret, Server, SslMode};
+use crate::db::Server;
 use crate::error::ExitCode;
 use crate::output::Output;
 use crate::sandbox::{Sandbox, SandboxOptions, Topology};
@@ -73,15 +73,7 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     }
     drop(admin);
     sb.wait_replica_caught_up(Duration::from_secs(30)).await?;
-    let spec = ConnectSpec {
-        host: sb.primary.host.clone(),
-        port: sb.primary.port,
-        socket: None,
-        user: sb.primary.admin_user.clone(),
-        password: Some(Secret::new(sb.primary.admin_password.clone())),
-        ssl_mode: SslMode::Disabled,
-        ssl_ca: None,
-    };
+    let spec = sb.primary.connect_spec();
     let mut server = Server::connect(&spec).await?;
     let inv = inventory::take(&mut server).await?;
     let mismatches = inventory::verify::verify(&mut server, &inv).await?;

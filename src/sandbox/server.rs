@@ -132,6 +132,19 @@ impl Server {
             .into()
     }
 
+    /// privfence's connection spec for the admin account (TCP, no TLS: the sandbox is loopback).
+    pub fn connect_spec(&self) -> crate::db::ConnectSpec {
+        crate::db::ConnectSpec {
+            host: self.host.clone(),
+            port: self.port,
+            socket: None,
+            user: self.admin_user.clone(),
+            password: Some(crate::db::Secret::new(self.admin_password.clone())),
+            ssl_mode: crate::db::SslMode::Disabled,
+            ssl_ca: None,
+        }
+    }
+
     /// Opens a connection as the admin account.
     pub async fn conn(&self) -> Result<Conn, SandboxError> {
         Conn::new(self.opts()).await.map_err(|e| self.sql_error("connecting as the admin account", e))

@@ -6,7 +6,7 @@
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder};
-use privfence::db::{ConnectSpec, Flavour, Secret, Server, SslMode};
+use privfence::db::{ConnectSpec, Flavour, Server};
 use privfence::model::Inventory;
 use privfence::sandbox::{self, Sandbox, Topology};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,15 +22,7 @@ pub const FLAVOURS: [Flavour; 2] = [Flavour::MariaDb, Flavour::MySql];
 
 /// privfence's connection spec for the admin account of a sandbox server.
 pub fn admin_spec(s: &sandbox::Server) -> ConnectSpec {
-    ConnectSpec {
-        host: s.host.clone(),
-        port: s.port,
-        socket: None,
-        user: s.admin_user.clone(),
-        password: Some(Secret::new(s.admin_password.clone())),
-        ssl_mode: SslMode::Disabled,
-        ssl_ca: None,
-    }
+    s.connect_spec()
 }
 
 /// Runs statements as the admin; panics with the statement on failure.
