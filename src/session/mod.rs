@@ -259,7 +259,7 @@ impl Session {
         }
         // The monitors' baseline is taken before the first statement, so nothing the cut causes
         // is missed; activity counts only from connections opened after the cut.
-        let mut monitors = Vec::new();
+        let mut monitors: Vec<Monitor> = Vec::new();
         for n in &self.topo.nodes {
             let target = signals::WatchTarget {
                 user: user.clone(),
@@ -271,7 +271,22 @@ impl Session {
                 sql_errlog: if n.name == "primary" { self.opts.sql_errlog.clone() } else { None },
                 app_logs: if n.name == "primary" { self.opts.app_logs.clone() } else { Vec::new() },
             };
-            let m = Monitor::start(n.spec(), &n.name, target, files).await?;
+            let m = match Monitor::start(n.spec(), &n.name, target, files).await {
+                Ok(m) => m,
+                Err(e) => {
+                    // Nothing was changed yet: close the turn so the next start is not blocked.
+                    for m in monitors {
+                        m.close().await;
+                    }
+                    self.journal.append(Record::Verdict {
+                        verdict: Verdict::Abandoned,
+                        reason: format!("the monitor of {} could not start: {e}", n.name),
+                        evidence: Vec::new(),
+                        activity: 0,
+                    })?;
+                    return Err(e);
+                }
+            };
             if !m.sources().iter().any(|s| s.available) {
                 for m in monitors.into_iter().chain([m]) {
                     m.close().await;
