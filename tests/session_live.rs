@@ -583,3 +583,30 @@ async fn failing_check(flavour: Flavour) {
 }
 
 both_flavours!(a_failing_check_command_restores, failing_check);
+
+/// A server where privfence can read no privilege-error source (MySQL without
+/// performance_schema): the cut is refused before anything changes.
+async fn blind_server_refused(flavour: Flavour) {
+    let mut opts = sandbox::SandboxOptions::new(flavour, sandbox::Topology::Single);
+    opts.extra_args = vec!["--performance-schema=OFF".into()];
+    if flavour == Flavour::MariaDb {
+        opts.extra_args.push("--userstat=0".into());
+    }
+    let sb = Sandbox::start(opts).await.expect("own sandbox");
+    let f = Fixture::create(&sb, &format!("b{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    let reports = f.dir.path().join("reports");
+    // MariaDB's sql_errlog is a source only when its file is given: it is not, here.
+    let o = privfence(&start_args(&sb, &f, &reports), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no privilege-error source"), "{}", text(&o));
+    assert_eq!(f.canonical(&sb.primary).await, before, "nothing changed");
+    let st = privfence(
+        &["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()],
+        &[],
+    );
+    assert_eq!(st.status.code(), Some(0), "the refused turn is closed: {}", text(&st));
+    sb.destroy().expect("destroy");
+}
+
+both_flavours!(a_server_without_error_sources_is_refused, blind_server_refused);

@@ -413,7 +413,12 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let result = match result {
         Ok(r) => r,
         Err(e) => {
+            let open = s.journal.state().open_turn().is_some();
             s.close().await;
+            if !open {
+                // Refused before anything changed (the turn is closed as abandoned).
+                return Err(e.into());
+            }
             out.status(&format!("privfence: error: {e}"));
             out.status("the journal knows what was done: `privfence session resume` finishes the restore");
             return Ok(ExitCode::JournalAttention);

@@ -287,19 +287,19 @@ impl Session {
                     return Err(e);
                 }
             };
-            if !m.sources().iter().any(|s| s.available) {
+            if !m.sources().iter().any(|s| s.available && signals::reports_errors(s)) {
                 for m in monitors.into_iter().chain([m]) {
                     m.close().await;
                 }
                 self.journal.append(Record::Verdict {
                     verdict: Verdict::Abandoned,
-                    reason: format!("{} has no signal source privfence can read: a cut there could not be watched", n.name),
+                    reason: format!("{} has no privilege-error source privfence can read: a cut there could not be watched", n.name),
                     evidence: Vec::new(),
                     activity: 0,
                 })?;
                 return Err(Error::Session(format!(
-                    "{} ({}) has no signal source privfence can read (performance_schema off, no userstat, no sql_errlog): \
-                     nothing was changed; `privfence doctor` lists the sources",
+                    "{} ({}) has no privilege-error source privfence can read (performance_schema off, no userstat, no \
+                     sql_errlog given): nothing was changed; `privfence doctor` lists the sources",
                     n.name, n.server.target
                 )));
             }

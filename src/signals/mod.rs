@@ -180,3 +180,9 @@ pub struct Alarm {
     /// between two polls.
     pub count: u64,
 }
+
+/// Whether a source reports privilege errors: without one available, a watch is blind.
+pub fn reports_errors(s: &SourceInfo) -> bool {
+    matches!(s.name.as_str(), pfs::ERROR_SUMMARY | pfs::STATUS | errlog::SOURCE | userstat::USER_STATISTICS)
+        || s.name.starts_with("performance_schema.events_statements_history")
+}
