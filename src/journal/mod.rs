@@ -61,6 +61,10 @@ pub enum Phase {
     Kill,
     /// The restore's statements.
     Restore,
+    /// A promotion's write fence (run without binary logging).
+    Fence,
+    /// Undoing promotion steps before the point of no return.
+    Abort,
 }
 
 /// One planned statement of an account's cut, with its inverse.

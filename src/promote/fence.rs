@@ -1,0 +1,129 @@
+//! The write fence of a promotion (step 7): stop the service's writes to its tables on the
+//! primary, drain what is in flight, and record the GTID set while drained. `read_only` is
+//! server-wide, so the fence acts on the service's account and tables only (mysql-facts §6):
+//! `ACCOUNT LOCK` (no new logins), revoke its direct write privileges on the tables, `KILL` its
+//! connections, then `LOCK TABLES ... READ` bounded by `lock_wait_timeout` to wait out
+//! statements already running, read the position, `UNLOCK TABLES`.
+//!
+//! Every statement goes through the journaling executor with `sql_log_bin=0`: the fence must not
+//! reach the replica, which becomes the service's server with the account as it was.
+//! [`unfence`] is the exact inverse, for an abort or a deadline.
+
+use crate::error::Result;
+use crate::journal::{Journal, Phase};
+use crate::model::{AccountName, GrantObject, Inventory, Privilege, TableName};
+use crate::session::exec;
+use crate::session::node::Node;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// Privileges that let an account change a table's rows.
+const WRITES: [&str; 3] = ["INSERT", "UPDATE", "DELETE"];
+
+/// What the fence did, for the journal and for [`unfence`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Fenced {
+    /// Host rows of the owner that were unlocked and are now locked.
+    pub locked: Vec<AccountName>,
+    /// (forward REVOKE, inverse GRANT) of the owner's direct write grants on the tables.
+    pub revoked: Vec<(String, String)>,
+    /// Write access the fence cannot revoke per table (schema or global grants): the account
+    /// lock and the kill stop it.
+    pub not_revoked: Vec<String>,
+    pub killed: Vec<u64>,
+    /// The primary's GTID set while the tables were drained.
+    pub gtid: String,
+    pub drained_in: Duration,
+}
+
+/// Fences `owner`'s writes to `tables` on `primary`; `lock_wait` bounds the drain.
+pub async fn fence(
+    j: &mut Journal,
+    primary: &mut Node,
+    inv: &Inventory,
+    owner: &[AccountName],
+    tables: &[TableName],
+    lock_wait: Duration,
+) -> Result<Fenced> {
+    let mut f = Fenced::default();
+    exec::run(j, primary, Phase::Fence, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
+    let result = fence_inner(j, primary, inv, owner, tables, lock_wait, &mut f).await;
+    // Whatever happened, this connection goes back to logging (and never holds the lock).
+    let _ = exec::run(j, primary, Phase::Fence, Some("unlock-tables"), "UNLOCK TABLES", &[]).await;
+    exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
+    result.map(|()| f)
+}
+
+async fn fence_inner(
+    j: &mut Journal,
+    primary: &mut Node,
+    inv: &Inventory,
+    owner: &[AccountName],
+    tables: &[TableName],
+    lock_wait: Duration,
+    f: &mut Fenced,
+) -> Result<()> {
+    let flavour = primary.flavour();
+    for a in owner {
+        if inv.accounts.iter().any(|x| &x.name == a && !x.locked) {
+            let sql = format!("ALTER USER {} ACCOUNT LOCK", crate::model::sql::grantee_sql(a, flavour));
+            exec::run(j, primary, Phase::Fence, Some("lock"), &sql, &[]).await?;
+            f.locked.push(a.clone());
+        }
+    }
+    for g in inv.grants.iter().filter(|g| owner.contains(&g.grantee)) {
+        let writes: Vec<&Privilege> = g.privileges.iter().filter(|p| WRITES.contains(&p.as_str())).collect();
+        if writes.is_empty() {
+            continue;
+        }
+        let who = crate::model::sql::grantee_sql(&g.grantee, flavour);
+        let list = writes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+        match &g.object {
+            GrantObject::Table { table } if tables.contains(table) => {
+                let forward = format!("REVOKE {list} ON {} FROM {who}", table.sql());
+                let inverse = format!("GRANT {list} ON {} TO {who}", table.sql());
+                exec::run(j, primary, Phase::Fence, Some("revoke-writes"), &forward, &[]).await?;
+                f.revoked.push((forward, inverse));
+            }
+            GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => {}
+            other => f.not_revoked.push(format!("{list} ON {} (stopped by the account lock and the kill)", other.sql_target())),
+        }
+    }
+    for id in primary.connections_of(&owner.first().map(|a| a.user.clone()).unwrap_or_default(), 0, u64::MAX).await? {
+        exec::run(j, primary, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+        f.killed.push(id);
+    }
+    let secs = lock_wait.as_secs().max(1);
+    exec::run(j, primary, Phase::Fence, Some("lock-wait"), &format!("SET SESSION lock_wait_timeout = {secs}"), &[]).await?;
+    let list = tables.iter().map(|t| format!("{} READ", t.sql())).collect::<Vec<_>>().join(", ");
+    let started = Instant::now();
+    exec::run(j, primary, Phase::Fence, Some("drain"), &format!("LOCK TABLES {list}"), &[]).await?;
+    f.drained_in = started.elapsed();
+    f.gtid = primary.position().await?;
+    Ok(())
+}
+
+/// Undoes a fence exactly: re-grants what it revoked and unlocks what it locked, without
+/// binary logging (the replica never saw the fence).
+pub async fn unfence(j: &mut Journal, primary: &mut Node, f: &Fenced) -> Result<()> {
+    let flavour = primary.flavour();
+    exec::run(j, primary, Phase::Fence, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
+    let mut result = Ok(());
+    for (_, inverse) in f.revoked.iter().rev() {
+        if let Err(e) = exec::run(j, primary, Phase::Abort, Some("regrant-writes"), inverse, &[]).await {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_ok() {
+        for a in &f.locked {
+            let sql = format!("ALTER USER {} ACCOUNT UNLOCK", crate::model::sql::grantee_sql(a, flavour));
+            if let Err(e) = exec::run(j, primary, Phase::Abort, Some("unlock"), &sql, &[]).await {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
+    result
+}

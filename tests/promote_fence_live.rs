@@ -1,0 +1,123 @@
+//! The promotion's write fence on real servers, both flavours: the owner's writes to the
+//! service's tables stop (locked login, revoked direct writes, killed connections, drained), the
+//! GTID set is read while drained and the replica reaches it, the fence never reaches the
+//! replica (its grants and lock state are the primary's from before), and `unfence` is exact.
+
+mod support;
+
+use mysql_async::prelude::*;
+use privfence::db::Flavour;
+use privfence::journal::{Journal, Record, JOURNAL_FORMAT};
+use privfence::model::ident::{quote_ident as qi, quote_str as qs};
+use privfence::model::{AccountName, TableName};
+use privfence::promote::fence;
+use privfence::sandbox::{self, Topology};
+use privfence::session::node::Node;
+use privfence::session::snapshot;
+use privfence::workload::{Workload, WorkloadSpec};
+use std::time::{Duration, Instant};
+use support::*;
+
+async fn count(s: &sandbox::Server, sql: &str) -> i64 {
+    let mut c = s.conn().await.expect("admin");
+    let n: Option<i64> = c.query_first(sql).await.expect("count");
+    c.disconnect().await.ok();
+    n.unwrap_or(-1)
+}
+
+async fn locked_on(s: &sandbox::Server, flavour: Flavour, user: &str) -> bool {
+    let sql = match flavour {
+        Flavour::MySql => format!("SELECT account_locked = 'Y' FROM mysql.user WHERE user = {}", qs(user)),
+        Flavour::MariaDb => format!(
+            "SELECT COALESCE(JSON_VALUE(Priv, '$.account_locked'), 'false') IN ('1', 'true') FROM mysql.global_priv WHERE user = {}",
+            qs(user)
+        ),
+    };
+    count(s, &sql).await == 1
+}
+
+async fn fence_and_unfence(flavour: Flavour) {
+    let sb = sandbox::shared(flavour, Topology::PrimaryReplica);
+    let replica = sb.replica.as_ref().expect("replica");
+    let schema = format!("pff_{}", flavour.name());
+    let user = format!("pff_{}", flavour.name());
+    let owner = AccountName::new(&user, "%");
+    let t = TableName::new(&schema, "svc_seq");
+    admin_exec(
+        sb,
+        &[
+            format!("CREATE DATABASE {}", qi(&schema)),
+            format!("CREATE TABLE {} (id INT AUTO_INCREMENT PRIMARY KEY, n INT)", t.sql()),
+            format!("CREATE USER {} IDENTIFIED BY {}", owner.sql(), qs(&format!("pw-{user}"))),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}", t.sql(), owner.sql()),
+        ],
+    )
+    .await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("caught up");
+    let app = Workload::spawn(WorkloadSpec {
+        name: user.clone(),
+        opts: mysql_async::OptsBuilder::from_opts(sb.primary.opts_as(&user, &format!("pw-{user}"))).db_name(Some(schema.clone())).into(),
+        statements: vec!["INSERT INTO svc_seq (n) VALUES (1)".into()],
+        interval: Duration::from_millis(10),
+        pool_size: 2,
+    });
+    app.wait_success_after(Instant::now(), Duration::from_secs(10)).await.expect("the owner writes");
+    let (server, inv) = inventory(sb).await;
+    server.close().await;
+    let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.expect("primary");
+    let mut rep = Node::connect(&admin_spec(replica), "replica1").await.expect("replica");
+    let before = snapshot::read(&mut primary.server, &[owner.clone()]).await.expect("snapshot");
+    let dir = tempfile::tempdir().unwrap();
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: "t".into(),
+        service: "fence".into(),
+        policy: "p".into(),
+        tables: vec![t.clone()],
+    };
+    let mut j = Journal::open_or_create(&dir.path().join("fence.journal"), header).expect("journal");
+    let f = fence::fence(&mut j, &mut primary, &inv, &[owner.clone()], &[t.clone()], Duration::from_secs(3)).await.expect("fence");
+    assert_eq!(f.locked, vec![owner.clone()]);
+    assert_eq!(f.revoked.len(), 1, "{f:?}");
+    assert!(!f.killed.is_empty(), "the owner's pooled connections were killed: {f:?}");
+    assert!(!f.gtid.is_empty());
+    // No service write reaches the primary after the fence.
+    let rows = format!("SELECT COUNT(*) FROM {}", t.sql());
+    let c1 = count(&sb.primary, &rows).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count(&sb.primary, &rows).await, c1, "writes stopped");
+    assert_eq!(primary.position().await.unwrap(), f.gtid, "nothing committed after the drained position");
+    let login = mysql_async::Conn::new(sb.primary.opts_as(&user, &format!("pw-{user}"))).await;
+    assert!(login.is_err(), "the owner cannot log in while fenced");
+    // The replica reaches the drained position, has every row, and never saw the fence.
+    assert!(rep.wait_for(&f.gtid, Duration::from_secs(30)).await.unwrap(), "the replica contains the fence's GTID set");
+    assert_eq!(count(replica, &rows).await, c1, "the replica has every acknowledged row");
+    assert_eq!(snapshot::read(&mut rep.server, &[owner.clone()]).await.unwrap(), before, "the replica keeps the owner's grants");
+    assert!(!locked_on(replica, flavour, &user).await, "the replica's owner account is not locked");
+    assert!(locked_on(&sb.primary, flavour, &user).await);
+    // Unfence: exact, and the owner writes again.
+    fence::unfence(&mut j, &mut primary, &f).await.expect("unfence");
+    assert_eq!(snapshot::read(&mut primary.server, &[owner.clone()]).await.unwrap(), before);
+    assert!(!locked_on(&sb.primary, flavour, &user).await);
+    let ok = app.wait_success_after(Instant::now(), Duration::from_secs(5)).await;
+    let stats = app.stop().await;
+    assert!(ok.is_some(), "the owner writes again after unfence: {stats:?}");
+    // The fence's statements never reached the replica's binary log stream.
+    let p = primary.position().await.unwrap();
+    assert!(rep.wait_for(&p, Duration::from_secs(30)).await.unwrap());
+    assert_eq!(snapshot::read(&mut rep.server, &[owner.clone()]).await.unwrap(), before);
+    let text = std::fs::read_to_string(dir.path().join("fence.journal")).unwrap();
+    assert!(text.contains("sql_log_bin = 0") && text.contains("LOCK TABLES"), "every fence statement is journaled");
+    primary.server.close().await;
+    rep.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_stops_writes_without_reaching_the_replica_mariadb() {
+    fence_and_unfence(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fence_stops_writes_without_reaching_the_replica_mysql() {
+    fence_and_unfence(Flavour::MySql).await;
+}
