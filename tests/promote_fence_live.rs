@@ -66,7 +66,7 @@ async fn fence_and_unfence(flavour: Flavour) {
     server.close().await;
     let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.expect("primary");
     let mut rep = Node::connect(&admin_spec(replica), "replica1").await.expect("replica");
-    let before = snapshot::read(&mut primary.server, &[owner.clone()]).await.expect("snapshot");
+    let before = snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.expect("snapshot");
     let dir = tempfile::tempdir().unwrap();
     let header = Record::Header {
         format: JOURNAL_FORMAT,
@@ -76,7 +76,9 @@ async fn fence_and_unfence(flavour: Flavour) {
         tables: vec![t.clone()],
     };
     let mut j = Journal::open_or_create(&dir.path().join("fence.journal"), header).expect("journal");
-    let f = fence::fence(&mut j, &mut primary, &inv, &[owner.clone()], &[t.clone()], Duration::from_secs(3)).await.expect("fence");
+    let f = fence::fence(&mut j, &mut primary, &inv, std::slice::from_ref(&owner), std::slice::from_ref(&t), Duration::from_secs(3))
+        .await
+        .expect("fence");
     assert_eq!(f.locked, vec![owner.clone()]);
     assert_eq!(f.revoked.len(), 1, "{f:?}");
     assert!(!f.killed.is_empty(), "the owner's pooled connections were killed: {f:?}");
@@ -92,12 +94,16 @@ async fn fence_and_unfence(flavour: Flavour) {
     // The replica reaches the drained position, has every row, and never saw the fence.
     assert!(rep.wait_for(&f.gtid, Duration::from_secs(30)).await.unwrap(), "the replica contains the fence's GTID set");
     assert_eq!(count(replica, &rows).await, c1, "the replica has every acknowledged row");
-    assert_eq!(snapshot::read(&mut rep.server, &[owner.clone()]).await.unwrap(), before, "the replica keeps the owner's grants");
+    assert_eq!(
+        snapshot::read(&mut rep.server, std::slice::from_ref(&owner)).await.unwrap(),
+        before,
+        "the replica keeps the owner's grants"
+    );
     assert!(!locked_on(replica, flavour, &user).await, "the replica's owner account is not locked");
     assert!(locked_on(&sb.primary, flavour, &user).await);
     // Unfence: exact, and the owner writes again.
     fence::unfence(&mut j, &mut primary, &f).await.expect("unfence");
-    assert_eq!(snapshot::read(&mut primary.server, &[owner.clone()]).await.unwrap(), before);
+    assert_eq!(snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap(), before);
     assert!(!locked_on(&sb.primary, flavour, &user).await);
     let ok = app.wait_success_after(Instant::now(), Duration::from_secs(5)).await;
     let stats = app.stop().await;
@@ -105,7 +111,7 @@ async fn fence_and_unfence(flavour: Flavour) {
     // The fence's statements never reached the replica's binary log stream.
     let p = primary.position().await.unwrap();
     assert!(rep.wait_for(&p, Duration::from_secs(30)).await.unwrap());
-    assert_eq!(snapshot::read(&mut rep.server, &[owner.clone()]).await.unwrap(), before);
+    assert_eq!(snapshot::read(&mut rep.server, std::slice::from_ref(&owner)).await.unwrap(), before);
     let text = std::fs::read_to_string(dir.path().join("fence.journal")).unwrap();
     assert!(text.contains("sql_log_bin = 0") && text.contains("LOCK TABLES"), "every fence statement is journaled");
     primary.server.close().await;
