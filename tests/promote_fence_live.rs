@@ -127,3 +127,85 @@ async fn the_fence_stops_writes_without_reaching_the_replica_mariadb() {
 async fn the_fence_stops_writes_without_reaching_the_replica_mysql() {
     fence_and_unfence(Flavour::MySql).await;
 }
+
+/// Fence, catch up, promote: the replica becomes a writable server of its own, the owner writes
+/// there with its old grants, the service's events run again, the other apps are locked out.
+async fn fence_then_promote(flavour: Flavour) {
+    use privfence::promote::promotion::{self, Keep};
+    let sb = privfence::sandbox::Sandbox::start(privfence::sandbox::SandboxOptions::new(flavour, Topology::PrimaryReplica))
+        .await
+        .expect("own pair");
+    let replica = sb.replica.as_ref().expect("replica");
+    let schema = "svc_db";
+    let t = TableName::new(schema, "items");
+    let owner = AccountName::new("svc_owner", "%");
+    let other = AccountName::new("other_app", "%");
+    admin_exec(
+        &sb,
+        &[
+            format!("CREATE DATABASE {schema}"),
+            format!("CREATE TABLE {} (id INT AUTO_INCREMENT PRIMARY KEY, n INT)", t.sql()),
+            format!("CREATE TABLE {schema}.other (id INT PRIMARY KEY)"),
+            format!("CREATE EVENT {schema}.tick ON SCHEDULE EVERY 1 HOUR DO DELETE FROM {} WHERE n < 0", t.sql()),
+            format!("CREATE USER {} IDENTIFIED BY 'pw-owner'", owner.sql()),
+            format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO {}", t.sql(), owner.sql()),
+            format!("CREATE USER {} IDENTIFIED BY 'pw-other'", other.sql()),
+            format!("GRANT SELECT ON {schema}.other TO {}", other.sql()),
+            format!("INSERT INTO {} (n) VALUES (1), (2)", t.sql()),
+        ],
+    )
+    .await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("caught up");
+    let (server, inv) = inventory(&sb).await;
+    let tool = server.current_user.clone();
+    server.close().await;
+    let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
+    let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
+    let snap = snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: "t".into(),
+        service: "svc".into(),
+        policy: "p".into(),
+        tables: vec![t.clone()],
+    };
+    let mut j = Journal::open_or_create(&dir.path().join("p.journal"), header).unwrap();
+    let f = fence::fence(&mut j, &mut primary, &inv, std::slice::from_ref(&owner), std::slice::from_ref(&t), Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert!(rep.wait_for(&f.gtid, Duration::from_secs(30)).await.unwrap());
+    let (_, rinv) = {
+        let mut s = privfence::db::Server::connect(&admin_spec(replica)).await.unwrap();
+        let inv = privfence::inventory::take(&mut s).await.unwrap();
+        s.close().await;
+        ((), inv)
+    };
+    let exempt = |a: &AccountName| a.user == "root";
+    let keep = Keep { owners: std::slice::from_ref(&owner), exempt: &exempt, tool: &tool };
+    let p = promotion::promote(&mut j, &mut rep, &rinv, std::slice::from_ref(&t), &keep, &snap).await.expect("promote");
+    assert_eq!(p.locked, vec![other.clone()], "{p:?}");
+    assert_eq!(p.events_enabled, vec![TableName::new(schema, "tick").to_string()], "{p:?}");
+    assert!(rep.replica_health().await.unwrap().is_none(), "no longer a replica");
+    assert_eq!(count(replica, "SELECT @@GLOBAL.read_only").await, 0);
+    let mut c = mysql_async::Conn::new(replica.opts_as("svc_owner", "pw-owner")).await.expect("the owner logs in on the new server");
+    c.query_drop(format!("INSERT INTO {} (n) VALUES (3)", t.sql())).await.expect("and writes");
+    c.disconnect().await.ok();
+    assert!(mysql_async::Conn::new(replica.opts_as("other_app", "pw-other")).await.is_err(), "other apps are locked out");
+    // Running it again (a crash after the point of no return) is harmless.
+    let again = promotion::promote(&mut j, &mut rep, &rinv, std::slice::from_ref(&t), &keep, &snap).await.expect("idempotent");
+    assert_eq!(again.locked.len(), 1);
+    primary.server.close().await;
+    rep.server.close().await;
+    sb.destroy().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_then_promote_mariadb() {
+    fence_then_promote(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fence_then_promote_mysql() {
+    fence_then_promote(Flavour::MySql).await;
+}

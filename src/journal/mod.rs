@@ -65,6 +65,8 @@ pub enum Phase {
     Fence,
     /// Undoing promotion steps before the point of no return.
     Abort,
+    /// Turning the replica into the service's server (after the point of no return).
+    Promote,
 }
 
 /// One planned statement of an account's cut, with its inverse.

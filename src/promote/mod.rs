@@ -6,3 +6,4 @@
 pub mod compare;
 pub mod fence;
 pub mod preflight;
+pub mod promotion;
