@@ -209,3 +209,58 @@ async fn fence_then_promote_mariadb() {
 async fn fence_then_promote_mysql() {
     fence_then_promote(Flavour::MySql).await;
 }
+
+/// Step 3: an account missing on the replica is created there from the primary's definition,
+/// without binary logging (no errant GTID) and without its hash reaching the journal; the
+/// password works on the replica and the grants are equal.
+async fn owner_on_replica(flavour: Flavour) {
+    use privfence::promote::account::{self, OnReplica};
+    let sb = sandbox::shared(flavour, Topology::PrimaryReplica);
+    let replica = sb.replica.as_ref().expect("replica");
+    let user = format!("pfa_{}", flavour.name());
+    let owner = AccountName::new(&user, "%");
+    let schema = format!("pfa_{}", flavour.name());
+    admin_exec(sb, &[format!("CREATE DATABASE {}", qi(&schema)), format!("CREATE TABLE {}.t (id INT PRIMARY KEY)", qi(&schema))]).await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    // Created on the primary only: binary logging off for these statements.
+    let mut c = sb.primary.conn().await.unwrap();
+    c.query_drop("SET SESSION sql_log_bin = 0").await.unwrap();
+    c.query_drop(format!("CREATE USER {} IDENTIFIED BY 'pw-secret-owner'", owner.sql())).await.unwrap();
+    c.query_drop(format!("GRANT SELECT, INSERT ON {}.t TO {}", qi(&schema), owner.sql())).await.unwrap();
+    c.disconnect().await.ok();
+    let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
+    let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
+    let replica_pos = rep.position().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let header =
+        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "a".into(), policy: "p".into(), tables: vec![] };
+    let mut j = Journal::open_or_create(&dir.path().join("a.journal"), header).unwrap();
+    let r = account::ensure(&mut j, &mut primary, &mut rep, std::slice::from_ref(&owner)).await.expect("ensure");
+    assert_eq!(r, vec![OnReplica::Created]);
+    assert_eq!(rep.position().await.unwrap(), replica_pos, "no transaction of the replica's own (no errant GTID)");
+    let mut oc = mysql_async::Conn::new(replica.opts_as(&user, "pw-secret-owner")).await.expect("the password works on the replica");
+    oc.query_drop(format!("INSERT INTO {}.t VALUES (1)", qi(&schema)))
+        .await
+        .expect_err("read_only replica refuses the write, but the grant is there");
+    let n: Option<i64> = oc.query_first(format!("SELECT COUNT(*) FROM {}.t", qi(&schema))).await.expect("SELECT granted");
+    assert_eq!(n, Some(0));
+    oc.disconnect().await.ok();
+    let text = std::fs::read_to_string(dir.path().join("a.journal")).unwrap();
+    let hash = regex::Regex::new(r"\*[0-9A-Fa-f]{40}|\$A\$0|0x[0-9A-Fa-f]{20,}").unwrap();
+    assert!(!hash.is_match(&text), "no hash in the journal: {text}");
+    assert!(text.contains("IDENTIFIED ..."), "the create statement is journaled, redacted");
+    // Present the second time.
+    assert_eq!(account::ensure(&mut j, &mut primary, &mut rep, std::slice::from_ref(&owner)).await.unwrap(), vec![OnReplica::Present]);
+    primary.server.close().await;
+    rep.server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_is_created_on_the_replica_without_errant_gtids_mariadb() {
+    owner_on_replica(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_is_created_on_the_replica_without_errant_gtids_mysql() {
+    owner_on_replica(Flavour::MySql).await;
+}

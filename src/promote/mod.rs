@@ -3,6 +3,7 @@
 //! and the write fence exist; the journaled orchestration (`privfence promote
 //! plan|run|status|resume|abort`) builds on them.
 
+pub mod account;
 pub mod compare;
 pub mod fence;
 pub mod preflight;

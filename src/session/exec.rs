@@ -23,6 +23,37 @@ pub async fn run(j: &mut Journal, node: &mut Node, phase: Phase, step: Option<&s
     run_with_undo(j, node, phase, step, sql, None, tolerate).await
 }
 
+/// [`run`] for a statement that carries a credential (a password hash copied between servers):
+/// the journal gets `journaled` (the statement with its credential clause redacted), never `sql`.
+pub async fn run_redacted(j: &mut Journal, node: &mut Node, phase: Phase, step: Option<&str>, sql: &str, journaled: &str) -> Result<()> {
+    let op = j.next_op();
+    j.append(Record::Intent {
+        op,
+        server: node.name.clone(),
+        phase,
+        step: step.map(str::to_string),
+        sql: journaled.to_string(),
+        undo: None,
+    })?;
+    let result = node.server.execute(sql).await;
+    crash::point(&format!("executed op {op}"));
+    match result {
+        Ok(()) => {
+            j.append(Record::Outcome { op, ok: true, error: None })?;
+            Ok(())
+        }
+        Err(e) => {
+            // Server messages quote the statement rarely, but never risk it: the code only.
+            let code = match &e {
+                mysql_async::Error::Server(se) => format!("server error {}", se.code),
+                _ => "the connection failed: the statement may or may not have run".to_string(),
+            };
+            j.append(Record::Outcome { op, ok: false, error: Some(code.clone()) })?;
+            Err(Error::Session(format!("{}: {journaled}: {code}", node.name)))
+        }
+    }
+}
+
 /// [`run`] for a setting, journaling the statement that turns it back off.
 pub async fn run_with_undo(
     j: &mut Journal,
