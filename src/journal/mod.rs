@@ -195,6 +195,26 @@ pub enum Record {
     Reopen {
         turn: usize,
     },
+    /// A promotion step began, was done, or was undone (by an abort); `detail` holds what the
+    /// step saw and did (positions, checks, chunk sums; never credentials).
+    Step {
+        name: String,
+        state: StepState,
+        detail: serde_json::Value,
+    },
+    /// A promotion passed the point of no return: the replica is being promoted.
+    PointOfNoReturn {
+        gtid: String,
+    },
+}
+
+/// Where a promotion step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    Begun,
+    Done,
+    Undone,
 }
 
 /// An open journal, holding an exclusive advisory lock on its file.

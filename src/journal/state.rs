@@ -227,6 +227,7 @@ impl State {
                         t.restore_done = Some((e.at, *exact, conflicts.clone()));
                     }
                 }
+                Record::Step { .. } | Record::PointOfNoReturn { .. } => {}
                 Record::Verdict { verdict, reason, evidence, activity } => {
                     if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
                         t.verdict = Some(VerdictRecord {

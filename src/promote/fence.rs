@@ -36,7 +36,9 @@ pub struct Fenced {
     pub drained_in: Duration,
 }
 
-/// Fences `owner`'s writes to `tables` on `primary`; `lock_wait` bounds the drain.
+/// Fences `owner`'s writes to `tables` on `primary`; `lock_wait` bounds the drain. Returns what
+/// was done even when it failed midway, so the caller can [`unfence`] it; each change is also
+/// journaled with its undo statement (for a crash in the middle: [`undo_from_journal`]).
 pub async fn fence(
     j: &mut Journal,
     primary: &mut Node,
@@ -44,14 +46,18 @@ pub async fn fence(
     owner: &[AccountName],
     tables: &[TableName],
     lock_wait: Duration,
-) -> Result<Fenced> {
+) -> (Fenced, Result<()>) {
     let mut f = Fenced::default();
-    exec::run(j, primary, Phase::Fence, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
-    let result = fence_inner(j, primary, inv, owner, tables, lock_wait, &mut f).await;
+    if let Err(e) = exec::run(j, primary, Phase::Fence, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await {
+        return (f, Err(e));
+    }
+    let mut result = fence_inner(j, primary, inv, owner, tables, lock_wait, &mut f).await;
     // Whatever happened, this connection goes back to logging (and never holds the lock).
     let _ = exec::run(j, primary, Phase::Fence, Some("unlock-tables"), "UNLOCK TABLES", &[]).await;
-    exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
-    result.map(|()| f)
+    if let Err(e) = exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await {
+        result = result.and(Err(e));
+    }
+    (f, result)
 }
 
 async fn fence_inner(
@@ -66,8 +72,9 @@ async fn fence_inner(
     let flavour = primary.flavour();
     for a in owner {
         if inv.accounts.iter().any(|x| &x.name == a && !x.locked) {
-            let sql = format!("ALTER USER {} ACCOUNT LOCK", crate::model::sql::grantee_sql(a, flavour));
-            exec::run(j, primary, Phase::Fence, Some("lock"), &sql, &[]).await?;
+            let who = crate::model::sql::grantee_sql(a, flavour);
+            let (sql, undo) = (format!("ALTER USER {who} ACCOUNT LOCK"), format!("ALTER USER {who} ACCOUNT UNLOCK"));
+            exec::run_with_undo(j, primary, Phase::Fence, Some("lock"), &sql, Some(&undo), &[]).await?;
             f.locked.push(a.clone());
         }
     }
@@ -82,7 +89,7 @@ async fn fence_inner(
             GrantObject::Table { table } if tables.contains(table) => {
                 let forward = format!("REVOKE {list} ON {} FROM {who}", table.sql());
                 let inverse = format!("GRANT {list} ON {} TO {who}", table.sql());
-                exec::run(j, primary, Phase::Fence, Some("revoke-writes"), &forward, &[]).await?;
+                exec::run_with_undo(j, primary, Phase::Fence, Some("revoke-writes"), &forward, Some(&inverse), &[]).await?;
                 f.revoked.push((forward, inverse));
             }
             GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => {}
@@ -126,4 +133,20 @@ pub async fn unfence(j: &mut Journal, primary: &mut Node, f: &Fenced) -> Result<
     }
     exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
     result
+}
+
+/// The fence's changes as the journal tells them (statements with an undo, in order), for an
+/// abort after a crash in the middle of the fence.
+pub fn from_journal(entries: &[crate::journal::Entry]) -> Fenced {
+    let mut f = Fenced::default();
+    for e in entries {
+        if let crate::journal::Record::Intent { phase: Phase::Fence, sql, undo: Some(undo), step, .. } = &e.record {
+            match step.as_deref() {
+                Some("lock") => f.revoked.push((sql.clone(), undo.clone())),
+                Some("revoke-writes") => f.revoked.push((sql.clone(), undo.clone())),
+                _ => {}
+            }
+        }
+    }
+    f
 }
