@@ -8,3 +8,4 @@ pub mod compare;
 pub mod fence;
 pub mod preflight;
 pub mod promotion;
+pub mod run;

@@ -1,0 +1,344 @@
+//! The promotion's orchestration: the steps of docs/promotion.md, each journaled as begun and
+//! done (with what it saw), resumable after a crash, and undoable before the point of no return.
+
+use super::{account, compare, fence, preflight, promotion};
+use crate::error::{Error, Result};
+use crate::journal::{Entry, Journal, Phase, Record, StepState};
+use crate::model::{AccountName, Inventory, TableName};
+use crate::output::Output;
+use crate::session::exec;
+use crate::session::node::Node;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The steps, in order.
+pub const STEPS: [&str; 11] =
+    ["preflight", "zero-lag", "owner", "reads", "compare", "ready", "fence", "catch-up", "promote", "writes", "archive"];
+
+/// Index of the first step after the point of no return.
+const PONR: usize = 8;
+
+/// Commands run at the hand-over points (through `sh -c`; `PRIVFENCE_NEW_SERVER` holds the
+/// replica's `host:port`).
+#[derive(Debug, Clone, Default)]
+pub struct Hooks {
+    pub reads: Option<String>,
+    pub reads_back: Option<String>,
+    pub writes: Option<String>,
+    /// Step 6 waits until this file exists (the operator's go); without it, `--yes` goes on.
+    pub go_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub lock_wait: Duration,
+    pub lag_timeout: Duration,
+    pub chunk_rows: u64,
+    pub hooks: Hooks,
+    pub yes: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lock_wait: Duration::from_secs(3),
+            lag_timeout: Duration::from_secs(60),
+            chunk_rows: 1000,
+            hooks: Hooks::default(),
+            yes: false,
+        }
+    }
+}
+
+/// What a promotion needs to know about the service.
+pub struct Service<'a> {
+    pub policy: &'a crate::policy::Policy,
+    pub name: &'a str,
+    pub tables: Vec<TableName>,
+    pub owners: Vec<AccountName>,
+    pub today: chrono::NaiveDate,
+    pub tool: AccountName,
+}
+
+/// Where each step stands, from the journal.
+#[derive(Debug, Clone, Default)]
+pub struct PromoteState {
+    pub steps: BTreeMap<String, (StepState, Value)>,
+    pub point_of_no_return: bool,
+}
+
+impl PromoteState {
+    pub fn fold(entries: &[Entry]) -> PromoteState {
+        let mut s = PromoteState::default();
+        for e in entries {
+            match &e.record {
+                Record::Step { name, state, detail } => {
+                    s.steps.insert(name.clone(), (*state, detail.clone()));
+                }
+                Record::PointOfNoReturn { .. } => s.point_of_no_return = true,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    pub fn state(&self, step: &str) -> Option<StepState> {
+        self.steps.get(step).map(|x| x.0)
+    }
+
+    pub fn detail(&self, step: &str) -> Value {
+        self.steps.get(step).map(|x| x.1.clone()).unwrap_or(Value::Null)
+    }
+
+    pub fn finished(&self) -> bool {
+        self.state(STEPS[STEPS.len() - 1]) == Some(StepState::Done)
+    }
+}
+
+fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<()> {
+    j.append(Record::Step { name: name.into(), state, detail }).map(|_| ())
+}
+
+async fn hook(cmd: &str, replica: &Node, out: &mut Output) -> Result<()> {
+    let status = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("PRIVFENCE_NEW_SERVER", format!("{}:{}", replica.spec().host, replica.spec().port))
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| Error::Session(format!("the hook `{cmd}` could not run: {e}")))?;
+    if !status.success() {
+        return Err(Error::Session(format!("the hook `{cmd}` failed: {}", crate::notify::describe_status(&status))));
+    }
+    out.status(&format!("hook `{cmd}`: ok"));
+    Ok(())
+}
+
+/// Runs (or resumes) the promotion up to the end. `inv` is the primary's inventory.
+pub async fn run(
+    j: &mut Journal,
+    primary: &mut Node,
+    replica: &mut Node,
+    inv: &Inventory,
+    svc: &Service<'_>,
+    opts: &Options,
+    out: &mut Output,
+) -> Result<()> {
+    for (i, name) in STEPS.iter().enumerate() {
+        let st = PromoteState::fold(j.entries());
+        if st.state(name) == Some(StepState::Done) {
+            continue;
+        }
+        if st.state(name) == Some(StepState::Undone) {
+            return Err(Error::Session("this promotion was aborted; start a new one with a new journal".into()));
+        }
+        if i == PONR && !st.point_of_no_return {
+            let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
+            j.append(Record::PointOfNoReturn { gtid })?;
+        }
+        step(j, name, StepState::Begun, Value::Null)?;
+        out.status(&format!("step {}/{}: {name} ...", i + 1, STEPS.len()));
+        let started = Instant::now();
+        let detail = match run_step(name, j, primary, replica, inv, svc, opts, &st, out).await {
+            Ok(d) => d,
+            Err(e) if i < PONR && (name == &"fence" || name == &"catch-up") => {
+                // Anything that blocks the fence or the catch-up undoes the fence at once.
+                out.warn(&format!("{name} failed ({e}); undoing the fence"));
+                let f = fence::from_journal(j.entries());
+                fence::unfence(j, primary, &f).await?;
+                step(j, "fence", StepState::Undone, json!({"reason": e.to_string()}))?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut detail = detail;
+        detail["took_ms"] = json!(started.elapsed().as_millis() as u64);
+        step(j, name, StepState::Done, detail)?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_step(
+    name: &str,
+    j: &mut Journal,
+    primary: &mut Node,
+    replica: &mut Node,
+    inv: &Inventory,
+    svc: &Service<'_>,
+    opts: &Options,
+    st: &PromoteState,
+    out: &mut Output,
+) -> Result<Value> {
+    match name {
+        "preflight" => {
+            let input =
+                preflight::Input { policy: svc.policy, service: svc.name, today: svc.today, lock_wait_max: Duration::from_secs(10) };
+            let checks = preflight::run(primary, replica, inv, &input).await?;
+            for c in &checks {
+                out.status(&format!("  {:?} {}: {}", c.status, c.name, c.detail));
+            }
+            if preflight::refuses(&checks) {
+                return Err(Error::Session("preflight refused (the failed checks are above); nothing was changed".into()));
+            }
+            Ok(json!({ "checks": checks }))
+        }
+        "zero-lag" => {
+            let deadline = Instant::now() + opts.lag_timeout;
+            loop {
+                let pos = primary.position().await?;
+                if replica.wait_for(&pos, Duration::from_secs(1)).await? {
+                    return Ok(json!({ "position": pos }));
+                }
+                if Instant::now() >= deadline {
+                    return Err(Error::Session(format!("the replica did not reach {pos} within {:?}", opts.lag_timeout)));
+                }
+                out.progress(&format!("waiting for the replica to contain {pos} ..."));
+            }
+        }
+        "owner" => {
+            let r = account::ensure(j, primary, replica, &svc.owners).await?;
+            let snapshot = crate::session::snapshot::read(&mut primary.server, &svc.owners).await?;
+            Ok(json!({ "owners": svc.owners, "on_replica": r, "snapshot": snapshot }))
+        }
+        "reads" => {
+            match &opts.hooks.reads {
+                Some(cmd) => hook(cmd, replica, out).await?,
+                None if opts.yes => out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
+                None => {
+                    return Err(Error::Session(
+                        "move the service's reads to the replica, then resume with --yes (or give --reads-hook)".into(),
+                    ))
+                }
+            }
+            Ok(json!({ "hook": opts.hooks.reads }))
+        }
+        "compare" => {
+            let mut say = |m: &str| out.progress(m);
+            let c = compare::compare(primary, replica, &svc.tables, opts.chunk_rows, &mut say).await?;
+            out.status(&format!("  {} chunk(s) equal, {} dirty", c.equal_chunks, c.dirty.len()));
+            Ok(serde_json::to_value(&c).unwrap_or(Value::Null))
+        }
+        "ready" => {
+            match &opts.hooks.go_file {
+                Some(f) => {
+                    while !f.exists() {
+                        let pos = primary.position().await?;
+                        let behind = !replica.wait_for(&pos, Duration::from_millis(200)).await?;
+                        out.progress(&format!(
+                            "ready: waiting for {} (replica {})",
+                            f.display(),
+                            if behind { "lagging" } else { "caught up" }
+                        ));
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+                None if opts.yes => {}
+                None => return Err(Error::Session("ready: give --go-file, or --yes to go on at once".into())),
+            }
+            Ok(json!({}))
+        }
+        "fence" => {
+            let (f, r) = fence::fence(j, primary, inv, &svc.owners, &svc.tables, opts.lock_wait).await;
+            r?;
+            out.status(&format!("  fenced: GTID set {} (drained in {} ms)", f.gtid, f.drained_in.as_millis()));
+            Ok(serde_json::to_value(&f).unwrap_or(Value::Null))
+        }
+        "catch-up" => {
+            let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
+            if !replica.wait_for(&gtid, opts.lag_timeout).await? {
+                return Err(Error::Session(format!("the replica did not reach the fence's GTID set {gtid} in time")));
+            }
+            let earlier: compare::Comparison = serde_json::from_value(st.detail("compare"))
+                .map_err(|e| Error::Session(format!("the journal's comparison is unreadable: {e}")))?;
+            let d = compare::delta(primary, replica, &earlier).await?;
+            if !d.is_clean() {
+                return Err(Error::Session(format!(
+                    "the tables differ after the fence: {} chunk(s)",
+                    d.differing.len() + d.differing_replica.len()
+                )));
+            }
+            Ok(serde_json::to_value(&d).unwrap_or(Value::Null))
+        }
+        "promote" => {
+            let snapshot: BTreeSet<String> = serde_json::from_value(st.detail("owner")["snapshot"].clone()).unwrap_or_default();
+            let mut s = replica.server.another().await?;
+            let rinv = crate::inventory::grants::read(&mut s).await?;
+            s.close().await;
+            let mut rinv = rinv;
+            rinv.objects = inv.objects.clone();
+            let svc_def = svc.policy.service(svc.name).ok_or_else(|| Error::Session(format!("no service {:?}", svc.name)))?;
+            let exempt = |a: &AccountName| svc_def.exemption(a, svc.today).is_some();
+            let keep = promotion::Keep { owners: &svc.owners, exempt: &exempt, tool: &svc.tool };
+            let p = promotion::promote(j, replica, &rinv, &svc.tables, &keep, &snapshot).await?;
+            Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
+        }
+        "writes" => {
+            if let Some(cmd) = &opts.hooks.writes {
+                hook(cmd, replica, out).await?;
+            }
+            Ok(json!({ "hook": opts.hooks.writes }))
+        }
+        "archive" => {
+            let mut renamed = Vec::new();
+            for t in &svc.tables {
+                let archived = TableName::new(&t.schema, format!("_{}_pf_archived", t.name));
+                let sql = format!("RENAME TABLE {} TO {}", t.sql(), archived.sql());
+                // Already renamed (a resume): the source no longer exists.
+                exec::run(j, primary, Phase::Promote, Some("archive"), &sql, &[1146]).await?;
+                renamed.push(archived.to_string());
+            }
+            Ok(json!({ "archived": renamed }))
+        }
+        other => Err(Error::Session(format!("unknown step {other}"))),
+    }
+}
+
+/// Undoes every step done so far, newest first. Refused after the point of no return.
+pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts: &Options, out: &mut Output) -> Result<()> {
+    let st = PromoteState::fold(j.entries());
+    if st.point_of_no_return {
+        return Err(Error::Session(
+            "the promotion passed the point of no return: the replica is the service's server now; abort cannot undo that".into(),
+        ));
+    }
+    for name in STEPS[..PONR].iter().rev() {
+        match st.state(name) {
+            Some(StepState::Done) | Some(StepState::Begun) => {}
+            _ => continue,
+        }
+        match *name {
+            "fence" | "catch-up" => {
+                let f = fence::from_journal(j.entries());
+                fence::unfence(j, primary, &f).await?;
+            }
+            "owner" => {
+                let d = st.detail("owner");
+                let owners: Vec<AccountName> = serde_json::from_value(d["owners"].clone()).unwrap_or_default();
+                let on: Vec<account::OnReplica> = serde_json::from_value(d["on_replica"].clone()).unwrap_or_default();
+                let created: Vec<&AccountName> =
+                    owners.iter().zip(&on).filter(|(_, o)| **o == account::OnReplica::Created).map(|(a, _)| a).collect();
+                if !created.is_empty() {
+                    exec::run(j, replica, Phase::Abort, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
+                    for a in created {
+                        let sql = format!("DROP USER IF EXISTS {}", crate::model::sql::grantee_sql(a, replica.flavour()));
+                        exec::run(j, replica, Phase::Abort, Some("drop-owner"), &sql, &[]).await?;
+                    }
+                    exec::run(j, replica, Phase::Abort, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
+                }
+            }
+            "reads" => {
+                if let Some(cmd) = &opts.hooks.reads_back {
+                    hook(cmd, replica, out).await?;
+                }
+            }
+            _ => {}
+        }
+        step(j, name, StepState::Undone, json!({}))?;
+        out.status(&format!("undone: {name}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! A whole promotion on real servers, both flavours: the service writes a numbered sequence
+//! through its own account (retrying, and switching servers when the writes hook says so) while
+//! another account writes the monolith's tables on the primary; privfence runs every step.
+//! Every number the service saw acknowledged is on the new server exactly once, the old
+//! primary has no service write the new server lacks, the other writes never stop, and the
+//! service's write unavailability is measured.
+
+mod support;
+
+use mysql_async::prelude::*;
+use privfence::db::Flavour;
+use privfence::journal::{Journal, Record, JOURNAL_FORMAT};
+use privfence::model::{AccountName, TableName};
+use privfence::output::Output;
+use privfence::promote::run::{self, Hooks, Options, Service};
+use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
+use privfence::session::node::Node;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+
+#[derive(Default)]
+struct Seq {
+    acked: Vec<(u64, Instant, String)>,
+}
+
+/// The service: inserts 1, 2, 3... into svc_db.seq every ~10 ms on the server named in
+/// `target` (a file the writes hook rewrites), retrying each number until acknowledged.
+fn service_writer(
+    sb: &Sandbox,
+    target: PathBuf,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (Arc<Mutex<Seq>>, tokio::task::JoinHandle<()>) {
+    let seq = Arc::new(Mutex::new(Seq::default()));
+    let primary = sb.primary.opts_as("svc_owner", "pw-owner");
+    let replica = sb.replica.as_ref().unwrap().opts_as("svc_owner", "pw-owner");
+    let s2 = seq.clone();
+    let h = tokio::spawn(async move {
+        let mut n = 1u64;
+        let mut conn: Option<(String, mysql_async::Conn)> = None;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let want = std::fs::read_to_string(&target).unwrap_or_default().trim().to_string();
+            if conn.as_ref().is_none_or(|(t, _)| t != &want) {
+                let opts = if want == "replica" { replica.clone() } else { primary.clone() };
+                conn = mysql_async::Conn::new(opts).await.ok().map(|c| (want.clone(), c));
+            }
+            let ok = match conn.as_mut() {
+                Some((_, c)) => match c.exec_drop("INSERT INTO svc_db.seq (n) VALUES (?)", (n,)).await {
+                    Ok(()) => true,
+                    Err(mysql_async::Error::Server(e)) if e.code == 1062 => true, // committed before a lost ack
+                    Err(_) => {
+                        conn = None;
+                        false
+                    }
+                },
+                None => false,
+            };
+            if ok {
+                s2.lock().unwrap().acked.push((n, Instant::now(), want));
+                n += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    (seq, h)
+}
+
+/// Another application writing the monolith on the primary throughout; returns the longest gap
+/// between its successful writes.
+fn other_writer(sb: &Sandbox, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<(u64, Duration)> {
+    let opts = sb.primary.opts_as("other_app", "pw-other");
+    tokio::spawn(async move {
+        let pool = mysql_async::Pool::new(opts);
+        let (mut ok, mut last, mut gap) = (0u64, Instant::now(), Duration::ZERO);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok(mut c) = pool.get_conn().await {
+                if c.query_drop("INSERT INTO main_db.other (v) VALUES (1)").await.is_ok() {
+                    ok += 1;
+                    gap = gap.max(last.elapsed());
+                    last = Instant::now();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        pool.disconnect().await.ok();
+        (ok, gap)
+    })
+}
+
+async fn ids(s: &privfence::sandbox::Server, sql: &str) -> Vec<u64> {
+    let mut c = s.conn().await.unwrap();
+    let v: Vec<u64> = c.query(sql).await.unwrap();
+    c.disconnect().await.ok();
+    v
+}
+
+async fn full_run(flavour: Flavour) {
+    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+    let replica = sb.replica.as_ref().unwrap();
+    admin_exec(
+        &sb,
+        &[
+            "CREATE DATABASE svc_db".into(),
+            "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
+            "CREATE DATABASE main_db".into(),
+            "CREATE TABLE main_db.other (id INT AUTO_INCREMENT PRIMARY KEY, v INT)".into(),
+            "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
+            "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
+            "CREATE USER 'other_app'@'%' IDENTIFIED BY 'pw-other'".into(),
+            "GRANT SELECT, INSERT ON main_db.other TO 'other_app'@'%'".into(),
+        ],
+    )
+    .await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, "primary").unwrap();
+    let mut policy = String::from("[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n");
+    if flavour == Flavour::MySql {
+        for a in ["mysql.infoschema", "mysql.session"] {
+            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
+        }
+    }
+    std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+    let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (seq, svc_task) = service_writer(&sb, target.clone(), stop.clone());
+    let other = other_writer(&sb, stop.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (server, inv) = inventory(&sb).await;
+    let tool = server.current_user.clone();
+    server.close().await;
+    let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
+    let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
+    let header =
+        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
+    let jpath = dir.path().join("svc.promote.journal");
+    let mut j = Journal::open_or_create(&jpath, header).unwrap();
+    let svc = Service {
+        policy: &policy,
+        name: "svc",
+        tables: vec![TableName::new("svc_db", "seq")],
+        owners: vec![AccountName::new("svc_owner", "%")],
+        today: chrono::Local::now().date_naive(),
+        tool,
+    };
+    let opts = Options {
+        hooks: Hooks {
+            reads: Some("true".into()),
+            reads_back: None,
+            writes: Some(format!("echo replica > '{}'", target.display())),
+            go_file: None,
+        },
+        yes: true,
+        ..Options::default()
+    };
+    let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let fence_at = Instant::now();
+    run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await.expect("promotion");
+    let ready = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if seq.lock().unwrap().acked.iter().any(|(_, _, t)| t == "replica") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "the service writes on the new server");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    svc_task.await.unwrap();
+    let (other_ok, other_gap) = other.await.unwrap();
+    let acked = std::mem::take(&mut seq.lock().unwrap().acked);
+    // Every acknowledged number is on the new server exactly once (the key makes "once" hold;
+    // the count shows nothing was lost).
+    let on_new: BTreeSet<u64> = ids(replica, "SELECT n FROM svc_db.seq").await.into_iter().collect();
+    let missing: Vec<u64> = acked.iter().map(|a| a.0).filter(|n| !on_new.contains(n)).collect();
+    assert!(missing.is_empty(), "acknowledged numbers missing on the new server: {missing:?}");
+    // The old primary has nothing the new server lacks (no service write after the fence).
+    let on_old: BTreeSet<u64> = ids(&sb.primary, "SELECT n FROM svc_db._seq_pf_archived").await.into_iter().collect();
+    assert!(on_old.is_subset(&on_new), "the old primary committed service writes after the fence");
+    // Rate and unavailability.
+    let last_old = acked.iter().filter(|a| a.2 == "primary").map(|a| a.1).max().unwrap();
+    let first_new = acked.iter().filter(|a| a.2 == "replica").map(|a| a.1).min().unwrap();
+    let span = acked.last().unwrap().1.duration_since(acked[0].1).as_secs_f64();
+    let rate = acked.len() as f64 / span.max(0.001);
+    let unavailable = first_new.duration_since(last_old);
+    let state = run::PromoteState::fold(&Journal::read(&jpath).unwrap());
+    assert!(state.finished() && state.point_of_no_return);
+    println!(
+        "{flavour}: {} writes acknowledged at {rate:.0}/s; unavailable {} ms (last write on the old primary to the first on the new one); other app: {other_ok} writes, longest gap {} ms; whole run {} ms",
+        acked.len(),
+        unavailable.as_millis(),
+        other_gap.as_millis(),
+        fence_at.elapsed().as_millis()
+    );
+    assert!(rate >= 50.0, "the service wrote at least 50 times a second ({rate:.0}/s)");
+    assert!(other_gap < Duration::from_secs(1), "the other application's writes never stopped (longest gap {other_gap:?})");
+    assert!(unavailable <= Duration::from_secs(2), "write unavailability at most 2 s (was {unavailable:?})");
+    primary.server.close().await;
+    rep.server.close().await;
+    sb.destroy().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_promotion_under_load_mariadb() {
+    full_run(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_promotion_under_load_mysql() {
+    full_run(Flavour::MySql).await;
+}
