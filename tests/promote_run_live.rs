@@ -5,6 +5,8 @@
 //! primary has no service write the new server lacks, the other writes never stop, and the
 //! service's write unavailability is measured.
 
+#![allow(clippy::print_stdout)] // prints the run's measurements (docs/benchmarks.md)
+
 mod support;
 
 use mysql_async::prelude::*;
@@ -213,4 +215,92 @@ async fn a_whole_promotion_under_load_mariadb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whole_promotion_under_load_mysql() {
     full_run(Flavour::MySql).await;
+}
+
+/// `abort` after every step before the point of no return restores the original topology and
+/// grants: the replica still replicates from the primary and is read-only, the owner writes on
+/// the primary with its old grants, and the service's tables are where they were.
+async fn abort_everywhere(flavour: Flavour) {
+    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+    let replica = sb.replica.as_ref().unwrap();
+    admin_exec(
+        &sb,
+        &[
+            "CREATE DATABASE svc_db".into(),
+            "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
+            "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
+            "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
+        ],
+    )
+    .await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = String::from("[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n");
+    if flavour == Flavour::MySql {
+        for a in ["mysql.infoschema", "mysql.session"] {
+            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
+        }
+    }
+    std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+    let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
+    let owner = AccountName::new("svc_owner", "%");
+    for (k, until) in run::STEPS[..8].iter().enumerate() {
+        let (server, inv) = inventory(&sb).await;
+        let tool = server.current_user.clone();
+        server.close().await;
+        let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
+        let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
+        let before = privfence::session::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap();
+        let header =
+            Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
+        let mut j = Journal::open_or_create(&dir.path().join(format!("a{k}.journal")), header).unwrap();
+        let svc = Service {
+            policy: &policy,
+            name: "svc",
+            tables: vec![TableName::new("svc_db", "seq")],
+            owners: vec![owner.clone()],
+            today: chrono::Local::now().date_naive(),
+            tool,
+        };
+        let opts = Options { yes: true, until: Some(until.to_string()), ..Options::default() };
+        let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+        run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await.unwrap_or_else(|e| panic!("run until {until}: {e}"));
+        run::abort(&mut j, &mut primary, &mut rep, &opts, &mut out).await.unwrap_or_else(|e| panic!("abort after {until}: {e}"));
+        assert_eq!(
+            privfence::session::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap(),
+            before,
+            "grants after abort at {until}"
+        );
+        let mut c = mysql_async::Conn::new(sb.primary.opts_as("svc_owner", "pw-owner"))
+            .await
+            .unwrap_or_else(|e| panic!("the owner logs in after abort at {until}: {e}"));
+        c.exec_drop("INSERT INTO svc_db.seq (n) VALUES (?)", (k as u64 + 1,))
+            .await
+            .unwrap_or_else(|e| panic!("the owner writes after abort at {until}: {e}"));
+        c.disconnect().await.ok();
+        let h = rep.replica_health().await.unwrap().expect("still a replica");
+        assert!(h.io_running && h.sql_running, "replication runs after abort at {until}");
+        let p = primary.position().await.unwrap();
+        assert!(rep.wait_for(&p, Duration::from_secs(30)).await.unwrap(), "the replica follows after abort at {until}");
+        let n: Vec<u64> = {
+            let mut c = replica.conn().await.unwrap();
+            let v = c.query("SELECT @@GLOBAL.read_only").await.unwrap();
+            c.disconnect().await.ok();
+            v
+        };
+        assert_eq!(n, vec![1], "the replica stays read-only after abort at {until}");
+        primary.server.close().await;
+        rep.server.close().await;
+    }
+    sb.destroy().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_at_every_step_restores_topology_and_grants_mariadb() {
+    abort_everywhere(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_at_every_step_restores_topology_and_grants_mysql() {
+    abort_everywhere(Flavour::MySql).await;
 }

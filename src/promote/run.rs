@@ -38,6 +38,8 @@ pub struct Options {
     pub chunk_rows: u64,
     pub hooks: Hooks,
     pub yes: bool,
+    /// Stop after this step (for `promote run --until STEP`, and the abort tests).
+    pub until: Option<String>,
 }
 
 impl Default for Options {
@@ -48,6 +50,7 @@ impl Default for Options {
             chunk_rows: 1000,
             hooks: Hooks::default(),
             yes: false,
+            until: None,
         }
     }
 }
@@ -157,6 +160,10 @@ pub async fn run(
         let mut detail = detail;
         detail["took_ms"] = json!(started.elapsed().as_millis() as u64);
         step(j, name, StepState::Done, detail)?;
+        if opts.until.as_deref() == Some(*name) {
+            out.status(&format!("stopped after {name} (--until); `promote resume` goes on, `promote abort` undoes"));
+            return Ok(());
+        }
     }
     Ok(())
 }
