@@ -304,3 +304,86 @@ async fn abort_at_every_step_restores_topology_and_grants_mariadb() {
 async fn abort_at_every_step_restores_topology_and_grants_mysql() {
     abort_everywhere(Flavour::MySql).await;
 }
+
+/// SIGKILL of `privfence promote run` at the start of every step (and in the middle of the
+/// fence and of the promotion), then `promote resume`: the promotion completes correctly.
+async fn crash_every_step(flavour: Flavour) {
+    use std::os::unix::process::ExitStatusExt;
+    let mut points: Vec<String> = run::STEPS.iter().map(|s| format!("step {s} begun")).collect();
+    points.push("intent Fence lock".into());
+    points.push("intent Promote read-write".into());
+    for point in points {
+        let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+        let replica = sb.replica.as_ref().unwrap();
+        admin_exec(
+            &sb,
+            &[
+                "CREATE DATABASE svc_db".into(),
+                "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
+                "INSERT INTO svc_db.seq VALUES (1), (2), (3)".into(),
+                "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
+                "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
+            ],
+        )
+        .await;
+        sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut policy = String::from("[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n");
+        if flavour == Flavour::MySql {
+            for a in ["mysql.infoschema", "mysql.session"] {
+                policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
+            }
+        }
+        std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+        let args = |verb: &str| -> Vec<String> {
+            vec![
+                "promote".into(),
+                verb.into(),
+                "--policy".into(),
+                dir.path().join("p.toml").display().to_string(),
+                "--service".into(),
+                "svc".into(),
+                "--primary".into(),
+                format!("{}:{}", sb.primary.host, sb.primary.port),
+                "--replica".into(),
+                format!("{}:{}", replica.host, replica.port),
+                "--journal".into(),
+                dir.path().join("svc.promote.journal").display().to_string(),
+                "--yes".into(),
+                "--defaults-file".into(),
+                sb.primary.client_cnf.display().to_string(),
+            ]
+        };
+        let bin = env!("CARGO_BIN_EXE_privfence");
+        let o = std::process::Command::new(bin).args(args("run")).env("PRIVFENCE_CRASH_AT_LABEL", &point).output().unwrap();
+        let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.signal(), Some(9), "killed at {point}: {}", text(&o));
+        let r = std::process::Command::new(bin).args(args("resume")).output().unwrap();
+        assert_eq!(r.status.code(), Some(0), "resume after a kill at {point}: {}", text(&r));
+        let st = run::PromoteState::fold(&Journal::read(&dir.path().join("svc.promote.journal")).unwrap());
+        assert!(st.finished(), "finished after a kill at {point}");
+        let mut c = mysql_async::Conn::new(replica.opts_as("svc_owner", "pw-owner"))
+            .await
+            .unwrap_or_else(|e| panic!("owner login on the new server after {point}: {e}"));
+        c.query_drop("INSERT INTO svc_db.seq VALUES (4)")
+            .await
+            .unwrap_or_else(|e| panic!("owner writes on the new server after {point}: {e}"));
+        c.disconnect().await.ok();
+        assert_eq!(
+            ids(&sb.primary, "SELECT n FROM svc_db._seq_pf_archived").await,
+            vec![1, 2, 3],
+            "archived on the old primary after {point}"
+        );
+        sb.destroy().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_step_then_resume_completes_mariadb() {
+    crash_every_step(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_every_step_then_resume_completes_mysql() {
+    crash_every_step(Flavour::MySql).await;
+}

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod doctor;
 pub mod inventory;
 pub mod plan;
+pub mod promote;
 pub mod sandbox;
 pub mod session;
 
@@ -48,6 +49,9 @@ pub enum Command {
     /// back after a crash.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Move an isolated service's tables onto their own server by replica promotion.
+    #[command(subcommand)]
+    Promote(promote::PromoteCommand),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -64,6 +68,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a, out).await,
         Command::Plan(a) => plan::run(a, out).await,
         Command::Session(c) => session::run(c, out).await,
+        Command::Promote(c) => promote::run(c, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
     }

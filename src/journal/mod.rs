@@ -351,6 +351,7 @@ fn record_label(r: &Record) -> String {
         Record::Intent { phase, step, .. } => format!("intent {phase:?} {}", step.as_deref().unwrap_or("")),
         Record::Outcome { op, ok, .. } => format!("outcome {op} ok={ok}"),
         Record::Watermark { server, purpose, .. } => format!("watermark {server} {purpose}"),
+        Record::Step { name, state, .. } => format!("step {name} {state:?}").to_lowercase(),
         other => {
             let v = serde_json::to_value(other).expect("serializes");
             v.get("type").and_then(|t| t.as_str()).unwrap_or("record").to_string()

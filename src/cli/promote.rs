@@ -1,0 +1,209 @@
+//! `privfence promote plan|run|status|resume|abort`: move an isolated service's tables onto
+//! their own server by replica promotion (docs/promotion.md).
+
+use super::args::ConnectArgs;
+use crate::db::ConnectSpec;
+use crate::error::ExitCode;
+use crate::journal::{self, Journal, Record, StepState, JOURNAL_FORMAT};
+use crate::output::Output;
+use crate::promote::preflight;
+use crate::promote::run::{self, Hooks, Options, PromoteState, Service, STEPS};
+use crate::session::node::Node;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PromoteCommand {
+    /// The preflight checks and the steps, with the servers' current positions (changes nothing).
+    Plan(Args),
+    /// Run the promotion (or continue it) up to the end, or up to `--until STEP`.
+    Run(Args),
+    /// Where the promotion stands, from its journal.
+    Status(Args),
+    /// Continue after a crash or a stop (same as `run` on an existing journal).
+    Resume(Args),
+    /// Undo every step done so far (refused after the point of no return).
+    Abort(Args),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A policy file or folder.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The service whose tables move.
+    #[arg(long)]
+    pub service: String,
+    /// The primary: HOST:PORT or a mysql:// URL (credentials from the connection flags).
+    #[arg(long)]
+    pub primary: String,
+    /// The replica that becomes the service's server: HOST:PORT or a mysql:// URL.
+    #[arg(long)]
+    pub replica: String,
+    /// The promotion's journal [default: $XDG_STATE_HOME/privfence/SERVICE.promote.journal].
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+    /// Run when the service's reads should move to the replica (`PRIVFENCE_NEW_SERVER` = its address).
+    #[arg(long)]
+    pub reads_hook: Option<String>,
+    /// Run by `abort` to move the reads back.
+    #[arg(long)]
+    pub reads_back_hook: Option<String>,
+    /// Run after the promotion to move the service's writes (and start it).
+    #[arg(long)]
+    pub writes_hook: Option<String>,
+    /// Step 6 waits for this file (the operator's go).
+    #[arg(long)]
+    pub go_file: Option<PathBuf>,
+    /// Go on without a hook or a go file where one would be asked for.
+    #[arg(long)]
+    pub yes: bool,
+    /// Stop after this step (`promote resume` goes on).
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STEPS))]
+    pub until: Option<String>,
+    /// Bound of the drain's `LOCK TABLES` wait.
+    #[arg(long, value_parser = super::session::parse_duration, default_value = "3s")]
+    pub lock_wait: Duration,
+    /// How long the replica may take to catch up.
+    #[arg(long, value_parser = super::session::parse_duration, default_value = "60s")]
+    pub lag_timeout: Duration,
+    /// Rows per compared chunk.
+    #[arg(long, default_value_t = 1000)]
+    pub chunk_rows: u64,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+fn address(base: &ConnectSpec, a: &Args, given: &str) -> anyhow::Result<ConnectSpec> {
+    if given.contains("://") {
+        let mut input = a.connect.input();
+        input.url = Some(given.to_string());
+        return Ok(input.resolve(&|k| std::env::var(k).ok())?);
+    }
+    Ok(base.with_address(given)?)
+}
+
+pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let (a, what) = match cmd {
+        PromoteCommand::Plan(a) => (a, "plan"),
+        PromoteCommand::Run(a) => (a, "run"),
+        PromoteCommand::Status(a) => (a, "status"),
+        PromoteCommand::Resume(a) => (a, "resume"),
+        PromoteCommand::Abort(a) => (a, "abort"),
+    };
+    let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.promote", a.service)));
+    if what == "status" {
+        let st = PromoteState::fold(&Journal::read(&path)?);
+        out.data(&status_table(&st));
+        return Ok(ExitCode::Ok);
+    }
+    let today = chrono::Local::now().date_naive();
+    let policy = match crate::policy::load(&a.policy, today) {
+        Ok(p) => p,
+        Err(e) => {
+            out.status(&e.to_string());
+            return Ok(ExitCode::Error);
+        }
+    };
+    let svc_def =
+        policy.service(&a.service).ok_or_else(|| anyhow::anyhow!("no service {:?} in {}", a.service, a.policy.display()))?.clone();
+    let base = a.connect.input().resolve(&|k| std::env::var(k).ok())?;
+    let mut primary = Node::connect(&address(&base, &a, &a.primary)?, "primary").await?;
+    let mut replica = Node::connect(&address(&base, &a, &a.replica)?, "replica").await?;
+    let inv = crate::inventory::take(&mut primary.server).await?;
+    let tables = crate::session::guide::service_tables(&inv, &svc_def);
+    if tables.is_empty() {
+        anyhow::bail!("service {:?} matches no table on the primary", a.service);
+    }
+    let owners: Vec<_> = inv.accounts.iter().filter(|x| !x.is_role && svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
+    let opts = Options {
+        lock_wait: a.lock_wait,
+        lag_timeout: a.lag_timeout,
+        chunk_rows: a.chunk_rows,
+        hooks: Hooks {
+            reads: a.reads_hook.clone(),
+            reads_back: a.reads_back_hook.clone(),
+            writes: a.writes_hook.clone(),
+            go_file: a.go_file.clone(),
+        },
+        yes: a.yes,
+        until: a.until.clone(),
+    };
+    if what == "plan" {
+        let input = preflight::Input { policy: &policy, service: &a.service, today, lock_wait_max: Duration::from_secs(10) };
+        let checks = preflight::run(&mut primary, &mut replica, &inv, &input).await?;
+        let (ppos, rpos) = (primary.position().await?, replica.position().await?);
+        out.data(&format!(
+            "Promotion of service {:?}: {} table(s), owner(s) {}\nprimary {} at {}\nreplica {} at {}\n",
+            a.service,
+            tables.len(),
+            owners.iter().map(|o| o.sql()).collect::<Vec<_>>().join(", "),
+            primary.server.target,
+            ppos,
+            replica.server.target,
+            rpos
+        ));
+        let mut t = comfy_table::Table::new();
+        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec!["check", "status", "detail"]);
+        for c in &checks {
+            t.add_row(vec![c.name.clone(), format!("{:?}", c.status), c.detail.clone()]);
+        }
+        out.data(&format!("{t}\nSteps: {}\n", STEPS.join(" → ")));
+        return Ok(if preflight::refuses(&checks) { ExitCode::Found } else { ExitCode::Ok });
+    }
+    // One promotion per service at a time.
+    let mut lock = primary.server.another().await?;
+    let name = crate::model::ident::quote_str(&format!("privfence-promote:{}", a.service));
+    let got: Option<i64> = lock.first("taking the promotion lock", &format!("SELECT GET_LOCK({name}, 0)")).await?;
+    if got != Some(1) {
+        anyhow::bail!("another privfence promotion of {:?} is running (it holds the lock on the primary)", a.service);
+    }
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        service: a.service.clone(),
+        policy: a.policy.display().to_string(),
+        tables: tables.clone(),
+    };
+    let mut j = Journal::open_or_create(&path, header)?;
+    let svc = Service { policy: &policy, name: &a.service, tables, owners, today, tool: primary.server.current_user.clone() };
+    let result = match what {
+        "abort" => run::abort(&mut j, &mut primary, &mut replica, &opts, out).await,
+        _ => run::run(&mut j, &mut primary, &mut replica, &inv, &svc, &opts, out).await,
+    };
+    let _ = lock.first::<i64>("releasing the promotion lock", "SELECT RELEASE_ALL_LOCKS()").await;
+    lock.close().await;
+    let st = PromoteState::fold(j.entries());
+    out.data(&status_table(&st));
+    match result {
+        Ok(()) => Ok(ExitCode::Ok),
+        Err(e) => {
+            out.status(&format!("privfence: error: {e}"));
+            out.status(&format!(
+                "the journal ({}) keeps the state: fix the cause, then `promote resume`, or `promote abort`",
+                path.display()
+            ));
+            Ok(if st.steps.values().any(|s| s.0 == StepState::Begun) { ExitCode::JournalAttention } else { ExitCode::Error })
+        }
+    }
+}
+
+fn status_table(st: &PromoteState) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["#", "step", "state", "took"]);
+    for (i, s) in STEPS.iter().enumerate() {
+        let (state, took) = match st.steps.get(*s) {
+            Some((state, d)) => {
+                (format!("{state:?}").to_lowercase(), d["took_ms"].as_u64().map(|ms| format!("{ms} ms")).unwrap_or_default())
+            }
+            None => ("-".into(), String::new()),
+        };
+        t.add_row(vec![(i + 1).to_string(), s.to_string(), state, took]);
+    }
+    format!(
+        "{t}\n{}\n",
+        if st.point_of_no_return { "past the point of no return" } else { "before the point of no return (abort undoes everything)" }
+    )
+}
