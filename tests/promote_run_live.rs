@@ -156,6 +156,12 @@ async fn full_run(flavour: Flavour) {
             go_file: None,
         },
         yes: true,
+        smoke_as: Some(privfence::db::ConnectSpec {
+            user: "svc_owner".into(),
+            password: Some(privfence::db::Secret::new("pw-owner")),
+            ..admin_spec(replica)
+        }),
+        archive_watch: Duration::from_millis(300),
         ..Options::default()
     };
     let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
@@ -202,6 +208,19 @@ async fn full_run(flavour: Flavour) {
     assert!(rate >= 50.0, "the service wrote at least 50 times a second ({rate:.0}/s)");
     assert!(other_gap < Duration::from_secs(1), "the other application's writes never stopped (longest gap {other_gap:?})");
     assert!(unavailable <= Duration::from_secs(2), "write unavailability at most 2 s (was {unavailable:?})");
+    let d = state.detail("writes");
+    assert_eq!(d["smoke_write"].as_array().map(|a| a.len()), Some(1), "the smoke write ran: {d}");
+    // Cleanup: only with the service's name typed back; then the archive goes on the old side,
+    // the other services' tables on the new side, and the service's table stays.
+    let tables = [TableName::new("svc_db", "seq")];
+    let e = run::cleanup(&mut j, &mut primary, &mut rep, "svc", "yes", &tables, &mut out).await.unwrap_err();
+    assert!(e.to_string().contains("--confirm svc"), "{e}");
+    let dropped = run::cleanup(&mut j, &mut primary, &mut rep, "svc", "svc", &tables, &mut out).await.expect("cleanup");
+    assert!(dropped.iter().any(|d| d.contains("_seq_pf_archived")) && dropped.iter().any(|d| d.contains("main_db")), "{dropped:?}");
+    assert_eq!(ids(replica, "SELECT COUNT(*) FROM svc_db.seq").await[0], on_new.len() as u64);
+    assert_eq!(ids(replica, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'main_db'").await, vec![0]);
+    assert_eq!(ids(&sb.primary, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = '_seq_pf_archived'").await, vec![0]);
+    assert!(ids(&sb.primary, "SELECT COUNT(*) FROM main_db.other").await[0] > 0, "the monolith keeps its own tables");
     primary.server.close().await;
     rep.server.close().await;
     sb.destroy().unwrap();
@@ -312,6 +331,7 @@ async fn crash_every_step(flavour: Flavour) {
     let mut points: Vec<String> = run::STEPS.iter().map(|s| format!("step {s} begun")).collect();
     points.push("intent Fence lock".into());
     points.push("intent Promote read-write".into());
+    points.push("intent Promote archive".into());
     for point in points {
         let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
         let replica = sb.replica.as_ref().unwrap();
@@ -350,6 +370,8 @@ async fn crash_every_step(flavour: Flavour) {
                 "--journal".into(),
                 dir.path().join("svc.promote.journal").display().to_string(),
                 "--yes".into(),
+                "--archive-watch".into(),
+                "200ms".into(),
                 "--defaults-file".into(),
                 sb.primary.client_cnf.display().to_string(),
             ]

@@ -24,6 +24,9 @@ pub enum PromoteCommand {
     Resume(Args),
     /// Undo every step done so far (refused after the point of no return).
     Abort(Args),
+    /// After a finished promotion: drop the archived tables on the old primary and the other
+    /// services' tables on the new server. Needs `--confirm SERVICE`.
+    Cleanup(Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +73,16 @@ pub struct Args {
     /// Rows per compared chunk.
     #[arg(long, default_value_t = 1000)]
     pub chunk_rows: u64,
+    /// An option file with the service's own credentials: step 10 makes a write through it on
+    /// the new server that inserts nothing (`INSERT ... SELECT ... WHERE FALSE`).
+    #[arg(long)]
+    pub smoke_defaults_file: Option<PathBuf>,
+    /// How long step 11 watches the archived tables for writes.
+    #[arg(long, value_parser = super::session::parse_duration, default_value = "10s")]
+    pub archive_watch: Duration,
+    /// `cleanup` only: the service's name, typed back.
+    #[arg(long)]
+    pub confirm: Option<String>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -90,6 +103,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         PromoteCommand::Status(a) => (a, "status"),
         PromoteCommand::Resume(a) => (a, "resume"),
         PromoteCommand::Abort(a) => (a, "abort"),
+        PromoteCommand::Cleanup(a) => (a, "cleanup"),
     };
     let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.promote", a.service)));
     if what == "status" {
@@ -111,7 +125,9 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     let mut primary = Node::connect(&address(&base, &a, &a.primary)?, "primary").await?;
     let mut replica = Node::connect(&address(&base, &a, &a.replica)?, "replica").await?;
     let inv = crate::inventory::take(&mut primary.server).await?;
-    let tables = crate::session::guide::service_tables(&inv, &svc_def);
+    // A promotion under way keeps the tables it started with (the archive step renames them).
+    let journaled = if path.exists() { crate::journal::State::fold(&Journal::read(&path)?).tables } else { Vec::new() };
+    let tables = if journaled.is_empty() { crate::session::guide::service_tables(&inv, &svc_def) } else { journaled };
     if tables.is_empty() {
         anyhow::bail!("service {:?} matches no table on the primary", a.service);
     }
@@ -128,6 +144,16 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         },
         yes: a.yes,
         until: a.until.clone(),
+        smoke_as: match &a.smoke_defaults_file {
+            Some(f) => {
+                let input = crate::db::ConnectInput { defaults_file: Some(f.clone()), ..Default::default() };
+                let owner = input.resolve(&|_| None)?;
+                let r = replica.spec();
+                Some(ConnectSpec { host: r.host.clone(), port: r.port, socket: None, ..owner })
+            }
+            None => None,
+        },
+        archive_watch: a.archive_watch,
     };
     if what == "plan" {
         let input = preflight::Input { policy: &policy, service: &a.service, today, lock_wait_max: Duration::from_secs(10) };
@@ -170,6 +196,9 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     let svc = Service { policy: &policy, name: &a.service, tables, owners, today, tool: primary.server.current_user.clone() };
     let result = match what {
         "abort" => run::abort(&mut j, &mut primary, &mut replica, &opts, out).await,
+        "cleanup" => run::cleanup(&mut j, &mut primary, &mut replica, &a.service, a.confirm.as_deref().unwrap_or(""), &svc.tables, out)
+            .await
+            .map(|_| ()),
         _ => run::run(&mut j, &mut primary, &mut replica, &inv, &svc, &opts, out).await,
     };
     let _ = lock.first::<i64>("releasing the promotion lock", "SELECT RELEASE_ALL_LOCKS()").await;

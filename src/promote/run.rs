@@ -40,6 +40,10 @@ pub struct Options {
     pub yes: bool,
     /// Stop after this step (for `promote run --until STEP`, and the abort tests).
     pub until: Option<String>,
+    /// The service's own credentials on the new server, for step 10's smoke write.
+    pub smoke_as: Option<crate::db::ConnectSpec>,
+    /// How long step 11 watches the archived tables for writes.
+    pub archive_watch: Duration,
 }
 
 impl Default for Options {
@@ -51,6 +55,8 @@ impl Default for Options {
             hooks: Hooks::default(),
             yes: false,
             until: None,
+            smoke_as: None,
+            archive_watch: Duration::from_secs(2),
         }
     }
 }
@@ -287,7 +293,22 @@ async fn run_step(
             if let Some(cmd) = &opts.hooks.writes {
                 hook(cmd, replica, out).await?;
             }
-            Ok(json!({ "hook": opts.hooks.writes }))
+            // A write through the service's own account that changes nothing: it needs the
+            // privileges and a writable server, and inserts no row.
+            let mut smoked = Vec::new();
+            if let Some(spec) = &opts.smoke_as {
+                let mut s = crate::db::Server::connect(spec).await?;
+                for t in &svc.tables {
+                    let sql = format!("INSERT INTO {} SELECT * FROM {} WHERE FALSE", t.sql(), t.sql());
+                    s.execute(&sql).await.map_err(|e| {
+                        Error::Session(format!("the smoke write through {} failed on the new server: {sql}: {e}", spec.target()))
+                    })?;
+                    smoked.push(t.to_string());
+                }
+                s.close().await;
+                out.status(&format!("  smoke write through {} on the new server: ok", spec.target()));
+            }
+            Ok(json!({ "hook": opts.hooks.writes, "smoke_write": smoked }))
         }
         "archive" => {
             let mut renamed = Vec::new();
@@ -296,9 +317,24 @@ async fn run_step(
                 let sql = format!("RENAME TABLE {} TO {}", t.sql(), archived.sql());
                 // Already renamed (a resume): the source no longer exists.
                 exec::run(j, primary, Phase::Promote, Some("archive"), &sql, &[1146]).await?;
-                renamed.push(archived.to_string());
+                renamed.push(archived);
             }
-            Ok(json!({ "archived": renamed }))
+            // Nobody should write the archived tables: watch their write counters for a while.
+            let before = archive_writes(primary, &renamed).await;
+            tokio::time::sleep(opts.archive_watch).await;
+            let after = archive_writes(primary, &renamed).await;
+            let written: Vec<String> = renamed
+                .iter()
+                .zip(before.iter().zip(&after))
+                .filter(|(_, (b, a))| a > b)
+                .map(|(t, (b, a))| format!("{t}: {} write(s)", a - b))
+                .collect();
+            for w in &written {
+                out.warn(&format!("the archived table was written on the old primary: {w}"));
+            }
+            Ok(
+                json!({ "archived": renamed.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "written_meanwhile": written, "watched_ms": opts.archive_watch.as_millis() as u64 }),
+            )
         }
         other => Err(Error::Session(format!("unknown step {other}"))),
     }
@@ -348,4 +384,69 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
         out.status(&format!("undone: {name}"));
     }
     Ok(())
+}
+
+/// Write counters of tables (performance_schema's table I/O summary; 0 where unavailable).
+async fn archive_writes(node: &mut Node, tables: &[TableName]) -> Vec<u64> {
+    let mut out = Vec::new();
+    for t in tables {
+        let sql = format!(
+            "SELECT COUNT_WRITE FROM performance_schema.table_io_waits_summary_by_table WHERE OBJECT_SCHEMA = {} AND OBJECT_NAME = {}",
+            crate::model::ident::quote_str(&t.schema),
+            crate::model::ident::quote_str(&t.name)
+        );
+        out.push(node.server.first::<u64>("reading table write counters", &sql).await.ok().flatten().unwrap_or(0));
+    }
+    out
+}
+
+/// `promote cleanup`: drops the archived tables on the old primary and every other service's
+/// tables on the new server. Separate from the run, and only with the service's name typed back.
+pub async fn cleanup(
+    j: &mut Journal,
+    primary: &mut Node,
+    replica: &mut Node,
+    service: &str,
+    confirm: &str,
+    tables: &[TableName],
+    out: &mut Output,
+) -> Result<Vec<String>> {
+    if confirm != service {
+        return Err(Error::BadInput(format!("cleanup drops tables: confirm with --confirm {service} (the service's name)")));
+    }
+    let st = PromoteState::fold(j.entries());
+    if !st.finished() {
+        return Err(Error::Session("the promotion has not finished: nothing to clean up".into()));
+    }
+    let mut dropped = Vec::new();
+    let archived: Vec<String> = serde_json::from_value(st.detail("archive")["archived"].clone()).unwrap_or_default();
+    for t in tables {
+        let a = TableName::new(&t.schema, format!("_{}_pf_archived", t.name));
+        if archived.contains(&a.to_string()) {
+            exec::run(j, primary, Phase::Promote, Some("cleanup-old"), &format!("DROP TABLE IF EXISTS {}", a.sql()), &[]).await?;
+            dropped.push(format!("old primary: {a}"));
+        }
+    }
+    // On the new server: every base table outside the service's tables and the system schemas.
+    let rows: Vec<(String, String)> = replica
+        .server
+        .rows_as(
+            "listing tables",
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema')",
+        )
+        .await?;
+    for (schema, name) in rows {
+        let t = TableName::new(&schema, &name);
+        if tables.contains(&t) {
+            continue;
+        }
+        exec::run(j, replica, Phase::Promote, Some("cleanup-new"), &format!("DROP TABLE IF EXISTS {}", t.sql()), &[]).await?;
+        dropped.push(format!("new server: {t}"));
+    }
+    for d in &dropped {
+        out.status(&format!("dropped {d}"));
+    }
+    j.append(Record::Step { name: "cleanup".into(), state: StepState::Done, detail: json!({ "dropped": dropped }) })?;
+    Ok(dropped)
 }
