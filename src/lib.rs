@@ -21,7 +21,7 @@
 //! - [`session`]: guided revoke sessions: cut, watch, restore, recover; the only writer to servers.
 //! - [`signals`]: one monitor per server: privilege errors, collateral errors, activity, restarts.
 //! - [`workload`]: a simulated application (a pool with a default schema), for the demo and tests.
-//! - [`promote`]: replica promotion (in progress): preflight checks, chunked table comparison.
+//! - [`promote`]: replica promotion: preflight, comparison, write fence, promotion, orchestration.
 //! - [`notify`]: desktop notifications and command hooks.
 //! - [`report`]: table, JSON and Markdown renderers.
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
