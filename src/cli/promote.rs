@@ -181,7 +181,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     // One promotion per service at a time.
     let mut lock = primary.server.another().await?;
     let name = crate::model::ident::quote_str(&format!("privfence-promote:{}", a.service));
-    let got: Option<i64> = lock.first("taking the promotion lock", &format!("SELECT GET_LOCK({name}, 0)")).await?;
+    let got: Option<i64> = lock.first("taking the promotion lock", &format!("SELECT GET_LOCK({name}, 5)")).await?;
     if got != Some(1) {
         anyhow::bail!("another privfence promotion of {:?} is running (it holds the lock on the primary)", a.service);
     }

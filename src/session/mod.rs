@@ -142,10 +142,12 @@ impl Session {
         for (i, r) in replicas.iter().enumerate() {
             nodes.push(Node::connect(r, &format!("replica{}", i + 1)).await?);
         }
+        // A lock whose holder was just killed lingers until the server notices the dropped
+        // connection: wait a few seconds for it rather than refuse at once.
         let mut lock = nodes[0].server.another().await?;
         let name = lock_name(service);
         let got: Option<i64> =
-            lock.first("taking the session lock", &format!("SELECT GET_LOCK({}, 0)", crate::model::ident::quote_str(&name))).await?;
+            lock.first("taking the session lock", &format!("SELECT GET_LOCK({}, 5)", crate::model::ident::quote_str(&name))).await?;
         if got != Some(1) {
             let holder: Option<u64> = lock
                 .first("finding the lock holder", &format!("SELECT IS_USED_LOCK({})", crate::model::ident::quote_str(&name)))
