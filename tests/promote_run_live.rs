@@ -91,6 +91,20 @@ fn other_writer(sb: &Sandbox, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio
     })
 }
 
+/// The test service's policy: `svc_db.*` owned by `'svc_owner'@'%'`, root and the server's
+/// internal accounts exempt.
+fn write_policy(path: &std::path::Path, flavour: Flavour) {
+    let mut policy = String::from(
+        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
+    );
+    if flavour == Flavour::MySql {
+        for a in ["mysql.infoschema", "mysql.session"] {
+            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
+        }
+    }
+    std::fs::write(path, policy).unwrap();
+}
+
 async fn ids(s: &privfence::sandbox::Server, sql: &str) -> Vec<u64> {
     let mut c = s.conn().await.unwrap();
     let v: Vec<u64> = c.query(sql).await.unwrap();
@@ -119,13 +133,7 @@ async fn full_run(flavour: Flavour) {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("target");
     std::fs::write(&target, "primary").unwrap();
-    let mut policy = String::from("[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n");
-    if flavour == Flavour::MySql {
-        for a in ["mysql.infoschema", "mysql.session"] {
-            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-        }
-    }
-    std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+    write_policy(&dir.path().join("p.toml"), flavour);
     let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (seq, svc_task) = service_writer(&sb, target.clone(), stop.clone());
@@ -254,13 +262,7 @@ async fn abort_everywhere(flavour: Flavour) {
     .await;
     sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut policy = String::from("[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n");
-    if flavour == Flavour::MySql {
-        for a in ["mysql.infoschema", "mysql.session"] {
-            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-        }
-    }
-    std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+    write_policy(&dir.path().join("p.toml"), flavour);
     let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
     let owner = AccountName::new("svc_owner", "%");
     for (k, until) in run::STEPS[..8].iter().enumerate() {
@@ -348,13 +350,7 @@ async fn crash_every_step(flavour: Flavour) {
         .await;
         sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mut policy = String::from("[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n");
-        if flavour == Flavour::MySql {
-            for a in ["mysql.infoschema", "mysql.session"] {
-                policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-            }
-        }
-        std::fs::write(dir.path().join("p.toml"), policy).unwrap();
+        write_policy(&dir.path().join("p.toml"), flavour);
         let args = |verb: &str| -> Vec<String> {
             vec![
                 "promote".into(),
