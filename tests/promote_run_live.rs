@@ -162,6 +162,7 @@ async fn full_run(flavour: Flavour) {
             reads_back: None,
             writes: Some(format!("echo replica > '{}'", target.display())),
             go_file: None,
+            go_command: None,
         },
         yes: true,
         smoke_as: Some(privfence::db::ConnectSpec {
@@ -404,4 +405,72 @@ async fn sigkill_at_every_step_then_resume_completes_mariadb() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_every_step_then_resume_completes_mysql() {
     crash_every_step(Flavour::MySql).await;
+}
+
+/// Step 6 waits for the operator's go (a command that succeeds), and a stop there can be
+/// aborted.
+async fn waits_for_go(flavour: Flavour) {
+    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+    let replica = sb.replica.as_ref().unwrap();
+    admin_exec(
+        &sb,
+        &[
+            "CREATE DATABASE svc_db".into(),
+            "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
+            "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
+            "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
+        ],
+    )
+    .await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_policy(&dir.path().join("p.toml"), flavour);
+    let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
+    let (server, inv) = inventory(&sb).await;
+    let tool = server.current_user.clone();
+    server.close().await;
+    let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
+    let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
+    let header =
+        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
+    let mut j = Journal::open_or_create(&dir.path().join("g.journal"), header).unwrap();
+    let svc = Service {
+        policy: &policy,
+        name: "svc",
+        tables: vec![TableName::new("svc_db", "seq")],
+        owners: vec![AccountName::new("svc_owner", "%")],
+        today: chrono::Local::now().date_naive(),
+        tool,
+    };
+    let go = dir.path().join("go");
+    let hooks = Hooks { go_command: Some(format!("test -e '{}'", go.display())), ..Hooks::default() };
+    let opts = Options { hooks, yes: false, until: Some("ready".into()), ..Options::default() };
+    let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let reads_opts = Options { yes: true, until: Some("compare".into()), ..Options::default() };
+    run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &reads_opts, &mut out).await.expect("up to compare");
+    let go2 = go.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        std::fs::write(go2, "").unwrap();
+    });
+    let t = Instant::now();
+    run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await.expect("ready");
+    assert!(t.elapsed() >= Duration::from_millis(1400), "waited for the go");
+    let st = run::PromoteState::fold(j.entries());
+    assert_eq!(st.state("ready"), Some(privfence::journal::StepState::Done));
+    assert_eq!(st.state("fence"), None, "stopped after ready");
+    run::abort(&mut j, &mut primary, &mut rep, &opts, &mut out).await.expect("abort");
+    primary.server.close().await;
+    rep.server.close().await;
+    sb.destroy().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_waits_for_the_operators_go_mariadb() {
+    waits_for_go(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_waits_for_the_operators_go_mysql() {
+    waits_for_go(Flavour::MySql).await;
 }

@@ -58,6 +58,9 @@ pub struct Args {
     /// Step 6 waits for this file (the operator's go).
     #[arg(long)]
     pub go_file: Option<PathBuf>,
+    /// Step 6 runs this command every second until it exits 0 (the operator's go).
+    #[arg(long)]
+    pub go_command: Option<String>,
     /// Go on without a hook or a go file where one would be asked for.
     #[arg(long)]
     pub yes: bool,
@@ -141,6 +144,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
             reads_back: a.reads_back_hook.clone(),
             writes: a.writes_hook.clone(),
             go_file: a.go_file.clone(),
+            go_command: a.go_command.clone(),
         },
         yes: a.yes,
         until: a.until.clone(),

@@ -29,6 +29,8 @@ pub struct Hooks {
     pub writes: Option<String>,
     /// Step 6 waits until this file exists (the operator's go); without it, `--yes` goes on.
     pub go_file: Option<PathBuf>,
+    /// Step 6 runs this command every second until it exits 0 (the operator's go).
+    pub go_command: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +126,14 @@ async fn hook(cmd: &str, replica: &Node, out: &mut Output) -> Result<()> {
     }
     out.status(&format!("hook `{cmd}`: ok"));
     Ok(())
+}
+
+/// Asks the operator at the terminal.
+fn ask(out: &mut Output, question: &str) -> bool {
+    out.status(&format!("{question}? [y/N]"));
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    matches!(line.trim(), "y" | "Y" | "yes" | "YES")
 }
 
 /// Runs (or resumes) the promotion up to the end. `inv` is the primary's inventory.
@@ -236,23 +246,32 @@ async fn run_step(
             Ok(serde_json::to_value(&c).unwrap_or(Value::Null))
         }
         "ready" => {
-            match &opts.hooks.go_file {
-                Some(f) => {
-                    while !f.exists() {
-                        let pos = primary.position().await?;
-                        let behind = !replica.wait_for(&pos, Duration::from_millis(200)).await?;
-                        out.progress(&format!(
-                            "ready: waiting for {} (replica {})",
-                            f.display(),
-                            if behind { "lagging" } else { "caught up" }
-                        ));
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+            let mut waited = 0u64;
+            loop {
+                let go = match (&opts.hooks.go_file, &opts.hooks.go_command) {
+                    (Some(f), _) if f.exists() => true,
+                    (_, Some(cmd)) => tokio::process::Command::new("sh")
+                        .arg("-c")
+                        .arg(cmd)
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .status()
+                        .await
+                        .is_ok_and(|s| s.success()),
+                    (Some(_), None) => false,
+                    (None, None) if opts.yes => true,
+                    (None, None) if out.is_live() => ask(out, "Ready: the fence stops the service's writes. Go"),
+                    (None, None) => return Err(Error::Session("ready: give --go-file or --go-command, or --yes to go on at once".into())),
+                };
+                if go {
+                    return Ok(json!({ "waited_s": waited }));
                 }
-                None if opts.yes => {}
-                None => return Err(Error::Session("ready: give --go-file, or --yes to go on at once".into())),
+                let pos = primary.position().await?;
+                let behind = !replica.wait_for(&pos, Duration::from_millis(200)).await?;
+                out.progress(&format!("ready: waiting for the go ({waited} s; replica {})", if behind { "lagging" } else { "caught up" }));
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                waited += 1;
             }
-            Ok(json!({}))
         }
         "fence" => {
             let (f, r) = fence::fence(j, primary, inv, &svc.owners, &svc.tables, opts.lock_wait).await;
