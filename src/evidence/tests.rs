@@ -5,30 +5,15 @@ use crate::db::{ServerInfo, Version};
 
 /// An empty MariaDB inventory, for tests that add objects.
 pub(crate) fn inventory() -> Inventory {
-    Inventory {
-        format: crate::model::inventory::INVENTORY_FORMAT,
-        server: ServerInfo {
-            flavour: Flavour::MariaDb,
-            version: Version::new(10, 11, 0),
-            version_string: "10.11.0-MariaDB".into(),
-            version_comment: String::new(),
-            managed: None,
-            lower_case_table_names: 0,
-            partial_revokes: false,
-        },
-        taken_at: chrono::Utc::now(),
-        accounts: vec![],
-        grants: vec![],
-        partial_revokes: vec![],
-        role_grants: vec![],
-        default_roles: vec![],
-        mandatory_roles: vec![],
-        activate_all_roles_on_login: false,
-        proxies: vec![],
-        levels: Default::default(),
-        objects: Default::default(),
-        warnings: vec![],
-    }
+    Inventory::empty(ServerInfo {
+        flavour: Flavour::MariaDb,
+        version: Version::new(10, 11, 0),
+        version_string: "10.11.0-MariaDB".into(),
+        version_comment: String::new(),
+        managed: None,
+        lower_case_table_names: 0,
+        partial_revokes: false,
+    })
 }
 
 fn item(usage: Usage, blind: usize) -> Evidence {

@@ -67,22 +67,7 @@ fn privs_from_set(value: &str, flavour: Flavour) -> (PrivSet, bool) {
 
 /// Reads all grant tables of the connected server into an inventory without objects.
 pub async fn read(server: &mut Server) -> Result<Inventory> {
-    let mut out = Inventory {
-        format: crate::model::inventory::INVENTORY_FORMAT,
-        server: server.info.clone(),
-        taken_at: chrono::Utc::now(),
-        accounts: vec![],
-        grants: vec![],
-        partial_revokes: vec![],
-        role_grants: vec![],
-        default_roles: vec![],
-        mandatory_roles: vec![],
-        activate_all_roles_on_login: false,
-        proxies: vec![],
-        levels: PrivilegeLevels::default(),
-        objects: Default::default(),
-        warnings: vec![],
-    };
+    let mut out = Inventory::empty(server.info.clone());
     match server.info.flavour {
         Flavour::MariaDb => read_mariadb_accounts(server, &mut out).await?,
         Flavour::MySql => read_mysql_accounts(server, &mut out).await?,

@@ -131,6 +131,26 @@ pub struct Inventory {
 }
 
 impl Inventory {
+    /// An inventory of `server` with nothing in it yet (readers fill it; tests build on it).
+    pub fn empty(server: ServerInfo) -> Inventory {
+        Inventory {
+            format: INVENTORY_FORMAT,
+            server,
+            taken_at: chrono::Utc::now(),
+            accounts: vec![],
+            grants: vec![],
+            partial_revokes: vec![],
+            role_grants: vec![],
+            default_roles: vec![],
+            mandatory_roles: vec![],
+            activate_all_roles_on_login: false,
+            proxies: vec![],
+            levels: Default::default(),
+            objects: Default::default(),
+            warnings: vec![],
+        }
+    }
+
     pub fn account(&self, name: &AccountName) -> Option<&Account> {
         self.accounts.iter().find(|a| &a.name == name)
     }

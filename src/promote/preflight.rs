@@ -1482,8 +1482,8 @@ mod tests {
 
     fn inventory(objects: crate::model::inventory::Objects) -> Inventory {
         Inventory {
-            format: crate::model::inventory::INVENTORY_FORMAT,
-            server: crate::db::ServerInfo {
+            objects,
+            ..Inventory::empty(crate::db::ServerInfo {
                 flavour: Flavour::MySql,
                 version: crate::db::Version::new(9, 7, 4),
                 version_string: "9.7.4".into(),
@@ -1491,19 +1491,7 @@ mod tests {
                 managed: None,
                 lower_case_table_names: 0,
                 partial_revokes: false,
-            },
-            taken_at: chrono::Utc::now(),
-            accounts: vec![],
-            grants: vec![],
-            partial_revokes: vec![],
-            role_grants: vec![],
-            default_roles: vec![],
-            mandatory_roles: vec![],
-            activate_all_roles_on_login: false,
-            proxies: vec![],
-            levels: Default::default(),
-            objects,
-            warnings: vec![],
+            })
         }
     }
 
