@@ -6,6 +6,7 @@
 //! keyless tables and schema drift are refused; the same data sums the same on both flavours.
 //! `throughput` prints rows/s on 100k rows (run it alone for the benchmark notes).
 
+#[macro_use]
 mod support;
 
 use mysql_async::prelude::*;
@@ -20,25 +21,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::admin_exec;
-
-/// Two tests, `NAME::mariadb` and `NAME::mysql`, each running `body(flavour)`.
-macro_rules! both_flavours {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mariadb() {
-                $body(Flavour::MariaDb).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                $body(Flavour::MySql).await
-            }
-        }
-    };
-}
 
 fn pair(flavour: Flavour) -> &'static Sandbox {
     sandbox::shared(flavour, Topology::PrimaryReplica)

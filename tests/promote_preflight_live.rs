@@ -8,6 +8,7 @@
 //! (an errant GTID, a filter, a plugin) hold [`GATE`] exclusively and undo what they did before
 //! asserting, so the other tests never see it.
 
+#[macro_use]
 mod support;
 
 use mysql_async::prelude::*;
@@ -19,25 +20,6 @@ use privfence::session::node::Node;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::*;
-
-/// Two tests, `NAME::mariadb` and `NAME::mysql`, each running `body(flavour)`.
-macro_rules! both_flavours {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mariadb() {
-                $body(Flavour::MariaDb).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                $body(Flavour::MySql).await
-            }
-        }
-    };
-}
 
 /// Shared by tests that only read the servers; held exclusively by those that change them.
 static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());

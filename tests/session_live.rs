@@ -4,6 +4,7 @@
 //! `resume` or `rollback`, leaves the account's grants exactly as before and its app working;
 //! a two-operator lock; bad input changes nothing.
 
+#[macro_use]
 mod support;
 
 use mysql_async::prelude::*;
@@ -21,25 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use support::*;
-
-/// Two tests, `NAME::mariadb` and `NAME::mysql`, each running `body(flavour)`.
-macro_rules! both_flavours {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mariadb() {
-                $body(Flavour::MariaDb).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mysql() {
-                $body(Flavour::MySql).await
-            }
-        }
-    };
-}
 
 /// One test's monolith schema, service tables, app account and service owner.
 pub struct Fixture {

@@ -4,6 +4,27 @@
 //! server, not from the model.
 #![allow(dead_code)]
 
+/// Two tests, `NAME::mariadb` and `NAME::mysql`, each running `body(flavour)` (a test file
+/// declares `#[macro_use] mod support;`).
+#[allow(unused_macros)]
+macro_rules! both_flavours {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mariadb() {
+                $body(privfence::db::Flavour::MariaDb).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                $body(privfence::db::Flavour::MySql).await
+            }
+        }
+    };
+}
+
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder};
 use privfence::db::{ConnectSpec, Flavour, Server};
