@@ -105,6 +105,49 @@ fn write_policy(path: &std::path::Path, flavour: Flavour) {
     std::fs::write(path, policy).unwrap();
 }
 
+/// A fresh primary and replica holding the service (`svc_db.seq`, owned by `'svc_owner'@'%'`)
+/// and `extra` statements, caught up, and a folder with the service's policy (`p.toml`).
+async fn pair_with_service(flavour: Flavour, extra: &[&str]) -> (Sandbox, tempfile::TempDir) {
+    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+    let mut sql: Vec<String> = [
+        "CREATE DATABASE svc_db",
+        "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)",
+        "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'",
+        "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sql.extend(extra.iter().map(|s| s.to_string()));
+    admin_exec(&sb, &sql).await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_policy(&dir.path().join("p.toml"), flavour);
+    (sb, dir)
+}
+
+/// The policy written by [`pair_with_service`].
+fn load_policy(dir: &tempfile::TempDir) -> privfence::policy::Policy {
+    privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy")
+}
+
+fn service(policy: &privfence::policy::Policy, tool: AccountName) -> Service<'_> {
+    Service {
+        policy,
+        name: "svc",
+        tables: vec![TableName::new("svc_db", "seq")],
+        owners: vec![AccountName::new("svc_owner", "%")],
+        today: chrono::Local::now().date_naive(),
+        tool,
+    }
+}
+
+fn new_journal(path: &std::path::Path) -> Journal {
+    let header =
+        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
+    Journal::open_or_create(path, header).unwrap()
+}
+
 async fn ids(s: &privfence::sandbox::Server, sql: &str) -> Vec<u64> {
     let mut c = s.conn().await.unwrap();
     let v: Vec<u64> = c.query(sql).await.unwrap();
@@ -113,28 +156,21 @@ async fn ids(s: &privfence::sandbox::Server, sql: &str) -> Vec<u64> {
 }
 
 async fn full_run(flavour: Flavour) {
-    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
-    let replica = sb.replica.as_ref().unwrap();
-    admin_exec(
-        &sb,
+    let (sb, dir) = pair_with_service(
+        flavour,
         &[
-            "CREATE DATABASE svc_db".into(),
-            "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
-            "CREATE DATABASE main_db".into(),
-            "CREATE TABLE main_db.other (id INT AUTO_INCREMENT PRIMARY KEY, v INT)".into(),
-            "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
-            "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
-            "CREATE USER 'other_app'@'%' IDENTIFIED BY 'pw-other'".into(),
-            "GRANT SELECT, INSERT ON main_db.other TO 'other_app'@'%'".into(),
+            "CREATE DATABASE main_db",
+            "CREATE TABLE main_db.other (id INT AUTO_INCREMENT PRIMARY KEY, v INT)",
+            "CREATE USER 'other_app'@'%' IDENTIFIED BY 'pw-other'",
+            "GRANT SELECT, INSERT ON main_db.other TO 'other_app'@'%'",
         ],
     )
     .await;
-    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let replica = sb.replica.as_ref().unwrap();
     let target = dir.path().join("target");
     std::fs::write(&target, "primary").unwrap();
     write_policy(&dir.path().join("p.toml"), flavour);
-    let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
+    let policy = load_policy(&dir);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (seq, svc_task) = service_writer(&sb, target.clone(), stop.clone());
     let other = other_writer(&sb, stop.clone());
@@ -144,18 +180,9 @@ async fn full_run(flavour: Flavour) {
     server.close().await;
     let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
     let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
-    let header =
-        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
     let jpath = dir.path().join("svc.promote.journal");
-    let mut j = Journal::open_or_create(&jpath, header).unwrap();
-    let svc = Service {
-        policy: &policy,
-        name: "svc",
-        tables: vec![TableName::new("svc_db", "seq")],
-        owners: vec![AccountName::new("svc_owner", "%")],
-        today: chrono::Local::now().date_naive(),
-        tool,
-    };
+    let mut j = new_journal(&jpath);
+    let svc = service(&policy, tool);
     let opts = Options {
         hooks: Hooks {
             reads: Some("true".into()),
@@ -249,22 +276,9 @@ async fn a_whole_promotion_under_load_mysql() {
 /// grants: the replica still replicates from the primary and is read-only, the owner writes on
 /// the primary with its old grants, and the service's tables are where they were.
 async fn abort_everywhere(flavour: Flavour) {
-    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+    let (sb, dir) = pair_with_service(flavour, &[]).await;
     let replica = sb.replica.as_ref().unwrap();
-    admin_exec(
-        &sb,
-        &[
-            "CREATE DATABASE svc_db".into(),
-            "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
-            "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
-            "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
-        ],
-    )
-    .await;
-    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_policy(&dir.path().join("p.toml"), flavour);
-    let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
+    let policy = load_policy(&dir);
     let owner = AccountName::new("svc_owner", "%");
     for (k, until) in run::STEPS[..8].iter().enumerate() {
         let (server, inv) = inventory(&sb).await;
@@ -273,17 +287,8 @@ async fn abort_everywhere(flavour: Flavour) {
         let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
         let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
         let before = privfence::session::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap();
-        let header =
-            Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
-        let mut j = Journal::open_or_create(&dir.path().join(format!("a{k}.journal")), header).unwrap();
-        let svc = Service {
-            policy: &policy,
-            name: "svc",
-            tables: vec![TableName::new("svc_db", "seq")],
-            owners: vec![owner.clone()],
-            today: chrono::Local::now().date_naive(),
-            tool,
-        };
+        let mut j = new_journal(&dir.path().join(format!("a{k}.journal")));
+        let svc = service(&policy, tool);
         let opts = Options { yes: true, until: Some(until.to_string()), ..Options::default() };
         let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
         run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await.unwrap_or_else(|e| panic!("run until {until}: {e}"));
@@ -336,22 +341,8 @@ async fn crash_every_step(flavour: Flavour) {
     points.push("intent Promote read-write".into());
     points.push("intent Promote archive".into());
     for point in points {
-        let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+        let (sb, dir) = pair_with_service(flavour, &["INSERT INTO svc_db.seq VALUES (1), (2), (3)"]).await;
         let replica = sb.replica.as_ref().unwrap();
-        admin_exec(
-            &sb,
-            &[
-                "CREATE DATABASE svc_db".into(),
-                "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
-                "INSERT INTO svc_db.seq VALUES (1), (2), (3)".into(),
-                "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
-                "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
-            ],
-        )
-        .await;
-        sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        write_policy(&dir.path().join("p.toml"), flavour);
         let args = |verb: &str| -> Vec<String> {
             vec![
                 "promote".into(),
@@ -410,38 +401,16 @@ async fn sigkill_at_every_step_then_resume_completes_mysql() {
 /// Step 6 waits for the operator's go (a command that succeeds), and a stop there can be
 /// aborted.
 async fn waits_for_go(flavour: Flavour) {
-    let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
+    let (sb, dir) = pair_with_service(flavour, &[]).await;
     let replica = sb.replica.as_ref().unwrap();
-    admin_exec(
-        &sb,
-        &[
-            "CREATE DATABASE svc_db".into(),
-            "CREATE TABLE svc_db.seq (n BIGINT PRIMARY KEY)".into(),
-            "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
-            "GRANT SELECT, INSERT ON svc_db.seq TO 'svc_owner'@'%'".into(),
-        ],
-    )
-    .await;
-    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_policy(&dir.path().join("p.toml"), flavour);
-    let policy = privfence::policy::load(&dir.path().join("p.toml"), chrono::Local::now().date_naive()).expect("policy");
+    let policy = load_policy(&dir);
     let (server, inv) = inventory(&sb).await;
     let tool = server.current_user.clone();
     server.close().await;
     let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
     let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
-    let header =
-        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
-    let mut j = Journal::open_or_create(&dir.path().join("g.journal"), header).unwrap();
-    let svc = Service {
-        policy: &policy,
-        name: "svc",
-        tables: vec![TableName::new("svc_db", "seq")],
-        owners: vec![AccountName::new("svc_owner", "%")],
-        today: chrono::Local::now().date_naive(),
-        tool,
-    };
+    let mut j = new_journal(&dir.path().join("g.journal"));
+    let svc = service(&policy, tool);
     let go = dir.path().join("go");
     let hooks = Hooks { go_command: Some(format!("test -e '{}'", go.display())), ..Hooks::default() };
     let opts = Options { hooks, yes: false, until: Some("ready".into()), ..Options::default() };
