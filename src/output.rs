@@ -68,6 +68,14 @@ impl Output {
         }
     }
 
+    /// Asks a yes/no question on the terminal (`question? [y/N]`); anything but yes is no.
+    pub fn ask(&mut self, question: &str) -> bool {
+        self.status(&format!("{question}? [y/N]"));
+        let mut line = String::new();
+        let _ = io::stdin().read_line(&mut line);
+        matches!(line.trim(), "y" | "Y" | "yes" | "YES")
+    }
+
     /// Whether a person is watching (stderr is a terminal).
     pub fn is_live(&self) -> bool {
         self.live

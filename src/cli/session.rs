@@ -401,7 +401,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         for p in &problems {
             out.warn(p);
         }
-        let acknowledged = a.ack_replicas || (out.is_live() && !a.yes && ask(out, "Cut anyway"));
+        let acknowledged = a.ack_replicas || (out.is_live() && !a.yes && out.ask("Cut anyway"));
         if !acknowledged {
             s.close().await;
             anyhow::bail!("replica problems (above): fix them, or acknowledge with --ack-replicas");
@@ -456,14 +456,7 @@ fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
         out.status(&format!("{question}? Not at a terminal: pass --yes to confirm"));
         return false;
     }
-    ask(out, question)
-}
-
-fn ask(out: &mut Output, question: &str) -> bool {
-    out.status(&format!("{question} [y/N]"));
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes" | "YES")
+    out.ask(question)
 }
 
 fn candidates_table(rem: &[guide::Reach]) -> String {

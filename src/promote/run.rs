@@ -128,14 +128,6 @@ async fn hook(cmd: &str, replica: &Node, out: &mut Output) -> Result<()> {
     Ok(())
 }
 
-/// Asks the operator at the terminal.
-fn ask(out: &mut Output, question: &str) -> bool {
-    out.status(&format!("{question}? [y/N]"));
-    let mut line = String::new();
-    let _ = std::io::stdin().read_line(&mut line);
-    matches!(line.trim(), "y" | "Y" | "yes" | "YES")
-}
-
 /// Runs (or resumes) the promotion up to the end. `inv` is the primary's inventory.
 pub async fn run(
     j: &mut Journal,
@@ -260,7 +252,7 @@ async fn run_step(
                         .is_ok_and(|s| s.success()),
                     (Some(_), None) => false,
                     (None, None) if opts.yes => true,
-                    (None, None) if out.is_live() => ask(out, "Ready: the fence stops the service's writes. Go"),
+                    (None, None) if out.is_live() => out.ask("Ready: the fence stops the service's writes. Go"),
                     (None, None) => return Err(Error::Session("ready: give --go-file or --go-command, or --yes to go on at once".into())),
                 };
                 if go {
