@@ -223,6 +223,7 @@ async fn run_step(
             match &opts.hooks.reads {
                 Some(cmd) => hook(cmd, replica, out).await?,
                 None if opts.yes => out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
+                None if out.is_live() && out.ask("Have the service's reads been moved to the replica") => {}
                 None => {
                     return Err(Error::Session(
                         "move the service's reads to the replica, then resume with --yes (or give --reads-hook)".into(),
