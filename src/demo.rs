@@ -139,7 +139,7 @@ pub async fn session_demo(
     work: &std::path::Path,
     out: &mut crate::output::Output,
 ) -> anyhow::Result<Vec<DemoTurn>> {
-    use crate::journal::{Record, Verdict, JOURNAL_FORMAT};
+    use crate::journal::{Record, JOURNAL_FORMAT};
     use crate::session::{guide, Options, Session};
     use crate::workload::{Workload, WorkloadSpec};
     use std::time::{Duration, Instant};
@@ -227,7 +227,6 @@ pub async fn session_demo(
         if result.verdict != behaviour.expected() {
             out.warn(&format!("{account}: expected {}, got {}", behaviour.expected().name(), result.verdict.name()));
         }
-        let _ = Verdict::Passed;
         s.close().await;
         turns.push(DemoTurn { account, behaviour: *behaviour, result, recovered_after, app: loads[0].stats() });
     }

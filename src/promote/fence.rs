@@ -142,8 +142,8 @@ pub fn from_journal(entries: &[crate::journal::Entry]) -> Fenced {
     for e in entries {
         if let crate::journal::Record::Intent { phase: Phase::Fence, sql, undo: Some(undo), step, .. } = &e.record {
             match step.as_deref() {
-                Some("lock") => f.revoked.push((sql.clone(), undo.clone())),
-                Some("revoke-writes") => f.revoked.push((sql.clone(), undo.clone())),
+                // The account lock's undo is kept with the revokes': unfence runs every inverse.
+                Some("lock") | Some("revoke-writes") => f.revoked.push((sql.clone(), undo.clone())),
                 _ => {}
             }
         }

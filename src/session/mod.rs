@@ -307,7 +307,7 @@ impl Session {
             }
             monitors.push(m);
         }
-        let result = self.cut_watch_inner(plan, turn, &user, &grantees, &mut monitors, out).await;
+        let result = self.cut_watch_inner(plan, &user, &grantees, &mut monitors, out).await;
         for m in monitors {
             m.close().await;
         }
@@ -333,7 +333,6 @@ impl Session {
     async fn cut_watch_inner(
         &mut self,
         plan: &Plan,
-        turn: usize,
         user: &str,
         grantees: &[AccountName],
         monitors: &mut [Monitor],
@@ -397,17 +396,16 @@ impl Session {
                 last_note = Instant::now();
             }
             if let Some(end) = watch::poll_once(monitors).await {
-                return Ok(end.into_parts(0));
+                return Ok(end.into_parts());
             }
             tokio::time::sleep(self.opts.poll).await;
         }
         let after = snapshot::read(&mut self.topo.primary().server, grantees).await?;
         self.journal.append(Record::CutDone { after: after.into_iter().collect() })?;
-        let sources: Vec<String> = monitors.iter().flat_map(|m| m.sources().iter().map(|s| format!("{}: {}", m_name(m), s.name))).collect();
+        let sources: Vec<String> = monitors.iter().flat_map(|m| m.sources().iter().map(|s| format!("{}: {}", m.name(), s.name))).collect();
         self.journal.append(Record::WatchBegin { window_ms: self.opts.window.as_millis() as u64, sources })?;
-        let _ = turn;
         let end = watch::run(monitors, &self.opts, user, out).await;
-        Ok(end.into_parts(0))
+        Ok(end.into_parts())
     }
 
     /// Restores turn `turn`: re-grants, waits for replicas, ends the account's connections
@@ -612,10 +610,6 @@ impl Session {
         }
         Ok(())
     }
-}
-
-fn m_name(m: &Monitor) -> String {
-    m.name().to_string()
 }
 
 /// Every grantee whose grants the plan changes.

@@ -23,7 +23,7 @@ pub enum WatchEnd {
 
 impl WatchEnd {
     /// Verdict, reason, cited rows, screen-only lines, activity.
-    pub fn into_parts(self, _unused: u64) -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+    pub fn into_parts(self) -> (Verdict, String, Vec<String>, Vec<String>, u64) {
         match self {
             WatchEnd::Alarm(alarms) => {
                 let first = &alarms[0];
