@@ -205,7 +205,7 @@ async fn mysql_audit_findings_exit_codes_and_baseline() {
 
 /// A REVOKE run on the replica only shows as replica divergence.
 async fn divergence(flavour: Flavour) {
-    let sb = privfence::sandbox::shared(flavour, Topology::PrimaryReplica);
+    let sb = pair(flavour);
     admin_exec(
         sb,
         &[

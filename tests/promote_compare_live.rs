@@ -15,20 +15,12 @@ use privfence::db::Flavour;
 use privfence::model::ident::quote_ident as qi;
 use privfence::model::TableName;
 use privfence::promote::compare::{self, ChunkSum, Comparison};
-use privfence::sandbox::{self, Sandbox, Topology};
+use privfence::sandbox::Sandbox;
 use privfence::session::node::Node;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::admin_exec;
-
-fn pair(flavour: Flavour) -> &'static Sandbox {
-    sandbox::shared(flavour, Topology::PrimaryReplica)
-}
-
-fn replica(sb: &Sandbox) -> &sandbox::Server {
-    sb.replica.as_ref().expect("a replica")
-}
+use support::{admin_exec, pair, replica};
 
 async fn nodes(sb: &Sandbox) -> (Node, Node) {
     let p = Node::connect(&sb.primary.connect_spec(), "primary").await.expect("primary");

@@ -37,7 +37,7 @@ async fn locked_on(s: &sandbox::Server, flavour: Flavour, user: &str) -> bool {
 }
 
 async fn fence_and_unfence(flavour: Flavour) {
-    let sb = sandbox::shared(flavour, Topology::PrimaryReplica);
+    let sb = pair(flavour);
     let replica = sb.replica.as_ref().expect("replica");
     let schema = format!("pff_{}", flavour.name());
     let user = format!("pff_{}", flavour.name());
@@ -215,7 +215,7 @@ async fn fence_then_promote_mysql() {
 /// password works on the replica and the grants are equal.
 async fn owner_on_replica(flavour: Flavour) {
     use privfence::promote::account::{self, OnReplica};
-    let sb = sandbox::shared(flavour, Topology::PrimaryReplica);
+    let sb = pair(flavour);
     let replica = sb.replica.as_ref().expect("replica");
     let user = format!("pfa_{}", flavour.name());
     let owner = AccountName::new(&user, "%");

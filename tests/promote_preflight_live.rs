@@ -24,14 +24,6 @@ use support::*;
 /// Shared by tests that only read the servers; held exclusively by those that change them.
 static GATE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
-fn pair(flavour: Flavour) -> &'static Sandbox {
-    sandbox::shared(flavour, Topology::PrimaryReplica)
-}
-
-fn replica(sb: &Sandbox) -> &sandbox::Server {
-    sb.replica.as_ref().expect("a replica")
-}
-
 /// One test's schema `pfp_<tag>` (service tables `svc_items`, `svc_notes`; the monolith's
 /// `orders`), the service's owner `pfo_<tag>`@'%' and an app `pfa_<tag>`@'%' on `orders` only.
 struct Fixture {

@@ -377,7 +377,7 @@ both_flavours!(lock_and_bad_input, lock_and_bad_input);
 /// A cut with a replica: an app that reads the service's table only from the replica is caught
 /// there, and the restore reaches the replica (its grants equal the snapshot, the app works).
 async fn replica_cut(flavour: Flavour) {
-    let sb = sandbox::shared(flavour, sandbox::Topology::PrimaryReplica);
+    let sb = pair(flavour);
     let replica = sb.replica.as_ref().expect("a replica");
     let f = Fixture::create(sb, &format!("rep{}", flavour.name())).await;
     sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
@@ -460,7 +460,7 @@ both_flavours!(a_restart_during_the_watch_ends_in_a_restore, restart_during_watc
 /// other tables passes, the idle one is inconclusive; every verdict cites signal rows.
 async fn demo_verdicts(flavour: Flavour) {
     let seed = if flavour == Flavour::MariaDb { 11 } else { 12 };
-    let sb = sandbox::shared(flavour, sandbox::Topology::PrimaryReplica);
+    let sb = pair(flavour);
     // The demo's sample lives in `shop`; this binary's other tests use their own schemas.
     let mut sql = privfence::demo::sample_sql(flavour);
     sql.extend(privfence::demo::apps_sql());

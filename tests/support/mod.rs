@@ -39,6 +39,16 @@ pub fn sandbox(flavour: Flavour) -> &'static Sandbox {
     sandbox::shared(flavour, Topology::Single)
 }
 
+/// The primary-and-replica sandbox of this test binary for `flavour`.
+pub fn pair(flavour: Flavour) -> &'static Sandbox {
+    sandbox::shared(flavour, Topology::PrimaryReplica)
+}
+
+/// The replica of a primary-and-replica sandbox.
+pub fn replica(sb: &Sandbox) -> &sandbox::Server {
+    sb.replica.as_ref().expect("a replica")
+}
+
 pub const FLAVOURS: [Flavour; 2] = [Flavour::MariaDb, Flavour::MySql];
 
 /// privfence's connection spec for the admin account of a sandbox server.
