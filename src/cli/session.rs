@@ -94,6 +94,15 @@ pub struct StartArgs {
     /// Keep an inconclusive cut (no table activity seen) instead of restoring it.
     #[arg(long)]
     pub keep_inconclusive: bool,
+    /// Do not turn on what the watch needs to see (performance_schema statement consumers,
+    /// MariaDB's userstat); by default they are turned on for the turn, journaled, and turned
+    /// back off when it ends.
+    #[arg(long)]
+    pub no_watch_settings: bool,
+    /// Cut although a server has no source that sees refused logins while the plan takes away a
+    /// default database (an application that can no longer log in would go unseen there).
+    #[arg(long)]
+    pub accept_login_blind_spot: bool,
     /// A command run every `--check-every` during the watch; a non-zero exit restores.
     #[arg(long)]
     pub check: Option<String>,
@@ -274,6 +283,8 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         recycle_deadline: a.recycle_deadline,
         replica_timeout: a.replica_timeout,
         keep_inconclusive: a.keep_inconclusive,
+        watch_settings: !a.no_watch_settings,
+        accept_login_blind_spot: a.accept_login_blind_spot,
         check: a.check.clone(),
         check_every: a.check_every,
         sql_errlog: a.sql_errlog.clone(),

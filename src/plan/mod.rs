@@ -54,6 +54,14 @@ pub struct Change {
     pub detail: String,
 }
 
+impl Change {
+    /// The account loses every privilege in a schema it may use as its default database: a
+    /// pool that connects with it will fail to log in (error 1044), not fail a statement.
+    pub fn loses_default_database(&self) -> bool {
+        self.detail.starts_with("can no longer connect with")
+    }
+}
+
 /// Another way to cut the same access (for roles: edit the role, or take it away).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alternative {

@@ -61,6 +61,12 @@ pub struct Options {
     pub app_logs: Vec<(PathBuf, regex::Regex)>,
     /// Desktop notifications on verdicts and restores.
     pub notify: bool,
+    /// Turn on, for the turn, the settings the watch needs to see (performance_schema statement
+    /// consumers, MariaDB's `userstat`), journaled and turned back off when the turn ends.
+    pub watch_settings: bool,
+    /// Cut although a server has no source that sees refused logins and the plan takes away a
+    /// default database (an application that can no longer log in would go unseen there).
+    pub accept_login_blind_spot: bool,
 }
 
 impl Default for Options {
@@ -78,6 +84,8 @@ impl Default for Options {
             sql_errlog: None,
             app_logs: Vec::new(),
             notify: true,
+            watch_settings: true,
+            accept_login_blind_spot: false,
         }
     }
 }
@@ -259,18 +267,28 @@ impl Session {
             let (id, boot) = (n.watermark().await?, n.boot().await?);
             self.journal.append(Record::Watermark { server: n.name.clone(), purpose: "cut-begin".into(), id, boot })?;
         }
+        if self.opts.watch_settings {
+            self.watch_settings_on(out).await?;
+        }
         // The monitors' baseline is taken before the first statement, so nothing the cut causes
         // is missed; activity counts only from connections opened after the cut.
         let mut monitors: Vec<Monitor> = Vec::new();
-        for n in &self.topo.nodes {
+        let mut local = Vec::new();
+        for n in &mut self.topo.nodes {
+            local.push(signals::logins::discover_files(&mut n.server).await.unwrap_or_default());
+        }
+        for (n, found) in self.topo.nodes.iter().zip(local) {
             let target = signals::WatchTarget {
                 user: user.clone(),
                 tables: tables.to_vec(),
                 dependents: dependents.to_vec(),
                 since_connection: u64::MAX,
             };
+            let given = if n.name == "primary" { self.opts.sql_errlog.clone() } else { None };
             let files = signals::SignalFiles {
-                sql_errlog: if n.name == "primary" { self.opts.sql_errlog.clone() } else { None },
+                sql_errlog: given.or(found.sql_errlog),
+                audit_log: found.audit_log,
+                error_log: found.error_log,
                 app_logs: if n.name == "primary" { self.opts.app_logs.clone() } else { Vec::new() },
             };
             let m = match Monitor::start(n.spec(), &n.name, target, files).await {
@@ -307,6 +325,19 @@ impl Session {
             }
             monitors.push(m);
         }
+        if let Err(e) = self.login_blind_spots(plan, &monitors, out) {
+            for m in monitors {
+                m.close().await;
+            }
+            self.journal.append(Record::Verdict {
+                verdict: Verdict::Abandoned,
+                reason: e.to_string(),
+                evidence: Vec::new(),
+                activity: 0,
+            })?;
+            self.settings_off(out).await?;
+            return Err(e);
+        }
         let result = self.cut_watch_inner(plan, &user, &grantees, &mut monitors, out).await;
         for m in monitors {
             m.close().await;
@@ -326,7 +357,66 @@ impl Session {
             Some(self.restore(turn, &reason, out).await?)
         };
         self.journal.append(Record::Verdict { verdict, reason: reason.clone(), evidence: cited.clone(), activity })?;
+        self.settings_off(out).await?;
         Ok(TurnResult { account: account.to_string(), verdict, reason, evidence: cited, screen_only: screen, restore })
+    }
+
+    /// Turns on, on every server, what the watch needs to see: statement history (the only
+    /// proof that a post-cut connection used a table) and MariaDB's `userstat` (refused
+    /// logins). Journaled; turned back off when the turn ends or by `resume`. A server that
+    /// refuses (no privilege) is watched with what it has: its sources say what is missing.
+    async fn watch_settings_on(&mut self, out: &mut Output) -> Result<()> {
+        for n in &mut self.topo.nodes {
+            for w in signals::wanted_settings(&mut n.server).await? {
+                let step = format!("watch: {}", w.name);
+                match exec::run_with_undo(&mut self.journal, n, Phase::Setting, Some(&step), &w.enable_sql, Some(&w.disable_sql), &[]).await
+                {
+                    Ok(()) => out.status(&format!("turned on {} on {} for the watch ({})", w.name, n.name, w.why)),
+                    Err(e) => out.warn(&format!("could not turn on {} on {}: {e}; the watch sees less there", w.name, n.name)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// States, before the cut, every server where no source sees refused logins; refuses the
+    /// cut when the plan takes away a default database (the likeliest way a cut breaks logins)
+    /// unless the operator accepted the blind spot.
+    fn login_blind_spots(&self, plan: &Plan, monitors: &[Monitor], out: &mut Output) -> Result<()> {
+        let lost: Vec<&crate::plan::Change> = plan.changes.iter().filter(|c| c.loses_default_database()).collect();
+        for c in &lost {
+            out.warn(&format!(
+                "{}: {}. A pool that connects with it fails at login, not at a statement: the watch reads every source of refused logins",
+                c.account.sql(),
+                c.detail
+            ));
+        }
+        let blind: Vec<String> = monitors
+            .iter()
+            .filter(|m| !m.sources().iter().any(signals::reports_logins))
+            .map(|m| {
+                let what = match m.flavour() {
+                    crate::db::Flavour::MariaDb => {
+                        "SET GLOBAL userstat = 1, or the sql_errlog or server_audit plugin with its file readable here"
+                    }
+                    crate::db::Flavour::MySql => "performance_schema with the `error` instrument, or log_error_verbosity = 3",
+                };
+                format!("{}: no source sees refused logins of the account (it needs {what})", m.name())
+            })
+            .collect();
+        if blind.is_empty() {
+            return Ok(());
+        }
+        for b in &blind {
+            out.warn(&format!("blind spot: {b}; an application that can no longer log in there runs no statement, so its window can be inconclusive at best"));
+        }
+        if !lost.is_empty() && !self.opts.accept_login_blind_spot {
+            return Err(Error::Session(format!(
+                "nothing was changed: the plan takes away a default database and {}; enable one of those sources, or accept the blind spot with --accept-login-blind-spot",
+                blind.join("; ")
+            )));
+        }
+        Ok(())
     }
 
     #[allow(clippy::type_complexity)]

@@ -28,8 +28,8 @@ impl WatchEnd {
             WatchEnd::Alarm(alarms) => {
                 let first = &alarms[0];
                 let reason = format!(
-                    "{:?} on {}{}{}",
-                    first.kind,
+                    "{} on {}{}{}",
+                    first.kind.describe(),
                     first.server,
                     first.account.as_deref().map(|a| format!(" from {a}")).unwrap_or_default(),
                     match (&first.error, &first.object) {
@@ -67,6 +67,16 @@ impl WatchEnd {
                 a.cited.clone(),
                 Vec::new(),
                 a.statements,
+            ),
+            WatchEnd::Ended(a) if a.unattributed > 0 => (
+                Verdict::Inconclusive,
+                format!(
+                    "no statement history row shows a post-cut connection using a table; counters show {} unattributed statement(s), which housekeeping (SHOW, information_schema) can explain: no evidence either way",
+                    a.unattributed
+                ),
+                a.unattributed_cited.iter().chain(&a.cited).cloned().collect(),
+                Vec::new(),
+                0,
             ),
             WatchEnd::Ended(a) => (
                 Verdict::Inconclusive,
@@ -115,6 +125,8 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
                     total.failed_logins += p.activity.failed_logins;
                     total.connections += p.activity.connections;
                     total.cited.extend(p.activity.cited.iter().cloned());
+                    total.unattributed += p.activity.unattributed;
+                    total.unattributed_cited.extend(p.activity.unattributed_cited.iter().cloned());
                 }
                 Err(e) => {
                     failures[i] += 1;
@@ -153,7 +165,8 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
                 }
             }
             activity.cited.truncate(8);
-            if activity.statements == 0 {
+            activity.unattributed_cited.truncate(8);
+            if activity.statements == 0 && activity.unattributed == 0 {
                 // An inconclusive verdict cites what was watched and saw nothing.
                 activity.cited = monitors
                     .iter()
@@ -170,9 +183,10 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
         if now.duration_since(last_status) >= status_every {
             last_status = now;
             out.progress(&format!(
-                "watching {user}: {}s left · table statements {} · privilege errors {} · failed logins {} · connections {}",
+                "watching {user}: {}s left · table statements {} (unattributed {}) · privilege errors {} · refused logins {} · connections {}",
                 end.duration_since(now).as_secs(),
                 activity.statements,
+                activity.unattributed,
                 activity.errors,
                 activity.failed_logins,
                 activity.connections

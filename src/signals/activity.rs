@@ -1,21 +1,30 @@
 //! How much the watched account worked through post-cut connections: the difference between
 //! a passed window and an inconclusive one.
 //!
-//! Three measures, best first:
+//! Only one measure can pass a window: **statement history rows** of connections that logged
+//! in after the cut. A statement counts when it is one the client sent (not nested in a
+//! routine), succeeded, and its digest names a table outside the system schemas, or calls a
+//! procedure or a dependent function. Cited by digest and table names. A history row exists
+//! only for a statement that ran, so a failed login never counts.
 //!
-//! 1. **Statement history rows** of post-cut connections: a statement counts when it is one
-//!    the client sent (not nested in a routine), succeeded, and its digest names a table outside
-//!    the system schemas, or calls a procedure or a dependent function. Cited by digest and
-//!    table names.
-//! 2. **Status counters** for connections the history does not cover (consumers off,
-//!    `HISTORY=NO`): per connection `min(Δ Questions, Δ handler calls)`, which is zero for pings,
-//!    `SET` and `SELECT 1`. For connections that closed between two polls, the same on the
-//!    account totals minus the live connections, unless a pre-cut connection closed in that
-//!    interval too (its last statements could not be told apart).
-//! 3. **`USER_STATISTICS`** (MariaDB without performance_schema): per user
-//!    `min(Δ commands, Δ rows)`, only while no pre-cut connection is open.
+//! The counters below are **unattributed** activity: reported, never a pass. Measured on both
+//! flavours, they cannot tell a table statement from a client's housekeeping: on MySQL 9.7 a
+//! `SELECT COUNT(*)` of an InnoDB table makes no handler read at all while `SHOW VARIABLES`
+//! makes hundreds (data-dictionary reads) and an information_schema query dozens; on MariaDB
+//! 10.11 an information_schema query or `SHOW VARIABLES` reads a temporary table
+//! (`Handler_read_rnd_next`) like a table scan.
+//!
+//! - **Status counters** for connections the history does not cover (consumers off,
+//!   `HISTORY=NO`): per connection `min(Δ Questions, Δ handler calls)`, counted only once the
+//!   connection is past its login (`PROCESSLIST_COMMAND` other than `Connect`); for connections
+//!   that closed between two polls, the same on the account totals minus the live connections,
+//!   unless a pre-cut connection closed in that interval too, or a refused login of the account
+//!   was seen in it.
+//! - **`USER_STATISTICS`** (MariaDB without performance_schema): per user
+//!   `min(Δ commands, Δ rows)`, only while no pre-cut connection is open and no refused login
+//!   was seen in the interval.
 
-use super::pfs::{Counts, HistoryRow, StatusSnapshot};
+use super::pfs::{Counts, HistoryRow, StatusSnapshot, ThreadStat};
 use super::userstat::UserRow;
 use super::CITED_MAX;
 use crate::access::sqlrefs;
@@ -53,6 +62,9 @@ pub struct Tracker {
     since: u64,
     statements: u64,
     cited: Vec<String>,
+    /// Counter-based activity (see the module docs): never a pass.
+    unattributed: u64,
+    unattributed_cited: Vec<String>,
     prev: Option<StatusSnapshot>,
     /// Closed connections' questions and handler calls not attributed yet; only debts are kept (a
     /// connection can be in both the account totals and the live list for a moment).
@@ -94,9 +106,24 @@ impl Tracker {
         &self.cited
     }
 
+    pub fn unattributed(&self) -> u64 {
+        self.unattributed
+    }
+
+    pub fn unattributed_cited(&self) -> &[String] {
+        &self.unattributed_cited
+    }
+
     fn cite(&mut self, s: String) {
         if self.cited.len() < CITED_MAX && !self.cited.contains(&s) {
             self.cited.push(s);
+        }
+    }
+
+    fn weak(&mut self, n: u64, s: String) {
+        self.unattributed += n;
+        if self.unattributed_cited.len() < CITED_MAX && !self.unattributed_cited.contains(&s) {
+            self.unattributed_cited.push(s);
         }
     }
 
@@ -114,8 +141,9 @@ impl Tracker {
     }
 
     /// A status snapshot. `history_on`: the statement history is read, so connections it covers
-    /// are counted from their rows, not from their counters.
-    pub fn status(&mut self, snap: &StatusSnapshot, history_on: bool, user: &str) {
+    /// are counted from their rows, not from their counters. `login_refused`: a refused login
+    /// of the account was seen in this interval.
+    pub fn status(&mut self, snap: &StatusSnapshot, history_on: bool, user: &str, login_refused: bool) {
         let Some(prev) = self.prev.replace(snap.clone()) else { return };
         let (mut live_q, mut live_o) = (0i64, 0i64);
         for (tid, t) in &snap.threads {
@@ -125,18 +153,22 @@ impl Tracker {
             live_o += dh;
             let covered = history_on && t.instrumented && t.history;
             let n = dq.min(dh);
-            if t.processlist_id >= self.since && !covered && n > 0 {
-                self.statements += n as u64;
+            if t.processlist_id >= self.since && !covered && t.logged_in() && n > 0 {
                 let who = crate::model::AccountName::new(user, &t.host).sql();
-                self.cite(format!(
-                    "performance_schema.status_by_thread: {who} connection {}: +{dq} statements, +{dh} handler calls",
-                    t.processlist_id
-                ));
+                self.weak(
+                    n as u64,
+                    format!(
+                        "performance_schema.status_by_thread: {who} connection {}: +{dq} statements, +{dh} handler calls (unattributed)",
+                        t.processlist_id
+                    ),
+                );
             }
         }
-        let precut_closed = prev.threads.iter().any(|(tid, p)| !snap.threads.contains_key(tid) && p.processlist_id < self.since);
+        let closed: Vec<&ThreadStat> = prev.threads.iter().filter(|(tid, _)| !snap.threads.contains_key(tid)).map(|(_, t)| t).collect();
+        let precut_closed = closed.iter().any(|p| p.processlist_id < self.since);
+        let unlogged_closed = closed.iter().any(|p| !p.logged_in());
         let (a0, a1) = (prev.total(), snap.total());
-        if precut_closed || a1.questions < a0.questions || a1.handler < a0.handler {
+        if precut_closed || unlogged_closed || login_refused || a1.questions < a0.questions || a1.handler < a0.handler {
             self.debt = (0, 0);
             return;
         }
@@ -145,27 +177,34 @@ impl Tracker {
         let eo = self.debt.1 + dh - live_o;
         if eq > 0 && eo > 0 {
             let n = eq.min(eo);
-            self.statements += n as u64;
-            self.cite(format!(
-                "performance_schema.status_by_account: {user}: connections that closed since the previous poll ran +{eq} statements, +{eo} handler calls"
-            ));
+            self.weak(
+                n as u64,
+                format!(
+                    "performance_schema.status_by_account: {user}: connections that closed since the previous poll ran +{eq} statements, +{eo} handler calls (unattributed)"
+                ),
+            );
         }
         self.debt = (eq.min(0), eo.min(0));
     }
 
-    /// The user's `USER_STATISTICS` row, and whether a pre-cut connection is open now.
-    pub fn user_statistics(&mut self, row: Option<UserRow>, precut_open: bool, user: &str) {
+    /// The user's `USER_STATISTICS` row, whether a pre-cut connection is open now, and whether
+    /// a refused login of the account was seen in this interval.
+    pub fn user_statistics(&mut self, row: Option<UserRow>, precut_open: bool, user: &str, login_refused: bool) {
         let row = row.unwrap_or_default();
         let before = std::mem::replace(&mut self.precut_before, precut_open);
         let Some(prev) = self.prev_user.replace(row) else { return };
-        if precut_open || before || row.rows < prev.rows || row.commands < prev.commands {
+        if precut_open || before || login_refused || row.rows < prev.rows || row.commands < prev.commands {
             return;
         }
         let (dr, dc) = (row.rows - prev.rows, row.commands - prev.commands);
         let n = dr.min(dc);
         if n > 0 {
-            self.statements += n;
-            self.cite(format!("information_schema.USER_STATISTICS: {user}: +{dc} SELECT/UPDATE commands, +{dr} rows read or written"));
+            self.weak(
+                n,
+                format!(
+                    "information_schema.USER_STATISTICS: {user}: +{dc} SELECT/UPDATE commands, +{dr} rows read or written (unattributed)"
+                ),
+            );
         }
     }
 }
@@ -213,40 +252,62 @@ mod tests {
         let mut s = StatusSnapshot::default();
         for &(tid, pid, q, o) in threads {
             let counts = Counts { questions: q, handler: o, denied: 0 };
-            s.threads.insert(tid, ThreadStat { processlist_id: pid, host: "h".into(), instrumented: true, history: false, counts });
+            let command = "Sleep".to_string();
+            s.threads
+                .insert(tid, ThreadStat { processlist_id: pid, host: "h".into(), command, instrumented: true, history: false, counts });
         }
         s.accounts.insert("h".into(), Counts { questions: account.0, handler: account.1, denied: 0 });
         s
     }
 
     #[test]
-    fn counters_count_post_cut_work_only() {
+    fn counters_count_post_cut_work_only_and_never_pass() {
         let mut t = Tracker::new(100);
         // A pre-cut connection (pid 50) and a post-cut one (pid 120).
-        t.status(&snap(&[(1, 50, 10, 10), (2, 120, 1, 0)], (11, 10)), false, "svc");
+        t.status(&snap(&[(1, 50, 10, 10), (2, 120, 1, 0)], (11, 10)), false, "svc", false);
         // Pings on the post-cut connection, reads on the pre-cut one: nothing counts.
-        t.status(&snap(&[(1, 50, 15, 15), (2, 120, 4, 0)], (19, 15)), false, "svc");
-        assert_eq!(t.statements(), 0);
+        t.status(&snap(&[(1, 50, 15, 15), (2, 120, 4, 0)], (19, 15)), false, "svc", false);
+        assert_eq!(t.unattributed(), 0);
         // The post-cut connection reads two tables in one statement, then a short-lived
         // connection runs two reads and closes.
-        t.status(&snap(&[(1, 50, 15, 15), (2, 120, 5, 2)], (22, 19)), false, "svc");
-        assert_eq!(t.statements(), 1 + 2);
+        t.status(&snap(&[(1, 50, 15, 15), (2, 120, 5, 2)], (22, 19)), false, "svc", false);
+        assert_eq!(t.unattributed(), 1 + 2);
         // The pre-cut connection closes: that interval's closed-connection work is dropped.
-        t.status(&snap(&[(2, 120, 5, 2)], (25, 22)), false, "svc");
-        assert_eq!(t.statements(), 3);
-        assert_eq!(t.cited().len(), 2);
+        t.status(&snap(&[(2, 120, 5, 2)], (25, 22)), false, "svc", false);
+        assert_eq!(t.unattributed(), 3);
+        assert_eq!(t.unattributed_cited().len(), 2);
+        assert_eq!(t.statements(), 0, "counters never prove a table statement");
+    }
+
+    #[test]
+    fn failed_logins_are_no_activity() {
+        let mut t = Tracker::new(100);
+        t.status(&snap(&[(2, 120, 1, 0)], (1, 0)), false, "svc", false);
+        // A thread still in its handshake (`Connect`) shows counters: not counted, and when it
+        // closes its share of the account totals is not counted either.
+        let mut handshake = snap(&[(2, 120, 1, 0), (3, 130, 1, 2)], (2, 2));
+        handshake.threads.get_mut(&3).unwrap().command = "Connect".into();
+        t.status(&handshake, false, "svc", false);
+        t.status(&snap(&[(2, 120, 1, 0)], (3, 4)), false, "svc", false);
+        assert_eq!(t.unattributed(), 0);
+        // A refused login seen in an interval drops that interval's closed-connection work.
+        t.status(&snap(&[(2, 120, 1, 0)], (5, 6)), false, "svc", true);
+        assert_eq!(t.unattributed(), 0);
     }
 
     #[test]
     fn user_statistics_wait_for_pre_cut_connections() {
         let mut t = Tracker::new(100);
-        let r = |rows, commands| Some(UserRow { access_denied: 0, rows, commands });
-        t.user_statistics(r(10, 10), true, "svc");
-        t.user_statistics(r(20, 12), false, "svc");
-        assert_eq!(t.statements(), 0, "a pre-cut connection was open at the start of the interval");
-        t.user_statistics(r(20, 15), false, "svc");
-        assert_eq!(t.statements(), 0, "pings read no rows");
-        t.user_statistics(r(25, 16), false, "svc");
-        assert_eq!(t.statements(), 1);
+        let r = |rows, commands| Some(UserRow { access_denied: 0, rows, commands, denied_connections: 0 });
+        t.user_statistics(r(10, 10), true, "svc", false);
+        t.user_statistics(r(20, 12), false, "svc", false);
+        assert_eq!(t.unattributed(), 0, "a pre-cut connection was open at the start of the interval");
+        t.user_statistics(r(20, 15), false, "svc", false);
+        assert_eq!(t.unattributed(), 0, "pings read no rows");
+        t.user_statistics(r(25, 16), false, "svc", true);
+        assert_eq!(t.unattributed(), 0, "a refused login in the interval");
+        t.user_statistics(r(30, 17), false, "svc", false);
+        assert_eq!(t.unattributed(), 1);
+        assert_eq!(t.statements(), 0);
     }
 }

@@ -9,7 +9,7 @@
 
 use super::pfs::{ERROR_SUMMARY, STATUS};
 use super::userstat::{PROCESSLIST, USER_STATISTICS};
-use super::{errlog, SignalFiles, SourceInfo, WatchTarget};
+use super::{errlog, logins, SignalFiles, SourceInfo, WatchTarget};
 use crate::db::server::text;
 use crate::db::{Flavour, Server};
 use crate::error::Result;
@@ -45,6 +45,10 @@ pub struct Caps {
     pub error_summary: bool,
     /// MariaDB without performance_schema, with `userstat=1`.
     pub userstat: bool,
+    /// MariaDB with `userstat=1` (performance_schema on or off): `DENIED_CONNECTIONS`.
+    pub denied_connections: bool,
+    /// MySQL's `performance_schema.error_log` logs refused logins (`log_error_verbosity=3`).
+    pub error_log_table: bool,
 }
 
 /// What the server reports about its instrumentation.
@@ -61,6 +65,9 @@ struct Found {
     userstat: bool,
     /// MariaDB's sql_errlog plugin is active, with its sampling rate.
     errlog_rate: Option<u64>,
+    /// MySQL: `performance_schema.error_log` exists (8.0.22+), and `log_error_verbosity`.
+    error_log_table: bool,
+    verbosity: u64,
 }
 
 impl Found {
@@ -119,6 +126,15 @@ async fn read(server: &mut Server, user: &str) -> Result<Found> {
                 .first("reading setup_instruments", "SELECT ENABLED FROM performance_schema.setup_instruments WHERE NAME = 'error'")
                 .await?;
             f.error_instrument = e.as_deref() == Some("YES");
+            f.error_log_table = server
+                .first::<u64>(
+                    "looking for performance_schema.error_log",
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'performance_schema' AND TABLE_NAME = 'error_log'",
+                )
+                .await?
+                .unwrap_or(0)
+                == 1;
+            f.verbosity = server.first::<u64>("reading log_error_verbosity", "SELECT @@GLOBAL.log_error_verbosity").await?.unwrap_or(0);
         }
     }
     if flavour == Flavour::MariaDb {
@@ -143,6 +159,8 @@ pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalF
         history: f.history_table(),
         error_summary: flavour == Flavour::MySql && f.pfs && f.error_instrument,
         userstat: flavour == Flavour::MariaDb && !f.pfs && f.userstat,
+        denied_connections: flavour == Flavour::MariaDb && f.userstat,
+        error_log_table: flavour == Flavour::MySql && f.error_log_table && f.verbosity >= 3,
     };
     let mut out = Vec::new();
     let actors = actor_blind_spots(&f, &target.user);
@@ -151,6 +169,7 @@ pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalF
         covers: covers.to_string(),
         blind_spots: blind,
         available,
+        logins: false,
     };
     if !f.pfs {
         out.push(src(
@@ -166,11 +185,39 @@ pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalF
         if f.pfs && !f.error_instrument {
             blind.push("the `error` instrument is disabled in setup_instruments".into());
         }
-        let covers = "privilege errors (1044 1142 1143 1345 1356 1370 1449) of every account, raised and handled, and failed logins";
-        out.push(src(ERROR_SUMMARY, covers, blind, caps.error_summary));
+        let covers = "privilege errors (1044 1142 1143 1345 1356 1370 1449) of every account, raised and handled, and refused logins (1044 1045 3118) per account";
+        out.push(SourceInfo { logins: true, ..src(ERROR_SUMMARY, covers, blind, caps.error_summary) });
+        let mut blind = Vec::new();
+        if !f.error_log_table {
+            blind.push("performance_schema.error_log needs MySQL 8.0.22 or later".to_string());
+        } else if f.verbosity < 3 {
+            blind.push(format!(
+                "log_error_verbosity={}: refused logins are logged only at 3 (SET GLOBAL log_error_verbosity = 3)",
+                f.verbosity
+            ));
+        }
+        let covers = "refused logins (Access denied notes MY-010914, MY-010926) with the account as the client gave it";
+        out.push(SourceInfo { logins: true, ..src(logins::ERROR_LOG_TABLE, covers, blind, caps.error_log_table) });
     }
     if flavour == Flavour::MariaDb {
         out.push(errlog_source(&f, files));
+        let blind = if f.userstat {
+            vec!["per user name: no host, no error number".to_string()]
+        } else {
+            vec!["userstat=OFF: SET GLOBAL userstat = ON makes it count (no restart)".to_string()]
+        };
+        let covers = "refused connection attempts per user (a default database refused, a wrong password, a locked account)";
+        out.push(SourceInfo { logins: true, ..src(logins::DENIED_CONNECTIONS, covers, blind, caps.denied_connections) });
+        let (blind, available) = match &files.audit_log {
+            Some(_) => (vec!["lines the server writes to a file this machine can read".to_string()], true),
+            None => (vec!["server_audit is not active with CONNECT events and a file readable here".to_string()], false),
+        };
+        out.push(SourceInfo { logins: true, ..src(logins::AUDIT_LOG, "FAILED_CONNECT lines: user, host, error", blind, available) });
+        let (blind, available) = match &files.error_log {
+            Some(_) => (Vec::new(), true),
+            None => (vec!["the error log is not readable here, or log_warnings < 2".to_string()], false),
+        };
+        out.push(SourceInfo { logins: true, ..src(logins::ERROR_LOG_FILE, "Access denied warnings of refused logins", blind, available) });
     }
     out.push(history_source(&f, flavour, &actors));
     if f.pfs {
@@ -233,9 +280,11 @@ fn errlog_source(f: &Found, files: &SignalFiles) -> SourceInfo {
     };
     SourceInfo {
         name: errlog::SOURCE.into(),
-        covers: "every failed statement: user, client host, error, message with the schema-qualified table, query text".into(),
+        covers: "every failed statement and refused login: user, client host, error, message with the schema-qualified table, query text"
+            .into(),
         blind_spots: blind,
         available,
+        logins: true,
     }
 }
 
@@ -271,6 +320,7 @@ fn history_source(f: &Found, flavour: Flavour, actors: &[String]) -> SourceInfo 
         covers: "which statement failed (error, message, digest, text); statements of post-cut connections; other accounts' errors naming the account, a cut table or a dependent".into(),
         blind_spots: blind,
         available: table.is_some(),
+        logins: false,
     }
 }
 
@@ -327,12 +377,14 @@ pub async fn wanted_settings(server: &mut Server) -> Result<Vec<Setting>> {
                 });
             }
         }
-    } else if flavour == Flavour::MariaDb && !f.userstat {
+    }
+    if flavour == Flavour::MariaDb && !f.userstat {
+        // Spelled as the evidence's setting, so the two lists merge into one statement.
         out.push(Setting {
             name: "userstat".into(),
-            enable_sql: "SET GLOBAL userstat = ON".into(),
-            disable_sql: "SET GLOBAL userstat = OFF".into(),
-            why: "USER_STATISTICS counts denied accesses and rows per user when performance_schema is off".into(),
+            enable_sql: "SET GLOBAL userstat = 1".into(),
+            disable_sql: "SET GLOBAL userstat = 0".into(),
+            why: "USER_STATISTICS counts refused logins (DENIED_CONNECTIONS) per user, and denied accesses and rows per user when performance_schema is off".into(),
         });
     }
     Ok(out)

@@ -98,15 +98,21 @@ pub fn records(lines: Vec<Line>) -> Vec<Record> {
 }
 
 /// Turns records into sightings of watched errors, folding a definer-context record into the
-/// caller's record that follows it with the same query. Also returns the failed logins per user.
-pub fn sightings(records: Vec<Record>, file: &str) -> (Vec<Sighting>, Vec<String>) {
+/// caller's record that follows it with the same query. Refused logins are sightings too
+/// (`login`), under the attempted user.
+pub fn sightings(records: Vec<Record>, file: &str) -> Vec<Sighting> {
     let mut out: Vec<Sighting> = Vec::new();
-    let mut logins = Vec::new();
     let mut inner: Option<Record> = None;
-    for r in records {
+    for mut r in records {
         if LOGIN_ERRORS.contains(&r.code) {
-            // Seen: `[svc] @ localhost [127.0.0.1] ERROR 1045: ...`.
-            logins.push(if r.user.is_empty() { r.priv_user.clone() } else { r.user.clone() });
+            // Seen: `[svc] @ localhost [127.0.0.1] ERROR 1045: ...` (no login user yet) and
+            // `svc[svc] @ localhost [127.0.0.1] ERROR 1959: Invalid role specification ...`.
+            if r.user.is_empty() {
+                r.user = r.priv_user.clone();
+            }
+            let mut s = sighting(r, None, file);
+            s.login = true;
+            out.push(s);
             continue;
         }
         if !PRIVILEGE_ERRORS.contains(&r.code) {
@@ -131,7 +137,7 @@ pub fn sightings(records: Vec<Record>, file: &str) -> (Vec<Sighting>, Vec<String
     if let Some(i) = inner {
         out.push(sighting(i, None, file));
     }
-    (out, logins)
+    out
 }
 
 fn sighting(r: Record, inner: Option<Record>, file: &str) -> Sighting {
@@ -153,6 +159,7 @@ fn sighting(r: Record, inner: Option<Record>, file: &str) -> Sighting {
         digest: None,
         statement: r.query,
         cited,
+        login: false,
     }
 }
 
@@ -168,8 +175,8 @@ impl Errlog {
         Ok(Errlog { tail: Tail::at_end(path)? })
     }
 
-    /// New sightings and failed-login users since the previous read.
-    pub fn read(&mut self) -> std::io::Result<(Vec<Sighting>, Vec<String>)> {
+    /// New sightings since the previous read.
+    pub fn read(&mut self) -> std::io::Result<Vec<Sighting>> {
         let lines = self.tail.read_lines()?;
         let file = self.tail.path().file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         Ok(sightings(records(lines), &file))
@@ -210,12 +217,12 @@ mod tests {
 b' from x1.t
 2026-11-22  1:36:12 [svc] @ localhost [127.0.0.1] ERROR 1045: Access denied for user 'svc'@'localhost' (using password: YES) : (null)
 2026-11-22  1:36:12 root[root] @ localhost [127.0.0.1] ERROR 1064: You have an error : selec";
-        let (s, logins) = sightings(records(lines(text)), "sql_errors.log");
-        assert_eq!(s.len(), 2);
+        let s = sightings(records(lines(text)), "sql_errors.log");
+        assert_eq!(s.len(), 3);
         assert_eq!((s[0].user.as_deref(), s[0].code, s[0].inner.len()), (Some("oth"), 1356, 1));
         assert!(s[0].cited.contains("sql_errors.log line 2") && s[0].cited.contains("definer context of svc@%"));
         assert!(!s[0].cited.contains("select *"), "no statement text in the citation");
         assert_eq!(s[1].statement.as_deref(), Some("select 'a\nb' from x1.t"));
-        assert_eq!(logins, vec!["svc".to_string()]);
+        assert!(s[2].login && s[2].code == 1045 && s[2].user.as_deref() == Some("svc"), "{:?}", s[2]);
     }
 }

@@ -24,8 +24,19 @@ use std::sync::LazyLock;
 /// its client provokes are deliberately not in the list.
 pub const PRIVILEGE_ERRORS: [u32; 7] = [1044, 1142, 1143, 1345, 1356, 1370, 1449];
 
-/// Failed logins: wrong password or no matching host row (1045), no password given (1698).
-pub const LOGIN_ERRORS: [u32; 2] = [1045, 1698];
+/// Denied connection attempts besides a refused default database (1044, in
+/// [`PRIVILEGE_ERRORS`]): a refused login (1045), no password given (1698), a locked account
+/// (MySQL 3118, MariaDB 4151), and a default role that can no longer be activated (MariaDB
+/// 1959, logged at login while the connection goes on without the role). A cut can cause every
+/// one of them (a role taken away, a host row edited, a default database lost), so each is an
+/// alarm: an application that cannot log in is the clearest sign a cut hurts.
+pub const LOGIN_ERRORS: [u32; 5] = [1045, 1698, 3118, 4151, 1959];
+
+/// Errors that mean a connection attempt of the account was refused (or, for 1959, started
+/// without its default role): [`LOGIN_ERRORS`] and a refused default database.
+pub fn is_login_error(code: u32) -> bool {
+    code == 1044 || LOGIN_ERRORS.contains(&code)
+}
 
 /// The server's symbolic name of an error number we watch.
 pub fn error_name(code: u32) -> &'static str {
@@ -39,6 +50,9 @@ pub fn error_name(code: u32) -> &'static str {
         1370 => "ER_PROCACCESS_DENIED_ERROR",
         1449 => "ER_NO_SUCH_USER",
         1698 => "ER_ACCESS_DENIED_NO_PASSWORD_ERROR",
+        1959 => "ER_INVALID_ROLE",
+        3118 => "ER_ACCOUNT_HAS_BEEN_LOCKED",
+        4151 => "ER_ACCOUNT_HAS_BEEN_LOCKED",
         _ => "",
     }
 }
@@ -172,6 +186,9 @@ pub struct Sighting {
     pub statement: Option<String>,
     /// The evidence row without statement text.
     pub cited: String,
+    /// A connection attempt was refused (or started without its default role): the error came
+    /// with the login, not with a statement.
+    pub login: bool,
 }
 
 /// Whose error a sighting is.
@@ -188,6 +205,12 @@ pub enum Whose {
 /// Decides whose error a sighting is. A line in the watched account's definer context is
 /// collateral: someone else ran an object the account defines.
 pub fn whose(s: &Sighting, target: &WatchTarget) -> Whose {
+    if s.login {
+        // A refused login is the account's own, whichever source names it.
+        let named = parse_message(s.code, &s.message);
+        let mine = s.user.as_deref() == Some(target.user.as_str()) || named.account.is_some_and(|(u, _)| u == target.user);
+        return if mine { Whose::Own } else { Whose::Unrelated };
+    }
     if !PRIVILEGE_ERRORS.contains(&s.code) {
         return Whose::Unrelated;
     }
@@ -261,11 +284,13 @@ pub fn from_history(row: &HistoryRow, source: &str) -> Sighting {
         digest: row.digest.clone(),
         statement: row.sql_text.clone(),
         cited,
+        login: false,
     }
 }
 
 /// The alarm for a sighting of the given kind.
 pub fn alarm(s: Sighting, kind: AlarmKind, server: &str) -> Alarm {
+    let kind = if s.login && kind == AlarmKind::PrivilegeError { AlarmKind::LoginDenied } else { kind };
     let named = parse_message(s.code, &s.message);
     let account = match (&s.user, &s.host) {
         (Some(u), Some(h)) => Some(crate::model::AccountName::new(u, h).sql()),

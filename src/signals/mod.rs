@@ -24,9 +24,16 @@
 //! (`tally`). Citations carry digests, table names and error messages, never statement text;
 //! the text goes to [`Alarm::statement`], which is never serialized.
 //!
-//! Failed logins (1045, 1698) are counted in [`Activity::failed_logins`], not alarmed: a grant
-//! rewrite does not touch passwords or host rows. (A 1044 at login, a default schema the account
-//! may no longer use, is an alarm.)
+//! Denied logins are alarms ([`AlarmKind::LoginDenied`]): a refused default database (1044), a
+//! refused login (1045, 1698), a locked account (3118, 4151), a default role that can no longer
+//! be activated (1959). An application whose every reconnect fails runs no statement at all, so
+//! its failed logins are the only sign of it; they are also counted in
+//! [`Activity::failed_logins`] for the status line. Sources: MySQL's error summary (per account
+//! and error number) and `performance_schema.error_log`; MariaDB's
+//! `USER_STATISTICS.DENIED_CONNECTIONS` (with `userstat=1`, performance_schema on or off), the
+//! sql_errlog file, server_audit's `FAILED_CONNECT` lines and the error log's `Access denied`
+//! warnings (files, when readable here). A failed login's thread never counts as activity: only
+//! connections seen past their login (`PROCESSLIST_COMMAND` other than `Connect`) do.
 //!
 //! # Layout
 //!
@@ -39,6 +46,8 @@
 //! - `errors`: which error numbers count, what their messages name, whose error it is.
 //! - `tally`: one alarm per error, whichever source (counter or detail) sees it first.
 //! - `activity`: statements of post-cut connections, from history rows and status counters.
+//! - `logins`: refused connection attempts (server_audit, error logs), and finding a local
+//!   server's log files.
 //! - `errlog`, `applog`, `tail`: following files across rotation and partial lines.
 
 mod activity;
@@ -46,6 +55,7 @@ mod applog;
 mod discover;
 mod errlog;
 mod errors;
+pub mod logins;
 mod monitor;
 mod pfs;
 mod tail;
@@ -82,6 +92,10 @@ pub struct WatchTarget {
 pub struct SignalFiles {
     /// MariaDB's sql_errlog file when it is readable locally: followed as it grows.
     pub sql_errlog: Option<PathBuf>,
+    /// MariaDB's server_audit file (with `CONNECT` events): its `FAILED_CONNECT` lines.
+    pub audit_log: Option<PathBuf>,
+    /// MariaDB's error log: its `Access denied for user` warnings.
+    pub error_log: Option<PathBuf>,
     /// Application log files: a line appended after the start that matches the pattern is an
     /// alarm.
     #[serde(serialize_with = "app_logs_as_patterns")]
@@ -103,6 +117,8 @@ pub struct SourceInfo {
     pub blind_spots: Vec<String>,
     /// False when the source cannot be read at all on this server (its blind spots say why).
     pub available: bool,
+    /// It sees refused connection attempts of the account (see [`reports_logins`]).
+    pub logins: bool,
 }
 
 /// What one poll found.
@@ -119,16 +135,20 @@ pub struct Poll {
 /// What the watched account did since the start.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Activity {
-    /// Statements from post-cut connections of the account that touched tables (pool pings,
-    /// `SET`, table-less `SELECT`s do not count). A lower bound: see the sources' blind spots.
+    /// Statements from post-cut connections of the account that touched tables, proven by
+    /// statement history rows (pool pings, `SET`, `SHOW`, table-less and system-schema
+    /// `SELECT`s do not count). The only activity that can pass a window.
     pub statements: u64,
+    /// Activity of post-cut connections that counters show but no statement source ties to a
+    /// table (see `activity`): reported, never a pass.
+    pub unattributed: u64,
+    /// Sample rows behind [`Activity::unattributed`].
+    pub unattributed_cited: Vec<String>,
     /// Privilege errors of the account seen so far.
     pub errors: u64,
     /// Connections of the account open now (pre-cut ones included).
     pub connections: u32,
-    /// Failed logins of the account (1045, 1698) seen so far. Not alarms: a grant rewrite does
-    /// not change passwords or host rows, so it cannot cause them (a 1044 at login can, and is
-    /// an alarm). Counted where cheap: MySQL's error summary, MariaDB's sql_errlog.
+    /// Denied connection attempts of the account seen so far (each also raised an alarm).
     pub failed_logins: u64,
     /// Up to [`CITED_MAX`] sample rows proving the activity: source and row, digests and table
     /// names, never statement text.
@@ -143,6 +163,9 @@ pub const CITED_MAX: usize = 5;
 pub enum AlarmKind {
     /// The watched account hit a privilege error (from any host row, on any object).
     PrivilegeError,
+    /// A connection attempt of the watched account was refused (a default database it may no
+    /// longer use, a refused login, a locked account) or started without its default role.
+    LoginDenied,
     /// Another account hit a privilege error that names the watched account (a definer), a cut
     /// table or a dependent.
     Collateral,
@@ -152,6 +175,20 @@ pub enum AlarmKind {
     Restart,
     /// An application log line matched its pattern.
     AppLog,
+}
+
+impl AlarmKind {
+    /// In words, for reasons and status lines.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AlarmKind::PrivilegeError => "privilege error",
+            AlarmKind::LoginDenied => "refused login",
+            AlarmKind::Collateral => "collateral privilege error",
+            AlarmKind::CounterReset => "counter reset",
+            AlarmKind::Restart => "server restart",
+            AlarmKind::AppLog => "application log line",
+        }
+    }
 }
 
 /// One abnormality.
@@ -183,6 +220,15 @@ pub struct Alarm {
 
 /// Whether a source reports privilege errors: without one available, a watch is blind.
 pub fn reports_errors(s: &SourceInfo) -> bool {
+    if !s.available {
+        return false;
+    }
     matches!(s.name.as_str(), pfs::ERROR_SUMMARY | pfs::STATUS | errlog::SOURCE | userstat::USER_STATISTICS)
         || s.name.starts_with("performance_schema.events_statements_history")
+}
+
+/// Whether a source sees the account's refused connection attempts. Without one on a server,
+/// an application that can no longer log in there is invisible (it runs no statement at all).
+pub fn reports_logins(s: &SourceInfo) -> bool {
+    s.available && s.logins
 }

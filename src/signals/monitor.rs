@@ -13,7 +13,8 @@ use super::activity::Tracker;
 use super::applog::AppLog;
 use super::discover::{discover, Caps, UPTIME};
 use super::errlog::Errlog;
-use super::errors::PRIVILEGE_ERRORS;
+use super::errors::{LOGIN_ERRORS, PRIVILEGE_ERRORS};
+use super::logins::{self, LoginLog};
 use super::tally::{CounterKey, Tally};
 use super::{pfs, Activity, Alarm, AlarmKind, Poll, SignalFiles, SourceInfo, WatchTarget};
 use crate::db::{ConnectSpec, Flavour, Server};
@@ -29,6 +30,9 @@ const KNOWN_CLOSED_MAX: usize = 200;
 /// How long to let a statement finish before reading the details again: the client gets its
 /// error before the server writes the statement's history row.
 const DETAIL_GRACE: Duration = Duration::from_millis(15);
+/// How long after a connection with denied statements was last seen MariaDB's
+/// `DENIED_CONNECTIONS` is not read as refused logins (its disconnect flushes them there).
+const DENIALS_SUSPECT: Duration = Duration::from_secs(2);
 /// MariaDB's `Access_denied_errors` / `ACCESS_DENIED` moved for these errors (seen on 10.11).
 const MARIADB_DENIED_CODES: [u32; 2] = [1142, 1356];
 
@@ -70,6 +74,21 @@ pub struct Monitor {
     /// Post-cut connections of the user seen so far: thread id -> (processlist id, host).
     known: BTreeMap<u64, (u64, String)>,
     errlog: Option<Errlog>,
+    /// server_audit and error-log files that report refused logins.
+    login_logs: Vec<LoginLog>,
+    /// MySQL's `performance_schema.error_log`: the newest `LOGGED` already read.
+    error_log_after: Option<String>,
+    /// MariaDB's `DENIED_CONNECTIONS` of the user as last read, and its rise in this poll.
+    denied_logins: Option<u64>,
+    denied_logins_rise: u64,
+    /// A connection of the user had denied statements in this interval or the previous one, so
+    /// `DENIED_CONNECTIONS` may have moved for them (see `read::denied_logins_counter`).
+    denied_logins_untrusted: bool,
+    /// When a connection of the user with denied statements was last seen.
+    denials_seen_at: Option<Instant>,
+    /// A refused login was seen in the current poll: the activity of connections that closed
+    /// in this interval is not counted (a failed login's thread is no evidence of use).
+    login_seen: bool,
     applogs: Vec<AppLog>,
     tally: Tally,
     /// Privilege errors of the user seen only by details no counter covers.
@@ -94,6 +113,12 @@ impl Monitor {
             Some(p) => Some(Errlog::open(p).map_err(io(format!("opening the sql_errlog file {}", p.display())))?),
             None => None,
         };
+        let mut login_logs = Vec::new();
+        for (path, kind) in [(&files.audit_log, logins::AUDIT_LOG), (&files.error_log, logins::ERROR_LOG_FILE)] {
+            if let Some(p) = path {
+                login_logs.push(LoginLog::open(p, kind).map_err(io(format!("opening the {kind} file {}", p.display())))?);
+            }
+        }
         let mut applogs = Vec::new();
         for (path, pattern) in files.app_logs {
             let log = AppLog::open(&path, pattern.clone()).map_err(io(format!("opening the application log {}", path.display())))?;
@@ -102,6 +127,7 @@ impl Monitor {
                 covers: format!("new lines matching /{}/", pattern.as_str()),
                 blind_spots: vec!["lines written and rotated away within one poll".into()],
                 available: true,
+                logins: false,
             });
             applogs.push(log);
         }
@@ -122,6 +148,13 @@ impl Monitor {
             seen: HashSet::new(),
             known: BTreeMap::new(),
             errlog,
+            login_logs,
+            error_log_after: None,
+            denied_logins: None,
+            denied_logins_rise: 0,
+            denied_logins_untrusted: false,
+            denials_seen_at: None,
+            login_seen: false,
             applogs,
             tally: Tally::default(),
             extra_errors: 0,
@@ -175,12 +208,15 @@ impl Monitor {
             self.stash = alarms;
             return Err(e);
         }
+        self.failed_logins += alarms.iter().filter(|a| a.kind == AlarmKind::LoginDenied).map(|a| a.count).sum::<u64>();
         let activity = Activity {
             statements: self.activity.statements(),
             errors: self.tally.errors(self.extra_errors),
             connections: self.connections,
             failed_logins: self.failed_logins,
             cited: self.activity.cited().to_vec(),
+            unattributed: self.activity.unattributed(),
+            unattributed_cited: self.activity.unattributed_cited().to_vec(),
         };
         Ok(Poll { alarms, activity, took: started.elapsed() })
     }
@@ -240,6 +276,7 @@ impl Monitor {
 
     async fn read_sql_inner(&mut self, alarms: &mut Vec<Alarm>) -> Result<()> {
         self.rises.clear();
+        self.login_seen = false;
         let up = pfs::uptime(self.conn()).await?;
         let (before, at) = self.clock;
         let expected = before + at.elapsed().as_secs();
@@ -267,6 +304,7 @@ impl Monitor {
             alarms.push(self.counter_alarm(&key, n));
             self.tally.alarmed(&key, n);
         }
+        self.denied_logins_alarm(alarms);
         Ok(())
     }
 
@@ -274,6 +312,7 @@ impl Monitor {
     async fn restarted(&mut self) -> Result<()> {
         self.errsum.clear();
         self.denied = Some(0);
+        self.denied_logins = Some(0);
         self.seen.clear();
         self.known.clear();
         self.activity.restarted();
@@ -293,11 +332,15 @@ impl Monitor {
             _ => &[],
         };
         if self.caps.flavour == Flavour::MySql {
-            for c in codes {
+            let logins: &[u32] = if self.caps.error_summary { &LOGIN_ERRORS } else { &[] };
+            for c in codes.iter().chain(logins) {
                 self.tally.rise(CounterKey { user: user.clone(), host: None, codes: vec![*c] }, 0);
             }
         } else if !codes.is_empty() {
             self.tally.rise(CounterKey { user: user.clone(), host: None, codes: codes.to_vec() }, 0);
+        }
+        if self.caps.error_log_table {
+            self.error_log_after = Some(logins::error_log_now(self.conn()).await?);
         }
         if self.caps.error_summary {
             self.errsum = summary_map(pfs::error_summary(self.conn(), &user).await?);
@@ -308,7 +351,9 @@ impl Monitor {
             self.seen = rows.iter().map(|r| (r.thread_id, r.event_id)).collect();
         }
         let mut ignored = Vec::new();
-        self.read_status(&mut ignored).await
+        self.read_status(&mut ignored).await?;
+        self.denied_logins_rise = 0;
+        Ok(())
     }
 }
 

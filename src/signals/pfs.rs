@@ -169,10 +169,20 @@ impl Counts {
 pub struct ThreadStat {
     pub processlist_id: u64,
     pub host: String,
+    /// `PROCESSLIST_COMMAND`: `Connect` while the login is under way.
+    pub command: String,
     /// `threads.INSTRUMENTED` and `HISTORY`: `setup_actors` can turn either off per account.
     pub instrumented: bool,
     pub history: bool,
     pub counts: Counts,
+}
+
+impl ThreadStat {
+    /// The connection is past its login: a thread in its handshake (`Connect`, or no command
+    /// yet) may still be refused.
+    pub fn logged_in(&self) -> bool {
+        !self.command.is_empty() && self.command != "Connect"
+    }
 }
 
 /// The watched user's connections (by thread id) and its accounts' totals (by client host),
@@ -201,10 +211,11 @@ pub async fn status(server: &mut Server, user: &str) -> Result<StatusSnapshot> {
     let u = quote_str(user);
     let names = ["Questions", "Access_denied_errors"].iter().chain(&HANDLER_CALLS).map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "SELECT 'a', 0, 0, a.HOST, '', '', a.VARIABLE_NAME, a.VARIABLE_VALUE FROM performance_schema.status_by_account a \
+        "SELECT 'a', 0, 0, a.HOST, '', '', a.VARIABLE_NAME, a.VARIABLE_VALUE, '' FROM performance_schema.status_by_account a \
          WHERE a.USER = {u} AND a.VARIABLE_NAME IN ({names}) \
          UNION ALL \
-         SELECT 't', t.THREAD_ID, t.PROCESSLIST_ID, t.PROCESSLIST_HOST, t.INSTRUMENTED, t.HISTORY, s.VARIABLE_NAME, s.VARIABLE_VALUE \
+         SELECT 't', t.THREAD_ID, t.PROCESSLIST_ID, t.PROCESSLIST_HOST, t.INSTRUMENTED, t.HISTORY, s.VARIABLE_NAME, s.VARIABLE_VALUE, \
+         IFNULL(t.PROCESSLIST_COMMAND, '') \
          FROM performance_schema.threads t LEFT JOIN performance_schema.status_by_thread s \
          ON s.THREAD_ID = t.THREAD_ID AND s.VARIABLE_NAME IN ({names}) WHERE t.PROCESSLIST_USER = {u}"
     );
@@ -219,6 +230,7 @@ pub async fn status(server: &mut Server, user: &str) -> Result<StatusSnapshot> {
             let t = snap.threads.entry(num(r, 1)).or_insert_with(|| ThreadStat {
                 processlist_id: num(r, 2),
                 host: text(r, 3),
+                command: text(r, 8),
                 instrumented: text(r, 4) == "YES",
                 history: text(r, 5) == "YES",
                 counts: Counts::default(),

@@ -20,17 +20,19 @@ pub struct UserRow {
     pub rows: u64,
     /// `SELECT_COMMANDS + UPDATE_COMMANDS` (pings and `SELECT 1` included).
     pub commands: u64,
+    /// Refused connection attempts (`DENIED_CONNECTIONS`; they count in `ACCESS_DENIED` too).
+    pub denied_connections: u64,
 }
 
 /// The user's row, `None` when the user has none (never connected since the last flush).
 pub async fn user_row(server: &mut Server, user: &str) -> Result<Option<UserRow>> {
     let sql = format!(
-        "SELECT ACCESS_DENIED, ROWS_READ + ROWS_INSERTED + ROWS_UPDATED + ROWS_DELETED, SELECT_COMMANDS + UPDATE_COMMANDS \
+        "SELECT ACCESS_DENIED, ROWS_READ + ROWS_INSERTED + ROWS_UPDATED + ROWS_DELETED, SELECT_COMMANDS + UPDATE_COMMANDS, DENIED_CONNECTIONS \
          FROM information_schema.USER_STATISTICS WHERE USER = {}",
         quote_str(user)
     );
     let rows = server.rows("reading USER_STATISTICS", &sql).await?;
-    Ok(rows.first().map(|r| UserRow { access_denied: num(r, 0), rows: num(r, 1), commands: num(r, 2) }))
+    Ok(rows.first().map(|r| UserRow { access_denied: num(r, 0), rows: num(r, 1), commands: num(r, 2), denied_connections: num(r, 3) }))
 }
 
 /// The user's open connections: processlist id and client host (port stripped).
