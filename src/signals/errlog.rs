@@ -124,6 +124,14 @@ pub fn sightings(records: Vec<Record>, file: &str) -> Vec<Sighting> {
             }
             continue;
         }
+        if r.code == 1044 && r.query.is_none() && !r.definer_context() {
+            // A default database refused without a statement: the handshake's database (or a
+            // client's COM_INIT_DB), the way a pool fails after a cut of its default schema.
+            let mut s = sighting(r, None, file);
+            s.login = true;
+            out.push(s);
+            continue;
+        }
         let folded = inner.take();
         match folded {
             Some(i) if i.query == r.query => out.push(sighting(r, Some(i), file)),

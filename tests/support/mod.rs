@@ -25,6 +25,8 @@ macro_rules! both_flavours {
     };
 }
 
+pub mod session;
+
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder};
 use privfence::db::{ConnectSpec, Flavour, Server};

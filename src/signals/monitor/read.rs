@@ -223,7 +223,9 @@ impl Monitor {
 
     /// The alarm for errors a counter saw and no detail source explained.
     pub(super) fn counter_alarm(&self, key: &CounterKey, n: u64) -> Alarm {
-        let login = key.codes.iter().any(|c| LOGIN_ERRORS.contains(c));
+        // A 1044 no statement source explains had no statement behind it: the default database
+        // of a connection attempt (a `USE` leaves a history row when the history is on).
+        let login = key.codes.iter().any(|c| LOGIN_ERRORS.contains(c)) || key.codes == [1044];
         let source = match (self.caps.flavour, self.caps.pfs) {
             (Flavour::MySql, _) => pfs::ERROR_SUMMARY,
             (Flavour::MariaDb, true) => pfs::STATUS,
