@@ -12,8 +12,10 @@
 #   all      mariadb and mysql.
 #   percona  percona-toolkit (apt), used by the benchmarks only.
 #
-# Environment: PRIVFENCE_CACHE (default ~/.cache/privfence); PRIVFENCE_DEBIAN_MIRROR (default
-# http://deb.debian.org/debian), the archive MySQL's packages come from.
+# Environment: PRIVFENCE_CACHE (default ~/.cache/privfence); PRIVFENCE_DEBIAN_MIRROR, the archive
+# MySQL's packages come from (default: the machine's own Debian archive, the first `URIs:` of
+# /etc/apt/sources.list.d/debian.sources or the first `deb` line of /etc/apt/sources.list that
+# is not a security archive).
 #
 # Progress goes to stderr. On success stdout gets one line per requested server:
 #   mariadb_bin=DIR     (the folder holding mariadbd)
@@ -25,7 +27,20 @@ log() { printf 'install-servers: %s\n' "$*" >&2; }
 die() { printf 'install-servers: %s\n' "$*" >&2; exit 1; }
 
 CACHE="${PRIVFENCE_CACHE:-$HOME/.cache/privfence}"
-MIRROR="${PRIVFENCE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# The machine's own Debian archive: never a host name written here.
+own_archive() {
+    local f uri=""
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        uri="$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")"
+        [ -n "$uri" ] && break
+    done
+    if [ -z "$uri" ] && [ -r /etc/apt/sources.list ]; then
+        uri="$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /:\/\// && $i !~ /security/) { print $i; exit } }' /etc/apt/sources.list)"
+    fi
+    printf '%s' "$uri"
+}
+MIRROR="${PRIVFENCE_DEBIAN_MIRROR:-$(own_archive)}"
 APT_UPDATED=0
 
 as_root() {
@@ -94,6 +109,7 @@ install_mysql() {
     # shellcheck disable=SC2064
     trap "rm -rf '$work'" EXIT
     mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/debs" "$work/root"
+    [ -n "$MIRROR" ] || die "could not install MySQL: no Debian archive in this machine's apt sources (set PRIVFENCE_DEBIAN_MIRROR)"
     echo "deb $MIRROR sid main" >"$work/apt/sources.list"
     : >"$work/apt/status"
     # A private apt: its own sources, lists, cache and an empty dpkg status, so the system's

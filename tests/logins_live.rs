@@ -10,37 +10,14 @@ mod support;
 
 use privfence::db::Flavour;
 use privfence::journal::Verdict;
-use privfence::model::ident::{quote_ident as qi, quote_str as qs};
 use std::time::{Duration, Instant};
 use support::session::*;
 use support::*;
 
-/// The account: no privilege of its own in the schema, `SELECT` on a service table
-/// through its default role.
-async fn role_only_account(sb: &privfence::sandbox::Sandbox, f: &Fixture) {
-    let role = format!("{}_r", f.user);
-    let s = qi(&f.schema);
-    let set_default = match sb.flavour {
-        Flavour::MariaDb => format!("SET DEFAULT ROLE {} FOR {}", qi(&role), f.account()),
-        Flavour::MySql => format!("SET DEFAULT ROLE {} TO {}", qs(&role), f.account()),
-    };
-    admin_exec(
-        sb,
-        &[
-            format!("REVOKE ALL PRIVILEGES ON {s}.* FROM {}", f.account()),
-            format!("CREATE ROLE {}", qs(&role)),
-            format!("GRANT SELECT ON {s}.svc_items TO {}", qs(&role)),
-            format!("GRANT {} TO {}", qs(&role), f.account()),
-            set_default,
-        ],
-    )
-    .await;
-}
-
 async fn refused_logins_restore(flavour: Flavour) {
     let sb = sandbox(flavour);
     let f = Fixture::create(sb, &format!("l{}", flavour.name())).await;
-    role_only_account(sb, &f).await;
+    f.role_only(sb).await;
     let before = f.canonical(&sb.primary).await;
     // The app works before the cut (checked once), then starts its pool after the cut is in
     // force: its only symptom is that it cannot log in (a pre-cut connection would be denied
@@ -48,20 +25,7 @@ async fn refused_logins_restore(flavour: Flavour) {
     let probe = f.app(&sb.primary, &["SELECT COUNT(*) FROM svc_items"]);
     assert!(probe.wait_success_after(Instant::now(), Duration::from_secs(10)).await.is_some(), "{flavour}: the app works before the cut");
     probe.stop().await;
-    let late = {
-        let opts = f.opts(&sb.primary);
-        let user = f.user.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            privfence::workload::Workload::spawn(privfence::workload::WorkloadSpec {
-                name: user,
-                opts,
-                statements: vec!["SELECT COUNT(*) FROM svc_items".into()],
-                interval: Duration::from_millis(20),
-                pool_size: 2,
-            })
-        })
-    };
+    let late = f.late_app(&sb.primary, Duration::from_secs(2));
     let started = Instant::now();
     let r = turn(sb, &f, test_options(sb, Duration::from_secs(20)), &[]).await;
     let took = started.elapsed();

@@ -14,7 +14,7 @@ mod support;
 use mysql_async::prelude::*;
 use privfence::db::Flavour;
 use privfence::journal::Verdict;
-use privfence::model::ident::{quote_ident as qi, quote_str as qs};
+use privfence::model::ident::quote_str as qs;
 use privfence::sandbox::Sandbox;
 use std::time::Duration;
 use support::session::*;
@@ -65,35 +65,9 @@ async fn run(sb: &'static Sandbox, case: Case, round: usize) -> (Case, Verdict, 
     let app = match case {
         Case::RefusedLogins => {
             // Only a default role reaches the schema; the app starts once the cut is in force.
-            let role = format!("{}_r", f.user);
-            let s = qi(&f.schema);
-            let set_default = match sb.flavour {
-                Flavour::MariaDb => format!("SET DEFAULT ROLE {} FOR {}", qi(&role), f.account()),
-                Flavour::MySql => format!("SET DEFAULT ROLE {} TO {}", qs(&role), f.account()),
-            };
-            admin_exec(
-                sb,
-                &[
-                    format!("REVOKE ALL PRIVILEGES ON {s}.* FROM {}", f.account()),
-                    format!("CREATE ROLE {}", qs(&role)),
-                    format!("GRANT SELECT ON {s}.svc_items TO {}", qs(&role)),
-                    format!("GRANT {} TO {}", qs(&role), f.account()),
-                    set_default,
-                ],
-            )
-            .await;
+            f.role_only(sb).await;
             opts.window = Duration::from_secs(20);
-            let (o, user) = (f.opts(&sb.primary), f.user.clone());
-            Some(tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                privfence::workload::Workload::spawn(privfence::workload::WorkloadSpec {
-                    name: user,
-                    opts: o,
-                    statements: vec!["SELECT COUNT(*) FROM svc_items".into()],
-                    interval: Duration::from_millis(20),
-                    pool_size: 2,
-                })
-            }))
+            Some(f.late_app(&sb.primary, Duration::from_millis(1500)))
         }
         Case::Idle => {
             let housekeeping = [

@@ -118,7 +118,7 @@ fn server_name(flavour: Flavour) -> &'static str {
 
 fn install_hint(flavour: Flavour) -> &'static str {
     match flavour {
-        Flavour::MySql => "needs Debian sid packages from deb.debian.org",
+        Flavour::MySql => "needs Debian sid packages from the machine's own Debian archive (its apt sources)",
         Flavour::MariaDb => "needs apt and the Debian archive",
     }
 }

@@ -155,3 +155,43 @@ pub async fn turn(sb: &Sandbox, f: &Fixture, opts: Options, replicas: &[ConnectS
     s.close().await;
     r
 }
+
+impl Fixture {
+    /// Issue 10's account: no privilege of its own in the schema, `SELECT` on `svc_items`
+    /// through its default role, so a cut leaves it no privilege in its default database.
+    pub async fn role_only(&self, sb: &Sandbox) {
+        let role = format!("{}_r", self.user);
+        let s = qi(&self.schema);
+        let set_default = match sb.flavour {
+            Flavour::MariaDb => format!("SET DEFAULT ROLE {} FOR {}", qi(&role), self.account()),
+            Flavour::MySql => format!("SET DEFAULT ROLE {} TO {}", qs(&role), self.account()),
+        };
+        admin_exec(
+            sb,
+            &[
+                format!("REVOKE ALL PRIVILEGES ON {s}.* FROM {}", self.account()),
+                format!("CREATE ROLE {}", qs(&role)),
+                format!("GRANT SELECT ON {s}.svc_items TO {}", qs(&role)),
+                format!("GRANT {} TO {}", qs(&role), self.account()),
+                set_default,
+            ],
+        )
+        .await;
+    }
+
+    /// The app reading `svc_items`, started after `delay` (once a cut is in force): its only
+    /// symptom of a cut is that it cannot log in.
+    pub fn late_app(&self, server: &sandbox::Server, delay: Duration) -> tokio::task::JoinHandle<Workload> {
+        let (opts, user) = (self.opts(server), self.user.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            Workload::spawn(WorkloadSpec {
+                name: user,
+                opts,
+                statements: vec!["SELECT COUNT(*) FROM svc_items".into()],
+                interval: Duration::from_millis(20),
+                pool_size: 2,
+            })
+        })
+    }
+}
