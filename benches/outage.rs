@@ -13,7 +13,7 @@
 //! restore. Prints one Markdown block per flavour (used by
 //! scripts/bench-outage.sh to update docs/benchmarks.md) and exits 1 when the targets (median
 //! at most 300 ms, max at most 1 s) are missed.
-
+#![allow(clippy::disallowed_methods)] // a benchmark sets up its servers and plays the application
 #![allow(clippy::print_stdout)] // a benchmark prints its results
 
 use mysql_async::prelude::Queryable;

@@ -44,6 +44,11 @@ pub enum Error {
         source: mysql_async::Error,
     },
 
+    /// A statement that changes a server was sent through a read path (a bug in privfence:
+    /// every change goes through the journaling executor, `session::exec`).
+    #[error("{what}: refused to send a statement that is not a read through a read path ({start}...); changes to a server go through the journaling executor")]
+    NotARead { what: String, start: String },
+
     /// privfence's own account lacks a privilege it needs to give a truthful answer.
     #[error("{target}: privfence's account {account} cannot {what}: it needs {needed}. {hint}")]
     MissingPrivilege { target: String, account: String, what: String, needed: String, hint: String },

@@ -23,6 +23,7 @@
 //!   the server closed (it checks the socket before lending it); the explicit disconnect covers a
 //!   connection killed while in use, whose error packet would otherwise leave it looking healthy.
 //! - Nothing is logged; the spec's `Debug` hides the password.
+#![allow(clippy::disallowed_methods)] // a simulated application plays its statements through the driver (clippy.toml)
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts};

@@ -1,6 +1,7 @@
 //! `privfence audit` against real servers, both flavours: every finding kind produced by a real
 //! grant, exit codes 0/1/2, drift against a baseline, replica divergence, a fleet with a stopped
 //! server, bad policy files, and the notification fallback and `--exec` hook.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

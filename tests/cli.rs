@@ -1,6 +1,7 @@
 //! The `privfence` binary as a user runs it: exit codes, clear errors that change nothing, no
 //! secrets in any output, option files, and refusing to answer when its account cannot see
 //! everything.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

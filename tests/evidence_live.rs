@@ -9,6 +9,7 @@
 //! disconnects; `def` (first phase) is the DEFINER of a view over the service table that `used`
 //! queries; `brief` (second phase) connects, reads and disconnects while the history is sampled,
 //! during which the first phase's `other` reads other tables again.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

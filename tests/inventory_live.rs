@@ -1,6 +1,7 @@
 //! The inventory against real servers: the SHOW GRANTS cross-check catches a corrupted model;
 //! anonymous shadowing, proxy grants, MySQL partial revokes and mandatory roles are read and
 //! analysed as the server applies them (checked by logging in).
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

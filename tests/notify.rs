@@ -10,6 +10,7 @@
 //! `child_notify --exact --ignored` and its environment set at spawn. The child prints one
 //! `PRIVFENCE-CHILD` line with the outcome; the parent asserts on it and on what the listener
 //! recorded.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 #![allow(clippy::print_stdout)] // the seed and child-process results are printed for people
 
 use std::collections::HashMap;

@@ -3,6 +3,7 @@
 //! tables and leaves every other object exactly as reachable as before, from a fresh connection
 //! and from one whose default schema is the service's; applying the inverse restores the
 //! canonical grants exactly.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

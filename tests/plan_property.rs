@@ -6,6 +6,7 @@
 //!
 //! CI runs a few cases; `PRIVFENCE_PROP_CASES=50` runs more, `PRIVFENCE_PROP_SEED=n` replays one
 //! run. The seed is printed first, and every failure names it.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 #![allow(clippy::print_stdout)] // the seed and child-process results are printed for people
 
 mod support;

@@ -5,6 +5,7 @@
 //! dirty and the delta after the writes stop is clean; the delta sees new and replica-only rows;
 //! keyless tables and schema drift are refused; the same data sums the same on both flavours.
 //! `throughput` prints rows/s on 100k rows (run it alone for the benchmark notes).
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
 mod support;

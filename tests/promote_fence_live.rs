@@ -2,6 +2,7 @@
 //! service's tables stop (locked login, revoked direct writes, killed connections, drained), the
 //! GTID set is read while drained and the replica reaches it, the fence never reaches the
 //! replica (its grants and lock state are the primary's from before), and `unfence` is exact.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

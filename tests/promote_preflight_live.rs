@@ -7,6 +7,7 @@
 //! Each test has its own schema, accounts and policy. Tests that change the shared servers
 //! (an errant GTID, a filter, a plugin) hold [`GATE`] exclusively and undo what they did before
 //! asserting, so the other tests never see it.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
 mod support;

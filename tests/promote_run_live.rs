@@ -4,7 +4,7 @@
 //! Every number the service saw acknowledged is on the new server exactly once, the old
 //! primary has no service write the new server lacks, the other writes never stop, and the
 //! service's write unavailability is measured.
-
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 #![allow(clippy::print_stdout)] // prints the run's measurements (docs/benchmarks.md)
 
 mod support;

@@ -2,6 +2,7 @@
 //!
 //! Single-server checks use the shared sandboxes (`sandbox::shared`); the replication tests
 //! start their own primary+replica pair, since they restart servers.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 use mysql_async::prelude::Queryable;
 use privfence::db::Flavour;

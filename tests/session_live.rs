@@ -3,6 +3,7 @@
 //! idle app is inconclusive; `privfence` killed with SIGKILL at every journal point, then
 //! `resume` or `rollback`, leaves the account's grants exactly as before and its app working;
 //! a two-operator lock; bad input changes nothing.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
 mod support;

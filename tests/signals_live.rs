@@ -2,6 +2,7 @@
 //! through definer objects, activity of post-cut connections, application logs, poll latency,
 //! and (on a sandbox of their own) counter resets, a restart, and the sources the wider
 //! settings open up. Each test works in its own schema and accounts.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

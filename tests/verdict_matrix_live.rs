@@ -7,6 +7,7 @@
 //! The four cases of a round run at once, each in its own schema, account, service and
 //! journal. The servers' statement consumers are turned on once for this binary (as a DBA
 //! would), so concurrent turns do not turn them on and off under each other.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
 mod support;

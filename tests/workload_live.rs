@@ -3,6 +3,7 @@
 //! `KILL` of a pooled connection (idle or in use) is survived with a fresh connection. Also the
 //! reason the workload exists: a pooled connection with the service schema as default keeps a
 //! schema grant after it is revoked, until it reconnects (`mysql-facts.md` §3).
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

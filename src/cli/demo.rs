@@ -53,6 +53,7 @@ pub struct DemoArgs {
     pub reports: std::path::PathBuf,
 }
 
+#[allow(clippy::disallowed_methods)] // loads the sample monolith into the demo's own sandbox
 pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let flavour = args.flavour.into();
     out.status(&format!("starting a throwaway {flavour} primary and replica on loopback ..."));

@@ -4,6 +4,7 @@
 //! session's `sql_mode` quoting rules (no `ANSI_QUOTES`, no `NO_BACKSLASH_ESCAPES`) so rendered
 //! SQL means what it says, and detect flavour and version. Writes to servers do not go through
 //! this type's query helpers: they belong to the journaling executor.
+#![allow(clippy::disallowed_methods)] // the typed read paths and the one write path (clippy.toml)
 
 use super::conn::{ConnectSpec, SslMode};
 use super::flavour::{ServerInfo, Version};
@@ -129,18 +130,22 @@ impl Server {
         Server::connect(&self.spec).await
     }
 
-    /// Runs a read query and returns all rows. `what` names it in errors.
+    /// Runs a read query and returns all rows. `what` names it in errors. Refuses a statement
+    /// that is not a read ([`is_read`]).
     pub async fn rows(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        must_read(what, sql)?;
         self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
     }
 
     /// Runs a read query mapped to a tuple type.
     pub async fn rows_as<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Vec<T>> {
+        must_read(what, sql)?;
         self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
     }
 
     /// The first row of a read query, mapped.
     pub async fn first<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Option<T>> {
+        must_read(what, sql)?;
         self.conn.query_first(sql).await.map_err(|e| self.query_err(what, e))
     }
 
@@ -168,6 +173,38 @@ impl Server {
     pub async fn close(self) {
         let _ = self.conn.disconnect().await;
     }
+}
+
+/// Whether a statement may go through a read path: it reads (`SELECT`, `SHOW`, `WITH`,
+/// `EXPLAIN`, `DESCRIBE`) or changes only this connection's session (`SET SESSION`, `SET @var`,
+/// `SET NAMES`). Everything else changes the server and must go through the journaling
+/// executor. Leading white space and comments are skipped.
+pub fn is_read(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map(|(_, after)| after.trim_start()).unwrap_or("");
+        } else if rest.starts_with("-- ") || rest.starts_with('#') {
+            rest = rest.split_once('\n').map(|(_, after)| after.trim_start()).unwrap_or("");
+        } else {
+            break;
+        }
+    }
+    let words: Vec<String> = rest.split_whitespace().take(2).map(|w| w.to_ascii_uppercase()).collect();
+    match words.first().map(String::as_str) {
+        Some("SELECT" | "SHOW" | "WITH" | "EXPLAIN" | "DESCRIBE" | "DESC") => true,
+        Some("SET") => words.get(1).is_some_and(|w| {
+            w == "SESSION" || w == "NAMES" || w.starts_with('@') && !w.starts_with("@@GLOBAL") && !w.starts_with("@@PERSIST")
+        }),
+        _ => false,
+    }
+}
+
+fn must_read(what: &str, sql: &str) -> Result<()> {
+    if is_read(sql) {
+        return Ok(());
+    }
+    Err(Error::NotARead { what: what.to_string(), start: sql.chars().take(24).collect() })
 }
 
 /// Column `i` of a row as text (NULL and unreadable values as the empty string).
@@ -202,5 +239,39 @@ mod tests {
         assert_eq!(parse_definer("a@b@localhost"), Some(AccountName::new("a@b", "localhost")));
         assert_eq!(parse_definer("role1"), Some(AccountName::new("role1", "")));
         assert_eq!(parse_definer(""), None);
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::is_read;
+
+    #[test]
+    fn reads_and_session_settings_only() {
+        for sql in [
+            "SELECT 1",
+            " /* x */ select * from t",
+            "SHOW GRANTS",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "SET SESSION sql_log_bin = 0",
+            "SET @a = 1",
+            "SET NAMES utf8mb4",
+            "-- c\nSELECT 1",
+        ] {
+            assert!(is_read(sql), "{sql}");
+        }
+        for sql in [
+            "GRANT SELECT ON *.* TO u",
+            "SET GLOBAL userstat = 1",
+            "SET @@GLOBAL.x = 1",
+            "KILL 5",
+            "INSERT INTO t VALUES (1)",
+            "/* SELECT */ DROP TABLE t",
+            "SET PERSIST read_only = 0",
+            "SET @@PERSIST_ONLY.x = 1",
+            "",
+        ] {
+            assert!(!is_read(sql), "{sql}");
+        }
     }
 }

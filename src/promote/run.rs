@@ -309,15 +309,16 @@ async fn run_step(
             // privileges and a writable server, and inserts no row.
             let mut smoked = Vec::new();
             if let Some(spec) = &opts.smoke_as {
-                let mut s = crate::db::Server::connect(spec).await?;
+                // Journaled like every statement, although it changes no row.
+                let mut node = crate::session::node::Node::connect(spec, "smoke").await?;
                 for t in &svc.tables {
                     let sql = format!("INSERT INTO {} SELECT * FROM {} WHERE FALSE", t.sql(), t.sql());
-                    s.execute(&sql).await.map_err(|e| {
-                        Error::Session(format!("the smoke write through {} failed on the new server: {sql}: {e}", spec.target()))
-                    })?;
+                    exec::run(j, &mut node, Phase::Promote, Some("smoke-write"), &sql, &[])
+                        .await
+                        .map_err(|e| Error::Session(format!("the smoke write through {} failed on the new server: {e}", spec.target())))?;
                     smoked.push(t.to_string());
                 }
-                s.close().await;
+                node.server.close().await;
                 out.status(&format!("  smoke write through {} on the new server: ok", spec.target()));
             }
             Ok(json!({ "hook": opts.hooks.writes, "smoke_write": smoked }))
