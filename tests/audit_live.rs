@@ -340,3 +340,31 @@ fn example_policies_load() {
     assert!(p.service("media").is_some());
     assert!(p.warnings.is_empty(), "{:?}", p.warnings);
 }
+
+/// Issue 14: a typo in a table pattern fails the audit loudly (exit 2, naming the pattern and
+/// the nearest tables), unless the service says its tables are yet to come.
+async fn typo_fails_loudly(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let db = format!("pft_{}", flavour.name());
+    admin_exec(sb, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.media_attachments (id INT PRIMARY KEY)")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("typo.toml");
+    let body = |extra: &str| {
+        format!("[service.media]\ntables = [\"{db}.medai_*\"]\nowners = [\"'pft_media'@'%'\"]\n{extra}{}", base_exemptions(flavour))
+    };
+    std::fs::write(&policy, body("")).unwrap();
+    let (o, _) = audit(&policy, &dir.path().join("r"), &["--defaults-file", &cnf(&sb.primary)]);
+    assert_eq!(o.status.code(), Some(2), "{flavour}: a pattern matching nothing is an error: {}", text(&o));
+    assert!(text(&o).contains("matches no table") && text(&o).contains("typo.toml:2:"), "{flavour}: located: {}", text(&o));
+    assert!(text(&o).contains(&format!("`{db}`.`media_attachments`")), "{flavour}: the nearest table is named: {}", text(&o));
+    std::fs::write(&policy, body("allow_empty = true\n")).unwrap();
+    let (o, _) = audit(&policy, &dir.path().join("r2"), &["--defaults-file", &cnf(&sb.primary)]);
+    assert_ne!(o.status.code(), Some(2), "{flavour}: allow_empty makes it a warning: {}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typo_in_a_policy_fails_the_audit() {
+    for flavour in FLAVOURS {
+        typo_fails_loudly(flavour).await;
+    }
+}

@@ -25,6 +25,10 @@ struct RawService {
     description: Option<String>,
     #[serde(default)]
     exempt: Vec<Spanned<RawExempt>>,
+    /// The service's tables may not exist yet: a pattern matching no table is a warning, not
+    /// an error.
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 #[derive(Deserialize)]
@@ -203,7 +207,7 @@ fn service(ctx: &mut Ctx, name: String, span: Range<usize>, raw: RawService, tod
         let any_host = !e.account.get_ref().contains('@');
         exempt.push(Exemption { account, any_host, reason: e.reason.into_inner(), expires, location: ctx.loc(e_span) });
     }
-    Some(Service { name, description: raw.description, tables, owners, owner_any_host, exempt, location })
+    Some(Service { name, description: raw.description, tables, owners, owner_any_host, exempt, location, allow_empty: raw.allow_empty })
 }
 
 /// Literal patterns claimed by two services, or matched by another service's pattern, overlap

@@ -110,6 +110,9 @@ pub struct Service {
     pub owner_any_host: Vec<bool>,
     pub exempt: Vec<Exemption>,
     pub location: Location,
+    /// `allow_empty = true`: a table pattern that matches no table is a warning (the tables
+    /// are yet to come), not an error.
+    pub allow_empty: bool,
 }
 
 impl Service {
@@ -129,6 +132,40 @@ impl Service {
     }
 }
 
+/// Up to three existing table names closest to a pattern's text (edit distance), for the
+/// message of a pattern that matches nothing.
+fn nearest(pattern: &str, tables: &[TableName]) -> Vec<String> {
+    let want: Vec<char> = pattern.replace('`', "").to_lowercase().chars().collect();
+    let mut scored: Vec<(usize, String)> = tables
+        .iter()
+        .map(|t| {
+            let name = format!("{}.{}", t.schema, t.name);
+            (distance(&want, &name.to_lowercase().chars().collect::<Vec<_>>()), t.sql())
+        })
+        .collect();
+    scored.sort();
+    scored.dedup();
+    let limit = (want.len() / 4).max(2);
+    scored.into_iter().filter(|(d, _)| *d <= limit).take(3).map(|(_, n)| n).collect()
+}
+
+/// Levenshtein distance; a `*` in the pattern matches any run of characters for free.
+fn distance(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        if *ca == '*' {
+            cur[0] = prev[0];
+        }
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] =
+                if *ca == '*' { prev[j + 1].min(cur[j]) } else { (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1) };
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 /// All services of a policy file or folder.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -143,18 +180,31 @@ impl Policy {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// Checks the policy against a server's tables: a pattern that matches no table is a
-    /// warning; a table claimed by two services is an error.
+    /// Checks the policy against a server's tables: a pattern that matches no table is an
+    /// error naming the nearest existing tables (a typo must not turn an audit into "no
+    /// findings"), or a warning for a service with `allow_empty = true`; a table claimed by two
+    /// services is an error.
     pub fn check_against(&self, tables: &[TableName], case_insensitive: bool) -> (Vec<Diagnostic>, Vec<Diagnostic>) {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         for s in &self.services {
             for r in &s.tables {
                 if !tables.iter().any(|t| r.pattern.matches(t, case_insensitive)) {
-                    warnings.push(Diagnostic {
-                        severity: Severity::Warning,
+                    let near = nearest(&r.pattern.to_string(), tables);
+                    let hint = if near.is_empty() { String::new() } else { format!(" (nearest: {})", near.join(", ")) };
+                    let (severity, list, tail) = if s.allow_empty {
+                        (Severity::Warning, &mut warnings, "")
+                    } else {
+                        (
+                            Severity::Error,
+                            &mut errors,
+                            "; fix the pattern, or set allow_empty = true on the service if its tables are yet to come",
+                        )
+                    };
+                    list.push(Diagnostic {
+                        severity,
                         location: r.location.clone(),
-                        message: format!("table pattern {} of service {:?} matches no table on this server", r.pattern, s.name),
+                        message: format!("table pattern {} of service {:?} matches no table on this server{hint}{tail}", r.pattern, s.name),
                     });
                 }
             }
@@ -175,5 +225,19 @@ impl Policy {
             }
         }
         (errors, warnings)
+    }
+}
+
+#[cfg(test)]
+mod nearest_tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_names_the_tables_it_meant() {
+        let tables = [TableName::new("shop", "media_attachments"), TableName::new("shop", "media_files"), TableName::new("shop", "orders")];
+        let near = nearest("shop.medai_*", &tables);
+        assert_eq!(near.len(), 2, "{near:?}");
+        assert!(near.iter().all(|n| n.contains("media_")), "{near:?}");
+        assert!(nearest("zzz.qqqqqqqqqq", &tables).is_empty());
     }
 }
