@@ -6,6 +6,11 @@ use privfence::error::ExitCode;
 use privfence::output::Output;
 
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if let Some(why) = cli::inline_password(&argv) {
+        Output::stdio().status(&format!("privfence: error: {why}"));
+        std::process::exit(ExitCode::Error as i32);
+    }
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let code = match runtime {

@@ -2,6 +2,18 @@
 //! writers so tests can capture them in memory. A closed stdout (`| head`) is not an error.
 
 use std::io::{self, Write};
+use std::sync::Mutex;
+
+/// Warnings raised where no output object is at hand (reading option files while resolving a
+/// connection), written to stderr before the next line any [`Output`] writes.
+static DEFERRED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Queues a warning for the next line an [`Output`] writes.
+pub fn defer_warning(text: String) {
+    if let Ok(mut d) = DEFERRED.lock() {
+        d.push(text);
+    }
+}
 
 /// `--format`: how data is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -35,8 +47,17 @@ impl Output {
         Output { out, err, live: false, progress_shown: false }
     }
 
+    /// Writes the deferred warnings (see [`defer_warning`]) first.
+    fn flush_deferred(&mut self) {
+        let pending: Vec<String> = DEFERRED.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default();
+        for w in pending {
+            let _ = writeln!(self.err, "warning: {w}");
+        }
+    }
+
     /// Writes data (a table, a JSON document). A broken pipe is ignored.
     pub fn data(&mut self, text: &str) {
+        self.flush_deferred();
         if let Err(e) = self.out.write_all(text.as_bytes()).and_then(|_| self.out.flush()) {
             if e.kind() != io::ErrorKind::BrokenPipe {
                 let _ = writeln!(self.err, "privfence: cannot write output: {e}");
@@ -47,12 +68,14 @@ impl Output {
     /// Writes a status line to stderr.
     pub fn status(&mut self, text: &str) {
         self.clear_progress();
+        self.flush_deferred();
         let _ = writeln!(self.err, "{text}");
     }
 
     /// Writes a warning to stderr.
     pub fn warn(&mut self, text: &str) {
         self.clear_progress();
+        self.flush_deferred();
         let _ = writeln!(self.err, "warning: {text}");
     }
 

@@ -133,3 +133,39 @@ fn mariadb_no_secrets_and_clear_refusals() {
 fn mysql_no_secrets_and_clear_refusals() {
     no_secrets_in_output(Flavour::MySql);
 }
+
+/// Issue 14: the mysql client's conventions.
+#[test]
+fn a_password_on_the_command_line_is_refused_without_repeating_it() {
+    for args in
+        [&["inventory", "-psecret-pw", "-h", "127.0.0.1", "-P", "1"][..], &["inventory", "--password=secret-pw", "-h", "127.0.0.1"][..]]
+    {
+        let o = privfence(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("no password on the command line") && text(&o).contains("option file"), "{}", text(&o));
+        assert!(!text(&o).contains("secret-pw"), "the secret is never repeated: {}", text(&o));
+        assert!(!text(&o).contains("cannot connect"), "refused before anything else: {}", text(&o));
+    }
+}
+
+#[test]
+fn enum_values_in_any_case() {
+    let o = privfence(&["inventory", "--ssl-mode", "required", "--format", "JSON", "-h", "127.0.0.1", "-P", "1", "--no-defaults"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot connect"), "the values were accepted; only the connection failed: {}", text(&o));
+}
+
+#[test]
+fn a_world_writable_option_file_is_ignored_with_the_clients_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("extra.cnf");
+    // Were it read, privfence would try port 2 instead of port 1.
+    std::fs::write(&f, "[client]\nport = 2\n").unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = privfence(&["inventory", "-h", "127.0.0.1", "-P", "1", "--defaults-extra-file", f.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains(&format!("World-writable config file '{}' is ignored.", f.display())), "{}", text(&o));
+    let o = privfence(&["inventory", "-h", "127.0.0.1", "--defaults-file", f.to_str().unwrap()], &[]);
+    assert!(text(&o).contains("is ignored") && !text(&o).contains(":2"), "the port in it is not used: {}", text(&o));
+}

@@ -31,14 +31,14 @@ pub struct ConnectArgs {
     /// Read options only from this file (`[client]` and `[privfence]` groups).
     #[arg(long)]
     pub defaults_file: Option<PathBuf>,
-    /// Read this option file after the default ones.
+    /// Read this option file after the global ones and before ~/.my.cnf (the client's order).
     #[arg(long)]
     pub defaults_extra_file: Option<PathBuf>,
-    /// Do not read ~/.my.cnf.
+    /// Read no option file (neither /etc/my.cnf, /etc/mysql/my.cnf nor ~/.my.cnf).
     #[arg(long)]
     pub no_defaults: bool,
-    /// TLS mode, as in the mysql client.
-    #[arg(long, value_enum)]
+    /// TLS mode, as in the mysql client (any case).
+    #[arg(long, value_enum, ignore_case = true)]
     pub ssl_mode: Option<SslMode>,
     /// CA certificate file for TLS verification.
     #[arg(long)]
@@ -67,6 +67,6 @@ impl ConnectArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FormatArgs {
     /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Table)]
     pub format: Format,
 }

@@ -36,7 +36,7 @@ fn tempfile_with(text: &str) -> anyhow::Result<TempFile> {
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Which server to run the demo on.
-    #[arg(long, value_enum, default_value_t = FlavourArg::Mariadb)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = FlavourArg::Mariadb)]
     pub flavour: FlavourArg,
     /// Keep the sandbox running afterwards (in .sandbox/demo-FLAVOUR) to try other commands
     /// on it; `privfence sandbox down --dir .sandbox/demo-<flavour>` removes it.

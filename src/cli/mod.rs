@@ -59,6 +59,23 @@ pub enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// A password given on the command line (`-pSECRET`, `--password=SECRET`): refused before
+/// anything else, with a message that says where passwords go and never repeats the secret.
+/// Arguments after `--` are not options.
+pub fn inline_password(args: &[String]) -> Option<String> {
+    for a in args.iter().skip(1).take_while(|a| *a != "--") {
+        if (a.starts_with("-p") && a.len() > 2) || a.starts_with("--password=") {
+            return Some(
+                "privfence takes no password on the command line (it would show in `ps` and shell history): put it in an \
+                 option file ([client] password = ..., mode 0600; --defaults-file or ~/.my.cnf), in MYSQL_PWD, or give -p alone \
+                 to be prompted"
+                    .into(),
+            );
+        }
+    }
+    None
+}
+
 /// Runs one parsed command.
 pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
     match cli.command {

@@ -34,7 +34,7 @@ pub struct PlanArgs {
     /// Also plan the server-wide change to MariaDB's PUBLIC or MySQL's mandatory roles.
     #[arg(long)]
     pub include_everyone: bool,
-    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    #[arg(long, value_enum, ignore_case = true, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -27,7 +27,7 @@ impl From<FlavourArg> for Flavour {
 pub enum SandboxCommand {
     /// Start a sandbox (installs the server if needed) and print how to connect.
     Up {
-        #[arg(long, value_enum, default_value_t = FlavourArg::Mariadb)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FlavourArg::Mariadb)]
         flavour: FlavourArg,
         /// Also start a GTID replica of the primary.
         #[arg(long)]
@@ -38,14 +38,14 @@ pub enum SandboxCommand {
     },
     /// Show whether the sandbox servers are up, and their replication state.
     Status {
-        #[arg(long, value_enum, default_value_t = FlavourArg::Mariadb)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FlavourArg::Mariadb)]
         flavour: FlavourArg,
         #[arg(long)]
         dir: Option<PathBuf>,
     },
     /// Stop the sandbox servers and remove the folder.
     Down {
-        #[arg(long, value_enum, default_value_t = FlavourArg::Mariadb)]
+        #[arg(long, value_enum, ignore_case = true, default_value_t = FlavourArg::Mariadb)]
         flavour: FlavourArg,
         #[arg(long)]
         dir: Option<PathBuf>,

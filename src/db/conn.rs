@@ -152,18 +152,30 @@ impl ConnectInput {
     fn read_option_files(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<OptionValues> {
         let mut values = OptionValues::default();
         let groups = ["client", "privfence"];
+        // The mysql client's order (later files win): the global files, $MYSQL_HOME/my.cnf,
+        // --defaults-extra-file, then the user's ~/.my.cnf. --defaults-file replaces them all.
         if let Some(f) = &self.defaults_file {
             mycnf::read_file(f, &groups, &mut values)?;
-        } else if !self.no_defaults {
-            if let Some(home) = env("HOME") {
-                let p = PathBuf::from(home).join(".my.cnf");
-                if p.exists() {
-                    mycnf::read_file(&p, &groups, &mut values)?;
-                }
-            }
+            return Ok(values);
+        }
+        if self.no_defaults {
+            return Ok(values);
+        }
+        let mut files: Vec<PathBuf> = vec!["/etc/my.cnf".into(), "/etc/mysql/my.cnf".into()];
+        if let Some(home) = env("MYSQL_HOME") {
+            files.push(PathBuf::from(home).join("my.cnf"));
+        }
+        for p in files.iter().filter(|p| p.exists()) {
+            mycnf::read_file(p, &groups, &mut values)?;
         }
         if let Some(f) = &self.defaults_extra_file {
             mycnf::read_file(f, &groups, &mut values)?;
+        }
+        if let Some(home) = env("HOME") {
+            let p = PathBuf::from(home).join(".my.cnf");
+            if p.exists() {
+                mycnf::read_file(&p, &groups, &mut values)?;
+            }
         }
         Ok(values)
     }

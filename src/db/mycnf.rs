@@ -27,6 +27,11 @@ fn read_nested(path: &Path, groups: &[&str], into: &mut OptionValues, depth: usi
     if depth > 10 {
         return Err(opt_err(path, 0, "!include nesting deeper than 10 (a loop?)"));
     }
+    if world_writable(path) {
+        // As the mysql client does: anyone on the host could point privfence at their server.
+        crate::output::defer_warning(format!("World-writable config file '{}' is ignored.", path.display()));
+        return Ok(());
+    }
     let text = std::fs::read_to_string(path).map_err(|e| opt_err(path, 0, &format!("cannot read: {e}")))?;
     let mut active = false;
     for (i, raw) in text.lines().enumerate() {
@@ -59,6 +64,12 @@ fn read_nested(path: &Path, groups: &[&str], into: &mut OptionValues, depth: usi
         into.values.insert(key.replace('_', "-").to_ascii_lowercase(), value);
     }
     Ok(())
+}
+
+/// Writable by anyone (mode `o+w`): ignored, as the mysql client ignores it.
+pub fn world_writable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o002 != 0)
 }
 
 fn include_dir(path: &Path, dir: &str, groups: &[&str], into: &mut OptionValues, depth: usize) -> Result<()> {
@@ -131,6 +142,21 @@ mod tests {
         assert_eq!(v.get("password"), Some("p#w d"));
         assert_eq!(v.get("port"), Some("3307"));
         assert_eq!(v.get("ssl-ca"), Some("/ca.pem"));
+    }
+
+    #[test]
+    fn world_writable_files_are_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("my.cnf");
+        std::fs::write(&f, "[client]\nhost = 10.9.9.9\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let mut v = OptionValues::default();
+        read_file(&f, &["client"], &mut v).unwrap();
+        assert_eq!(v.get("host"), None, "ignored");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        read_file(&f, &["client"], &mut v).unwrap();
+        assert_eq!(v.get("host"), Some("10.9.9.9"));
     }
 
     #[test]
