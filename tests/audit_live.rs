@@ -368,3 +368,49 @@ async fn a_typo_in_a_policy_fails_the_audit() {
         typo_fails_loudly(flavour).await;
     }
 }
+
+/// Issue 14: `--quiet` prints nothing on success; `--prom-file` writes node_exporter textfile
+/// metrics, and a failed run keeps the last success time.
+async fn quiet_and_metrics(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let db = format!("pfq_{}", flavour.name());
+    admin_exec(sb, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.media_a (id INT PRIMARY KEY)")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.toml");
+    let prom = dir.path().join("privfence.prom");
+    let write = |pattern: &str| {
+        std::fs::write(
+            &policy,
+            format!("[service.media]\ntables = [\"{db}.{pattern}\"]\nowners = [\"root\"]\n{}", base_exemptions(flavour)),
+        )
+        .unwrap()
+    };
+    write("media_*");
+    let args = ["audit", "--policy", policy.to_str().unwrap(), "--out", dir.path().to_str().unwrap(), "--quiet", "--prom-file"];
+    let run = |extra: &[&str]| {
+        let mut a: Vec<&str> = args.to_vec();
+        a.push(prom.to_str().unwrap());
+        a.extend_from_slice(extra);
+        privfence(&a)
+    };
+    let cnf = cnf(&sb.primary);
+    let o = run(&["--defaults-file", &cnf]);
+    assert_eq!(o.status.code(), Some(0), "{flavour}: {}", text(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{flavour}: --quiet prints nothing on success: {}", text(&o));
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert!(m.contains("privfence_audit_exit_code 0") && m.contains("privfence_audit_servers{outcome=\"audited\"} 1"), "{flavour}: {m}");
+    let success = m.lines().find(|l| l.starts_with("privfence_audit_last_success_timestamp_seconds ")).unwrap().to_string();
+    write("medai_*");
+    let o = run(&["--defaults-file", &cnf]);
+    assert_eq!(o.status.code(), Some(2), "{flavour}: {}", text(&o));
+    assert!(!o.stderr.is_empty() || !o.stdout.is_empty(), "{flavour}: a failure is printed even with --quiet");
+    let m = std::fs::read_to_string(&prom).unwrap();
+    assert!(m.contains("privfence_audit_exit_code 2") && m.contains(&success), "{flavour}: the last success is kept: {m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_audits_and_prometheus_metrics() {
+    for flavour in FLAVOURS {
+        quiet_and_metrics(flavour).await;
+    }
+}

@@ -41,6 +41,14 @@ pub struct AuditArgs {
     #[arg(long)]
     pub exec: Option<String>,
     /// Audit as of this day (exemption expiry), instead of today. For tests and what-ifs.
+    /// Also write Prometheus metrics for node_exporter's textfile collector to this file
+    /// (atomically): findings by server, service and kind, servers audited, seconds taken, the
+    /// time of the last successful audit.
+    #[arg(long)]
+    pub prom_file: Option<PathBuf>,
+    /// Print nothing when there is no drift (exit 0); findings and errors are still printed.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     #[arg(long, hide = true)]
     pub today: Option<NaiveDate>,
     #[command(flatten)]
@@ -71,7 +79,10 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
             vec![fleet::Target { name, input: args.connect.input(), replicas: args.replicas.clone() }]
         }
     };
-    out.status(&format!("auditing {} server(s) against {} service(s) ...", targets.len(), policy.services.len()));
+    if !args.quiet {
+        out.status(&format!("auditing {} server(s) against {} service(s) ...", targets.len(), policy.services.len()));
+    }
+    let started = std::time::Instant::now();
     let files = policy.files.clone();
     let servers = fleet::audit_all(targets, Arc::new(policy), today, args.parallel).await;
     let mut report =
@@ -81,11 +92,18 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
     }
     report.exit_code = report.compute_exit_code();
     let (md, json) = write_reports(&report, &args.out)?;
-    match args.format.format {
-        Format::Json => out.data(&report::audit::json(&report)?),
-        Format::Table => out.data(&report::audit::table(&report)),
+    if let Some(p) = &args.prom_file {
+        let text = report::prom::render(&report, started.elapsed(), report::prom::previous_success(p));
+        report::prom::write_atomically(p, &text).map_err(|e| anyhow::anyhow!("writing the metrics file {}: {e}", p.display()))?;
     }
-    out.status(&format!("reports: {} and {}", md.display(), json.display()));
+    let silent = args.quiet && report.exit_code == 0;
+    if !silent {
+        match args.format.format {
+            Format::Json => out.data(&report::audit::json(&report)?),
+            Format::Table => out.data(&report::audit::table(&report)),
+        }
+        out.status(&format!("reports: {} and {}", md.display(), json.display()));
+    }
     let summary = summary(&report);
     if args.notify && report.exit_code != 0 {
         let urgency = if report.exit_code == 1 { Urgency::Critical } else { Urgency::Normal };

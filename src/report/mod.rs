@@ -5,6 +5,7 @@ pub mod access;
 pub mod audit;
 pub mod inventory;
 pub mod plan;
+pub mod prom;
 pub mod session;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
