@@ -169,3 +169,18 @@ fn a_world_writable_option_file_is_ignored_with_the_clients_warning() {
     let o = privfence(&["inventory", "-h", "127.0.0.1", "--defaults-file", f.to_str().unwrap()], &[]);
     assert!(text(&o).contains("is ignored") && !text(&o).contains(":2"), "the port in it is not used: {}", text(&o));
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_same_definitions() {
+    let o = privfence(&["completions", "bash"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bash = String::from_utf8_lossy(&o.stdout);
+    assert!(bash.contains("_privfence") && bash.contains("--defaults-file") && bash.contains("session"), "{bash}");
+    let o = privfence(&["completions", "ZSH"], &[]);
+    assert_eq!(o.status.code(), Some(0), "any case: {}", text(&o));
+    let o = privfence(&["man"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH privfence 1"), "{}", text(&o));
+    let o = privfence(&["inventory", "--help"], &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Connection (as the mysql client):"), "help is grouped: {}", text(&o));
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 /// How to reach the server, as with the mysql client. There is deliberately no way to pass a
 /// password as an argument: use an option file, `MYSQL_PWD`, or `-p` to be prompted.
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Connection (as the mysql client)")]
 pub struct ConnectArgs {
     /// Server host name or address [default: localhost].
     #[arg(short = 'h', long, env = "MYSQL_HOST")]
@@ -65,6 +66,7 @@ impl ConnectArgs {
 
 /// How data is printed.
 #[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Output")]
 pub struct FormatArgs {
     /// Output format.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Table)]

@@ -57,6 +57,16 @@ pub enum Command {
     Sandbox(sandbox::SandboxCommand),
     /// The main job on a throwaway sandbox: sample schema, app accounts, inventory and access.
     Demo(demo::DemoArgs),
+    /// Shell completions (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(after_help = "Example: privfence completions bash > /etc/bash_completion.d/privfence")]
+    Completions {
+        /// The shell.
+        #[arg(value_enum, ignore_case = true)]
+        shell: clap_complete::Shell,
+    },
+    /// The manual page (roff) on stdout.
+    #[command(after_help = "Example: privfence man > /usr/local/share/man/man1/privfence.1")]
+    Man,
 }
 
 /// A password given on the command line (`-pSECRET`, `--password=SECRET`): refused before
@@ -88,6 +98,20 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Promote(c) => promote::run(c, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
+        Command::Completions { shell } => {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "privfence", &mut buf);
+            out.data(&String::from_utf8_lossy(&buf));
+            Ok(ExitCode::Ok)
+        }
+        Command::Man => {
+            let mut buf = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut buf)
+                .map_err(|e| anyhow::anyhow!("rendering the manual page: {e}"))?;
+            out.data(&String::from_utf8_lossy(&buf));
+            Ok(ExitCode::Ok)
+        }
     }
 }
 
