@@ -8,6 +8,9 @@
 //! - a row's host applies to an account when equal, or when it is a pattern matching the
 //!   account's literal host (the servers match rows against the client's host).
 //! - MySQL partial revokes subtract from global privileges on one schema only.
+//! - MySQL applies anonymous-user schema rows only to a login with no active role (seen on 9.7:
+//!   with a default or mandatory role active, the `''` row on `test` is denied until
+//!   `SET ROLE NONE`), and never through a role; hence the `*_as_role` variants.
 
 use super::via::Via;
 use crate::model::ident::{host_matches, wildcard_sort_key};
@@ -152,11 +155,11 @@ impl<'a> Index<'a> {
     }
 
     /// Every schema row that matches `schema` for `holder`, in no order: its own rows, rows of
-    /// anonymous users, and rows whose host applies to its host.
-    pub fn schema_candidates(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
+    /// anonymous users (when `anonymous`), and rows whose host applies to its host.
+    pub fn schema_candidates(&self, holder: &AccountName, schema: &str, anonymous: bool) -> Vec<&'a Grant> {
         let literal = self.inv.server.partial_revokes;
         let mut rows: Vec<&Grant> = Vec::new();
-        let anonymous_ok = !holder.host.is_empty(); // roles and PUBLIC only have their own rows
+        let anonymous_ok = anonymous && !holder.host.is_empty(); // roles and PUBLIC only have their own rows
         let users: &[&str] = if anonymous_ok && !holder.user.is_empty() { &[holder.user.as_str(), ""] } else { &[holder.user.as_str()] };
         for u in users {
             for g in self.schema_by_user.get(u).into_iter().flatten() {
@@ -183,17 +186,36 @@ impl<'a> Index<'a> {
         rows.into_iter().filter(|g| Self::schema_row_key(g) == best).collect()
     }
 
-    /// The schema rows that apply to `holder` for `schema`.
+    /// The schema rows that apply to `holder` for `schema` when it logs in.
     pub fn schema_rows(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
         self.effective_schema_rows(holder, schema, &|_| false)
     }
 
-    /// MySQL with a role active at login checks schema privileges through one map of the
-    /// account's and its active roles' rows (seen on 9.7, see [`Self::map_winner`]).
+    /// The schema rows a role gives for `schema` once active: its own rows only (anonymous
+    /// rows never reach through a role).
+    pub fn role_schema_rows(&self, role: &AccountName, schema: &str) -> Vec<&'a Grant> {
+        Self::first_rows(self.schema_candidates(role, schema, false))
+    }
+
+    /// MySQL with a role active at login (a default role, all roles activated, or a mandatory
+    /// role) checks schema privileges through one map of the account's and its active roles'
+    /// rows (seen on 9.7, see [`Self::map_winner`]), without anonymous rows.
     pub fn uses_role_map(&self, account: &AccountName) -> bool {
         self.inv.server.flavour == crate::db::Flavour::MySql
             && !account.host.is_empty()
-            && self.role_chains(account).iter().any(|c| self.active_at_login(account, c[0]))
+            && (self.role_chains(account).iter().any(|c| self.active_at_login(account, c[0])) || self.mandatory_active_any())
+    }
+
+    /// MySQL: are the mandatory roles active at login (`activate_mandatory_roles`, or
+    /// `activate_all_roles_on_login`)? Checked on 9.7 for both switches.
+    pub fn mandatory_active(&self) -> bool {
+        self.inv.activate_mandatory_roles || self.inv.activate_all_roles_on_login
+    }
+
+    /// Is at least one existing mandatory role active at login? (The server ignores names in
+    /// `mandatory_roles` that are not accounts.)
+    fn mandatory_active_any(&self) -> bool {
+        self.mandatory_active() && self.inv.mandatory_roles.iter().any(|r| self.inv.account(r).is_some())
     }
 
     /// Roles active at login, with the chain that reaches each.
@@ -207,11 +229,11 @@ impl<'a> Index<'a> {
     /// roles' rows.
     pub fn effective_schema_rows(&self, holder: &AccountName, schema: &str, skip: &dyn Fn(&Grant) -> bool) -> Vec<&'a Grant> {
         if !self.uses_role_map(holder) {
-            return Self::first_rows(self.schema_candidates(holder, schema).into_iter().filter(|g| !skip(g)).collect());
+            return Self::first_rows(self.schema_candidates(holder, schema, true).into_iter().filter(|g| !skip(g)).collect());
         }
-        let mut rows: Vec<&Grant> = self.schema_candidates(holder, schema);
+        let mut rows: Vec<&Grant> = self.schema_candidates(holder, schema, false);
         for c in self.active_chains(holder) {
-            rows.extend(self.schema_candidates(c.last().expect("non-empty"), schema));
+            rows.extend(self.schema_candidates(c.last().expect("non-empty"), schema, false));
         }
         rows.retain(|g| !skip(g));
         self.map_winner(rows, schema)
@@ -235,14 +257,24 @@ impl<'a> Index<'a> {
         rows.into_iter().filter(|g| text(g) == first).collect()
     }
 
-    /// Direct paths of `holder` (an account, role or PUBLIC) on `table`.
+    /// Direct paths of `holder` (an account logging in) on `table`.
     pub fn direct(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        self.direct_with(holder, table, false)
+    }
+
+    /// Direct paths of `role` (a role, PUBLIC or a mandatory role, once active) on `table`.
+    pub fn direct_as_role(&self, role: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        self.direct_with(role, table, true)
+    }
+
+    fn direct_with(&self, holder: &AccountName, table: &TableName, as_role: bool) -> Vec<(Via, PrivSet)> {
         let mut out = Vec::new();
         let global = self.global_on(holder, table);
         if !global.is_empty() {
             out.push((Via::Global, global));
         }
-        for g in self.schema_rows(holder, &table.schema) {
+        let rows = if as_role { self.role_schema_rows(holder, &table.schema) } else { self.schema_rows(holder, &table.schema) };
+        for g in rows {
             let set = table_relevant(&Self::with_option(g));
             if let (GrantObject::Schema { pattern }, false) = (&g.object, set.is_empty()) {
                 out.push((Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() }, set));
@@ -276,8 +308,17 @@ impl<'a> Index<'a> {
         out
     }
 
-    /// Direct paths giving `holder` EXECUTE (or other routine privileges) on a routine.
+    /// Direct paths giving `holder` EXECUTE (or other routine privileges) on a routine, as a
+    /// login (`as_role` false) or as an active role.
     pub fn direct_routine(&self, holder: &AccountName, schema: &str, name: &str) -> Vec<(Via, PrivSet)> {
+        self.direct_routine_with(holder, schema, name, false)
+    }
+
+    pub fn direct_routine_as_role(&self, role: &AccountName, schema: &str, name: &str) -> Vec<(Via, PrivSet)> {
+        self.direct_routine_with(role, schema, name, true)
+    }
+
+    fn direct_routine_with(&self, holder: &AccountName, schema: &str, name: &str, as_role: bool) -> Vec<(Via, PrivSet)> {
         let keep = |set: PrivSet| -> PrivSet {
             set.into_iter().filter(|p| matches!(p.as_str(), "EXECUTE" | "ALTER ROUTINE" | "GRANT OPTION")).collect()
         };
@@ -286,7 +327,8 @@ impl<'a> Index<'a> {
         if !global.is_empty() {
             out.push((Via::Global, global));
         }
-        for g in self.schema_rows(holder, schema) {
+        let rows = if as_role { self.role_schema_rows(holder, schema) } else { self.schema_rows(holder, schema) };
+        for g in rows {
             if let GrantObject::Schema { pattern } = &g.object {
                 let set = keep(Self::with_option(g));
                 if !set.is_empty() {
@@ -295,7 +337,7 @@ impl<'a> Index<'a> {
             }
         }
         let key = self.key(&holder.user, schema, name, true);
-        let same = |g: &Grant| matches!(&g.object, GrantObject::Routine { schema: s, name: n, .. } if self.fold(s) == self.fold(schema) && n.to_lowercase() == name.to_lowercase());
+        let same = |g: &Grant| matches!(&g.object, GrantObject::Routine { schema: s, name: n, .. } if self.fold(s) == self.fold(schema) && crate::model::grant::same_routine_name(n, name));
         for g in self.routine.get(&key).into_iter().flatten().filter(|g| g.grantee == *holder && same(g)) {
             out.push((Via::Table, Self::with_option(g)));
         }
@@ -322,9 +364,12 @@ impl<'a> Index<'a> {
         out
     }
 
-    /// Is this role active when `account` logs in?
+    /// Is this role active when `account` logs in? MariaDB: a role granted to `PUBLIC` is
+    /// active for everyone at login (seen on 10.11: no `SET ROLE`, no default role needed).
     pub fn active_at_login(&self, account: &AccountName, role: &AccountName) -> bool {
-        self.inv.activate_all_roles_on_login || self.defaults.contains(&(account, role))
+        self.inv.activate_all_roles_on_login
+            || self.defaults.contains(&(account, role))
+            || (self.inv.server.flavour == crate::db::Flavour::MariaDb && account.user == "PUBLIC" && account.host.is_empty())
     }
 
     /// Wraps a holder's paths in the role chains of `account`.
@@ -353,7 +398,7 @@ impl<'a> Index<'a> {
     pub fn own_paths(&self, account: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
         if !self.uses_role_map(account) {
             let mut out = self.direct(account, table);
-            out.extend(self.via_roles(account, |r| self.direct(r, table)));
+            out.extend(self.via_roles(account, |r| self.direct_as_role(r, table)));
             return out;
         }
         // MySQL with active roles: schema rows of the account and its active roles are one map.
@@ -363,7 +408,7 @@ impl<'a> Index<'a> {
         for chain in &chains {
             let role = *chain.last().expect("chains are never empty");
             let active = self.active_at_login(account, chain[0]);
-            for (via, set) in self.direct(role, table) {
+            for (via, set) in self.direct_as_role(role, table) {
                 if active && matches!(via, Via::Schema { .. }) {
                     continue;
                 }
@@ -395,12 +440,27 @@ impl<'a> Index<'a> {
         self.everyone.clone()
     }
 
+    /// The holders of [`Self::everyone`] whose privileges apply at login (PUBLIC always; the
+    /// mandatory roles when [`Self::mandatory_active`]).
+    pub fn everyone_at_login(&self) -> Vec<AccountName> {
+        self.everyone.iter().filter(|(_, public)| *public || self.mandatory_active()).map(|(a, _)| a.clone()).collect()
+    }
+
+    /// Paths of a holder every account inherits (PUBLIC, a mandatory role): its own rows and
+    /// its roles', all as roles (no anonymous rows). The roles granted to PUBLIC are active at
+    /// login (see [`Self::active_at_login`]).
+    pub fn holder_paths(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        let mut out = self.direct_as_role(holder, table);
+        out.extend(self.via_roles(holder, |r| self.direct_as_role(r, table)));
+        out
+    }
+
     /// Everything `account` can do on `table` (all paths, all roles active, PUBLIC and mandatory
     /// roles included): the security context of a definer object.
     pub fn all_privileges(&self, account: &AccountName, table: &TableName) -> PrivSet {
         let mut set: PrivSet = self.own_paths(account, table).into_iter().flat_map(|(_, s)| s).collect();
         for (holder, _) in self.everyone() {
-            set.extend(self.own_paths(&holder, table).into_iter().flat_map(|(_, s)| s));
+            set.extend(self.holder_paths(&holder, table).into_iter().flat_map(|(_, s)| s));
         }
         set
     }
@@ -408,19 +468,23 @@ impl<'a> Index<'a> {
     /// Schema-level privileges of `account` on `schema` through every path (global and schema
     /// grants, roles, PUBLIC, mandatory roles).
     pub fn all_schema_privileges(&self, account: &AccountName, schema: &str) -> PrivSet {
-        let of = |h: &AccountName| -> PrivSet {
+        let of = |h: &AccountName, as_role: bool| -> PrivSet {
             let mut set = self.global_all(h);
-            for g in self.schema_rows(h, schema) {
+            let rows = if as_role { self.role_schema_rows(h, schema) } else { self.schema_rows(h, schema) };
+            for g in rows {
                 set.extend(Self::with_option(g));
             }
             set
         };
-        let mut set = of(account);
+        let mut set = of(account, false);
         for chain in self.role_chains(account) {
-            set.extend(of(chain.last().expect("non-empty")));
+            set.extend(of(chain.last().expect("non-empty"), true));
         }
         for (holder, _) in self.everyone() {
-            set.extend(of(&holder));
+            set.extend(of(&holder, true));
+            for chain in self.role_chains(&holder) {
+                set.extend(of(chain.last().expect("non-empty"), true));
+            }
         }
         set
     }
@@ -428,9 +492,10 @@ impl<'a> Index<'a> {
     /// Routine privileges of `account` through every path.
     pub fn all_routine_privileges(&self, account: &AccountName, schema: &str, name: &str) -> PrivSet {
         let mut set: PrivSet = self.direct_routine(account, schema, name).into_iter().flat_map(|(_, s)| s).collect();
-        set.extend(self.via_roles(account, |r| self.direct_routine(r, schema, name)).into_iter().flat_map(|(_, s)| s));
+        set.extend(self.via_roles(account, |r| self.direct_routine_as_role(r, schema, name)).into_iter().flat_map(|(_, s)| s));
         for (holder, _) in self.everyone() {
-            set.extend(self.direct_routine(&holder, schema, name).into_iter().flat_map(|(_, s)| s));
+            set.extend(self.direct_routine_as_role(&holder, schema, name).into_iter().flat_map(|(_, s)| s));
+            set.extend(self.via_roles(&holder, |r| self.direct_routine_as_role(r, schema, name)).into_iter().flat_map(|(_, s)| s));
         }
         set
     }

@@ -286,15 +286,15 @@ pub fn model_direct(
         match v {
             Via::Global | Via::Schema { .. } | Via::Table => Some(None),
             Via::Column { column } => Some(Some(column.clone())),
-            Via::Role { active_at_login: true, grant, .. } | Via::Public { grant } => usable(grant),
+            Via::Role { active_at_login: true, grant, .. }
+            | Via::Public { grant }
+            | Via::Mandatory { active_at_login: true, grant, .. } => usable(grant),
             _ => None,
         }
     }
-    let public = privfence::model::AccountName::new("PUBLIC", "");
-    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || e.account == public)) {
-        if e.account == public && !matches!(e.via, Via::Public { .. }) {
-            continue;
-        }
+    // PUBLIC's and the mandatory roles' paths are listed under the holder, for everyone.
+    let everyone = |v: &Via| matches!(v, Via::Public { .. } | Via::Mandatory { .. });
+    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || everyone(&e.via))) {
         match usable(&e.via) {
             Some(None) => table_level.extend(e.privileges.iter().map(|p| p.to_string())),
             Some(Some(c)) => cols.entry(c).or_default().extend(e.privileges.iter().map(|p| p.to_string())),
