@@ -248,3 +248,49 @@ async fn mysql_library_grants() {
     }
     server.close().await;
 }
+
+/// `--verify` explains the servers' forgotten `WITH ADMIN OPTION` (MariaDB: after RENAME USER;
+/// MySQL: after a second GRANT of the role) as the server's, and FLUSH PRIVILEGES clears it.
+async fn verify_explains_server_quirks(flavour: Flavour) {
+    let _g = SERIAL.lock().await;
+    let sb = sandbox(flavour);
+    let (a, b) = (user("pf11_qa"), user("pf11_qb"));
+    let role = match flavour {
+        Flavour::MariaDb => "pf11_qr".to_string(),
+        Flavour::MySql => "pf11_qr@'%'".to_string(),
+    };
+    let mut sql = vec![format!("CREATE ROLE {role}"), create(&a), format!("GRANT {role} TO {} WITH ADMIN OPTION", a.sql())];
+    let who = match flavour {
+        Flavour::MariaDb => {
+            sql.push(format!("RENAME USER {} TO {}", a.sql(), b.sql()));
+            b
+        }
+        Flavour::MySql => {
+            sql.push(format!("GRANT {role} TO {}", a.sql()));
+            a
+        }
+    };
+    admin_exec(sb, &sql).await;
+    let (mut server, inv) = inventory(sb).await;
+    let m = privfence::inventory::verify::verify(&mut server, &inv).await.unwrap();
+    assert_eq!(m.len(), 1, "{flavour}: {m:#?}");
+    assert_eq!(m[0].account, who);
+    let why = m[0].explanation.as_deref().unwrap_or_else(|| panic!("{flavour}: explained: {m:#?}"));
+    assert!(why.contains("FLUSH PRIVILEGES would load the tables"), "{why}");
+    let text = privfence::report::inventory::mismatches_text(&m);
+    assert!(!text.contains("VERIFY FAILED"), "{text}");
+    admin_exec(sb, &["FLUSH PRIVILEGES".into()]).await;
+    let m = privfence::inventory::verify::verify(&mut server, &inv).await.unwrap();
+    assert!(m.is_empty(), "{flavour}: after FLUSH PRIVILEGES: {m:#?}");
+    server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_verify_explains_server_quirks() {
+    verify_explains_server_quirks(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_verify_explains_server_quirks() {
+    verify_explains_server_quirks(Flavour::MySql).await;
+}
