@@ -349,6 +349,15 @@ impl<'a> Index<'a> {
         let mut out: Vec<Vec<&AccountName>> = Vec::new();
         let mut seen: HashSet<&AccountName> = HashSet::new();
         let mut queue: Vec<Vec<&AccountName>> = self.roles_of.get(account).into_iter().flatten().map(|r| vec![&r.role]).collect();
+        // MySQL: a mandatory role is granted to everyone; made a default role (`SET DEFAULT
+        // ROLE ALL` includes it), it is active at login like a granted one (seen on 9.7).
+        if self.inv.server.flavour == crate::db::Flavour::MySql {
+            for m in self.inv.mandatory_roles.iter().filter(|m| self.defaults.contains(&(account, *m))) {
+                if self.inv.account(m).is_some() && !queue.iter().any(|c| c[0] == m) {
+                    queue.push(vec![m]);
+                }
+            }
+        }
         while let Some(chain) = (!queue.is_empty()).then(|| queue.remove(0)) {
             let last = *chain.last().expect("chains are never empty");
             if !seen.insert(last) {
@@ -449,9 +458,55 @@ impl<'a> Index<'a> {
     /// Paths of a holder every account inherits (PUBLIC, a mandatory role): its own rows and
     /// its roles', all as roles (no anonymous rows). The roles granted to PUBLIC are active at
     /// login (see [`Self::active_at_login`]).
+    /// The roles granted to the holder are active whenever it is (MySQL activates a mandatory
+    /// role's own roles with it, seen on 9.7); the wrapper says whether the holder is.
     pub fn holder_paths(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
         let mut out = self.direct_as_role(holder, table);
-        out.extend(self.via_roles(holder, |r| self.direct_as_role(r, table)));
+        let mut own_schema_row = !self.role_schema_rows(holder, &table.schema).is_empty();
+        for chain in self.role_chains(holder) {
+            let role = chain.last().expect("chains are never empty");
+            own_schema_row |= !self.role_schema_rows(role, &table.schema).is_empty();
+            for (via, set) in self.direct_as_role(role, table) {
+                let chain = chain.iter().map(|r| (*r).clone()).collect();
+                out.push((Via::Role { chain, active_at_login: true, grant: Box::new(via) }, set));
+            }
+        }
+        if !own_schema_row && self.public_takes_anonymous_rows(holder) {
+            out.extend(self.anonymous_for_public(&table.schema));
+        }
+        out
+    }
+
+    /// MariaDB looks PUBLIC's schema privileges up like a login's: where PUBLIC (with its
+    /// roles) has no matching schema row, the first matching anonymous-user row (host `%`)
+    /// applies to everyone through PUBLIC, on top of each login's own first row. Where PUBLIC
+    /// has one, the anonymous row does not reach through PUBLIC. Observed on 10.11.19: an
+    /// anonymous `xb` row with an account's own `xb` row: both apply; add a PUBLIC row (or a
+    /// role granted to PUBLIC) matching `xb`: the anonymous row no longer applies; an own `x%`
+    /// row with an anonymous `xb` row: only the anonymous one applies (found by the
+    /// differential test, `tests/differential.rs`).
+    fn public_takes_anonymous_rows(&self, holder: &AccountName) -> bool {
+        self.inv.server.flavour == crate::db::Flavour::MariaDb && holder.user == "PUBLIC" && holder.host.is_empty()
+    }
+
+    fn anonymous_for_public(&self, schema: &str) -> Vec<(Via, PrivSet)> {
+        let literal = self.inv.server.partial_revokes;
+        let rows: Vec<&Grant> = self
+            .schema_by_user
+            .get("")
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|g| matches!(g.grantee.host.as_str(), "%" | ""))
+            .filter(|g| matches!(&g.object, GrantObject::Schema { pattern } if pattern.matches(schema, self.ci, literal)))
+            .collect();
+        let mut out = Vec::new();
+        for g in Self::first_rows(rows) {
+            let (GrantObject::Schema { pattern }, set) = (&g.object, table_relevant(&Self::with_option(g))) else { continue };
+            if !set.is_empty() {
+                out.push((Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() }, set));
+            }
+        }
         out
     }
 
