@@ -18,6 +18,15 @@ use crate::model::privilege::{table_relevant, PrivSet, Privilege};
 use crate::model::{AccountName, Grant, GrantObject, Inventory, RoleGrant, TableName};
 use std::collections::{HashMap, HashSet};
 
+/// Is this path a schema row (directly or through roles)?
+fn schema_path(v: &Via) -> bool {
+    match v {
+        Via::Schema { .. } => true,
+        Via::Role { grant, .. } => schema_path(grant),
+        _ => false,
+    }
+}
+
 /// Indexes of one inventory for fast path lookups.
 pub struct Index<'a> {
     pub inv: &'a Inventory,
@@ -212,6 +221,24 @@ impl<'a> Index<'a> {
         self.inv.activate_mandatory_roles || self.inv.activate_all_roles_on_login
     }
 
+    /// MySQL, mandatory roles active at login: each existing mandatory role and the roles
+    /// granted to it, with the chain from the mandatory role. Their schema rows join every
+    /// account's role-session map (seen on 9.7: an account's own `db_` row beat a mandatory
+    /// role's `dbb%` row on `dbb`), so they are decided per account, not for everyone.
+    pub fn mandatory_chains(&self) -> Vec<Vec<&'a AccountName>> {
+        if self.inv.server.flavour != crate::db::Flavour::MySql || !self.mandatory_active() {
+            return vec![];
+        }
+        let mut out = Vec::new();
+        for m in self.inv.mandatory_roles.iter().filter(|m| self.inv.account(m).is_some()) {
+            out.push(vec![m]);
+            for c in self.role_chains(m) {
+                out.push(std::iter::once(m).chain(c).collect());
+            }
+        }
+        out
+    }
+
     /// Is at least one existing mandatory role active at login? (The server ignores names in
     /// `mandatory_roles` that are not accounts.)
     fn mandatory_active_any(&self) -> bool {
@@ -232,7 +259,7 @@ impl<'a> Index<'a> {
             return Self::first_rows(self.schema_candidates(holder, schema, true).into_iter().filter(|g| !skip(g)).collect());
         }
         let mut rows: Vec<&Grant> = self.schema_candidates(holder, schema, false);
-        for c in self.active_chains(holder) {
+        for c in self.active_chains(holder).into_iter().chain(self.mandatory_chains()) {
             rows.extend(self.schema_candidates(c.last().expect("non-empty"), schema, false));
         }
         rows.retain(|g| !skip(g));
@@ -433,12 +460,23 @@ impl<'a> Index<'a> {
                 continue;
             }
             let via = Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() };
+            let role = |c: &[&AccountName], via: Via| Via::Role {
+                chain: c.iter().map(|r| (*r).clone()).collect(),
+                active_at_login: true,
+                grant: Box::new(via),
+            };
+            let own = g.grantee.user == account.user && Self::host_applies(&g.grantee, account);
             match chains.iter().find(|c| **c.last().expect("non-empty") == g.grantee && self.active_at_login(account, c[0])) {
-                Some(c) => out.push((
-                    Via::Role { chain: c.iter().map(|r| (*r).clone()).collect(), active_at_login: true, grant: Box::new(via) },
-                    set,
-                )),
-                None => out.push((via, set)),
+                Some(c) if !own => out.push((role(c, via), set)),
+                _ if own => out.push((via, set)),
+                _ => {
+                    // A mandatory role's row, decided in this account's map.
+                    let Some(c) = self.mandatory_chains().into_iter().find(|c| *c.last().expect("non-empty") == &g.grantee) else {
+                        continue;
+                    };
+                    let grant = if c.len() > 1 { role(&c[1..], via) } else { via };
+                    out.push((Via::Mandatory { role: c[0].clone(), active_at_login: true, grant: Box::new(grant) }, set));
+                }
             }
         }
         out
@@ -461,6 +499,15 @@ impl<'a> Index<'a> {
     /// The roles granted to the holder are active whenever it is (MySQL activates a mandatory
     /// role's own roles with it, seen on 9.7); the wrapper says whether the holder is.
     pub fn holder_paths(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        let mut out = self.holder_paths_all(holder, table);
+        if !self.mandatory_chains().is_empty() && !self.public_takes_anonymous_rows(holder) {
+            // Active MySQL mandatory roles' schema rows are decided in each account's map.
+            out.retain(|(v, _)| !schema_path(v));
+        }
+        out
+    }
+
+    fn holder_paths_all(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
         let mut out = self.direct_as_role(holder, table);
         let mut own_schema_row = !self.role_schema_rows(holder, &table.schema).is_empty();
         for chain in self.role_chains(holder) {

@@ -164,7 +164,9 @@ pub fn statement(rng: &mut Rng, flavour: Flavour, applied: &[String]) -> String 
         _ => {
             // The anonymous-user row of the servers' own test suites, loaded as they do.
             let p = if rng.chance(50) { "Y" } else { "N" };
-            format!("INSERT INTO mysql.db (Host, Db, User, Select_priv, Update_priv) VALUES ('%', '{{P}}b', '', 'Y', '{p}')\nFLUSH PRIVILEGES")
+            format!(
+                "INSERT INTO mysql.db (Host, Db, User, Select_priv, Update_priv) VALUES ('%', '{{P}}b', '', 'Y', '{p}')\nFLUSH PRIVILEGES"
+            )
         }
     }
 }

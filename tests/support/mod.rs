@@ -292,9 +292,15 @@ pub fn model_direct(
             _ => None,
         }
     }
-    // PUBLIC's and the mandatory roles' paths are listed under the holder, for everyone.
-    let everyone = |v: &Via| matches!(v, Via::Public { .. } | Via::Mandatory { .. });
-    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || everyone(&e.via))) {
+    // PUBLIC's and the mandatory roles' paths listed under the holder are everyone's (a MySQL
+    // mandatory role's schema rows are listed per account: they join its role-session map).
+    let public = privfence::model::AccountName::new("PUBLIC", "");
+    let everyone = |e: &privfence::access::Entry| match &e.via {
+        Via::Public { .. } => e.account == public,
+        Via::Mandatory { role, .. } => &e.account == role,
+        _ => false,
+    };
+    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || everyone(e))) {
         match usable(&e.via) {
             Some(None) => table_level.extend(e.privileges.iter().map(|p| p.to_string())),
             Some(Some(c)) => cols.entry(c).or_default().extend(e.privileges.iter().map(|p| p.to_string())),
