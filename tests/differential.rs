@@ -192,6 +192,11 @@ async fn differential(flavour: Flavour, tag: &str) {
             counts.checkpoints += 1;
             let found = disagreements(flavour, &prefix, &mut counts).await;
             if !found.is_empty() {
+                let found_after = started.elapsed().as_secs_f64();
+                println!(
+                    "{flavour}: seed {seed}: first disagreement after {found_after:.1} s ({} statements, {} login probes); shrinking",
+                    counts.statements, counts.probes
+                );
                 apply(sb, &prefix, &gen::cleanup(flavour)).await;
                 let (seq, why) = shrink(flavour, tag, applied.clone()).await;
                 let shown: Vec<String> = seq.iter().map(|s| format!("  {};", gen::fill(s, "<P>"))).collect();

@@ -56,7 +56,7 @@ fn stmts(s: &str) -> Vec<String> {
     s.split("; ").map(String::from).collect()
 }
 
-/// 1. MySQL: an account granted to another as a role still logs in with its own privileges.
+/// Case 1, MySQL: an account granted to another as a role still logs in with its own privileges.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_account_granted_as_a_role_keeps_its_own_paths() {
     let _g = SERIAL.lock().await;
@@ -80,7 +80,7 @@ async fn mysql_account_granted_as_a_role_keeps_its_own_paths() {
     server.close().await;
 }
 
-/// 2. MariaDB: a role granted to PUBLIC is active at login for every account.
+/// Case 2, MariaDB: a role granted to PUBLIC is active at login for every account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_role_granted_to_public_is_active_at_login() {
     let _g = SERIAL.lock().await;
@@ -89,7 +89,7 @@ async fn mariadb_role_granted_to_public_is_active_at_login() {
     let (ddl, t) = table("pf11_two");
     let u = user("pf11_pub_u");
     let mut sql = stmts(&ddl);
-    sql.extend([create(&u), "CREATE ROLE pf11_pub_r".into(), format!("GRANT SELECT ON pf11_two.* TO pf11_pub_r")]);
+    sql.extend([create(&u), "CREATE ROLE pf11_pub_r".into(), "GRANT SELECT ON pf11_two.* TO pf11_pub_r".into()]);
     sql.push("GRANT pf11_pub_r TO PUBLIC".into());
     admin_exec(sb, &sql).await;
     let (mut server, inv) = inventory(sb).await;
@@ -110,7 +110,7 @@ async fn mariadb_role_granted_to_public_is_active_at_login() {
     server.close().await;
 }
 
-/// 3 and 4. MySQL: an anonymous schema row applies only to a login with no active role (a
+/// Cases 3 and 4, MySQL: an anonymous schema row applies only to a login with no active role (a
 /// default or a mandatory one); mandatory roles are active at login only while
 /// `activate_mandatory_roles` is ON.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,7 +164,7 @@ async fn mysql_anonymous_rows_and_mandatory_roles() {
     assert!(m.is_empty(), "{m:#?}");
 }
 
-/// 5. Both: routine names are case-insensitive; `--verify` agrees with SHOW GRANTS and the
+/// Case 5, both flavours: routine names are case-insensitive; `--verify` agrees with SHOW GRANTS and the
 /// account calls the routine by either spelling.
 async fn routine_names_are_case_insensitive(flavour: Flavour) {
     let _g = SERIAL.lock().await;
@@ -207,7 +207,7 @@ async fn mysql_routine_names_are_case_insensitive() {
     routine_names_are_case_insensitive(Flavour::MySql).await;
 }
 
-/// 6. MySQL 9: `GRANT EXECUTE ON LIBRARY` is read, verified, and is what lets an account use
+/// Case 6, MySQL 9: `GRANT EXECUTE ON LIBRARY` is read, verified, and is what lets an account use
 /// the library (`CREATE FUNCTION ... USING (lib)` checks it: 1370 without it). The sandbox has
 /// no JavaScript engine (component_mle), so the library is created but never run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

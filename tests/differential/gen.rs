@@ -82,10 +82,10 @@ pub fn cleanup(flavour: Flavour) -> Vec<String> {
 /// A grantee: a user, a role, PUBLIC (MariaDB).
 fn grantee(rng: &mut Rng, flavour: Flavour) -> String {
     match rng.below(10) {
-        0..=4 => user_sql(&rng.pick(USERS)),
-        5..=8 => role_sql(&rng.pick(ROLES), flavour),
+        0..=4 => user_sql(rng.pick(USERS)),
+        5..=8 => role_sql(rng.pick(ROLES), flavour),
         _ if flavour == Flavour::MariaDb => "PUBLIC".into(),
-        _ => user_sql(&rng.pick(USERS)),
+        _ => user_sql(rng.pick(USERS)),
     }
 }
 
@@ -131,23 +131,26 @@ pub fn statement(rng: &mut Rng, flavour: Flavour, applied: &[String]) -> String 
             let grants: Vec<&String> = applied.iter().filter(|s| s.starts_with("GRANT ") && s.contains(" ON ")).collect();
             match grants.is_empty() {
                 true => format!("GRANT SELECT ON {} TO {}", table(rng), grantee(rng, flavour)),
-                false => revoke_of(&rng.pick(&grants)),
+                false => {
+                    let g: &String = rng.pick(&grants);
+                    revoke_of(g)
+                }
             }
         }
         56..=69 => {
-            let role = role_sql(&rng.pick(ROLES), flavour);
+            let role = role_sql(rng.pick(ROLES), flavour);
             // MySQL: any account can be granted to another as a role.
-            let role = if flavour == Flavour::MySql && rng.chance(30) { user_sql(&rng.pick(USERS)) } else { role };
+            let role = if flavour == Flavour::MySql && rng.chance(30) { user_sql(rng.pick(USERS)) } else { role };
             let admin = if rng.chance(20) { " WITH ADMIN OPTION" } else { "" };
             format!("GRANT {role} TO {}{admin}", grantee(rng, flavour))
         }
-        70..=76 => format!("REVOKE {} FROM {}", role_sql(&rng.pick(ROLES), flavour), grantee(rng, flavour)),
+        70..=76 => format!("REVOKE {} FROM {}", role_sql(rng.pick(ROLES), flavour), grantee(rng, flavour)),
         77..=86 => {
-            let u = user_sql(&rng.pick(USERS));
+            let u = user_sql(rng.pick(USERS));
             let r = match rng.below(4) {
                 0 => "NONE".to_string(),
                 1 if flavour == Flavour::MySql => "ALL".into(),
-                _ => role_sql(&rng.pick(ROLES), flavour),
+                _ => role_sql(rng.pick(ROLES), flavour),
             };
             match flavour {
                 Flavour::MariaDb => format!("SET DEFAULT ROLE {r} FOR {u}"),
@@ -155,7 +158,7 @@ pub fn statement(rng: &mut Rng, flavour: Flavour, applied: &[String]) -> String 
             }
         }
         87..=92 => match flavour {
-            Flavour::MariaDb => format!("GRANT {} TO PUBLIC", role_sql(&rng.pick(ROLES), flavour)),
+            Flavour::MariaDb => format!("GRANT {} TO PUBLIC", role_sql(rng.pick(ROLES), flavour)),
             Flavour::MySql => {
                 let on = if rng.chance(50) { "ON" } else { "OFF" };
                 format!("SET GLOBAL mandatory_roles = '`{}`@`%`', activate_mandatory_roles = {on}", rng.pick(ROLES))
