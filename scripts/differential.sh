@@ -12,6 +12,10 @@
 #   --steps N    statements per case (default 20)
 #   --seed N     the run's seed (default: derived from the time, printed; replay with it)
 #   --flavour    mariadb, mysql or both (default both; the two run side by side)
+#   --keep-going survey mode: on a disagreement print it (unshrunk, with the time it was
+#                found) and go on with the next case; fails at the end if any was found
+#   --keep-going survey mode: on a disagreement print it (unshrunk, with the time it was
+#                found) and go on with the next case; fails at the end if any was found
 #
 # CI runs the short fixed-seed run with the test suite (`cargo test --test differential`).
 # Exit status: that of `cargo test` (0: no disagreement).
@@ -23,6 +27,8 @@ while [ $# -gt 0 ]; do
         --cases) cases=$2; shift 2 ;;
         --steps) steps=$2; shift 2 ;;
         --seed) seed=$2; shift 2 ;;
+        --keep-going) export PRIVFENCE_DIFF_KEEP_GOING=1; shift ;;
+        --keep-going) export PRIVFENCE_DIFF_KEEP_GOING=1; shift ;;
         --flavour)
             case "$2" in
                 mariadb) filter=mariadb_ ;;
@@ -31,7 +37,7 @@ while [ $# -gt 0 ]; do
                 *) echo "unknown flavour: $2" >&2; exit 2 ;;
             esac
             shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done

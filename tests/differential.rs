@@ -177,6 +177,8 @@ async fn differential(flavour: Flavour, tag: &str) {
     let mut rng = Rng(seed ^ (tag.as_bytes()[0] as u64) << 32 | 1);
     let mut counts = Counts::default();
     let started = Instant::now();
+    let keep_going = std::env::var_os("PRIVFENCE_DIFF_KEEP_GOING").is_some();
+    let mut surveyed = 0;
     for case in 0..cases {
         let prefix = format!("df{tag}{case}z");
         apply(sb, &prefix, &gen::setup(flavour)).await;
@@ -191,6 +193,19 @@ async fn differential(flavour: Flavour, tag: &str) {
             applied.push(stmt);
             counts.checkpoints += 1;
             let found = disagreements(flavour, &prefix, &mut counts).await;
+            if !found.is_empty() && keep_going {
+                // Survey mode (scripts/differential.sh --keep-going): report, skip to the next case.
+                let at = started.elapsed().as_secs_f64();
+                let seq: Vec<String> = applied.iter().map(|s| gen::fill(s, "<P>")).collect();
+                println!(
+                    "{flavour}: seed {seed} case {case}: disagreement at {at:.1} s after {} statements:\n  {}\n  sequence: {}",
+                    counts.statements,
+                    found.join("\n  "),
+                    seq.join("; ")
+                );
+                surveyed += 1;
+                break;
+            }
             if !found.is_empty() {
                 let found_after = started.elapsed().as_secs_f64();
                 println!(
@@ -211,6 +226,7 @@ async fn differential(flavour: Flavour, tag: &str) {
         }
         apply(sb, &prefix, &gen::cleanup(flavour)).await;
     }
+    assert_eq!(surveyed, 0, "{flavour}: seed {seed}: {surveyed} case(s) with disagreements (survey mode)");
     println!(
         "{flavour}: seed {seed}: {} statements ({} applied checkpoints), {} accounts and roles, {} logins, {} login probes, {:.1} s: no disagreement",
         counts.statements,
