@@ -322,6 +322,17 @@ impl<'a> Index<'a> {
 
     /// Paths of an account through itself and its roles (not PUBLIC, mandatory roles or proxies).
     pub fn own_paths(&self, account: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        if self.inv.server.flavour == crate::db::Flavour::MariaDb {
+            // One role is active at a time; its schema rows and its sub-roles' are one list.
+            let mut out = self.direct(account, table);
+            out.extend(self.via_roles(account, |r| self.direct_as_role(r, table)).into_iter().filter(|(v, _)| !roles::schema_path(v)));
+            for top in self.role_chains(account).into_iter().filter(|c| c.len() == 1).map(|c| c[0]) {
+                let mut under: Vec<Vec<&AccountName>> = vec![vec![top]];
+                under.extend(self.role_chains(top).into_iter().map(|c| std::iter::once(top).chain(c).collect()));
+                out.extend(self.merged_role_schema(top, &under, &table.schema, self.active_at_login(account, top)));
+            }
+            return out;
+        }
         if !self.uses_role_map(account) {
             let mut out = self.direct(account, table);
             out.extend(self.via_roles(account, |r| self.direct_as_role(r, table)));

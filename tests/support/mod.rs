@@ -297,7 +297,8 @@ pub fn model_direct(
     let public = privfence::model::AccountName::new("PUBLIC", "");
     let everyone = |e: &privfence::access::Entry| match &e.via {
         Via::Public { .. } => e.account == public,
-        Via::Mandatory { role, .. } => &e.account == role,
+        // An active mandatory role's schema rows are listed per account, the role's own too.
+        Via::Mandatory { role, active_at_login, grant } => &e.account == role && !(*active_at_login && schema_row(grant)),
         _ => false,
     };
     for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || everyone(e))) {
@@ -308,6 +309,15 @@ pub fn model_direct(
         }
     }
     (table_level, cols)
+}
+
+fn schema_row(v: &privfence::access::Via) -> bool {
+    use privfence::access::Via;
+    match v {
+        Via::Schema { .. } => true,
+        Via::Role { grant, .. } => schema_row(grant),
+        _ => false,
+    }
 }
 
 /// Does the model allow this probe?
