@@ -169,8 +169,8 @@ async fn shrink(flavour: Flavour, tag: &str, mut seq: Vec<String>) -> (Vec<Strin
 
 async fn differential(flavour: Flavour, tag: &str) {
     let seed = env_or("PRIVFENCE_DIFF_SEED", 20261205);
-    let cases = env_or("PRIVFENCE_DIFF_CASES", 8) as usize;
-    let steps = env_or("PRIVFENCE_DIFF_STEPS", 15) as usize;
+    let cases = env_or("PRIVFENCE_DIFF_CASES", 10) as usize;
+    let steps = env_or("PRIVFENCE_DIFF_STEPS", 20) as usize;
     println!("{flavour}: differential seed {seed} ({cases} cases of {steps} statements); replay with PRIVFENCE_DIFF_SEED={seed}");
     let sb = sandbox(flavour);
     prepare_probes(sb).await;
