@@ -128,8 +128,11 @@ pub fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, f
             global.extend(ix.global_all(chain.last().expect("non-empty")));
         }
     }
-    for (holder, _) in ix.everyone() {
+    for holder in ix.everyone_at_login() {
         global.extend(ix.global_all(&holder));
+        for chain in ix.role_chains(&holder) {
+            global.extend(ix.global_all(chain.last().expect("non-empty")));
+        }
     }
     let mut caps = vec![needs(
         "see every table",

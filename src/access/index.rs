@@ -8,12 +8,17 @@
 //! - a row's host applies to an account when equal, or when it is a pattern matching the
 //!   account's literal host (the servers match rows against the client's host).
 //! - MySQL partial revokes subtract from global privileges on one schema only.
+//! - MySQL applies anonymous-user schema rows only to a login with no active role (seen on 9.7:
+//!   with a default or mandatory role active, the `''` row on `test` is denied until
+//!   `SET ROLE NONE`), and never through a role; hence the `*_as_role` variants.
 
 use super::via::Via;
 use crate::model::ident::{host_matches, wildcard_sort_key};
 use crate::model::privilege::{table_relevant, PrivSet, Privilege};
 use crate::model::{AccountName, Grant, GrantObject, Inventory, RoleGrant, TableName};
 use std::collections::{HashMap, HashSet};
+
+mod roles;
 
 /// Indexes of one inventory for fast path lookups.
 pub struct Index<'a> {
@@ -152,11 +157,11 @@ impl<'a> Index<'a> {
     }
 
     /// Every schema row that matches `schema` for `holder`, in no order: its own rows, rows of
-    /// anonymous users, and rows whose host applies to its host.
-    pub fn schema_candidates(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
+    /// anonymous users (when `anonymous`), and rows whose host applies to its host.
+    pub fn schema_candidates(&self, holder: &AccountName, schema: &str, anonymous: bool) -> Vec<&'a Grant> {
         let literal = self.inv.server.partial_revokes;
         let mut rows: Vec<&Grant> = Vec::new();
-        let anonymous_ok = !holder.host.is_empty(); // roles and PUBLIC only have their own rows
+        let anonymous_ok = anonymous && !holder.host.is_empty(); // roles and PUBLIC only have their own rows
         let users: &[&str] = if anonymous_ok && !holder.user.is_empty() { &[holder.user.as_str(), ""] } else { &[holder.user.as_str()] };
         for u in users {
             for g in self.schema_by_user.get(u).into_iter().flatten() {
@@ -183,22 +188,15 @@ impl<'a> Index<'a> {
         rows.into_iter().filter(|g| Self::schema_row_key(g) == best).collect()
     }
 
-    /// The schema rows that apply to `holder` for `schema`.
+    /// The schema rows that apply to `holder` for `schema` when it logs in.
     pub fn schema_rows(&self, holder: &AccountName, schema: &str) -> Vec<&'a Grant> {
         self.effective_schema_rows(holder, schema, &|_| false)
     }
 
-    /// MySQL with a role active at login checks schema privileges through one map of the
-    /// account's and its active roles' rows (seen on 9.7, see [`Self::map_winner`]).
-    pub fn uses_role_map(&self, account: &AccountName) -> bool {
-        self.inv.server.flavour == crate::db::Flavour::MySql
-            && !account.host.is_empty()
-            && self.role_chains(account).iter().any(|c| self.active_at_login(account, c[0]))
-    }
-
-    /// Roles active at login, with the chain that reaches each.
-    pub fn active_chains(&self, account: &AccountName) -> Vec<Vec<&'a AccountName>> {
-        self.role_chains(account).into_iter().filter(|c| self.active_at_login(account, c[0])).collect()
+    /// The schema rows a role gives for `schema` once active: its own rows only (anonymous
+    /// rows never reach through a role).
+    pub fn role_schema_rows(&self, role: &AccountName, schema: &str) -> Vec<&'a Grant> {
+        Self::first_rows(self.schema_candidates(role, schema, false))
     }
 
     /// The rows that apply for `schema`, leaving out those `skip` says (the planner asks what
@@ -207,11 +205,11 @@ impl<'a> Index<'a> {
     /// roles' rows.
     pub fn effective_schema_rows(&self, holder: &AccountName, schema: &str, skip: &dyn Fn(&Grant) -> bool) -> Vec<&'a Grant> {
         if !self.uses_role_map(holder) {
-            return Self::first_rows(self.schema_candidates(holder, schema).into_iter().filter(|g| !skip(g)).collect());
+            return Self::first_rows(self.schema_candidates(holder, schema, true).into_iter().filter(|g| !skip(g)).collect());
         }
-        let mut rows: Vec<&Grant> = self.schema_candidates(holder, schema);
-        for c in self.active_chains(holder) {
-            rows.extend(self.schema_candidates(c.last().expect("non-empty"), schema));
+        let mut rows: Vec<&Grant> = self.schema_candidates(holder, schema, false);
+        for c in self.active_chains(holder).into_iter().chain(self.mandatory_chains()) {
+            rows.extend(self.schema_candidates(c.last().expect("non-empty"), schema, false));
         }
         rows.retain(|g| !skip(g));
         self.map_winner(rows, schema)
@@ -235,14 +233,24 @@ impl<'a> Index<'a> {
         rows.into_iter().filter(|g| text(g) == first).collect()
     }
 
-    /// Direct paths of `holder` (an account, role or PUBLIC) on `table`.
+    /// Direct paths of `holder` (an account logging in) on `table`.
     pub fn direct(&self, holder: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        self.direct_with(holder, table, false)
+    }
+
+    /// Direct paths of `role` (a role, PUBLIC or a mandatory role, once active) on `table`.
+    pub fn direct_as_role(&self, role: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        self.direct_with(role, table, true)
+    }
+
+    fn direct_with(&self, holder: &AccountName, table: &TableName, as_role: bool) -> Vec<(Via, PrivSet)> {
         let mut out = Vec::new();
         let global = self.global_on(holder, table);
         if !global.is_empty() {
             out.push((Via::Global, global));
         }
-        for g in self.schema_rows(holder, &table.schema) {
+        let rows = if as_role { self.role_schema_rows(holder, &table.schema) } else { self.schema_rows(holder, &table.schema) };
+        for g in rows {
             let set = table_relevant(&Self::with_option(g));
             if let (GrantObject::Schema { pattern }, false) = (&g.object, set.is_empty()) {
                 out.push((Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() }, set));
@@ -276,8 +284,17 @@ impl<'a> Index<'a> {
         out
     }
 
-    /// Direct paths giving `holder` EXECUTE (or other routine privileges) on a routine.
+    /// Direct paths giving `holder` EXECUTE (or other routine privileges) on a routine, as a
+    /// login (`as_role` false) or as an active role.
     pub fn direct_routine(&self, holder: &AccountName, schema: &str, name: &str) -> Vec<(Via, PrivSet)> {
+        self.direct_routine_with(holder, schema, name, false)
+    }
+
+    pub fn direct_routine_as_role(&self, role: &AccountName, schema: &str, name: &str) -> Vec<(Via, PrivSet)> {
+        self.direct_routine_with(role, schema, name, true)
+    }
+
+    fn direct_routine_with(&self, holder: &AccountName, schema: &str, name: &str, as_role: bool) -> Vec<(Via, PrivSet)> {
         let keep = |set: PrivSet| -> PrivSet {
             set.into_iter().filter(|p| matches!(p.as_str(), "EXECUTE" | "ALTER ROUTINE" | "GRANT OPTION")).collect()
         };
@@ -286,7 +303,8 @@ impl<'a> Index<'a> {
         if !global.is_empty() {
             out.push((Via::Global, global));
         }
-        for g in self.schema_rows(holder, schema) {
+        let rows = if as_role { self.role_schema_rows(holder, schema) } else { self.schema_rows(holder, schema) };
+        for g in rows {
             if let GrantObject::Schema { pattern } = &g.object {
                 let set = keep(Self::with_option(g));
                 if !set.is_empty() {
@@ -295,65 +313,29 @@ impl<'a> Index<'a> {
             }
         }
         let key = self.key(&holder.user, schema, name, true);
-        let same = |g: &Grant| matches!(&g.object, GrantObject::Routine { schema: s, name: n, .. } if self.fold(s) == self.fold(schema) && n.to_lowercase() == name.to_lowercase());
+        let same = |g: &Grant| matches!(&g.object, GrantObject::Routine { schema: s, name: n, .. } if self.fold(s) == self.fold(schema) && crate::model::grant::same_routine_name(n, name));
         for g in self.routine.get(&key).into_iter().flatten().filter(|g| g.grantee == *holder && same(g)) {
             out.push((Via::Table, Self::with_option(g)));
         }
         out
     }
 
-    /// Roles reachable from `account`, with the chain that reaches each (breadth first).
-    pub fn role_chains(&self, account: &AccountName) -> Vec<Vec<&'a AccountName>> {
-        let mut out: Vec<Vec<&AccountName>> = Vec::new();
-        let mut seen: HashSet<&AccountName> = HashSet::new();
-        let mut queue: Vec<Vec<&AccountName>> = self.roles_of.get(account).into_iter().flatten().map(|r| vec![&r.role]).collect();
-        while let Some(chain) = (!queue.is_empty()).then(|| queue.remove(0)) {
-            let last = *chain.last().expect("chains are never empty");
-            if !seen.insert(last) {
-                continue;
-            }
-            for r in self.roles_of.get(last).into_iter().flatten() {
-                let mut next = chain.clone();
-                next.push(&r.role);
-                queue.push(next);
-            }
-            out.push(chain);
-        }
-        out
-    }
-
-    /// Is this role active when `account` logs in?
-    pub fn active_at_login(&self, account: &AccountName, role: &AccountName) -> bool {
-        self.inv.activate_all_roles_on_login || self.defaults.contains(&(account, role))
-    }
-
-    /// Wraps a holder's paths in the role chains of `account`.
-    pub fn via_roles<F>(&self, account: &AccountName, mut f: F) -> Vec<(Via, PrivSet)>
-    where
-        F: FnMut(&AccountName) -> Vec<(Via, PrivSet)>,
-    {
-        let mut out = Vec::new();
-        for chain in self.role_chains(account) {
-            let role = chain.last().expect("chains are never empty");
-            for (via, set) in f(role) {
-                out.push((
-                    Via::Role {
-                        chain: chain.iter().map(|r| (*r).clone()).collect(),
-                        active_at_login: self.active_at_login(account, chain[0]),
-                        grant: Box::new(via),
-                    },
-                    set,
-                ));
-            }
-        }
-        out
-    }
-
     /// Paths of an account through itself and its roles (not PUBLIC, mandatory roles or proxies).
     pub fn own_paths(&self, account: &AccountName, table: &TableName) -> Vec<(Via, PrivSet)> {
+        if self.inv.server.flavour == crate::db::Flavour::MariaDb {
+            // One role is active at a time; its schema rows and its sub-roles' are one list.
+            let mut out = self.direct(account, table);
+            out.extend(self.via_roles(account, |r| self.direct_as_role(r, table)).into_iter().filter(|(v, _)| !roles::schema_path(v)));
+            for top in self.role_chains(account).into_iter().filter(|c| c.len() == 1).map(|c| c[0]) {
+                let mut under: Vec<Vec<&AccountName>> = vec![vec![top]];
+                under.extend(self.role_chains(top).into_iter().map(|c| std::iter::once(top).chain(c).collect()));
+                out.extend(self.merged_role_schema(top, &under, &table.schema, self.active_at_login(account, top)));
+            }
+            return out;
+        }
         if !self.uses_role_map(account) {
             let mut out = self.direct(account, table);
-            out.extend(self.via_roles(account, |r| self.direct(r, table)));
+            out.extend(self.via_roles(account, |r| self.direct_as_role(r, table)));
             return out;
         }
         // MySQL with active roles: schema rows of the account and its active roles are one map.
@@ -363,7 +345,7 @@ impl<'a> Index<'a> {
         for chain in &chains {
             let role = *chain.last().expect("chains are never empty");
             let active = self.active_at_login(account, chain[0]);
-            for (via, set) in self.direct(role, table) {
+            for (via, set) in self.direct_as_role(role, table) {
                 if active && matches!(via, Via::Schema { .. }) {
                     continue;
                 }
@@ -379,20 +361,26 @@ impl<'a> Index<'a> {
                 continue;
             }
             let via = Via::Schema { pattern: pattern.0.clone(), wildcard: pattern.is_wildcard() };
+            let role = |c: &[&AccountName], via: Via| Via::Role {
+                chain: c.iter().map(|r| (*r).clone()).collect(),
+                active_at_login: true,
+                grant: Box::new(via),
+            };
+            let own = g.grantee.user == account.user && Self::host_applies(&g.grantee, account);
             match chains.iter().find(|c| **c.last().expect("non-empty") == g.grantee && self.active_at_login(account, c[0])) {
-                Some(c) => out.push((
-                    Via::Role { chain: c.iter().map(|r| (*r).clone()).collect(), active_at_login: true, grant: Box::new(via) },
-                    set,
-                )),
-                None => out.push((via, set)),
+                Some(c) if !own => out.push((role(c, via), set)),
+                _ if own => out.push((via, set)),
+                _ => {
+                    // A mandatory role's row, decided in this account's map.
+                    let Some(c) = self.mandatory_chains().into_iter().find(|c| *c.last().expect("non-empty") == &g.grantee) else {
+                        continue;
+                    };
+                    let grant = if c.len() > 1 { role(&c[1..], via) } else { via };
+                    out.push((Via::Mandatory { role: c[0].clone(), active_at_login: true, grant: Box::new(grant) }, set));
+                }
             }
         }
         out
-    }
-
-    /// Holders whose privileges every account has: MariaDB `PUBLIC`, MySQL mandatory roles.
-    pub fn everyone(&self) -> Vec<(AccountName, bool)> {
-        self.everyone.clone()
     }
 
     /// Everything `account` can do on `table` (all paths, all roles active, PUBLIC and mandatory
@@ -400,7 +388,7 @@ impl<'a> Index<'a> {
     pub fn all_privileges(&self, account: &AccountName, table: &TableName) -> PrivSet {
         let mut set: PrivSet = self.own_paths(account, table).into_iter().flat_map(|(_, s)| s).collect();
         for (holder, _) in self.everyone() {
-            set.extend(self.own_paths(&holder, table).into_iter().flat_map(|(_, s)| s));
+            set.extend(self.holder_paths(&holder, table).into_iter().flat_map(|(_, s)| s));
         }
         set
     }
@@ -408,19 +396,23 @@ impl<'a> Index<'a> {
     /// Schema-level privileges of `account` on `schema` through every path (global and schema
     /// grants, roles, PUBLIC, mandatory roles).
     pub fn all_schema_privileges(&self, account: &AccountName, schema: &str) -> PrivSet {
-        let of = |h: &AccountName| -> PrivSet {
+        let of = |h: &AccountName, as_role: bool| -> PrivSet {
             let mut set = self.global_all(h);
-            for g in self.schema_rows(h, schema) {
+            let rows = if as_role { self.role_schema_rows(h, schema) } else { self.schema_rows(h, schema) };
+            for g in rows {
                 set.extend(Self::with_option(g));
             }
             set
         };
-        let mut set = of(account);
+        let mut set = of(account, false);
         for chain in self.role_chains(account) {
-            set.extend(of(chain.last().expect("non-empty")));
+            set.extend(of(chain.last().expect("non-empty"), true));
         }
         for (holder, _) in self.everyone() {
-            set.extend(of(&holder));
+            set.extend(of(&holder, true));
+            for chain in self.role_chains(&holder) {
+                set.extend(of(chain.last().expect("non-empty"), true));
+            }
         }
         set
     }
@@ -428,9 +420,10 @@ impl<'a> Index<'a> {
     /// Routine privileges of `account` through every path.
     pub fn all_routine_privileges(&self, account: &AccountName, schema: &str, name: &str) -> PrivSet {
         let mut set: PrivSet = self.direct_routine(account, schema, name).into_iter().flat_map(|(_, s)| s).collect();
-        set.extend(self.via_roles(account, |r| self.direct_routine(r, schema, name)).into_iter().flat_map(|(_, s)| s));
+        set.extend(self.via_roles(account, |r| self.direct_routine_as_role(r, schema, name)).into_iter().flat_map(|(_, s)| s));
         for (holder, _) in self.everyone() {
-            set.extend(self.direct_routine(&holder, schema, name).into_iter().flat_map(|(_, s)| s));
+            set.extend(self.direct_routine_as_role(&holder, schema, name).into_iter().flat_map(|(_, s)| s));
+            set.extend(self.via_roles(&holder, |r| self.direct_routine_as_role(r, schema, name)).into_iter().flat_map(|(_, s)| s));
         }
         set
     }

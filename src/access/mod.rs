@@ -106,17 +106,18 @@ fn callers(ix: &Index) -> Vec<Caller> {
     out
 }
 
-fn wrap_everyone(c: &Caller, via: Via) -> Via {
+fn wrap_everyone(ix: &Index, c: &Caller, via: Via) -> Via {
     match c.everyone {
         Some(true) => Via::Public { grant: Box::new(via) },
-        Some(false) => Via::Mandatory { role: c.account.clone(), grant: Box::new(via) },
+        Some(false) => Via::Mandatory { role: c.account.clone(), active_at_login: ix.mandatory_active(), grant: Box::new(via) },
         None => via,
     }
 }
 
 /// Paths of a caller on a table: its own and its roles', and those of accounts it may proxy as.
 fn caller_paths(ix: &Index, c: &Caller, t: &TableName) -> Vec<(Via, PrivSet)> {
-    let mut out: Vec<(Via, PrivSet)> = ix.own_paths(&c.account, t).into_iter().map(|(v, s)| (wrap_everyone(c, v), s)).collect();
+    let paths = if c.everyone.is_some() { ix.holder_paths(&c.account, t) } else { ix.own_paths(&c.account, t) };
+    let mut out: Vec<(Via, PrivSet)> = paths.into_iter().map(|(v, s)| (wrap_everyone(ix, c, v), s)).collect();
     if c.everyone.is_none() {
         for p in ix.inv.proxies.iter().filter(|p| p.grantee == c.account && !p.proxied.user.is_empty() && p.proxied != c.account) {
             for (v, s) in ix.own_paths(&p.proxied, t) {
@@ -214,11 +215,15 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
             continue;
         }
         for c in callers {
-            let mut paths = ix.direct_routine(&c.account, &r.schema, &r.name);
-            paths.extend(ix.via_roles(&c.account, |h| ix.direct_routine(h, &r.schema, &r.name)));
+            let mut paths = if c.everyone.is_some() {
+                ix.direct_routine_as_role(&c.account, &r.schema, &r.name)
+            } else {
+                ix.direct_routine(&c.account, &r.schema, &r.name)
+            };
+            paths.extend(ix.via_roles(&c.account, |h| ix.direct_routine_as_role(h, &r.schema, &r.name)));
             for (via, set) in paths.into_iter().filter(|(_, s)| s.contains(&Privilege::known("EXECUTE"))) {
                 let uses: PrivSet = [Privilege::known("EXECUTE")].into();
-                let via = wrap_everyone(c, via);
+                let via = wrap_everyone(ix, c, via);
                 let _ = set;
                 let object = (
                     r.kind.sql().to_lowercase().leak() as &str,

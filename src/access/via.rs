@@ -3,6 +3,10 @@
 use crate::model::{AccountName, PrivSet, TableName};
 use serde::{Deserialize, Serialize};
 
+fn active() -> bool {
+    true
+}
+
 /// How an account gets its privileges on a table. Serialised with a `kind` tag (see
 /// docs/formats.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +26,15 @@ pub enum Via {
     Role { chain: Vec<AccountName>, active_at_login: bool, grant: Box<Via> },
     /// MariaDB's `PUBLIC` role: applies to every account.
     Public { grant: Box<Via> },
-    /// A MySQL `mandatory_roles` role: granted to every account.
-    Mandatory { role: AccountName, grant: Box<Via> },
+    /// A MySQL `mandatory_roles` role: granted to every account. `active_at_login` unless
+    /// MySQL 9's `activate_mandatory_roles` is OFF (and `activate_all_roles_on_login` too):
+    /// then the account must `SET ROLE` it first.
+    Mandatory {
+        role: AccountName,
+        #[serde(default = "active")]
+        active_at_login: bool,
+        grant: Box<Via>,
+    },
     /// `GRANT PROXY ON proxied TO account`: logging in through a proxy-capable plugin, the
     /// account acts as `proxied`.
     Proxy { proxied: AccountName, grant: Box<Via> },
@@ -62,7 +73,10 @@ impl Via {
                 format!("role {} ({when}): {}", names.join(" -> "), grant.describe())
             }
             Via::Public { grant } => format!("PUBLIC: {}", grant.describe()),
-            Via::Mandatory { role, grant } => format!("mandatory role {}: {}", role.sql(), grant.describe()),
+            Via::Mandatory { role, active_at_login, grant } => {
+                let when = if *active_at_login { "" } else { " (after SET ROLE)" };
+                format!("mandatory role {}{when}: {}", role.sql(), grant.describe())
+            }
             Via::Proxy { proxied, grant } => format!("proxy as {}: {}", proxied.sql(), grant.describe()),
             Via::Definer { object_kind, object, definer, chain, entry, entry_privileges } => {
                 let d = definer.as_ref().map(|d| d.sql()).unwrap_or_else(|| "?".into());

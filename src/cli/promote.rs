@@ -134,7 +134,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     if tables.is_empty() {
         anyhow::bail!("service {:?} matches no table on the primary", a.service);
     }
-    let owners: Vec<_> = inv.accounts.iter().filter(|x| !x.is_role && svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
+    let owners: Vec<_> = inv.login_accounts().filter(|x| svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
     let opts = Options {
         lock_wait: a.lock_wait,
         lag_timeout: a.lag_timeout,

@@ -175,6 +175,14 @@ async fn read_mysql_accounts(server: &mut Server, out: &mut Inventory) -> Result
         .await?
         .unwrap_or_default();
     out.activate_all_roles_on_login = activate_all == 1;
+    // MySQL 9 only; on older servers mandatory roles are active only as other granted roles are
+    // (activate_all_roles_on_login, or a default role).
+    out.activate_mandatory_roles = false;
+    let switch: Option<(String, String)> =
+        server.first("reading activate_mandatory_roles", "SHOW GLOBAL VARIABLES LIKE 'activate\\_mandatory\\_roles'").await?;
+    if let Some((_, value)) = switch {
+        out.activate_mandatory_roles = value.eq_ignore_ascii_case("ON") || value == "1";
+    }
     for item in split_account_list(&mandatory) {
         match AccountName::parse(&item) {
             Ok(a) => {
@@ -298,6 +306,7 @@ async fn read_routine_and_proxy_grants(server: &mut Server, out: &mut Inventory)
     for row in server.rows("reading mysql.procs_priv", sql).await? {
         let (privileges, grant_option) = privs_from_set(&s(&row, 5), flavour);
         let Some(kind) = RoutineKind::parse(&s(&row, 4)) else {
+            // Printed, never dropped: a grant privfence cannot model must not vanish.
             out.warnings.push(format!("unknown routine type {:?} in mysql.procs_priv", s(&row, 4)));
             continue;
         };

@@ -269,14 +269,16 @@ fn level_set(all: &AllPrivileges, level: Level) -> &PrivSet {
 
 /// The object of `ON ...`, rendered canonically.
 fn object(p: &mut P, flavour: Flavour) -> Result<(String, Level), String> {
-    let kind = ["PROCEDURE", "FUNCTION", "PACKAGE"].into_iter().find(|k| p.eat_word(k));
+    let kind = ["PROCEDURE", "FUNCTION", "PACKAGE", "LIBRARY"].into_iter().find(|k| p.eat_word(k));
     if let Some(k) = kind {
         let k = if k == "PACKAGE" && p.eat_word("BODY") { "PACKAGE BODY" } else { k };
         let schema = p.name()?;
         if !p.eat_punct('.') {
             return Err("expected . in routine name".into());
         }
-        let name = p.name()?;
+        // Routine names are case-insensitive: SHOW GRANTS lowercases them, procs_priv keeps
+        // the case of the GRANT (both flavours).
+        let name = p.name()?.to_lowercase();
         return Ok((format!("{k} {}.{}", quote_ident(&schema), quote_ident(&name)), Level::Routine));
     }
     if p.eat_punct('*') {

@@ -20,6 +20,35 @@ pub struct Mismatch {
     pub only_in_model: Vec<String>,
     /// Server lines privfence could not parse (credentials redacted).
     pub unparsed: Vec<String>,
+    /// Set when the difference is a known server quirk, not an error in privfence's model:
+    /// the grant tables (which privfence reads) say one thing and the server's in-memory
+    /// grants (which `SHOW GRANTS` prints) another. See [`explain`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<String>,
+}
+
+/// What `--verify` says about a known server quirk.
+pub const IN_MEMORY_DIFFERS: &str = "the server's in-memory grants differ from its grant tables; FLUSH PRIVILEGES would load the tables";
+
+/// Explains a difference privfence knows to be the server's own: `WITH ADMIN OPTION` on a role
+/// grant present in the grant tables but not in memory. Seen on MariaDB 10.11 after
+/// `RENAME USER` of the grantee, and on MySQL 9.7 after a second `GRANT r TO u` without the
+/// option; `FLUSH PRIVILEGES` makes `SHOW GRANTS` print it again on both.
+pub fn explain(only_on_server: &[String], only_in_model: &[String], unparsed: &[String]) -> Option<String> {
+    if !unparsed.is_empty() || only_in_model.is_empty() || only_in_model.len() != only_on_server.len() {
+        return None;
+    }
+    let admin_dropped = only_in_model.iter().all(|m| {
+        m.starts_with("ROLE ") && m.strip_suffix(" WITH ADMIN OPTION").is_some_and(|plain| only_on_server.iter().any(|s| s == plain))
+    });
+    admin_dropped.then(|| format!("{IN_MEMORY_DIFFERS} (the server forgot WITH ADMIN OPTION on a role grant: a known quirk after RENAME USER on MariaDB, or after granting the role again on MySQL)"))
+}
+
+impl Mismatch {
+    /// Is this a known server quirk rather than a difference in privfence's model?
+    pub fn is_server_quirk(&self) -> bool {
+        self.explanation.is_some()
+    }
 }
 
 fn atom_set(lines: &[String], inv: &Inventory, who: &AccountName, unparsed: &mut Vec<String>) -> BTreeSet<String> {
@@ -47,12 +76,10 @@ pub async fn verify(server: &mut Server, inv: &Inventory) -> Result<Vec<Mismatch
         let in_model = atom_set(&by.sql(who), inv, who, &mut model_unparsed);
         unparsed.extend(model_unparsed.into_iter().map(|l| format!("model: {l}")));
         if on_server != in_model || !unparsed.is_empty() {
-            out.push(Mismatch {
-                account: who.clone(),
-                only_on_server: on_server.difference(&in_model).cloned().collect(),
-                only_in_model: in_model.difference(&on_server).cloned().collect(),
-                unparsed,
-            });
+            let only_on_server: Vec<String> = on_server.difference(&in_model).cloned().collect();
+            let only_in_model: Vec<String> = in_model.difference(&on_server).cloned().collect();
+            let explanation = explain(&only_on_server, &only_in_model, &unparsed);
+            out.push(Mismatch { account: who.clone(), only_on_server, only_in_model, unparsed, explanation });
         }
     }
     Ok(out)
@@ -60,4 +87,25 @@ pub async fn verify(server: &mut Server, inv: &Inventory) -> Result<Vec<Mismatch
 
 fn show_target(who: &AccountName, flavour: Flavour) -> String {
     grantee_sql(who, flavour)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn explains_only_a_forgotten_admin_option() {
+        let server = v(&["ROLE `r`@`%`"]);
+        let model = v(&["ROLE `r`@`%` WITH ADMIN OPTION"]);
+        assert!(explain(&server, &model, &[]).unwrap().starts_with(IN_MEMORY_DIFFERS));
+        // Anything else is privfence's own mismatch.
+        assert!(explain(&[], &model, &[]).is_none());
+        assert!(explain(&server, &v(&["ROLE `x`@`%` WITH ADMIN OPTION"]), &[]).is_none());
+        assert!(explain(&v(&["`db`.* SELECT"]), &v(&["`db`.* INSERT"]), &[]).is_none());
+        assert!(explain(&server, &model, &v(&["line"])).is_none());
+    }
 }

@@ -5,7 +5,9 @@ use super::privilege::PrivSet;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Stored routine kinds that carry grants.
+/// Stored routine kinds that carry grants. Routine names compare case-insensitively on both
+/// flavours (`SHOW GRANTS` prints them lowercased while `mysql.procs_priv` keeps the case
+/// they were granted with): see [`same_routine_name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoutineKind {
@@ -15,6 +17,13 @@ pub enum RoutineKind {
     Package,
     #[serde(rename = "package body")]
     PackageBody,
+    /// MySQL 9 JavaScript libraries (`CREATE LIBRARY`; `GRANT EXECUTE ON LIBRARY db.lib`).
+    Library,
+}
+
+/// Are two routine names the same routine? (Case-insensitive on both flavours.)
+pub fn same_routine_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
 }
 
 impl RoutineKind {
@@ -24,6 +33,7 @@ impl RoutineKind {
             "FUNCTION" => Some(RoutineKind::Function),
             "PACKAGE" => Some(RoutineKind::Package),
             "PACKAGE BODY" => Some(RoutineKind::PackageBody),
+            "LIBRARY" => Some(RoutineKind::Library),
             _ => None,
         }
     }
@@ -34,6 +44,7 @@ impl RoutineKind {
             RoutineKind::Function => "FUNCTION",
             RoutineKind::Package => "PACKAGE",
             RoutineKind::PackageBody => "PACKAGE BODY",
+            RoutineKind::Library => "LIBRARY",
         }
     }
 }

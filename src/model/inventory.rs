@@ -12,11 +12,16 @@ use serde::{Deserialize, Serialize};
 /// Version of the inventory JSON format. Bump on any incompatible change.
 pub const INVENTORY_FORMAT: u32 = 1;
 
+fn on() -> bool {
+    true
+}
+
 /// A row of `mysql.user` / `mysql.global_priv`: an account or a role.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub name: AccountName,
     /// A role (MariaDB `is_role`; MySQL: an account used as a role, or created by CREATE ROLE).
+    /// On MySQL this does not stop it logging in: see [`Inventory::login_accounts`].
     pub is_role: bool,
     /// `ACCOUNT LOCK`: no new logins (existing sessions and definer objects still work).
     pub locked: bool,
@@ -121,6 +126,12 @@ pub struct Inventory {
     pub mandatory_roles: Vec<AccountName>,
     /// MySQL `activate_all_roles_on_login`: every granted role is active at login.
     pub activate_all_roles_on_login: bool,
+    /// MySQL 9 `activate_mandatory_roles`: the mandatory roles are active at login (the
+    /// default). When OFF they are granted but inactive until `SET ROLE` (seen on 9.7:
+    /// `CURRENT_ROLE()` is NONE and their privileges are denied). Inventories written before
+    /// this field existed read as ON, the server's default.
+    #[serde(default = "on")]
+    pub activate_mandatory_roles: bool,
     pub proxies: Vec<ProxyGrant>,
     /// What each level's `ALL PRIVILEGES` means on this server (excluding `GRANT OPTION`).
     pub levels: super::privilege::PrivilegeLevels,
@@ -144,6 +155,7 @@ impl Inventory {
             default_roles: vec![],
             mandatory_roles: vec![],
             activate_all_roles_on_login: false,
+            activate_mandatory_roles: true,
             proxies: vec![],
             levels: Default::default(),
             objects: Default::default(),
@@ -185,6 +197,7 @@ impl Inventory {
             default_roles: self.default_roles.iter().filter(|d| keep.contains(&d.account)).cloned().collect(),
             mandatory_roles: self.mandatory_roles.clone(),
             activate_all_roles_on_login: self.activate_all_roles_on_login,
+            activate_mandatory_roles: self.activate_mandatory_roles,
             proxies: self.proxies.iter().filter(|p| keep.contains(&p.grantee)).cloned().collect(),
             levels: self.levels.clone(),
             objects: Objects::default(),
@@ -192,8 +205,12 @@ impl Inventory {
         }
     }
 
-    /// Accounts that can log in (not roles), in a stable order.
+    /// Accounts that can log in, in a stable order. MariaDB roles are a kind of their own and
+    /// never log in; on MySQL roles and users are the same kind of object: an account granted
+    /// to others as a role still logs in with its own privileges (seen on 9.7), so every
+    /// account is listed (one made by `CREATE ROLE` is locked, and says so).
     pub fn login_accounts(&self) -> impl Iterator<Item = &Account> {
-        self.accounts.iter().filter(|a| !a.is_role)
+        let mysql = self.server.flavour == crate::db::Flavour::MySql;
+        self.accounts.iter().filter(move |a| mysql || !a.is_role)
     }
 }

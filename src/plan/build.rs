@@ -212,9 +212,11 @@ fn objects_used(ix: &Index, ops: &mut Ops, entries: &[&Entry], warnings: &mut Ve
                     g.grantee == e.account
                         && match (&g.object, object_kind.as_str()) {
                             (GrantObject::Table { table } | GrantObject::Column { table, .. }, "view") => &table.sql() == object,
+                            // Routine names are case-insensitive (procs_priv keeps the GRANT's case).
                             (GrantObject::Routine { schema, name, .. }, "procedure" | "function") => {
                                 format!("{}.{}", crate::model::ident::quote_ident(schema), crate::model::ident::quote_ident(name))
-                                    == *object
+                                    .to_lowercase()
+                                    == object.to_lowercase()
                             }
                             _ => false,
                         }
@@ -417,8 +419,9 @@ fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName])
     let flavour = ix.inv.server.flavour;
     let mut ops = Ops::new(ix, a.clone());
     let mut direct_roles: Vec<AccountName> = Vec::new();
-    let reaches =
-        |r: &AccountName| tables.iter().any(|t| !ix.direct(r, t).is_empty() || ix.via_roles(r, |x| ix.direct(x, t)).iter().any(|_| true));
+    let reaches = |r: &AccountName| {
+        tables.iter().any(|t| !ix.direct_as_role(r, t).is_empty() || ix.via_roles(r, |x| ix.direct_as_role(x, t)).iter().any(|_| true))
+    };
     let mut queue = vec![d.clone()];
     let mut seen = BTreeSet::new();
     while let Some(r) = queue.pop() {

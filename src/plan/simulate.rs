@@ -100,8 +100,8 @@ pub fn apply(inv: &Inventory, effects: &[&Effect]) -> Inventory {
 fn at_login(ix: &Index, a: &AccountName, t: &TableName) -> PrivSet {
     let usable = |v: &Via| !matches!(v, Via::Role { active_at_login: false, .. });
     let mut set: PrivSet = ix.own_paths(a, t).into_iter().filter(|(v, _)| usable(v)).flat_map(|(_, s)| s).collect();
-    for (holder, _) in ix.everyone() {
-        set.extend(ix.own_paths(&holder, t).into_iter().flat_map(|(_, s)| s));
+    for holder in ix.everyone_at_login() {
+        set.extend(ix.holder_paths(&holder, t).into_iter().filter(|(v, _)| usable(v)).flat_map(|(_, s)| s));
     }
     set
 }

@@ -89,7 +89,8 @@ pub async fn promote(
         .filter(|g| g.privileges.iter().any(|p| p.as_str() == "REPLICATION SLAVE" || p.as_str() == "REPLICATION REPLICA"))
         .map(|g| &g.grantee)
         .collect();
-    for a in inv.accounts.iter().filter(|a| !a.is_role && !a.locked) {
+    // On MySQL an account granted to others as a role still logs in: lock it too.
+    for a in inv.login_accounts().filter(|a| !a.locked) {
         let n = &a.name;
         let internal = n.user.starts_with("mysql.") || n.user.is_empty() || n.user == "PUBLIC" || replication.contains(n);
         if internal || keep.owners.contains(n) || (keep.exempt)(n) || n == keep.tool {

@@ -78,9 +78,17 @@ pub fn table(inv: &Inventory) -> String {
 
 /// Mismatches in words, for stderr.
 pub fn mismatches_text(m: &[Mismatch]) -> String {
-    let mut s = format!("VERIFY FAILED: the model differs from SHOW GRANTS for {} account(s)\n", m.len());
+    let own = m.iter().filter(|x| !x.is_server_quirk()).count();
+    let mut s = if own > 0 {
+        format!("VERIFY FAILED: the model differs from SHOW GRANTS for {own} account(s)\n")
+    } else {
+        String::from("verify: the model matches the grant tables; SHOW GRANTS differs only by known server quirks\n")
+    };
     for x in m {
-        s.push_str(&format!("  {}\n", x.account.sql()));
+        match &x.explanation {
+            Some(why) => s.push_str(&format!("  {} (not privfence's mismatch: {why})\n", x.account.sql())),
+            None => s.push_str(&format!("  {}\n", x.account.sql())),
+        }
         for a in &x.only_on_server {
             s.push_str(&format!("    server has, model lacks: {a}\n"));
         }

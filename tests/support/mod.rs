@@ -288,15 +288,22 @@ pub fn model_direct(
         match v {
             Via::Global | Via::Schema { .. } | Via::Table => Some(None),
             Via::Column { column } => Some(Some(column.clone())),
-            Via::Role { active_at_login: true, grant, .. } | Via::Public { grant } => usable(grant),
+            Via::Role { active_at_login: true, grant, .. }
+            | Via::Public { grant }
+            | Via::Mandatory { active_at_login: true, grant, .. } => usable(grant),
             _ => None,
         }
     }
+    // PUBLIC's and the mandatory roles' paths listed under the holder are everyone's (a MySQL
+    // mandatory role's schema rows are listed per account: they join its role-session map).
     let public = privfence::model::AccountName::new("PUBLIC", "");
-    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || e.account == public)) {
-        if e.account == public && !matches!(e.via, Via::Public { .. }) {
-            continue;
-        }
+    let everyone = |e: &privfence::access::Entry| match &e.via {
+        Via::Public { .. } => e.account == public,
+        // An active mandatory role's schema rows are listed per account, the role's own too.
+        Via::Mandatory { role, active_at_login, grant } => &e.account == role && !(*active_at_login && schema_row(grant)),
+        _ => false,
+    };
+    for e in report.entries.iter().filter(|e| &e.table == table && (&e.account == account || everyone(e))) {
         match usable(&e.via) {
             Some(None) => table_level.extend(e.privileges.iter().map(|p| p.to_string())),
             Some(Some(c)) => cols.entry(c).or_default().extend(e.privileges.iter().map(|p| p.to_string())),
@@ -304,6 +311,15 @@ pub fn model_direct(
         }
     }
     (table_level, cols)
+}
+
+fn schema_row(v: &privfence::access::Via) -> bool {
+    use privfence::access::Via;
+    match v {
+        Via::Schema { .. } => true,
+        Via::Role { grant, .. } => schema_row(grant),
+        _ => false,
+    }
 }
 
 /// Does the model allow this probe?
