@@ -77,6 +77,11 @@ pub enum Error {
     #[error("{0}")]
     Session(String),
 
+    /// Refused before anything changed (a preflight that failed, a fail-safe that cannot be
+    /// armed); the message says why and what to do. Exit code 2.
+    #[error("{0}")]
+    Refused(String),
+
     /// Local I/O failed.
     #[error("{what}: {source}")]
     Io {

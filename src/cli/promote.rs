@@ -211,6 +211,10 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     out.data(&status_table(&st));
     match result {
         Ok(()) => Ok(ExitCode::Ok),
+        Err(e @ crate::error::Error::Refused(_)) => {
+            out.status(&format!("privfence: refused: {e}"));
+            Ok(ExitCode::Error)
+        }
         Err(e) => {
             out.status(&format!("privfence: error: {e}"));
             out.status(&format!(

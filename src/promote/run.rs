@@ -150,6 +150,20 @@ pub async fn run(
             let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
             j.append(Record::PointOfNoReturn { gtid })?;
         }
+        if *name == "preflight" {
+            // The preflight reads only: a refusal journals nothing and leaves nothing to resume.
+            out.status(&format!("step {}/{}: {name} ...", i + 1, STEPS.len()));
+            let started = Instant::now();
+            let mut detail = run_step(name, j, primary, replica, inv, svc, opts, &st, out).await?;
+            detail["took_ms"] = json!(started.elapsed().as_millis() as u64);
+            step(j, name, StepState::Begun, Value::Null)?;
+            step(j, name, StepState::Done, detail)?;
+            if opts.until.as_deref() == Some(*name) {
+                out.status(&format!("stopped after {name} (--until); `promote resume` goes on"));
+                return Ok(());
+            }
+            continue;
+        }
         step(j, name, StepState::Begun, Value::Null)?;
         out.status(&format!("step {}/{}: {name} ...", i + 1, STEPS.len()));
         let started = Instant::now();
@@ -197,7 +211,7 @@ async fn run_step(
                 out.status(&format!("  {:?} {}: {}", c.status, c.name, c.detail));
             }
             if preflight::refuses(&checks) {
-                return Err(Error::Session("preflight refused (the failed checks are above); nothing was changed".into()));
+                return Err(Error::Refused("preflight refused (the failed checks are above); nothing was changed".into()));
             }
             Ok(json!({ "checks": checks }))
         }
