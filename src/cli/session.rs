@@ -8,6 +8,7 @@ use crate::notify::{self, Notice, Urgency};
 use crate::output::Output;
 use crate::plan::{self, PlanOptions};
 use crate::report;
+use crate::session::interrupt::Interrupts;
 use crate::session::{guide, Options, Session, TurnResult};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -117,6 +118,9 @@ pub struct StartArgs {
     /// Cut although the account is the DEFINER of objects that touch the service's tables.
     #[arg(long)]
     pub acknowledge_definer: bool,
+    /// Cut an account the policy exempts (owners are always refused).
+    #[arg(long)]
+    pub even_if_exempt: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -256,6 +260,8 @@ fn base_options(c: &Common) -> Options {
 }
 
 async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    // Signals end the process as usual until the cut begins (the session guards from there).
+    let interrupts = Interrupts::install()?;
     let Some(ctx) = context(&a.common, out).await? else { return Ok(ExitCode::Error) };
     let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
     let today = chrono::Local::now().date_naive();
@@ -278,12 +284,13 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         check_every: a.check_every,
         sql_errlog: a.sql_errlog.clone(),
         app_logs: a.app_logs.clone(),
+        interrupts,
         ..base_options(&a.common)
     };
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
     let tool = server.current_user.clone();
     let plan = match &a.account {
-        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, a.acknowledge_definer, &tool)?),
+        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, plan_options(&a), &tool)?),
         None => None,
     };
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
@@ -342,7 +349,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
                 server.close().await;
                 return Ok(ExitCode::Ok);
             }
-            match build_plan(&inv, &ctx.policy, &svc.name, &acc, a.acknowledge_definer, &tool) {
+            match build_plan(&inv, &ctx.policy, &svc.name, &acc, plan_options(&a), &tool) {
                 Ok(p) => (p, acc),
                 Err(e) => {
                     s.close().await;
@@ -436,16 +443,19 @@ fn build_plan(
     policy: &crate::policy::Policy,
     service: &str,
     account: &str,
-    acknowledge_definer: bool,
+    popts: PlanOptions,
     tool: &crate::model::AccountName,
 ) -> anyhow::Result<plan::Plan> {
-    let popts = PlanOptions { acknowledge_definer, include_everyone: false };
     let p = plan::build(inv, policy, service, account, &popts)?;
     let problems = plan::grantor_problems(inv, tool, &p);
     if !problems.is_empty() {
         anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
     }
     Ok(p)
+}
+
+fn plan_options(a: &StartArgs) -> PlanOptions {
+    PlanOptions { acknowledge_definer: a.acknowledge_definer, even_if_exempt: a.even_if_exempt, ..PlanOptions::default() }
 }
 
 fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
@@ -605,7 +615,12 @@ async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Re
     }
     let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
     let tables = crate::journal::State::fold(&Journal::read(&ctx.journal)?).tables;
-    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, base_options(&a.common)).await?;
+    // A resume or rollback is itself the restore: a SIGINT stops it between statements (exit 4),
+    // SIGHUP and SIGTERM do not.
+    let interrupts = Interrupts::install()?;
+    interrupts.guard();
+    let opts = Options { interrupts, ..base_options(&a.common) };
+    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
     let results =
         if rollback { s.rollback(a.account.as_deref(), out).await } else { s.recover(out).await.map(|r| r.into_iter().collect()) };
     let results = match results {

@@ -17,6 +17,7 @@
 
 pub mod exec;
 pub mod guide;
+pub mod interrupt;
 pub mod node;
 pub mod snapshot;
 mod watch;
@@ -61,6 +62,8 @@ pub struct Options {
     pub app_logs: Vec<(PathBuf, regex::Regex)>,
     /// Desktop notifications on verdicts and restores.
     pub notify: bool,
+    /// SIGINT/SIGTERM/SIGHUP received; looked at between statements.
+    pub interrupts: interrupt::Interrupts,
 }
 
 impl Default for Options {
@@ -78,6 +81,7 @@ impl Default for Options {
             sql_errlog: None,
             app_logs: Vec::new(),
             notify: true,
+            interrupts: interrupt::Interrupts::default(),
         }
     }
 }
@@ -239,6 +243,8 @@ impl Session {
             )));
         }
         let user = plan.accounts.first().map(|a| a.user.clone()).ok_or_else(|| Error::Session("the plan names no account".into()))?;
+        // From here on a signal restores (between statements) instead of ending the process.
+        self.opts.interrupts.guard();
         let grantees = grantees_of(plan);
         let before = snapshot::read(&mut self.topo.primary().server, &grantees).await?;
         self.journal.append(Record::AccountBegin {
@@ -319,7 +325,8 @@ impl Session {
                 (Verdict::Restored, format!("the cut could not proceed: {e}"), Vec::new(), Vec::new(), 0)
             }
         };
-        let restore = if verdict == Verdict::Passed || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive) {
+        let keep = verdict == Verdict::Passed || verdict == Verdict::Abandoned;
+        let restore = if keep || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive) {
             None
         } else {
             out.status(&format!("restoring {account}: {reason}"));
@@ -339,11 +346,19 @@ impl Session {
         out: &mut Output,
     ) -> Result<(Verdict, String, Vec<String>, Vec<String>, u64)> {
         let started = Instant::now();
-        for s in &plan.steps {
+        for (i, s) in plan.steps.iter().enumerate() {
+            if self.opts.interrupts.any() {
+                return Ok(self.interrupted(i == 0));
+            }
             exec::run(&mut self.journal, self.topo.primary(), Phase::Cut, Some(&s.id), &s.forward, &[]).await?;
         }
         out.status(&format!("cut applied on the primary ({} statements, {} ms)", plan.steps.len(), started.elapsed().as_millis()));
-        let late = self.topo.wait_replicas(self.opts.replica_timeout).await?;
+        let sig = self.opts.interrupts.clone();
+        let late = tokio::select! {
+            late = self.topo.wait_replicas(self.opts.replica_timeout) => Some(late?),
+            _ = sig.wait_beyond(0) => None,
+        };
+        let Some(late) = late else { return Ok(self.interrupted(false)) };
         if !late.is_empty() {
             return Ok((
                 Verdict::Restored,
@@ -373,6 +388,9 @@ impl Session {
             }
             if left.is_empty() {
                 break;
+            }
+            if self.opts.interrupts.any() {
+                return Ok(self.interrupted(false));
             }
             if self.opts.kill_connections {
                 for (i, id) in &left {
@@ -404,8 +422,30 @@ impl Session {
         self.journal.append(Record::CutDone { after: after.into_iter().collect() })?;
         let sources: Vec<String> = monitors.iter().flat_map(|m| m.sources().iter().map(|s| format!("{}: {}", m.name(), s.name))).collect();
         self.journal.append(Record::WatchBegin { window_ms: self.opts.window.as_millis() as u64, sources })?;
-        let end = watch::run(monitors, &self.opts, user, out).await;
-        Ok(end.into_parts())
+        let sig = self.opts.interrupts.clone();
+        let end = tokio::select! {
+            end = watch::run(monitors, &self.opts, user, out) => Some(end),
+            _ = sig.wait_beyond(0) => None,
+        };
+        Ok(match end {
+            Some(end) => end.into_parts(),
+            None => self.interrupted(false),
+        })
+    }
+
+    /// The verdict of a turn a signal ended: restored (or abandoned when nothing was sent yet).
+    fn interrupted(&self, nothing_sent: bool) -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+        let reason = self.opts.interrupts.reason();
+        if nothing_sent {
+            return (Verdict::Abandoned, format!("{reason} before the first statement: nothing was changed"), Vec::new(), Vec::new(), 0);
+        }
+        (Verdict::Restored, reason, Vec::new(), Vec::new(), 0)
+    }
+
+    /// Err when a SIGINT arrived after `seen` (a second Ctrl-C during a restore): the restore
+    /// stops between statements and the journal keeps the rest for `session resume`.
+    fn stop_requested(&self, seen: u32) -> Result<()> {
+        stop_requested(&self.opts.interrupts, seen)
     }
 
     /// Restores turn `turn`: re-grants, waits for replicas, ends the account's connections
@@ -413,6 +453,7 @@ impl Session {
     /// snapshot on every server. Safe to run again after a crash at any point.
     pub async fn restore(&mut self, turn: usize, reason: &str, out: &mut Output) -> Result<RestoreResult> {
         let started = Instant::now();
+        let seen = self.opts.interrupts.sigints();
         let state = self.journal.state();
         let t = state.turns.get(turn).ok_or_else(|| Error::Session(format!("no turn {turn} in the journal")))?.clone();
         if t.restore_begun.is_none() || t.restore_done.is_some() {
@@ -454,9 +495,15 @@ impl Session {
         let inverses: Vec<&JournalStep> = t.steps.iter().rev().filter(|s| sent.contains(s.id.as_str())).collect();
         let first_removal = inverses.iter().position(|s| s.inverse.starts_with("REVOKE ")).unwrap_or(inverses.len());
         for s in &inverses[..first_removal] {
+            self.stop_requested(seen)?;
             exec::run(&mut self.journal, self.topo.primary(), Phase::Restore, Some(&format!("{}-undo", s.id)), &s.inverse, &[]).await?;
         }
-        let late = self.topo.wait_replicas(self.opts.restore_deadline.min(self.opts.replica_timeout)).await?;
+        let sig = self.opts.interrupts.clone();
+        let late = tokio::select! {
+            late = self.topo.wait_replicas(self.opts.restore_deadline.min(self.opts.replica_timeout)) => late?,
+            _ = sig.wait_sigint_beyond(seen) => Vec::new(),
+        };
+        self.stop_requested(seen)?;
         if !late.is_empty() {
             out.warn(&format!("{} did not apply the re-grants in time; continuing, the verification will tell", late.join(", ")));
         }
@@ -470,11 +517,13 @@ impl Session {
                 _ => 0,
             };
             for id in n.connections_of(&user, above, now_id).await? {
+                stop_requested(&self.opts.interrupts, seen)?;
                 exec::run(&mut self.journal, n, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
                 killed += 1;
             }
         }
         for s in &inverses[first_removal..] {
+            self.stop_requested(seen)?;
             exec::run(
                 &mut self.journal,
                 self.topo.primary(),
@@ -610,6 +659,19 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Err when a SIGINT arrived after `seen` (a second Ctrl-C during a restore): the restore
+/// stops between statements and the journal keeps the rest for `session resume`.
+fn stop_requested(interrupts: &interrupt::Interrupts, seen: u32) -> Result<()> {
+    if interrupts.sigints() > seen {
+        return Err(Error::Session(
+            "interrupted (SIGINT) during the restore: stopped between two statements; the journal keeps the state and \
+             `privfence session resume` finishes the restore"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Every grantee whose grants the plan changes.

@@ -4,6 +4,8 @@
 //! server, not from the model.
 #![allow(dead_code)]
 
+pub mod fixture;
+
 /// Two tests, `NAME::mariadb` and `NAME::mysql`, each running `body(flavour)` (a test file
 /// declares `#[macro_use] mod support;`).
 #[allow(unused_macros)]

@@ -1,0 +1,258 @@
+//! Fail-safe cuts (issue 13), against a primary and a replica of both flavours, through the
+//! binary as an operator runs it: SIGINT and SIGHUP in the middle of a watch restore at once
+//! (exit 3, exact grants on both servers, the pooled app works again); a second SIGINT during
+//! the restore stops it resumably (exit 4, then `session resume`); owners and exempt accounts
+//! are refused before anything changes.
+
+#[macro_use]
+mod support;
+
+use privfence::db::Flavour;
+use privfence::journal::{Journal, Record};
+use privfence::sandbox::Sandbox;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::fixture::Fixture;
+use support::*;
+
+fn common_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--policy".into(),
+        f.policy().display().to_string(),
+        "--service".into(),
+        f.service(),
+        "--journal".into(),
+        f.journal().display().to_string(),
+        "--reports".into(),
+        reports.display().to_string(),
+        "--no-notify".into(),
+        "--defaults-file".into(),
+        sb.primary.client_cnf.display().to_string(),
+    ];
+    if let Some(r) = &sb.replica {
+        a.extend(["--replica".to_string(), format!("{}:{}", r.host, r.port)]);
+    }
+    a
+}
+
+fn start_args(sb: &Sandbox, f: &Fixture, reports: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a = vec!["session".to_string(), "start".into()];
+    a.extend(common_args(sb, f, reports));
+    a.extend(["--account", &f.account(), "--yes", "--kill-connections", "--poll", "50ms"].iter().map(|s| s.to_string()));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+fn command(args: &[String], env: &[(&str, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_privfence"));
+    c.args(args).env_remove("MYSQL_PWD").env_remove("DBUS_SESSION_BUS_ADDRESS").env("HOME", "/nonexistent");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+fn run(args: &[String]) -> std::process::Output {
+    command(args, &[]).output().expect("run privfence")
+}
+
+/// Starts privfence in the background, its output in files of the fixture's folder.
+fn spawn(args: &[String], env: &[(&str, String)], f: &Fixture, name: &str) -> Child {
+    let out = std::fs::File::create(f.dir.path().join(format!("{name}.out"))).unwrap();
+    let err = std::fs::File::create(f.dir.path().join(format!("{name}.err"))).unwrap();
+    command(args, env).stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn privfence")
+}
+
+fn output_of(f: &Fixture, name: &str) -> String {
+    let o = std::fs::read_to_string(f.dir.path().join(format!("{name}.out"))).unwrap_or_default();
+    let e = std::fs::read_to_string(f.dir.path().join(format!("{name}.err"))).unwrap_or_default();
+    format!("{o}{e}")
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn journal_types(f: &Fixture) -> Vec<Record> {
+    Journal::read(&f.journal()).map(|e| e.into_iter().map(|e| e.record).collect()).unwrap_or_default()
+}
+
+fn has(f: &Fixture, ty: &str) -> bool {
+    journal_types(f).iter().any(|r| serde_json::to_value(r).unwrap()["type"] == ty)
+}
+
+async fn wait_journal(f: &Fixture, ty: &str, timeout: Duration, child: &mut Child, name: &str) {
+    let end = Instant::now() + timeout;
+    while !has(f, ty) {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("privfence ended ({st}) before {ty}: {}", output_of(f, name));
+        }
+        assert!(Instant::now() < end, "no {ty} in the journal within {timeout:?}: {}", output_of(f, name));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: signalling a child process this test started.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+async fn wait_exit(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return Some(st);
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn last_verdict(f: &Fixture) -> Option<String> {
+    journal_types(f).iter().rev().find_map(|r| match r {
+        Record::Verdict { reason, .. } => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+/// Grants equal `before` on the primary and (once caught up) on the replica.
+async fn exact_everywhere(sb: &Sandbox, f: &Fixture, before: &BTreeSet<String>, what: &str) {
+    assert_eq!(&f.canonical(&sb.primary).await, before, "{what}: grants exactly as before on the primary");
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
+    assert_eq!(&f.canonical(replica(sb)).await, before, "{what}: grants exactly as before on the replica");
+}
+
+/// SIGINT, then SIGHUP, in the middle of a watch: exit 3 within 5 s citing the signal, exact
+/// grants on both servers, and the pooled app (default schema = the monolith's, its
+/// connections opened during the cut) works again.
+async fn signal_mid_watch(flavour: Flavour) {
+    let sb = pair(flavour);
+    for (sig, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGHUP, "SIGHUP")] {
+        let f = Fixture::create(sb, &format!("sig{}{}", name[3..].to_lowercase(), flavour.name())).await;
+        sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
+        let before = f.canonical(&sb.primary).await;
+        let reports = f.dir.path().join("reports");
+        let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+        app.wait_success_after(Instant::now(), Duration::from_secs(10)).await.expect("the app works before the cut");
+        let mut child = spawn(&start_args(sb, &f, &reports, &["--window", "60s"]), &[], &f, "start");
+        wait_journal(&f, "watch_begin", Duration::from_secs(60), &mut child, "start").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t = Instant::now();
+        signal(&child, sig);
+        let st = wait_exit(&mut child, Duration::from_secs(5)).await;
+        let took = t.elapsed();
+        assert_eq!(st.and_then(|s| s.code()), Some(3), "{name}: exit 3 within 5 s (took {took:?}): {}", output_of(&f, "start"));
+        let reason = last_verdict(&f).unwrap_or_default();
+        assert!(reason.contains(&format!("interrupted ({name})")), "{name}: the verdict says why: {reason}");
+        exact_everywhere(sb, &f, &before, name).await;
+        let ok = app.wait_success_after(Instant::now(), Duration::from_secs(2)).await;
+        let stats = app.stop().await;
+        assert!(ok.is_some(), "{name}: the app works after the restore: {stats:?}");
+        let status = run(&[
+            "session".into(),
+            "status".into(),
+            "--service".into(),
+            f.service(),
+            "--journal".into(),
+            f.journal().display().to_string(),
+        ]);
+        assert_eq!(status.status.code(), Some(0), "{name}: status is clean: {}", text(&status));
+    }
+}
+
+both_flavours!(sigint_and_sighup_mid_watch_restore_at_once, signal_mid_watch);
+
+/// A second SIGINT while the restore runs stops it between statements (exit 4, saying how to
+/// go on); `session resume` then finishes it exactly.
+async fn second_sigint(flavour: Flavour) {
+    let sb = pair(flavour);
+    let f = Fixture::create(sb, &format!("sig2{}", flavour.name())).await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
+    let before = f.canonical(&sb.primary).await;
+    let reports = f.dir.path().join("reports");
+    // The restore stalls 3 s right after its first journal line, so the second SIGINT lands in it.
+    let env = [("PRIVFENCE_STALL_AT_LABEL", "restore_begin:3000".to_string())];
+    let mut child = spawn(&start_args(sb, &f, &reports, &["--window", "60s"]), &env, &f, "start");
+    wait_journal(&f, "watch_begin", Duration::from_secs(60), &mut child, "start").await;
+    signal(&child, libc::SIGINT);
+    wait_journal(&f, "restore_begin", Duration::from_secs(5), &mut child, "start").await;
+    signal(&child, libc::SIGINT);
+    let st = wait_exit(&mut child, Duration::from_secs(10)).await;
+    let said = output_of(&f, "start");
+    assert_eq!(st.and_then(|s| s.code()), Some(4), "a second SIGINT stops the restore: {said}");
+    assert!(said.contains("session resume"), "it says how to go on: {said}");
+    assert!(!has(&f, "restore_done"), "the restore did not finish");
+    let status =
+        run(&["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()]);
+    assert_eq!(status.status.code(), Some(4), "status: the journal needs attention: {}", text(&status));
+    let mut args = vec!["session".to_string(), "resume".into()];
+    args.extend(common_args(sb, &f, &reports));
+    let r = run(&args);
+    assert_eq!(r.status.code(), Some(3), "resume finishes the restore: {}", text(&r));
+    exact_everywhere(sb, &f, &before, "after resume").await;
+}
+
+both_flavours!(a_second_sigint_stops_the_restore_resumably, second_sigint);
+
+/// `plan` and `session start` refuse a service's owner (exit 2, nothing changed), and an exempt
+/// account unless `--even-if-exempt`.
+async fn owners_and_exempt(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let f = Fixture::create(sb, &format!("own{}", flavour.name())).await;
+    let owner = format!("'pfo_{}'@'%'", f.tag);
+    let exempt = format!("pfx_{}", f.tag);
+    admin_exec(sb, &[format!("CREATE USER '{exempt}'@'%'"), format!("GRANT SELECT ON `{}`.* TO '{exempt}'@'%'", f.schema)]).await;
+    let policy = std::fs::read_to_string(f.policy()).unwrap();
+    std::fs::write(
+        f.policy(),
+        format!("{policy}[[service.{}.exempt]]\naccount = \"{exempt}\"\nreason = \"reporting, until Q3\"\n", f.service()),
+    )
+    .unwrap();
+    let reports = f.dir.path().join("reports");
+    let cnf = sb.primary.client_cnf.display().to_string();
+    let plan = |acct: &str, extra: &[&str]| {
+        let mut a: Vec<String> = ["plan", "--policy", &f.policy().display().to_string(), "--service", &f.service(), "--account", acct]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.extend(["--defaults-file".to_string(), cnf.clone()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        run(&a)
+    };
+    let o = plan(&owner, &[]);
+    assert_eq!(o.status.code(), Some(2), "an owner is refused: {}", text(&o));
+    assert!(text(&o).contains("is an owner of service"), "{}", text(&o));
+    let o = plan(&exempt, &[]);
+    assert_eq!(o.status.code(), Some(2), "an exempt account is refused: {}", text(&o));
+    assert!(text(&o).contains("--even-if-exempt"), "{}", text(&o));
+    let o = plan(&exempt, &["--even-if-exempt"]);
+    assert_eq!(o.status.code(), Some(0), "--even-if-exempt plans it: {}", text(&o));
+    let owner_name = privfence::model::AccountName::new(format!("pfo_{}", f.tag), "%");
+    let before_owner = {
+        let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
+        let c = privfence::session::snapshot::read(&mut s, std::slice::from_ref(&owner_name)).await.unwrap();
+        s.close().await;
+        c
+    };
+    let mut args = vec!["session".to_string(), "start".into()];
+    args.extend(common_args(sb, &f, &reports));
+    args.extend(["--account".to_string(), owner.clone(), "--yes".into()]);
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(2), "session start refuses an owner: {}", text(&o));
+    assert!(text(&o).contains("is an owner of service"), "{}", text(&o));
+    assert!(!f.journal().exists() || journal_types(&f).iter().all(|r| !matches!(r, Record::AccountBegin { .. })), "nothing journaled");
+    let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
+    let now = privfence::session::snapshot::read(&mut s, std::slice::from_ref(&owner_name)).await.unwrap();
+    s.close().await;
+    assert_eq!(now, before_owner, "the owner's grants are untouched");
+}
+
+both_flavours!(owners_and_exempt_accounts_are_refused, owners_and_exempt);
