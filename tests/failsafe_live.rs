@@ -256,3 +256,135 @@ async fn owners_and_exempt(flavour: Flavour) {
 }
 
 both_flavours!(owners_and_exempt_accounts_are_refused, owners_and_exempt);
+
+/// Polls until the account's grants on the primary equal `before`; the time it took.
+async fn wait_restored(sb: &Sandbox, f: &Fixture, before: &BTreeSet<String>, timeout: Duration) -> Option<Duration> {
+    let t = Instant::now();
+    while t.elapsed() < timeout {
+        if &f.canonical(&sb.primary).await == before {
+            return Some(t.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn count(s: &privfence::sandbox::Server, sql: &str) -> i64 {
+    let mut c = privfence::db::Server::connect(&admin_spec(s)).await.expect("connect");
+    let n: Option<i64> = c.first("test count", sql).await.expect("count");
+    c.close().await;
+    n.unwrap_or(0)
+}
+
+/// `kill -9` of privfence in the middle of a watch, and nobody resumes: within
+/// `--failsafe-after` + 10 s the server has restored the account by itself (grants equal the
+/// snapshot on the primary and the replica) and the pooled app, whose connections were opened
+/// during the cut with the monolith's schema as default, works again. A later `resume`
+/// reports the fail-safe and exits 3; the event and procedure are gone from both servers.
+#[allow(clippy::print_stderr)] // the measured time, for people
+async fn kill9_mid_watch(flavour: Flavour) {
+    let sb = pair(flavour);
+    let f = Fixture::create(sb, &format!("k9{}", flavour.name())).await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
+    let before = f.canonical(&sb.primary).await;
+    let reports = f.dir.path().join("reports");
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+    app.wait_success_after(Instant::now(), Duration::from_secs(10)).await.expect("the app works before the cut");
+    let mut child = spawn(&start_args(sb, &f, &reports, &["--window", "120s", "--failsafe-after", "4s"]), &[], &f, "start");
+    wait_journal(&f, "watch_begin", Duration::from_secs(60), &mut child, "start").await;
+    assert!(journal_types(&f).iter().any(|r| matches!(r, Record::Failsafe { .. })), "the fail-safe was armed");
+    assert_ne!(f.canonical(&sb.primary).await, before, "the cut is in force");
+    app.wait_success_after(Instant::now(), Duration::from_secs(5)).await.expect("the app works on other tables during the cut");
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let t = Instant::now();
+    let took = wait_restored(sb, &f, &before, Duration::from_secs(14)).await;
+    assert!(took.is_some(), "the server restored the account within failsafe-after + 10 s: {}", output_of(&f, "start"));
+    let took = t.elapsed();
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
+    assert_eq!(f.canonical(replica(sb)).await, before, "the restore reached the replica");
+    let ok = app.wait_success_after(Instant::now(), Duration::from_secs(3)).await;
+    let stats = app.stop().await;
+    assert!(ok.is_some(), "the pooled app works again after the fail-safe: {stats:?}");
+    assert!(
+        count(&sb.primary, "SELECT COUNT(*) FROM privfence.fired WHERE done_at IS NOT NULL").await >= 1,
+        "the fail-safe recorded that it fired"
+    );
+    eprintln!("{}: restored by the server {took:?} after kill -9 (failsafe-after 4s)", flavour.name());
+    let mut args = vec!["session".to_string(), "resume".into()];
+    args.extend(common_args(sb, &f, &reports));
+    let r = run(&args);
+    assert_eq!(r.status.code(), Some(3), "resume closes the turn as restored: {}", text(&r));
+    assert!(text(&r).contains("server-side fail-safe after"), "resume cites the fail-safe: {}", text(&r));
+    assert!(last_verdict(&f).unwrap_or_default().starts_with("server-side fail-safe after"));
+    exact_everywhere(sb, &f, &before, "after resume").await;
+    let events = "SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = 'privfence'";
+    let procs = "SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = 'privfence'";
+    assert_eq!(count(&sb.primary, events).await, 0, "disarmed: no event left on the primary");
+    assert_eq!(count(&sb.primary, procs).await, 0, "disarmed: no procedure left on the primary");
+    assert_eq!(count(replica(sb), events).await, 0, "no event left on the replica");
+    let status =
+        run(&["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()]);
+    assert_eq!(status.status.code(), Some(0), "status is clean: {}", text(&status));
+}
+
+both_flavours!(kill9_mid_watch_the_server_restores_by_itself, kill9_mid_watch);
+
+/// SIGSTOP for longer than `--failsafe-after` (a hang): the server restores the account; after
+/// SIGCONT privfence notices, neither re-cuts nor passes, and exits 3 citing the fail-safe.
+async fn sigstop_hang(flavour: Flavour) {
+    let sb = pair(flavour);
+    let f = Fixture::create(sb, &format!("stop{}", flavour.name())).await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
+    let before = f.canonical(&sb.primary).await;
+    let reports = f.dir.path().join("reports");
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+    let mut child = spawn(&start_args(sb, &f, &reports, &["--window", "20s", "--failsafe-after", "3s"]), &[], &f, "start");
+    wait_journal(&f, "watch_begin", Duration::from_secs(60), &mut child, "start").await;
+    signal(&child, libc::SIGSTOP);
+    let took = wait_restored(sb, &f, &before, Duration::from_secs(13)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(&child, libc::SIGCONT);
+    assert!(took.is_some(), "the server restored the account while privfence hung");
+    let st = wait_exit(&mut child, Duration::from_secs(30)).await;
+    let said = output_of(&f, "start");
+    assert_eq!(st.and_then(|s| s.code()), Some(3), "privfence notices and exits 3: {said}");
+    let reason = last_verdict(&f).unwrap_or_default();
+    assert!(reason.starts_with("server-side fail-safe after"), "the verdict cites the fail-safe: {reason}\n{said}");
+    let records = journal_types(&f);
+    let steps = records.iter().find_map(|r| if let Record::AccountBegin { steps, .. } = r { Some(steps.len()) } else { None });
+    let cut_statements = records.iter().filter(|r| matches!(r, Record::Intent { phase: privfence::journal::Phase::Cut, .. })).count();
+    assert_eq!(Some(cut_statements), steps, "no re-cut after the hang");
+    assert!(!records.iter().any(|r| matches!(r, Record::Verdict { verdict: privfence::journal::Verdict::Passed, .. })), "never passed");
+    exact_everywhere(sb, &f, &before, "after the hang").await;
+    let ok = app.wait_success_after(Instant::now(), Duration::from_secs(3)).await;
+    let stats = app.stop().await;
+    assert!(ok.is_some(), "the app works: {stats:?}");
+}
+
+both_flavours!(sigstop_longer_than_failsafe_after_then_sigcont, sigstop_hang);
+
+/// A primary started with `event_scheduler=DISABLED`: the cut is refused before anything
+/// changes (exit 2, saying why and what to do), unless `--no-failsafe`.
+async fn unarmable(flavour: Flavour) {
+    let mut o = privfence::sandbox::SandboxOptions::new(flavour, privfence::sandbox::Topology::Single);
+    o.extra_args = vec!["--event-scheduler=DISABLED".into()];
+    let sb = Sandbox::start(o).await.expect("a server with event_scheduler=DISABLED");
+    let f = Fixture::create(&sb, &format!("dis{}", flavour.name())).await;
+    let before = f.canonical(&sb.primary).await;
+    let reports = f.dir.path().join("reports");
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+    let o = run(&start_args(&sb, &f, &reports, &["--window", "2s"]));
+    assert_eq!(o.status.code(), Some(2), "refused: {}", text(&o));
+    assert!(text(&o).contains("DISABLED") && text(&o).contains("--no-failsafe"), "it says why and what to do: {}", text(&o));
+    assert!(text(&o).contains("nothing was changed"), "{}", text(&o));
+    assert_eq!(f.canonical(&sb.primary).await, before, "nothing changed");
+    assert!(!journal_types(&f).iter().any(|r| matches!(r, Record::Intent { phase: privfence::journal::Phase::Cut, .. })));
+    let o = run(&start_args(&sb, &f, &reports, &["--window", "2s", "--no-failsafe"]));
+    app.stop().await;
+    assert_eq!(o.status.code(), Some(0), "--no-failsafe cuts (and the app on other tables passes): {}", text(&o));
+    assert_ne!(f.canonical(&sb.primary).await, before, "the cut stays");
+    sb.destroy().expect("destroy");
+}
+
+both_flavours!(an_unarmable_server_refuses_the_cut_unless_no_failsafe, unarmable);

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub enum SessionCommand {
     /// Start (or continue) the service's session: show who can still touch its tables, rank
     /// them by evidence of non-use, cut one account, watch, and restore on any abnormality.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// The session's accounts and verdicts, from the journal (no server needed).
     Status(StatusArgs),
     /// After a crash or a kill: finish an interrupted restore, or restore a cut that has no
@@ -121,6 +121,13 @@ pub struct StartArgs {
     /// Cut an account the policy exempts (owners are always refused).
     #[arg(long)]
     pub even_if_exempt: bool,
+    /// The server-side fail-safe: an event on the primary restores the account by itself when
+    /// privfence's heartbeat has been silent this long (privfence killed, hung, cut off).
+    #[arg(long, value_parser = parse_failsafe_after, default_value = "30s")]
+    pub failsafe_after: Duration,
+    /// Cut without the server-side fail-safe (only this process can then restore the account).
+    #[arg(long)]
+    pub no_failsafe: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -185,6 +192,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+fn parse_failsafe_after(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(3) {
+        return Err(format!("{s:?}: the fail-safe needs at least 3s (its heartbeat beats once a second)"));
+    }
+    Ok(d)
+}
+
 fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
     let (path, re) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PATH=REGEX"))?;
     let re = regex::Regex::new(re).map_err(|e| format!("{re:?} is not a valid regular expression: {e}"))?;
@@ -193,7 +208,7 @@ fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
 
 pub async fn run(cmd: SessionCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        SessionCommand::Start(a) => start(a, out).await,
+        SessionCommand::Start(a) => start(*a, out).await,
         SessionCommand::Status(a) => status(a, out),
         SessionCommand::Resume(a) => recover(a, false, out).await,
         SessionCommand::Rollback(a) => recover(a, true, out).await,
@@ -285,6 +300,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         sql_errlog: a.sql_errlog.clone(),
         app_logs: a.app_logs.clone(),
         interrupts,
+        failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
         ..base_options(&a.common)
     };
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
@@ -581,6 +597,9 @@ fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     }
     let running = std::fs::File::open(&path).map(|f| is_locked(&f)).unwrap_or(false);
     if let Some(t) = state.open_turn() {
+        if let Some(f) = t.failsafe.as_ref().filter(|f| f.live()) {
+            out.status(&failsafe_line(f, running, &entries));
+        }
         if running {
             out.status(&format!("{} is in progress (a privfence process holds the journal)", t.account));
             return Ok(ExitCode::Ok);
@@ -593,6 +612,30 @@ fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::JournalAttention);
     }
     Ok(ExitCode::Ok)
+}
+
+/// Whether a fail-safe is armed and when it would fire, from the journal alone.
+fn failsafe_line(f: &crate::journal::FailsafeInfo, running: bool, entries: &[crate::journal::Entry]) -> String {
+    let after = Duration::from_millis(f.after_ms());
+    if f.fired.is_some() {
+        return format!(
+            "the server-side fail-safe {} fired (the server restored the account); `session resume` verifies and closes the turn",
+            f.name
+        );
+    }
+    if running {
+        return format!(
+            "a server-side fail-safe is armed on the primary: it restores the account {after:?} after privfence's heartbeat stops"
+        );
+    }
+    let last = entries.last().map(|e| e.at).unwrap_or_else(chrono::Utc::now);
+    let at = last + chrono::Duration::from_std(after).unwrap_or_default();
+    format!(
+        "a server-side fail-safe is armed on the primary and no privfence is running: it restores the account {after:?} after the last \
+         heartbeat, which was at or after {} (so at {} at the earliest; already, if that has passed)",
+        last.format("%H:%M:%S UTC"),
+        at.format("%H:%M:%S UTC")
+    )
 }
 
 fn is_locked(f: &std::fs::File) -> bool {

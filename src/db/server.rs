@@ -155,6 +155,13 @@ impl Server {
         self.conn.query_drop(sql).await
     }
 
+    /// [`execute`](Self::execute), returning the rows it changed (the fail-safe's heartbeat
+    /// learns from 0 that the server-side fail-safe fired).
+    pub(crate) async fn execute_affected(&mut self, sql: &str) -> std::result::Result<u64, mysql_async::Error> {
+        self.conn.query_drop(sql).await?;
+        Ok(self.conn.affected_rows())
+    }
+
     /// This connection's processlist id.
     pub fn connection_id(&self) -> u64 {
         u64::from(self.conn.id())

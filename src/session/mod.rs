@@ -15,7 +15,9 @@
 //!   connections → remove what the cut added → replicas applied → verify == snapshot → RestoreDone
 //! ```
 
+mod armed;
 pub mod exec;
+pub mod failsafe;
 pub mod guide;
 pub mod interrupt;
 pub mod node;
@@ -64,6 +66,9 @@ pub struct Options {
     pub notify: bool,
     /// SIGINT/SIGTERM/SIGHUP received; looked at between statements.
     pub interrupts: interrupt::Interrupts,
+    /// Arm a server-side fail-safe before each cut that restores the account after this much
+    /// silence from privfence (`None`: `--no-failsafe`).
+    pub failsafe: Option<Duration>,
 }
 
 impl Default for Options {
@@ -82,6 +87,7 @@ impl Default for Options {
             app_logs: Vec::new(),
             notify: true,
             interrupts: interrupt::Interrupts::default(),
+            failsafe: None,
         }
     }
 }
@@ -115,6 +121,8 @@ pub struct Session {
     pub topo: Topology,
     lock: crate::db::Server,
     pub opts: Options,
+    /// The current turn's fail-safe, while armed.
+    armed: Option<armed::Armed>,
 }
 
 /// The server-side lock name of a service (at most 64 characters).
@@ -187,7 +195,7 @@ impl Session {
             }
         }
         journal.append(Record::Topology { servers: refs })?;
-        Ok(Session { journal, topo, lock, opts })
+        Ok(Session { journal, topo, lock, opts, armed: None })
     }
 
     /// Releases the lock and closes every connection.
@@ -313,11 +321,24 @@ impl Session {
             }
             monitors.push(m);
         }
+        let steps = self.journal.state().turns[turn].steps.clone();
+        if let Err(e) = self.arm_failsafe(turn, &user, &steps, out).await {
+            for m in monitors {
+                m.close().await;
+            }
+            self.journal.append(Record::Verdict {
+                verdict: Verdict::Abandoned,
+                reason: e.to_string(),
+                evidence: Vec::new(),
+                activity: 0,
+            })?;
+            return Err(e);
+        }
         let result = self.cut_watch_inner(plan, &user, &grantees, &mut monitors, out).await;
         for m in monitors {
             m.close().await;
         }
-        let (verdict, reason, cited, screen, activity) = match result {
+        let (mut verdict, mut reason, cited, screen, activity) = match result {
             Ok(v) => v,
             Err(e) => {
                 // Anything unexpected (a lost connection, a failed statement): restore.
@@ -325,13 +346,44 @@ impl Session {
                 (Verdict::Restored, format!("the cut could not proceed: {e}"), Vec::new(), Vec::new(), 0)
             }
         };
-        let keep = verdict == Verdict::Passed || verdict == Verdict::Abandoned;
-        let restore = if keep || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive) {
+        let keep = verdict == Verdict::Passed
+            || verdict == Verdict::Abandoned
+            || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive);
+        // A cut that stays is disarmed first, and stays only if the fail-safe had not fired; a
+        // fail-safe that fired is read and cited, and the grants verified by a restore.
+        let fired = match (&self.armed, keep) {
+            (None, _) => None,
+            (Some(_), true) => self.disarm_failsafe(out).await?,
+            (Some(a), false) => {
+                let name = a.spec.name.clone();
+                if a.heartbeat.maybe_fired() {
+                    self.failsafe_fired(&name).await?
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(f) = &fired {
+            out.warn(&format!("the server restored {account} by itself: {}", f.reason()));
+            if verdict != Verdict::Abandoned || self.journal.state().turns[turn].ops.iter().any(|o| o.phase == Phase::Cut) {
+                verdict = Verdict::Restored;
+                reason = f.reason();
+            }
+        }
+        let needs_restore = verdict == Verdict::Restored || (verdict == Verdict::Inconclusive && !self.opts.keep_inconclusive);
+        let restore = if !needs_restore {
             None
         } else {
             out.status(&format!("restoring {account}: {reason}"));
             Some(self.restore(turn, &reason, out).await?)
         };
+        if self.armed.is_some() {
+            if let Some(f) = self.disarm_failsafe(out).await? {
+                if fired.is_none() {
+                    reason = format!("{reason}; meanwhile the {}", f.reason());
+                }
+            }
+        }
         self.journal.append(Record::Verdict { verdict, reason: reason.clone(), evidence: cited.clone(), activity })?;
         Ok(TurnResult { account: account.to_string(), verdict, reason, evidence: cited, screen_only: screen, restore })
     }
@@ -350,6 +402,9 @@ impl Session {
             if self.opts.interrupts.any() {
                 return Ok(self.interrupted(i == 0));
             }
+            if self.failsafe_tripped() {
+                return Ok(tripped_verdict());
+            }
             exec::run(&mut self.journal, self.topo.primary(), Phase::Cut, Some(&s.id), &s.forward, &[]).await?;
         }
         out.status(&format!("cut applied on the primary ({} statements, {} ms)", plan.steps.len(), started.elapsed().as_millis()));
@@ -357,6 +412,7 @@ impl Session {
         let late = tokio::select! {
             late = self.topo.wait_replicas(self.opts.replica_timeout) => Some(late?),
             _ = sig.wait_beyond(0) => None,
+            _ = armed::tripped(self.armed.as_ref()) => return Ok(tripped_verdict()),
         };
         let Some(late) = late else { return Ok(self.interrupted(false)) };
         if !late.is_empty() {
@@ -392,6 +448,9 @@ impl Session {
             if self.opts.interrupts.any() {
                 return Ok(self.interrupted(false));
             }
+            if self.failsafe_tripped() {
+                return Ok(tripped_verdict());
+            }
             if self.opts.kill_connections {
                 for (i, id) in &left {
                     let node = &mut self.topo.nodes[*i];
@@ -426,6 +485,7 @@ impl Session {
         let end = tokio::select! {
             end = watch::run(monitors, &self.opts, user, out) => Some(end),
             _ = sig.wait_beyond(0) => None,
+            _ = armed::tripped(self.armed.as_ref()) => return Ok(tripped_verdict()),
         };
         Ok(match end {
             Some(end) => end.into_parts(),
@@ -471,7 +531,7 @@ impl Session {
         // Someone else's changes show as differences from the grants right after the cut, as
         // long as no restore statement of ours has run yet (after an interrupted restore, the
         // differences are partly ours: the final check against the snapshot tells).
-        let restarted = t.ops.iter().any(|o| o.phase == Phase::Restore);
+        let restarted = t.ops.iter().any(|o| o.phase == Phase::Restore) || t.failsafe.as_ref().is_some_and(|f| f.fired.is_some());
         let conflicts = match (&t.cut_done, restarted) {
             (Some((_, after)), false) => snapshot::diff(&after.iter().cloned().collect(), &current),
             _ => Vec::new(),
@@ -563,6 +623,7 @@ impl Session {
     /// After a crash: finishes an interrupted restore, restores a turn that was cut but has no
     /// verdict, closes a turn that changed nothing, and turns evidence settings back off.
     pub async fn recover(&mut self, out: &mut Output) -> Result<Option<TurnResult>> {
+        let fired = self.recover_failsafe(out).await?;
         self.settings_off(out).await?;
         let state = self.journal.state();
         let Some(t) = state.open_turn().cloned() else { return Ok(None) };
@@ -583,10 +644,14 @@ impl Session {
                 restore: None,
             }));
         }
-        let reason = match &t.restore_begun {
-            Some((_, r)) => format!("{r} (restore resumed after an interruption)"),
-            None => "the session was interrupted before a verdict; an unfinished watch proves nothing".to_string(),
+        let reason = match (&fired, &t.restore_begun) {
+            (Some(f), _) => f.reason(),
+            (None, Some((_, r))) => format!("{r} (restore resumed after an interruption)"),
+            (None, None) => "the session was interrupted before a verdict; an unfinished watch proves nothing".to_string(),
         };
+        if let Some(f) = &fired {
+            out.status(&format!("the server restored {} by itself ({}); verifying the grants on every server", t.account, f.reason()));
+        }
         out.status(&format!("restoring {}: {reason}", t.account));
         let r = self.restore(t.turn, &reason, out).await?;
         self.journal.append(Record::Verdict { verdict: Verdict::Restored, reason: reason.clone(), evidence: Vec::new(), activity: 0 })?;
@@ -659,6 +724,12 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// The verdict when the fail-safe's heartbeat found it fired (or went silent too long): the
+/// turn is restored (the fired record, when there is one, gives the final reason).
+fn tripped_verdict() -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+    (Verdict::Restored, "the fail-safe's heartbeat stopped: the server may have restored the account".into(), Vec::new(), Vec::new(), 0)
 }
 
 /// Err when a SIGINT arrived after `seen` (a second Ctrl-C during a restore): the restore
