@@ -388,3 +388,35 @@ async fn unarmable(flavour: Flavour) {
 }
 
 both_flavours!(an_unarmable_server_refuses_the_cut_unless_no_failsafe, unarmable);
+
+/// `privfence failsafe status|remove`: after a turn the schema holds no armed fail-safe;
+/// `remove` refuses while one is armed, then drops the schema.
+async fn remove_schema(flavour: Flavour) {
+    let sb =
+        Sandbox::start(privfence::sandbox::SandboxOptions::new(flavour, privfence::sandbox::Topology::Single)).await.expect("a server");
+    let f = Fixture::create(&sb, &format!("rm{}", flavour.name())).await;
+    let reports = f.dir.path().join("reports");
+    let app = f.app(&sb.primary, &["SELECT COUNT(*) FROM orders"]);
+    let o = run(&start_args(&sb, &f, &reports, &["--window", "2s"]));
+    app.stop().await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let cnf = sb.primary.client_cnf.display().to_string();
+    let journal = f.dir.path().join("schema.journal").display().to_string();
+    let fs =
+        |verb: &str| run(&["failsafe".into(), verb.into(), "--defaults-file".into(), cnf.clone(), "--journal".into(), journal.clone()]);
+    let st = fs("status");
+    assert_eq!(st.status.code(), Some(0), "nothing armed after the turn: {}", text(&st));
+    let exists = "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = 'privfence'";
+    assert_eq!(count(&sb.primary, exists).await, 1, "the schema was created on first use");
+    admin_exec(&sb, &["CREATE EVENT privfence.failsafe_test ON SCHEDULE EVERY 1 DAY DISABLE DO SELECT 1".to_string()]).await;
+    let r = fs("remove");
+    assert_eq!(r.status.code(), Some(2), "refused while armed: {}", text(&r));
+    assert_eq!(count(&sb.primary, exists).await, 1);
+    admin_exec(&sb, &["DROP EVENT privfence.failsafe_test".to_string()]).await;
+    let r = fs("remove");
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    assert_eq!(count(&sb.primary, exists).await, 0, "the schema is gone");
+    sb.destroy().expect("destroy");
+}
+
+both_flavours!(failsafe_remove_drops_the_schema, remove_schema);

@@ -7,6 +7,7 @@ pub mod args;
 pub mod audit;
 pub mod demo;
 pub mod doctor;
+pub mod failsafe;
 pub mod inventory;
 pub mod plan;
 pub mod promote;
@@ -49,6 +50,9 @@ pub enum Command {
     /// back after a crash.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// The server-side fail-safes of cuts: what the `privfence` schema holds, and removing it.
+    #[command(subcommand)]
+    Failsafe(failsafe::FailsafeCommand),
     /// Move an isolated service's tables onto their own server by replica promotion.
     #[command(subcommand)]
     Promote(promote::PromoteCommand),
@@ -69,6 +73,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Plan(a) => plan::run(a, out).await,
         Command::Session(c) => session::run(c, out).await,
         Command::Promote(c) => promote::run(c, out).await,
+        Command::Failsafe(c) => failsafe::run(c, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
     }
