@@ -82,6 +82,10 @@ pub enum Error {
     #[error("{0}")]
     Refused(String),
 
+    /// A signal stopped the work between two statements; the journal keeps the state (exit 4).
+    #[error("{0}")]
+    Interrupted(String),
+
     /// Local I/O failed.
     #[error("{what}: {source}")]
     Io {

@@ -135,7 +135,14 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         anyhow::bail!("service {:?} matches no table on the primary", a.service);
     }
     let owners: Vec<_> = inv.accounts.iter().filter(|x| !x.is_role && svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
+    let interrupts = crate::session::interrupt::Interrupts::install()?;
+    if what != "plan" {
+        // From here a signal is honoured between statements: before the point of no return the
+        // fence comes down and the promotion stops resumable; after it, it stops between steps.
+        interrupts.guard();
+    }
     let opts = Options {
+        interrupts,
         lock_wait: a.lock_wait,
         lag_timeout: a.lag_timeout,
         chunk_rows: a.chunk_rows,
@@ -214,6 +221,10 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         Err(e @ crate::error::Error::Refused(_)) => {
             out.status(&format!("privfence: refused: {e}"));
             Ok(ExitCode::Error)
+        }
+        Err(e @ crate::error::Error::Interrupted(_)) => {
+            out.status(&format!("privfence: {e}"));
+            Ok(ExitCode::JournalAttention)
         }
         Err(e) => {
             out.status(&format!("privfence: error: {e}"));

@@ -46,6 +46,8 @@ pub struct Options {
     pub smoke_as: Option<crate::db::ConnectSpec>,
     /// How long step 11 watches the archived tables for writes.
     pub archive_watch: Duration,
+    /// SIGINT/SIGTERM/SIGHUP received: looked at between steps and in the waits.
+    pub interrupts: crate::session::interrupt::Interrupts,
 }
 
 impl Default for Options {
@@ -59,6 +61,7 @@ impl Default for Options {
             until: None,
             smoke_as: None,
             archive_watch: Duration::from_secs(2),
+            interrupts: Default::default(),
         }
     }
 }
@@ -108,6 +111,41 @@ impl PromoteState {
     }
 }
 
+/// A signal arrived: before the point of no return a fence that is up is undone (the fence
+/// step goes back to `begun`, so `promote resume` fences again and `promote abort` undoes the
+/// rest); after it nothing is undone. Either way the promotion stops, resumable.
+async fn interrupted(j: &mut Journal, primary: &mut Node, opts: &Options, out: &mut Output) -> Error {
+    let st = PromoteState::fold(j.entries());
+    let why = opts.interrupts.reason();
+    let fence_up = matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done));
+    if !st.point_of_no_return && fence_up {
+        out.warn(&format!("{why}: undoing the fence"));
+        let f = fence::from_journal(j.entries());
+        if let Err(e) = fence::unfence(j, primary, &f).await {
+            return Error::Interrupted(format!(
+                "{why}: undoing the fence failed ({e}); the journal keeps the state: `privfence promote abort` undoes it"
+            ));
+        }
+        if let Err(e) = step(j, "fence", StepState::Begun, json!({ "undone": why })) {
+            return e;
+        }
+        return Error::Interrupted(format!(
+            "{why}: the fence is undone (the service writes on the primary again); `privfence promote resume` goes on, \
+             `promote abort` undoes the rest"
+        ));
+    }
+    let where_ = if st.point_of_no_return { "after the point of no return" } else { "before the fence" };
+    Error::Interrupted(format!("{why} {where_}: stopped between two steps; `privfence promote resume` goes on"))
+}
+
+/// `Err(Interrupted)` once a signal arrived (checked in the long waits of a step).
+fn check(opts: &Options) -> Result<()> {
+    if opts.interrupts.any() {
+        return Err(Error::Interrupted(opts.interrupts.reason()));
+    }
+    Ok(())
+}
+
 fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<()> {
     j.append(Record::Step { name: name.into(), state, detail }).map(|_| ())
 }
@@ -143,6 +181,9 @@ pub async fn run(
         if st.state(name) == Some(StepState::Done) {
             continue;
         }
+        if opts.interrupts.any() {
+            return Err(interrupted(j, primary, opts, out).await);
+        }
         if st.state(name) == Some(StepState::Undone) {
             return Err(Error::Session("this promotion was aborted; start a new one with a new journal".into()));
         }
@@ -169,6 +210,7 @@ pub async fn run(
         let started = Instant::now();
         let detail = match run_step(name, j, primary, replica, inv, svc, opts, &st, out).await {
             Ok(d) => d,
+            Err(Error::Interrupted(_)) => return Err(interrupted(j, primary, opts, out).await),
             Err(e) if i < PONR && (name == &"fence" || name == &"catch-up") => {
                 // Anything that blocks the fence or the catch-up undoes the fence at once.
                 out.warn(&format!("{name} failed ({e}); undoing the fence"));
@@ -222,6 +264,7 @@ async fn run_step(
                 if replica.wait_for(&pos, Duration::from_secs(1)).await? {
                     return Ok(json!({ "position": pos }));
                 }
+                check(opts)?;
                 if Instant::now() >= deadline {
                     return Err(Error::Session(format!("the replica did not reach {pos} within {:?}", opts.lag_timeout)));
                 }
@@ -273,6 +316,7 @@ async fn run_step(
                 if go {
                     return Ok(json!({ "waited_s": waited }));
                 }
+                check(opts)?;
                 let pos = primary.position().await?;
                 let behind = !replica.wait_for(&pos, Duration::from_millis(200)).await?;
                 out.progress(&format!("ready: waiting for the go ({waited} s; replica {})", if behind { "lagging" } else { "caught up" }));
@@ -288,7 +332,11 @@ async fn run_step(
         }
         "catch-up" => {
             let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
-            if !replica.wait_for(&gtid, opts.lag_timeout).await? {
+            let waited = tokio::select! {
+                w = replica.wait_for(&gtid, opts.lag_timeout) => w?,
+                _ = opts.interrupts.wait_beyond(0) => return Err(Error::Interrupted(opts.interrupts.reason())),
+            };
+            if !waited {
                 return Err(Error::Session(format!("the replica did not reach the fence's GTID set {gtid} in time")));
             }
             let earlier: compare::Comparison = serde_json::from_value(st.detail("compare"))
