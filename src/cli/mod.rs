@@ -55,7 +55,7 @@ pub enum Command {
     Failsafe(failsafe::FailsafeCommand),
     /// Move an isolated service's tables onto their own server by replica promotion.
     #[command(subcommand)]
-    Promote(promote::PromoteCommand),
+    Promote(Box<promote::PromoteCommand>),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -72,7 +72,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a, out).await,
         Command::Plan(a) => plan::run(a, out).await,
         Command::Session(c) => session::run(c, out).await,
-        Command::Promote(c) => promote::run(c, out).await,
+        Command::Promote(c) => promote::run(*c, out).await,
         Command::Failsafe(c) => failsafe::run(c, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,

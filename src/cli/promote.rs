@@ -83,6 +83,14 @@ pub struct Args {
     /// How long step 11 watches the archived tables for writes.
     #[arg(long, value_parser = super::session::parse_duration, default_value = "10s")]
     pub archive_watch: Duration,
+    /// The fence's server-side fail-safe: the primary takes the fence down by itself (unlocks
+    /// the owner, re-grants its writes) when privfence's heartbeat has been silent this long
+    /// before the point of no return.
+    #[arg(long, value_parser = super::session::parse_failsafe_after, default_value = "30s")]
+    pub failsafe_after: Duration,
+    /// Fence without the server-side fail-safe.
+    #[arg(long)]
+    pub no_failsafe: bool,
     /// `cleanup` only: the service's name, typed back.
     #[arg(long)]
     pub confirm: Option<String>,
@@ -143,6 +151,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     }
     let opts = Options {
         interrupts,
+        failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
         lock_wait: a.lock_wait,
         lag_timeout: a.lag_timeout,
         chunk_rows: a.chunk_rows,

@@ -192,7 +192,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-fn parse_failsafe_after(s: &str) -> Result<Duration, String> {
+pub fn parse_failsafe_after(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(3) {
         return Err(format!("{s:?}: the fail-safe needs at least 3s (its heartbeat beats once a second)"));

@@ -1,6 +1,7 @@
 //! The promotion's orchestration: the steps of docs/promotion.md, each journaled as begun and
 //! done (with what it saw), resumable after a crash, and undoable before the point of no return.
 
+use super::guard::{self, Guard};
 use super::{account, compare, fence, preflight, promotion};
 use crate::error::{Error, Result};
 use crate::journal::{Entry, Journal, Phase, Record, StepState};
@@ -48,6 +49,9 @@ pub struct Options {
     pub archive_watch: Duration,
     /// SIGINT/SIGTERM/SIGHUP received: looked at between steps and in the waits.
     pub interrupts: crate::session::interrupt::Interrupts,
+    /// Arm a server-side fail-safe before the fence that takes it down after this much silence
+    /// from privfence, until the point of no return (`None`: `--no-failsafe`).
+    pub failsafe: Option<Duration>,
 }
 
 impl Default for Options {
@@ -62,6 +66,7 @@ impl Default for Options {
             smoke_as: None,
             archive_watch: Duration::from_secs(2),
             interrupts: Default::default(),
+            failsafe: None,
         }
     }
 }
@@ -114,7 +119,7 @@ impl PromoteState {
 /// A signal arrived: before the point of no return a fence that is up is undone (the fence
 /// step goes back to `begun`, so `promote resume` fences again and `promote abort` undoes the
 /// rest); after it nothing is undone. Either way the promotion stops, resumable.
-async fn interrupted(j: &mut Journal, primary: &mut Node, opts: &Options, out: &mut Output) -> Error {
+async fn interrupted(j: &mut Journal, primary: &mut Node, opts: &Options, guard: &mut Option<Guard>, out: &mut Output) -> Error {
     let st = PromoteState::fold(j.entries());
     let why = opts.interrupts.reason();
     let fence_up = matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done));
@@ -126,7 +131,12 @@ async fn interrupted(j: &mut Journal, primary: &mut Node, opts: &Options, out: &
                 "{why}: undoing the fence failed ({e}); the journal keeps the state: `privfence promote abort` undoes it"
             ));
         }
-        if let Err(e) = step(j, "fence", StepState::Begun, json!({ "undone": why })) {
+        if let Some(g) = guard.take() {
+            if let Err(e) = guard::disarm(j, primary, g).await {
+                return e;
+            }
+        }
+        if let Err(e) = refence(j, &why) {
             return e;
         }
         return Error::Interrupted(format!(
@@ -136,6 +146,43 @@ async fn interrupted(j: &mut Journal, primary: &mut Node, opts: &Options, out: &
     }
     let where_ = if st.point_of_no_return { "after the point of no return" } else { "before the fence" };
     Error::Interrupted(format!("{why} {where_}: stopped between two steps; `privfence promote resume` goes on"))
+}
+
+/// The fence is down (undone by a signal's handling or by the fail-safe): its steps go back to
+/// `begun`, so `promote resume` fences again (and catches up again) on a fresh inventory.
+fn refence(j: &mut Journal, why: &str) -> Result<()> {
+    let st = PromoteState::fold(j.entries());
+    for name in ["fence", "catch-up"] {
+        if matches!(st.state(name), Some(StepState::Begun) | Some(StepState::Done)) {
+            step(j, name, StepState::Begun, json!({ "undone": why }))?;
+        }
+    }
+    Ok(())
+}
+
+/// On resume: a fail-safe a crashed run left armed is disarmed; if it fired, the fence is down
+/// and is done again; if not, and the fence is up before the point of no return, a new one
+/// guards it.
+async fn resume_guard(j: &mut Journal, primary: &mut Node, opts: &Options, out: &mut Output) -> Result<Option<Guard>> {
+    let Some(name) = guard::live(j.entries()) else { return Ok(None) };
+    let fired = guard::disarm_named(j, primary, &name).await?;
+    let st = PromoteState::fold(j.entries());
+    if st.point_of_no_return {
+        return Ok(None);
+    }
+    if let Some(f) = fired {
+        out.warn(&format!("the primary took the fence down by itself ({}): the fence is done again", f.reason()));
+        refence(j, &f.reason())?;
+        return Ok(None);
+    }
+    let fence_up = matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done));
+    match (opts.failsafe, fence_up) {
+        (Some(after), true) => {
+            let undos = fence::from_journal(j.entries()).revoked.into_iter().rev().map(|(_, undo)| undo).collect();
+            Ok(Some(guard::arm(j, primary, after, undos, out).await?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// `Err(Interrupted)` once a signal arrived (checked in the long waits of a step).
@@ -176,18 +223,30 @@ pub async fn run(
     opts: &Options,
     out: &mut Output,
 ) -> Result<()> {
+    let mut guard = resume_guard(j, primary, opts, out).await?;
     for (i, name) in STEPS.iter().enumerate() {
         let st = PromoteState::fold(j.entries());
         if st.state(name) == Some(StepState::Done) {
             continue;
         }
         if opts.interrupts.any() {
-            return Err(interrupted(j, primary, opts, out).await);
+            return Err(interrupted(j, primary, opts, &mut guard, out).await);
         }
         if st.state(name) == Some(StepState::Undone) {
             return Err(Error::Session("this promotion was aborted; start a new one with a new journal".into()));
         }
         if i == PONR && !st.point_of_no_return {
+            if let Some(g) = guard.take() {
+                // Disarmed before the point of no return; a fail-safe that fired meanwhile took
+                // the fence down, so the replica must not be promoted on this fence.
+                if let Some(f) = guard::disarm(j, primary, g).await? {
+                    refence(j, &f.reason())?;
+                    return Err(Error::Interrupted(format!(
+                        "the primary took the fence down by itself ({}); nothing was promoted: `privfence promote resume` fences again",
+                        f.reason()
+                    )));
+                }
+            }
             let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
             j.append(Record::PointOfNoReturn { gtid })?;
         }
@@ -205,17 +264,27 @@ pub async fn run(
             }
             continue;
         }
+        if *name == "fence" && guard.is_none() {
+            if let Some(after) = opts.failsafe {
+                let (changes, _) = fence::changes(inv, &svc.owners, &svc.tables, primary.flavour());
+                let undos = changes.into_iter().rev().map(|c| c.undo).collect();
+                guard = Some(guard::arm(j, primary, after, undos, out).await?);
+            }
+        }
         step(j, name, StepState::Begun, Value::Null)?;
         out.status(&format!("step {}/{}: {name} ...", i + 1, STEPS.len()));
         let started = Instant::now();
         let detail = match run_step(name, j, primary, replica, inv, svc, opts, &st, out).await {
             Ok(d) => d,
-            Err(Error::Interrupted(_)) => return Err(interrupted(j, primary, opts, out).await),
+            Err(Error::Interrupted(_)) => return Err(interrupted(j, primary, opts, &mut guard, out).await),
             Err(e) if i < PONR && (name == &"fence" || name == &"catch-up") => {
                 // Anything that blocks the fence or the catch-up undoes the fence at once.
                 out.warn(&format!("{name} failed ({e}); undoing the fence"));
                 let f = fence::from_journal(j.entries());
                 fence::unfence(j, primary, &f).await?;
+                if let Some(g) = guard.take() {
+                    guard::disarm(j, primary, g).await?;
+                }
                 step(j, "fence", StepState::Undone, json!({"reason": e.to_string()}))?;
                 return Err(e);
             }
@@ -421,6 +490,9 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
         return Err(Error::Session(
             "the promotion passed the point of no return: the replica is the service's server now; abort cannot undo that".into(),
         ));
+    }
+    if let Some(name) = guard::live(j.entries()) {
+        guard::disarm_named(j, primary, &name).await?;
     }
     for name in STEPS[..PONR].iter().rev() {
         match st.state(name) {

@@ -154,8 +154,7 @@ impl Session {
         if !f.live() {
             return Ok(f.fired.as_ref().map(Fired::from_json));
         }
-        let spec =
-            Spec { name: f.name.clone(), after: Duration::ZERO, user: String::new(), watermark: 0, regrants: vec![], removals: vec![] };
+        let spec = Spec::named(&f.name);
         if failsafe::schema_exists(self.topo.primary()).await? {
             exec::run(&mut self.journal, self.topo.primary(), Phase::Failsafe, Some("failsafe-disarm"), &spec.drop_event_sql(), &[])
                 .await?;
@@ -172,8 +171,7 @@ impl Session {
     /// Drops event, heartbeat row (without binary logging: the replicas never had it) and
     /// procedure of fail-safe `name`; idempotent, for `resume` too.
     pub(super) async fn disarm_named(&mut self, name: &str, hb: Option<Node>, out: &mut Output) -> Result<()> {
-        let spec =
-            Spec { name: name.to_string(), after: Duration::ZERO, user: String::new(), watermark: 0, regrants: vec![], removals: vec![] };
+        let spec = Spec::named(name);
         let primary = self.topo.primary();
         if !failsafe::schema_exists(primary).await? {
             self.journal.append(Record::Failsafe { name: name.into(), state: FailsafeState::Disarmed, detail: json!({}) })?;

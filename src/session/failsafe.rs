@@ -43,6 +43,12 @@ pub struct Spec {
     pub regrants: Vec<String>,
     /// Inverse statements that remove what the cut added (run after).
     pub removals: Vec<String>,
+    /// End the account's connections above the watermark (a cut; not a promotion's fence,
+    /// whose account is locked).
+    pub kill: bool,
+    /// Run the procedure without binary logging (a promotion's fence never reached the
+    /// replica, so neither may its undo).
+    pub unlogged: bool,
 }
 
 impl Spec {
@@ -57,6 +63,22 @@ impl Spec {
             watermark,
             regrants: inverses[..first_removal].to_vec(),
             removals: inverses[first_removal..].to_vec(),
+            kill: true,
+            unlogged: false,
+        }
+    }
+
+    /// Only the names (for disarming).
+    pub fn named(name: &str) -> Spec {
+        Spec {
+            name: name.to_string(),
+            after: Duration::ZERO,
+            user: String::new(),
+            watermark: 0,
+            regrants: vec![],
+            removals: vec![],
+            kill: false,
+            unlogged: false,
         }
     }
 
@@ -93,15 +115,22 @@ impl Spec {
     /// what the cut added, and records that it finished with how many statements failed.
     pub fn procedure_sql(&self) -> String {
         let n = qs(&self.name);
+        let cursor = if self.kill {
+            format!(
+                "DECLARE c CURSOR FOR SELECT ID FROM information_schema.PROCESSLIST WHERE USER = {} AND ID > {};\n",
+                qs(&self.user),
+                self.watermark
+            )
+        } else {
+            String::new()
+        };
         let mut b = format!(
             "CREATE PROCEDURE {}() SQL SECURITY DEFINER COMMENT 'privfence fail-safe: restores a cut when the heartbeat stops'\nBEGIN\n\
              DECLARE done INT DEFAULT 0;\nDECLARE failed INT DEFAULT 0;\nDECLARE hb DATETIME(3) DEFAULT NULL;\nDECLARE cid BIGINT UNSIGNED;\n\
-             DECLARE c CURSOR FOR SELECT ID FROM information_schema.PROCESSLIST WHERE USER = {} AND ID > {};\n\
-             DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;\nDECLARE CONTINUE HANDLER FOR SQLEXCEPTION SET failed = failed + 1;\n\
-             SELECT at INTO hb FROM {} WHERE name = {n};\nINSERT INTO {} (name, fired_at, heartbeat_at) VALUES ({n}, NOW(3), hb);\n",
+             {cursor}DECLARE CONTINUE HANDLER FOR NOT FOUND SET done = 1;\nDECLARE CONTINUE HANDLER FOR SQLEXCEPTION SET failed = failed + 1;\n\
+             {}SELECT at INTO hb FROM {} WHERE name = {n};\nINSERT INTO {} (name, fired_at, heartbeat_at) VALUES ({n}, NOW(3), hb);\n",
             self.procedure(),
-            qs(&self.user),
-            self.watermark,
+            if self.unlogged { "SET SESSION sql_log_bin = 0;\n" } else { "" },
             Self::table("heartbeat"),
             Self::table("fired"),
         );
@@ -109,11 +138,13 @@ impl Spec {
             b.push_str(g);
             b.push_str(";\n");
         }
-        b.push_str(
-            "SET done = 0;\nOPEN c;\nkills: LOOP\nFETCH c INTO cid;\nIF done = 1 THEN LEAVE kills; END IF;\n\
+        if self.kill {
+            b.push_str(
+                "SET done = 0;\nOPEN c;\nkills: LOOP\nFETCH c INTO cid;\nIF done = 1 THEN LEAVE kills; END IF;\n\
              SET @privfence_kill = CONCAT('KILL CONNECTION ', cid);\nPREPARE privfence_kill FROM @privfence_kill;\n\
              EXECUTE privfence_kill;\nDEALLOCATE PREPARE privfence_kill;\nEND LOOP;\nCLOSE c;\n",
-        );
+            );
+        }
         for r in &self.removals {
             b.push_str(r);
             b.push_str(";\n");
