@@ -420,3 +420,35 @@ async fn remove_schema(flavour: Flavour) {
 }
 
 both_flavours!(failsafe_remove_drops_the_schema, remove_schema);
+
+/// Connecting is bounded: a server that accepts the TCP connection and never answers fails the
+/// command (exit 2) after `--connect-timeout`, or after the option file's `connect-timeout`.
+#[test]
+fn connecting_is_bounded() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let t = Instant::now();
+    let o = run(&[
+        "inventory".into(),
+        "--no-defaults".into(),
+        "-h".into(),
+        "127.0.0.1".into(),
+        "-P".into(),
+        port.clone(),
+        "-u".into(),
+        "x".into(),
+        "--connect-timeout".into(),
+        "1s".into(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(t.elapsed() < Duration::from_secs(6), "gave up after about 1 s: {:?}", t.elapsed());
+    assert!(text(&o).contains("--connect-timeout"), "{}", text(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let cnf = dir.path().join("c.cnf");
+    std::fs::write(&cnf, format!("[client]\nhost=127.0.0.1\nport={port}\nuser=x\nconnect-timeout=1\n")).unwrap();
+    let t = Instant::now();
+    let o = run(&["inventory".into(), "--defaults-file".into(), cnf.display().to_string()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(t.elapsed() < Duration::from_secs(6), "the option file's connect-timeout applies: {:?}", t.elapsed());
+    drop(silent);
+}

@@ -208,3 +208,33 @@ async fn preflight_refusal(flavour: Flavour) {
 }
 
 both_flavours!(a_preflight_refusal_exits_2, preflight_refusal);
+
+/// A hook that hangs is bounded by `--hook-timeout`: its whole process group is killed and the
+/// promotion stops at that step (resumable), long before the hook would have ended.
+async fn hook_timeout(flavour: Flavour) {
+    let (sb, dir) = pair_with_service(flavour, &[]).await;
+    let pgid_file = dir.path().join("pgid");
+    let hook = format!("echo $$ > '{}'; sleep 60 & sleep 60", pgid_file.display());
+    let t = Instant::now();
+    let o = Command::new(env!("CARGO_BIN_EXE_privfence"))
+        .args(args(&sb, &dir, "run", &["--reads-hook", &hook, "--hook-timeout", "2s"]))
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(4), "the reads step stops, resumable: {}", text(&o));
+    assert!(text(&o).contains("--hook-timeout"), "{}", text(&o));
+    assert!(took < Duration::from_secs(30), "bounded ({took:?})");
+    let pgid: i32 = std::fs::read_to_string(&pgid_file).unwrap().trim().parse().unwrap();
+    // Killed processes linger as zombies until their new parent reaps them: allow a moment.
+    let t = Instant::now();
+    // SAFETY: probing (signal 0) a process group this test's child created.
+    while unsafe { libc::kill(-pgid, 0) } == 0 && t.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: as above.
+    let alive = unsafe { libc::kill(-pgid, 0) } == 0;
+    assert!(!alive, "the hook's process group (sleep children included) was killed");
+    sb.destroy().unwrap();
+}
+
+both_flavours!(a_hanging_hook_is_killed_after_hook_timeout, hook_timeout);

@@ -43,6 +43,9 @@ pub struct ConnectArgs {
     /// CA certificate file for TLS verification.
     #[arg(long)]
     pub ssl_ca: Option<PathBuf>,
+    /// Give up connecting after this long [default: option files' connect-timeout, else 10s].
+    #[arg(long, value_parser = super::session::parse_duration)]
+    pub connect_timeout: Option<std::time::Duration>,
 }
 
 impl ConnectArgs {
@@ -59,6 +62,7 @@ impl ConnectArgs {
             ask_password: self.ask_password,
             ssl_mode: self.ssl_mode,
             ssl_ca: self.ssl_ca.clone(),
+            connect_timeout: self.connect_timeout,
         }
     }
 }

@@ -91,6 +91,10 @@ pub struct Args {
     /// Fence without the server-side fail-safe.
     #[arg(long)]
     pub no_failsafe: bool,
+    /// Bound on each hook and each run of `--go-command`; the command's process group is
+    /// killed after it.
+    #[arg(long, value_parser = super::session::parse_duration, default_value = "5m")]
+    pub hook_timeout: Duration,
     /// `cleanup` only: the service's name, typed back.
     #[arg(long)]
     pub confirm: Option<String>,
@@ -152,6 +156,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     let opts = Options {
         interrupts,
         failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
+        hook_timeout: a.hook_timeout,
         lock_wait: a.lock_wait,
         lag_timeout: a.lag_timeout,
         chunk_rows: a.chunk_rows,

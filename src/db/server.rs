@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::model::AccountName;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Row, SslOpts};
-use std::time::Duration;
 
 /// A connected server.
 pub struct Server {
@@ -57,11 +56,11 @@ fn driver_opts(spec: &ConnectSpec, tls: bool) -> Opts {
 
 async fn open(spec: &ConnectSpec) -> Result<Conn> {
     let connect = |tls: bool| async move {
-        match tokio::time::timeout(Duration::from_secs(15), Conn::new(driver_opts(spec, tls))).await {
+        match tokio::time::timeout(spec.connect_timeout, Conn::new(driver_opts(spec, tls))).await {
             Ok(r) => r,
             Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "no answer within 15 s",
+                format!("no answer within {:?} (--connect-timeout)", spec.connect_timeout),
             )))),
         }
     };

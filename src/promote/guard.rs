@@ -49,11 +49,13 @@ pub async fn arm(j: &mut Journal, primary: &mut Node, after: Duration, undos: Ve
                 Error::Refused(format!("the fence's fail-safe cannot be armed: event_scheduler is OFF and cannot be turned on ({e}); nothing was changed; {no}"))
             })?;
         }
-        other => return Err(Error::Refused(format!(
+        other => {
+            return Err(Error::Refused(format!(
             "the fence's fail-safe cannot be armed: the primary's event_scheduler is {} (set at start); nothing was changed; restart it \
                  with event_scheduler=ON, {no}",
             other.unwrap_or("unknown")
-        ))),
+        )))
+        }
     }
     j.append(Record::Failsafe {
         name: name.clone(),

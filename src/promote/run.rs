@@ -49,6 +49,8 @@ pub struct Options {
     pub archive_watch: Duration,
     /// SIGINT/SIGTERM/SIGHUP received: looked at between steps and in the waits.
     pub interrupts: crate::session::interrupt::Interrupts,
+    /// Bound on each hook and each run of the go command; its process group is killed after.
+    pub hook_timeout: Duration,
     /// Arm a server-side fail-safe before the fence that takes it down after this much silence
     /// from privfence, until the point of no return (`None`: `--no-failsafe`).
     pub failsafe: Option<Duration>,
@@ -67,6 +69,7 @@ impl Default for Options {
             archive_watch: Duration::from_secs(2),
             interrupts: Default::default(),
             failsafe: None,
+            hook_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -197,15 +200,32 @@ fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<
     j.append(Record::Step { name: name.into(), state, detail }).map(|_| ())
 }
 
-async fn hook(cmd: &str, replica: &Node, out: &mut Output) -> Result<()> {
-    let status = tokio::process::Command::new("sh")
-        .arg("-c")
+/// Runs `cmd` through `sh -c` in its own process group; after `limit` the whole group is
+/// killed and the run is an error.
+pub async fn bounded(mut c: tokio::process::Command, cmd: &str, limit: Duration) -> Result<std::process::ExitStatus> {
+    let mut child = c.process_group(0).kill_on_drop(true).spawn().map_err(|e| Error::Session(format!("`{cmd}` could not run: {e}")))?;
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(r) => r.map_err(|e| Error::Session(format!("`{cmd}` could not run: {e}"))),
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // SAFETY: signalling the process group of a child we started (its pid is its pgid).
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            Err(Error::Session(format!("`{cmd}` did not finish within {limit:?} (--hook-timeout): its process group was killed")))
+        }
+    }
+}
+
+async fn hook(cmd: &str, replica: &Node, limit: Duration, out: &mut Output) -> Result<()> {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
         .arg(cmd)
         .env("PRIVFENCE_NEW_SERVER", format!("{}:{}", replica.spec().host, replica.spec().port))
-        .stdin(std::process::Stdio::null())
-        .status()
-        .await
-        .map_err(|e| Error::Session(format!("the hook `{cmd}` could not run: {e}")))?;
+        .stdin(std::process::Stdio::null());
+    let status = bounded(c, cmd, limit).await?;
     if !status.success() {
         return Err(Error::Session(format!("the hook `{cmd}` failed: {}", crate::notify::describe_status(&status))));
     }
@@ -347,7 +367,7 @@ async fn run_step(
         }
         "reads" => {
             match &opts.hooks.reads {
-                Some(cmd) => hook(cmd, replica, out).await?,
+                Some(cmd) => hook(cmd, replica, opts.hook_timeout, out).await?,
                 None if opts.yes => out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
                 None if out.is_live() && out.ask("Have the service's reads been moved to the replica") => {}
                 None => {
@@ -369,14 +389,11 @@ async fn run_step(
             loop {
                 let go = match (&opts.hooks.go_file, &opts.hooks.go_command) {
                     (Some(f), _) if f.exists() => true,
-                    (_, Some(cmd)) => tokio::process::Command::new("sh")
-                        .arg("-c")
-                        .arg(cmd)
-                        .stdin(std::process::Stdio::null())
-                        .stdout(std::process::Stdio::null())
-                        .status()
-                        .await
-                        .is_ok_and(|s| s.success()),
+                    (_, Some(cmd)) => {
+                        let mut c = tokio::process::Command::new("sh");
+                        c.arg("-c").arg(cmd).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+                        bounded(c, cmd, opts.hook_timeout).await?.success()
+                    }
                     (Some(_), None) => false,
                     (None, None) if opts.yes => true,
                     (None, None) if out.is_live() => out.ask("Ready: the fence stops the service's writes. Go"),
@@ -434,7 +451,7 @@ async fn run_step(
         }
         "writes" => {
             if let Some(cmd) = &opts.hooks.writes {
-                hook(cmd, replica, out).await?;
+                hook(cmd, replica, opts.hook_timeout, out).await?;
             }
             // A write through the service's own account that changes nothing: it needs the
             // privileges and a writable server, and inserts no row.
@@ -521,7 +538,7 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
             }
             "reads" => {
                 if let Some(cmd) = &opts.hooks.reads_back {
-                    hook(cmd, replica, out).await?;
+                    hook(cmd, replica, opts.hook_timeout, out).await?;
                 }
             }
             _ => {}
