@@ -193,6 +193,11 @@ async fn second_sigint(flavour: Flavour) {
     let status =
         run(&["session".into(), "status".into(), "--service".into(), f.service(), "--journal".into(), f.journal().display().to_string()]);
     assert_eq!(status.status.code(), Some(4), "status: the journal needs attention: {}", text(&status));
+    assert!(
+        text(&status).contains("fail-safe is armed on the primary and no privfence is running"),
+        "status says the fail-safe is armed and when it fires: {}",
+        text(&status)
+    );
     let mut args = vec!["session".to_string(), "resume".into()];
     args.extend(common_args(sb, &f, &reports));
     let r = run(&args);
