@@ -68,10 +68,10 @@ pub struct Args {
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STEPS))]
     pub until: Option<String>,
     /// Bound of the drain's `LOCK TABLES` wait.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "3s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "3s")]
     pub lock_wait: Duration,
     /// How long the replica may take to catch up.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "60s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "60s")]
     pub lag_timeout: Duration,
     /// Rows per compared chunk.
     #[arg(long, default_value_t = 1000)]
@@ -81,19 +81,19 @@ pub struct Args {
     #[arg(long)]
     pub smoke_defaults_file: Option<PathBuf>,
     /// How long step 11 watches the archived tables for writes.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "10s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "10s")]
     pub archive_watch: Duration,
     /// The fence's server-side fail-safe: the primary takes the fence down by itself (unlocks
     /// the owner, re-grants its writes) when privfence's heartbeat has been silent this long
     /// before the point of no return.
-    #[arg(long, value_parser = super::session::parse_failsafe_after, default_value = "30s")]
+    #[arg(long, value_parser = super::args::parse_failsafe_after, default_value = "30s")]
     pub failsafe_after: Duration,
     /// Fence without the server-side fail-safe.
     #[arg(long)]
     pub no_failsafe: bool,
     /// Bound on each hook and each run of `--go-command`; the command's process group is
     /// killed after it.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "5m")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "5m")]
     pub hook_timeout: Duration,
     /// `cleanup` only: the service's name, typed back.
     #[arg(long)]

@@ -1,6 +1,6 @@
 //! `privfence session start|status|resume|rollback`: guided revoke sessions.
 
-use super::args::ConnectArgs;
+use super::args::{parse_app_log, parse_duration, parse_failsafe_after, ConnectArgs};
 use crate::db::ConnectSpec;
 use crate::error::ExitCode;
 use crate::journal::{self, Journal, Record, Verdict, JOURNAL_FORMAT};
@@ -149,61 +149,6 @@ pub struct RecoverArgs {
     /// Only this account (rollback).
     #[arg(long)]
     pub account: Option<String>,
-}
-
-/// `15m`, `90s`, `500ms`, `2h`, `1h30m`, or bare seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(secs.max(0.0)));
-    }
-    let mut total = Duration::ZERO;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let bad = || format!("{s:?} is not a duration (examples: 15m, 90s, 500ms, 2h, 1h30m)");
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total += match unit.as_str() {
-            "ms" => Duration::from_secs_f64(v / 1000.0),
-            "s" => Duration::from_secs_f64(v),
-            "m" => Duration::from_secs_f64(v * 60.0),
-            "h" => Duration::from_secs_f64(v * 3600.0),
-            "d" => Duration::from_secs_f64(v * 86400.0),
-            _ => return Err(bad()),
-        };
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(total)
-}
-
-pub fn parse_failsafe_after(s: &str) -> Result<Duration, String> {
-    let d = parse_duration(s)?;
-    if d < Duration::from_secs(3) {
-        return Err(format!("{s:?}: the fail-safe needs at least 3s (its heartbeat beats once a second)"));
-    }
-    Ok(d)
-}
-
-fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
-    let (path, re) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PATH=REGEX"))?;
-    let re = regex::Regex::new(re).map_err(|e| format!("{re:?} is not a valid regular expression: {e}"))?;
-    Ok((PathBuf::from(path), re))
 }
 
 pub async fn run(cmd: SessionCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
@@ -690,22 +635,4 @@ async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Re
     write_reports(&s.journal, remaining, &a.common.reports, out)?;
     s.close().await;
     Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("5").is_ok());
-        assert!(parse_duration("m").is_err());
-    }
 }
