@@ -82,6 +82,15 @@ pub enum Error {
     #[error("{0}")]
     Session(String),
 
+    /// Refused before anything changed (a preflight that failed, a fail-safe that cannot be
+    /// armed); the message says why and what to do. Exit code 2.
+    #[error("{0}")]
+    Refused(String),
+
+    /// A signal stopped the work between two statements; the journal keeps the state (exit 4).
+    #[error("{0}")]
+    Interrupted(String),
+
     /// Local I/O failed.
     #[error("{what}: {source}")]
     Io {

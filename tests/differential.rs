@@ -11,6 +11,7 @@
 //! deleting statements while the failure persists, each try replayed under a fresh prefix).
 //! CI runs a short fixed-seed run; `PRIVFENCE_DIFF_SEED`, `PRIVFENCE_DIFF_CASES` and
 //! `PRIVFENCE_DIFF_STEPS` make longer ones (`scripts/differential.sh`).
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 #![allow(clippy::print_stdout)] // the seed, the counts and the shrunk sequence are for people
 
 mod differential {

@@ -3,6 +3,7 @@
 //!
 //! Cases 3 and 4 change server-wide settings (`mandatory_roles`, an anonymous `mysql.db` row),
 //! so the tests of this binary take [`SERIAL`] and run one at a time.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 mod support;
 

@@ -1,9 +1,11 @@
 //! Flag groups shared by every command that talks to a server or prints data. Defined once,
-//! flattened into each subcommand (like sqlx-cli's `ConnectOpts`).
+//! flattened into each subcommand (like sqlx-cli's `ConnectOpts`); and the value parsers
+//! several commands share (durations, the fail-safe's delay, application logs).
 
 use crate::db::{ConnectInput, SslMode};
 use crate::output::Format;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// How to reach the server, as with the mysql client. There is deliberately no way to pass a
 /// password as an argument: use an option file, `MYSQL_PWD`, or `-p` to be prompted.
@@ -44,6 +46,9 @@ pub struct ConnectArgs {
     /// CA certificate file for TLS verification.
     #[arg(long)]
     pub ssl_ca: Option<PathBuf>,
+    /// Give up connecting after this long [default: option files' connect-timeout, else 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
 }
 
 impl ConnectArgs {
@@ -60,6 +65,7 @@ impl ConnectArgs {
             ask_password: self.ask_password,
             ssl_mode: self.ssl_mode,
             ssl_ca: self.ssl_ca.clone(),
+            connect_timeout: self.connect_timeout,
         }
     }
 }
@@ -71,4 +77,77 @@ pub struct FormatArgs {
     /// Output format.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// `15m`, `90s`, `500ms`, `2h`, `1h30m`, or bare seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok(Duration::from_secs_f64(secs.max(0.0)));
+    }
+    let mut total = Duration::ZERO;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let bad = || format!("{s:?} is not a duration (examples: 15m, 90s, 500ms, 2h, 1h30m)");
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let v: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += match unit.as_str() {
+            "ms" => Duration::from_secs_f64(v / 1000.0),
+            "s" => Duration::from_secs_f64(v),
+            "m" => Duration::from_secs_f64(v * 60.0),
+            "h" => Duration::from_secs_f64(v * 3600.0),
+            "d" => Duration::from_secs_f64(v * 86400.0),
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+pub fn parse_failsafe_after(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(3) {
+        return Err(format!("{s:?}: the fail-safe needs at least 3s (its heartbeat beats once a second)"));
+    }
+    Ok(d)
+}
+
+pub fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
+    let (path, re) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PATH=REGEX"))?;
+    let re = regex::Regex::new(re).map_err(|e| format!("{re:?} is not a valid regular expression: {e}"))?;
+    Ok((PathBuf::from(path), re))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("5").is_ok());
+        assert!(parse_duration("m").is_err());
+    }
 }

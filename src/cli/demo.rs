@@ -46,7 +46,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub seed: Option<u64>,
     /// The watch window of each account's turn.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "6s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "6s")]
     pub window: Duration,
     /// Where the session's reports go.
     #[arg(long, default_value = "reports")]

@@ -7,6 +7,7 @@ pub mod args;
 pub mod audit;
 pub mod demo;
 pub mod doctor;
+pub mod failsafe;
 pub mod inventory;
 pub mod plan;
 pub mod promote;
@@ -49,9 +50,12 @@ pub enum Command {
     /// back after a crash.
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// The server-side fail-safes of cuts: what the `privfence` schema holds, and removing it.
+    #[command(subcommand)]
+    Failsafe(failsafe::FailsafeCommand),
     /// Move an isolated service's tables onto their own server by replica promotion.
     #[command(subcommand)]
-    Promote(promote::PromoteCommand),
+    Promote(Box<promote::PromoteCommand>),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -95,7 +99,8 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Doctor(a) => doctor::run(a, out).await,
         Command::Plan(a) => plan::run(a, out).await,
         Command::Session(c) => session::run(c, out).await,
-        Command::Promote(c) => promote::run(c, out).await,
+        Command::Promote(c) => promote::run(*c, out).await,
+        Command::Failsafe(c) => failsafe::run(c, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
         Command::Completions { shell } => {

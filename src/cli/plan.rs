@@ -34,6 +34,9 @@ pub struct PlanArgs {
     /// Also plan the server-wide change to MariaDB's PUBLIC or MySQL's mandatory roles.
     #[arg(long)]
     pub include_everyone: bool,
+    /// Plan an account the policy exempts (owners are always refused).
+    #[arg(long)]
+    pub even_if_exempt: bool,
     #[arg(long, value_enum, ignore_case = true, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,
     #[command(flatten)]
@@ -53,7 +56,12 @@ pub async fn run(args: PlanArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let inv = crate::inventory::take(&mut server).await?;
     let tool = server.current_user.clone();
     server.close().await;
-    let opts = PlanOptions { acknowledge_definer: args.acknowledge_definer, include_everyone: args.include_everyone };
+    let opts = PlanOptions {
+        acknowledge_definer: args.acknowledge_definer,
+        include_everyone: args.include_everyone,
+        even_if_exempt: args.even_if_exempt,
+        today: Some(today),
+    };
     let p = plan::build(&inv, &policy, &args.service, &args.account, &opts)?;
     let problems = plan::grantor_problems(&inv, &tool, &p);
     match args.format {

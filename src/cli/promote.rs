@@ -68,10 +68,10 @@ pub struct Args {
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(STEPS))]
     pub until: Option<String>,
     /// Bound of the drain's `LOCK TABLES` wait.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "3s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "3s")]
     pub lock_wait: Duration,
     /// How long the replica may take to catch up.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "60s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "60s")]
     pub lag_timeout: Duration,
     /// Rows per compared chunk.
     #[arg(long, default_value_t = 1000)]
@@ -81,8 +81,20 @@ pub struct Args {
     #[arg(long)]
     pub smoke_defaults_file: Option<PathBuf>,
     /// How long step 11 watches the archived tables for writes.
-    #[arg(long, value_parser = super::session::parse_duration, default_value = "10s")]
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "10s")]
     pub archive_watch: Duration,
+    /// The fence's server-side fail-safe: the primary takes the fence down by itself (unlocks
+    /// the owner, re-grants its writes) when privfence's heartbeat has been silent this long
+    /// before the point of no return.
+    #[arg(long, value_parser = super::args::parse_failsafe_after, default_value = "30s")]
+    pub failsafe_after: Duration,
+    /// Fence without the server-side fail-safe.
+    #[arg(long)]
+    pub no_failsafe: bool,
+    /// Bound on each hook and each run of `--go-command`; the command's process group is
+    /// killed after it.
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "5m")]
+    pub hook_timeout: Duration,
     /// `cleanup` only: the service's name, typed back.
     #[arg(long)]
     pub confirm: Option<String>,
@@ -135,7 +147,16 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         anyhow::bail!("service {:?} matches no table on the primary", a.service);
     }
     let owners: Vec<_> = inv.login_accounts().filter(|x| svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
+    let interrupts = crate::session::interrupt::Interrupts::install()?;
+    if what != "plan" {
+        // From here a signal is honoured between statements: before the point of no return the
+        // fence comes down and the promotion stops resumable; after it, it stops between steps.
+        interrupts.guard();
+    }
     let opts = Options {
+        interrupts,
+        failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
+        hook_timeout: a.hook_timeout,
         lock_wait: a.lock_wait,
         lag_timeout: a.lag_timeout,
         chunk_rows: a.chunk_rows,
@@ -211,6 +232,14 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     out.data(&status_table(&st));
     match result {
         Ok(()) => Ok(ExitCode::Ok),
+        Err(e @ crate::error::Error::Refused(_)) => {
+            out.status(&format!("privfence: refused: {e}"));
+            Ok(ExitCode::Error)
+        }
+        Err(e @ crate::error::Error::Interrupted(_)) => {
+            out.status(&format!("privfence: {e}"));
+            Ok(ExitCode::JournalAttention)
+        }
         Err(e) => {
             out.status(&format!("privfence: error: {e}"));
             out.status(&format!(

@@ -1,6 +1,6 @@
 //! `privfence session start|status|resume|rollback`: guided revoke sessions.
 
-use super::args::ConnectArgs;
+use super::args::{parse_app_log, parse_duration, parse_failsafe_after, ConnectArgs};
 use crate::db::ConnectSpec;
 use crate::error::ExitCode;
 use crate::journal::{self, Journal, Record, Verdict, JOURNAL_FORMAT};
@@ -8,6 +8,7 @@ use crate::notify::{self, Notice, Urgency};
 use crate::output::Output;
 use crate::plan::{self, PlanOptions};
 use crate::report;
+use crate::session::interrupt::Interrupts;
 use crate::session::{guide, Options, Session, TurnResult};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use std::time::Duration;
 pub enum SessionCommand {
     /// Start (or continue) the service's session: show who can still touch its tables, rank
     /// them by evidence of non-use, cut one account, watch, and restore on any abnormality.
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// The session's accounts and verdicts, from the journal (no server needed).
     Status(StatusArgs),
     /// After a crash or a kill: finish an interrupted restore, or restore a cut that has no
@@ -126,6 +127,16 @@ pub struct StartArgs {
     /// Cut although the account is the DEFINER of objects that touch the service's tables.
     #[arg(long)]
     pub acknowledge_definer: bool,
+    /// Cut an account the policy exempts (owners are always refused).
+    #[arg(long)]
+    pub even_if_exempt: bool,
+    /// The server-side fail-safe: an event on the primary restores the account by itself when
+    /// privfence's heartbeat has been silent this long (privfence killed, hung, cut off).
+    #[arg(long, value_parser = parse_failsafe_after, default_value = "30s")]
+    pub failsafe_after: Duration,
+    /// Cut without the server-side fail-safe (only this process can then restore the account).
+    #[arg(long)]
+    pub no_failsafe: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -149,56 +160,9 @@ pub struct RecoverArgs {
     pub account: Option<String>,
 }
 
-/// `15m`, `90s`, `500ms`, `2h`, `1h30m`, or bare seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(secs.max(0.0)));
-    }
-    let mut total = Duration::ZERO;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let bad = || format!("{s:?} is not a duration (examples: 15m, 90s, 500ms, 2h, 1h30m)");
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        while let Some(&n) = chars.peek() {
-            if n.is_ascii_alphabetic() {
-                unit.push(n);
-                chars.next();
-            } else {
-                break;
-            }
-        }
-        let v: f64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        total += match unit.as_str() {
-            "ms" => Duration::from_secs_f64(v / 1000.0),
-            "s" => Duration::from_secs_f64(v),
-            "m" => Duration::from_secs_f64(v * 60.0),
-            "h" => Duration::from_secs_f64(v * 3600.0),
-            "d" => Duration::from_secs_f64(v * 86400.0),
-            _ => return Err(bad()),
-        };
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(total)
-}
-
-fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
-    let (path, re) = s.split_once('=').ok_or_else(|| format!("{s:?}: expected PATH=REGEX"))?;
-    let re = regex::Regex::new(re).map_err(|e| format!("{re:?} is not a valid regular expression: {e}"))?;
-    Ok((PathBuf::from(path), re))
-}
-
 pub async fn run(cmd: SessionCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
     match cmd {
-        SessionCommand::Start(a) => start(a, out).await,
+        SessionCommand::Start(a) => start(*a, out).await,
         SessionCommand::Status(a) => status(a, out),
         SessionCommand::Resume(a) => recover(a, false, out).await,
         SessionCommand::Rollback(a) => recover(a, true, out).await,
@@ -265,6 +229,8 @@ fn base_options(c: &Common) -> Options {
 }
 
 async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    // Signals end the process as usual until the cut begins (the session guards from there).
+    let interrupts = Interrupts::install()?;
     let Some(ctx) = context(&a.common, out).await? else { return Ok(ExitCode::Error) };
     let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
     let today = chrono::Local::now().date_naive();
@@ -289,12 +255,14 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         check_every: a.check_every,
         sql_errlog: a.sql_errlog.clone(),
         app_logs: a.app_logs.clone(),
+        interrupts,
+        failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
         ..base_options(&a.common)
     };
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
     let tool = server.current_user.clone();
     let plan = match &a.account {
-        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, a.acknowledge_definer, &tool)?),
+        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, plan_options(&a), &tool)?),
         None => None,
     };
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
@@ -353,7 +321,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
                 server.close().await;
                 return Ok(ExitCode::Ok);
             }
-            match build_plan(&inv, &ctx.policy, &svc.name, &acc, a.acknowledge_definer, &tool) {
+            match build_plan(&inv, &ctx.policy, &svc.name, &acc, plan_options(&a), &tool) {
                 Ok(p) => (p, acc),
                 Err(e) => {
                     s.close().await;
@@ -447,16 +415,19 @@ fn build_plan(
     policy: &crate::policy::Policy,
     service: &str,
     account: &str,
-    acknowledge_definer: bool,
+    popts: PlanOptions,
     tool: &crate::model::AccountName,
 ) -> anyhow::Result<plan::Plan> {
-    let popts = PlanOptions { acknowledge_definer, include_everyone: false };
     let p = plan::build(inv, policy, service, account, &popts)?;
     let problems = plan::grantor_problems(inv, tool, &p);
     if !problems.is_empty() {
         anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
     }
     Ok(p)
+}
+
+fn plan_options(a: &StartArgs) -> PlanOptions {
+    PlanOptions { acknowledge_definer: a.acknowledge_definer, even_if_exempt: a.even_if_exempt, ..PlanOptions::default() }
 }
 
 fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
@@ -582,6 +553,9 @@ fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     }
     let running = std::fs::File::open(&path).map(|f| is_locked(&f)).unwrap_or(false);
     if let Some(t) = state.open_turn() {
+        if let Some(f) = t.failsafe.as_ref().filter(|f| f.live()) {
+            out.status(&failsafe_line(f, running, &entries));
+        }
         if running {
             out.status(&format!("{} is in progress (a privfence process holds the journal)", t.account));
             return Ok(ExitCode::Ok);
@@ -594,6 +568,30 @@ fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::JournalAttention);
     }
     Ok(ExitCode::Ok)
+}
+
+/// Whether a fail-safe is armed and when it would fire, from the journal alone.
+fn failsafe_line(f: &crate::journal::FailsafeInfo, running: bool, entries: &[crate::journal::Entry]) -> String {
+    let after = Duration::from_millis(f.after_ms());
+    if f.fired.is_some() {
+        return format!(
+            "the server-side fail-safe {} fired (the server restored the account); `session resume` verifies and closes the turn",
+            f.name
+        );
+    }
+    if running {
+        return format!(
+            "a server-side fail-safe is armed on the primary: it restores the account {after:?} after privfence's heartbeat stops"
+        );
+    }
+    let last = entries.last().map(|e| e.at).unwrap_or_else(chrono::Utc::now);
+    let at = last + chrono::Duration::from_std(after).unwrap_or_default();
+    format!(
+        "a server-side fail-safe is armed on the primary and no privfence is running: it restores the account {after:?} after the last \
+         heartbeat, which was at or after {} (so at {} at the earliest; already, if that has passed)",
+        last.format("%H:%M:%S UTC"),
+        at.format("%H:%M:%S UTC")
+    )
 }
 
 fn is_locked(f: &std::fs::File) -> bool {
@@ -616,7 +614,12 @@ async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Re
     }
     let svc = ctx.policy.service(&a.common.service).expect("checked").clone();
     let tables = crate::journal::State::fold(&Journal::read(&ctx.journal)?).tables;
-    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, base_options(&a.common)).await?;
+    // A resume or rollback is itself the restore: a SIGINT stops it between statements (exit 4),
+    // SIGHUP and SIGTERM do not.
+    let interrupts = Interrupts::install()?;
+    interrupts.guard();
+    let opts = Options { interrupts, ..base_options(&a.common) };
+    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
     let results =
         if rollback { s.rollback(a.account.as_deref(), out).await } else { s.recover(out).await.map(|r| r.into_iter().collect()) };
     let results = match results {
@@ -643,22 +646,4 @@ async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Re
     write_reports(&s.journal, remaining, &a.common.reports, out)?;
     s.close().await;
     Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert_eq!(parse_duration("2.5s").unwrap(), Duration::from_millis(2500));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("5").is_ok());
-        assert!(parse_duration("m").is_err());
-    }
 }

@@ -58,7 +58,13 @@ pub struct ConnectInput {
     pub ask_password: bool,
     pub ssl_mode: Option<SslMode>,
     pub ssl_ca: Option<PathBuf>,
+    /// `--connect-timeout` (else option files' `connect-timeout`, seconds; else 10 s).
+    pub connect_timeout: Option<std::time::Duration>,
 }
+
+/// How long opening a connection may take unless told otherwise (as the mysql client's
+/// `connect-timeout`).
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Everything needed to open a connection.
 #[derive(Debug, Clone)]
@@ -70,6 +76,8 @@ pub struct ConnectSpec {
     pub password: Option<Secret>,
     pub ssl_mode: SslMode,
     pub ssl_ca: Option<PathBuf>,
+    /// Bound on opening a connection (TCP, TLS and login).
+    pub connect_timeout: std::time::Duration,
 }
 
 impl ConnectSpec {
@@ -144,9 +152,16 @@ impl ConnectInput {
             },
         };
         let ssl_ca = self.ssl_ca.clone().or(layered.get("ssl-ca").map(PathBuf::from));
+        let connect_timeout = match (self.connect_timeout, layered.get("connect-timeout")) {
+            (Some(t), _) => t,
+            (None, Some(v)) => std::time::Duration::from_secs(
+                v.trim().parse().map_err(|_| Error::BadInput(format!("connect-timeout {v:?} is not a number of seconds")))?,
+            ),
+            (None, None) => DEFAULT_CONNECT_TIMEOUT,
+        };
         // A socket only makes sense for localhost, as in the mysql client.
         let socket = if host == "localhost" { socket } else { None };
-        Ok(ConnectSpec { host, port, socket, user, password, ssl_mode, ssl_ca })
+        Ok(ConnectSpec { host, port, socket, user, password, ssl_mode, ssl_ca, connect_timeout })
     }
 
     fn read_option_files(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<OptionValues> {
@@ -260,6 +275,7 @@ mod tests {
             password: Some(Secret::new("hunter2")),
             ssl_mode: SslMode::Preferred,
             ssl_ca: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         };
         assert!(!format!("{spec:?}").contains("hunter2"));
         assert!(!spec.target().contains("hunter2"));
@@ -269,7 +285,7 @@ mod tests {
     fn precedence_flags_url_files_env() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("c.cnf");
-        std::fs::write(&f, "[client]\nuser=fileuser\npassword=filepw\nhost=filehost\nport=1111\n").unwrap();
+        std::fs::write(&f, "[client]\nuser=fileuser\npassword=filepw\nhost=filehost\nport=1111\nconnect_timeout=4\n").unwrap();
         let input = ConnectInput {
             defaults_file: Some(f),
             url: Some("mysql://urluser@urlhost:2222/?ssl-mode=disabled".into()),
@@ -283,6 +299,7 @@ mod tests {
         assert_eq!(spec.port, 3333);
         assert_eq!(spec.password.unwrap().expose(), "filepw");
         assert_eq!(spec.ssl_mode, SslMode::Disabled);
+        assert_eq!(spec.connect_timeout, std::time::Duration::from_secs(4), "connect-timeout from the option file");
     }
 
     #[test]

@@ -5,6 +5,6 @@ pub mod flavour;
 pub mod mycnf;
 pub mod server;
 
-pub use conn::{ConnectInput, ConnectSpec, Secret, SslMode};
+pub use conn::{ConnectInput, ConnectSpec, Secret, SslMode, DEFAULT_CONNECT_TIMEOUT};
 pub use flavour::{Flavour, ServerInfo, Version};
 pub use server::Server;

@@ -12,7 +12,6 @@ use crate::error::{Error, Result};
 use crate::model::AccountName;
 use mysql_async::prelude::*;
 use mysql_async::{Conn, Opts, OptsBuilder, Row, SslOpts};
-use std::time::Duration;
 
 /// A connected server.
 pub struct Server {
@@ -58,11 +57,11 @@ fn driver_opts(spec: &ConnectSpec, tls: bool) -> Opts {
 
 async fn open(spec: &ConnectSpec) -> Result<Conn> {
     let connect = |tls: bool| async move {
-        match tokio::time::timeout(Duration::from_secs(15), Conn::new(driver_opts(spec, tls))).await {
+        match tokio::time::timeout(spec.connect_timeout, Conn::new(driver_opts(spec, tls))).await {
             Ok(r) => r,
             Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                "no answer within 15 s",
+                format!("no answer within {:?} (--connect-timeout)", spec.connect_timeout),
             )))),
         }
     };
@@ -158,6 +157,20 @@ impl Server {
     /// ([`crate::session::exec`]) calls this, after writing the statement's intent.
     pub(crate) async fn execute(&mut self, sql: &str) -> std::result::Result<(), mysql_async::Error> {
         self.conn.query_drop(sql).await
+    }
+
+    /// Runs a statement that changes only this connection's session (`SET SESSION
+    /// sql_log_bin = 0`, ...): refused for anything else ([`is_read`]), so it is no write path.
+    pub async fn session(&mut self, what: &str, sql: &str) -> Result<()> {
+        must_read(what, sql)?;
+        self.conn.query_drop(sql).await.map_err(|e| self.query_err(what, e))
+    }
+
+    /// [`execute`](Self::execute), returning the rows it changed (the fail-safe's heartbeat
+    /// learns from 0 that the server-side fail-safe fired).
+    pub(crate) async fn execute_affected(&mut self, sql: &str) -> std::result::Result<u64, mysql_async::Error> {
+        self.conn.query_drop(sql).await?;
+        Ok(self.conn.affected_rows())
     }
 
     /// This connection's processlist id.

@@ -89,7 +89,16 @@ pub async fn read(server: &mut Server) -> Result<ObjectsRead> {
         });
     }
     let sql = format!("SELECT EVENT_SCHEMA, EVENT_NAME, DEFINER, STATUS, EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA {NOT_INTERNAL}");
-    for row in server.rows("reading events", &sql).await? {
+    let rows = match server.rows("reading events", &sql).await {
+        // MariaDB started with event_scheduler=DISABLED refuses information_schema.EVENTS
+        // (1577); its mysql.event table holds the same facts.
+        Err(crate::error::Error::Query { source: mysql_async::Error::Server(e), .. }) if e.code == 1577 => {
+            let sql = "SELECT db, name, definer, CAST(status AS CHAR), CONVERT(body USING utf8mb4) FROM mysql.event";
+            server.rows("reading events (mysql.event)", sql).await?
+        }
+        other => other?,
+    };
+    for row in rows {
         o.events.push(Event {
             schema: s(&row, 0),
             name: s(&row, 1),

@@ -24,7 +24,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
-pub use state::{AccountState, AccountStatus, Op, State};
+pub use state::{AccountState, AccountStatus, FailsafeInfo, Op, State};
 
 /// Version of the journal format. A journal of a newer format is refused, never guessed at.
 pub const JOURNAL_FORMAT: u32 = 1;
@@ -67,6 +67,8 @@ pub enum Phase {
     Abort,
     /// Turning the replica into the service's server (after the point of no return).
     Promote,
+    /// Arming and disarming the server-side fail-safe (schema, procedure, event, heartbeat).
+    Failsafe,
 }
 
 /// One planned statement of an account's cut, with its inverse.
@@ -202,10 +204,31 @@ pub enum Record {
         state: StepState,
         detail: serde_json::Value,
     },
+    /// The server-side fail-safe of the current turn (or promotion): `arming` before its
+    /// statements run (`detail`: server, schema, event, procedure, `after_ms`, the heartbeat
+    /// statement run every second without binary logging), `armed` once the heartbeat runs,
+    /// `fired` when privfence learns that the server restored by itself (`detail`: `fired_at`,
+    /// `heartbeat_at`, `stale_ms`, `done_at`, `errors`), `disarmed` once event and procedure
+    /// are dropped.
+    Failsafe {
+        name: String,
+        state: FailsafeState,
+        detail: serde_json::Value,
+    },
     /// A promotion passed the point of no return: the replica is being promoted.
     PointOfNoReturn {
         gtid: String,
     },
+}
+
+/// Where a fail-safe stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailsafeState {
+    Arming,
+    Armed,
+    Fired,
+    Disarmed,
 }
 
 /// Where a promotion step stands.

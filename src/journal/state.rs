@@ -1,6 +1,6 @@
 //! The session as a journal tells it: a pure fold over its entries.
 
-use super::{Entry, JournalStep, Phase, Record, ServerRef, Verdict};
+use super::{Entry, FailsafeState, JournalStep, Phase, Record, ServerRef, Verdict};
 use crate::model::{AccountName, TableName};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -56,6 +56,32 @@ pub struct AccountState {
     pub verdict: Option<VerdictRecord>,
     /// A verdict later replaced by a rollback.
     pub earlier_verdicts: Vec<VerdictRecord>,
+    /// The turn's server-side fail-safe, once arming began.
+    pub failsafe: Option<FailsafeInfo>,
+}
+
+/// A fail-safe as the journal tells it.
+#[derive(Debug, Clone)]
+pub struct FailsafeInfo {
+    pub name: String,
+    pub state: FailsafeState,
+    /// The `arming` record's detail (server, schema, event, procedure, after_ms, heartbeat).
+    pub plan: serde_json::Value,
+    /// When it was armed (the heartbeat began).
+    pub armed_at: Option<DateTime<Utc>>,
+    /// The `fired` record's detail.
+    pub fired: Option<serde_json::Value>,
+}
+
+impl FailsafeInfo {
+    /// Event or procedure may exist on the server.
+    pub fn live(&self) -> bool {
+        self.state != FailsafeState::Disarmed
+    }
+
+    pub fn after_ms(&self) -> u64 {
+        self.plan["after_ms"].as_u64().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +177,7 @@ impl State {
                         restore_done: None,
                         verdict: None,
                         earlier_verdicts: Vec::new(),
+                        failsafe: None,
                     });
                     current = Some(s.turns.len() - 1);
                 }
@@ -228,6 +255,24 @@ impl State {
                     }
                 }
                 Record::Step { .. } | Record::PointOfNoReturn { .. } => {}
+                Record::Failsafe { name, state, detail } => {
+                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
+                        let f = t.failsafe.get_or_insert_with(|| FailsafeInfo {
+                            name: name.clone(),
+                            state: *state,
+                            plan: serde_json::Value::Null,
+                            armed_at: None,
+                            fired: None,
+                        });
+                        f.state = *state;
+                        match state {
+                            FailsafeState::Arming => f.plan = detail.clone(),
+                            FailsafeState::Armed => f.armed_at = Some(e.at),
+                            FailsafeState::Fired => f.fired = Some(detail.clone()),
+                            FailsafeState::Disarmed => {}
+                        }
+                    }
+                }
                 Record::Verdict { verdict, reason, evidence, activity } => {
                     if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
                         t.verdict = Some(VerdictRecord {

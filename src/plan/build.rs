@@ -20,6 +20,11 @@ pub struct PlanOptions {
     /// Include the server-wide change to MariaDB's PUBLIC or MySQL's mandatory roles (their
     /// blast radius is every account).
     pub include_everyone: bool,
+    /// Plan an account the policy exempts (an exemption says the account may keep its access;
+    /// cutting it is a deliberate override).
+    pub even_if_exempt: bool,
+    /// The day exemptions are judged on (`None`: today, local time).
+    pub today: Option<chrono::NaiveDate>,
 }
 
 /// Why no plan could be made.
@@ -46,6 +51,14 @@ pub enum PlanError {
     /// The account is the DEFINER of objects that touch the service's tables.
     #[error("{account} is the DEFINER of {objects}, which touch the service's tables: cutting it breaks every account that uses them. Re-run with --acknowledge-definer to plan it anyway")]
     DefinerObjects { account: String, objects: String },
+    /// The account is one of the service's owners: cutting it off its own tables is never meant.
+    #[error(
+        "{account} is an owner of service {service:?}: privfence never cuts a service's own account off its tables; nothing was changed"
+    )]
+    Owner { account: String, service: String },
+    /// The policy exempts the account.
+    #[error("{account} is exempt in service {service:?} ({reason}); nothing was changed. Re-run with --even-if-exempt to cut it anyway")]
+    Exempt { account: String, service: String, reason: String },
 }
 
 /// Resolves `'u'@'h'` or a bare user name (all its host rows) to existing accounts.
@@ -74,6 +87,15 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
         return Err(PlanError::NoTables(service.into()));
     }
     let (accts, bare) = accounts(inv, account)?;
+    let today = opts.today.unwrap_or_else(|| chrono::Local::now().date_naive());
+    for a in &accts {
+        if svc.is_owner(a) {
+            return Err(PlanError::Owner { account: a.sql(), service: service.into() });
+        }
+        if let (Some(e), false) = (svc.exemption(a, today), opts.even_if_exempt) {
+            return Err(PlanError::Exempt { account: a.sql(), service: service.into(), reason: e.reason.clone() });
+        }
+    }
     let report = access::analyse(inv, &tables);
     if !bare {
         let user = &accts[0].user;

@@ -36,6 +36,54 @@ pub struct Fenced {
     pub drained_in: Duration,
 }
 
+/// One change the fence makes, with its exact undo.
+#[derive(Debug, Clone)]
+pub struct Change {
+    /// The journal's step name: `lock` or `revoke-writes`.
+    pub step: &'static str,
+    pub forward: String,
+    pub undo: String,
+    /// For `lock`: the host row locked.
+    pub locked: Option<AccountName>,
+}
+
+/// The fence's account locks and write revokes, computed before any runs (the promotion's
+/// fail-safe is armed with their undos first), and the write access it cannot revoke per table.
+pub fn changes(inv: &Inventory, owner: &[AccountName], tables: &[TableName], flavour: crate::db::Flavour) -> (Vec<Change>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut not_revoked = Vec::new();
+    for a in owner {
+        if inv.accounts.iter().any(|x| &x.name == a && !x.locked) {
+            let who = crate::model::sql::grantee_sql(a, flavour);
+            out.push(Change {
+                step: "lock",
+                forward: format!("ALTER USER {who} ACCOUNT LOCK"),
+                undo: format!("ALTER USER {who} ACCOUNT UNLOCK"),
+                locked: Some(a.clone()),
+            });
+        }
+    }
+    for g in inv.grants.iter().filter(|g| owner.contains(&g.grantee)) {
+        let writes: Vec<&Privilege> = g.privileges.iter().filter(|p| WRITES.contains(&p.as_str())).collect();
+        if writes.is_empty() {
+            continue;
+        }
+        let who = crate::model::sql::grantee_sql(&g.grantee, flavour);
+        let list = writes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
+        match &g.object {
+            GrantObject::Table { table } if tables.contains(table) => out.push(Change {
+                step: "revoke-writes",
+                forward: format!("REVOKE {list} ON {} FROM {who}", table.sql()),
+                undo: format!("GRANT {list} ON {} TO {who}", table.sql()),
+                locked: None,
+            }),
+            GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => {}
+            other => not_revoked.push(format!("{list} ON {} (stopped by the account lock and the kill)", other.sql_target())),
+        }
+    }
+    (out, not_revoked)
+}
+
 /// Fences `owner`'s writes to `tables` on `primary`; `lock_wait` bounds the drain. Returns what
 /// was done even when it failed midway, so the caller can [`unfence`] it; each change is also
 /// journaled with its undo statement (for a crash in the middle: [`undo_from_journal`]).
@@ -69,31 +117,13 @@ async fn fence_inner(
     lock_wait: Duration,
     f: &mut Fenced,
 ) -> Result<()> {
-    let flavour = primary.flavour();
-    for a in owner {
-        if inv.accounts.iter().any(|x| &x.name == a && !x.locked) {
-            let who = crate::model::sql::grantee_sql(a, flavour);
-            let (sql, undo) = (format!("ALTER USER {who} ACCOUNT LOCK"), format!("ALTER USER {who} ACCOUNT UNLOCK"));
-            exec::run_with_undo(j, primary, Phase::Fence, Some("lock"), &sql, Some(&undo), &[]).await?;
-            f.locked.push(a.clone());
-        }
-    }
-    for g in inv.grants.iter().filter(|g| owner.contains(&g.grantee)) {
-        let writes: Vec<&Privilege> = g.privileges.iter().filter(|p| WRITES.contains(&p.as_str())).collect();
-        if writes.is_empty() {
-            continue;
-        }
-        let who = crate::model::sql::grantee_sql(&g.grantee, flavour);
-        let list = writes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ");
-        match &g.object {
-            GrantObject::Table { table } if tables.contains(table) => {
-                let forward = format!("REVOKE {list} ON {} FROM {who}", table.sql());
-                let inverse = format!("GRANT {list} ON {} TO {who}", table.sql());
-                exec::run_with_undo(j, primary, Phase::Fence, Some("revoke-writes"), &forward, Some(&inverse), &[]).await?;
-                f.revoked.push((forward, inverse));
-            }
-            GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => {}
-            other => f.not_revoked.push(format!("{list} ON {} (stopped by the account lock and the kill)", other.sql_target())),
+    let (changes, not_revoked) = changes(inv, owner, tables, primary.flavour());
+    f.not_revoked = not_revoked;
+    for c in changes {
+        exec::run_with_undo(j, primary, Phase::Fence, Some(c.step), &c.forward, Some(&c.undo), &[]).await?;
+        match c.locked {
+            Some(a) => f.locked.push(a),
+            None => f.revoked.push((c.forward, c.undo)),
         }
     }
     for id in primary.connections_of(&owner.first().map(|a| a.user.clone()).unwrap_or_default(), 0, u64::MAX).await? {

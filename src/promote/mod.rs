@@ -7,6 +7,7 @@
 pub mod account;
 pub mod compare;
 pub mod fence;
+pub mod guard;
 pub mod preflight;
 pub mod promotion;
 pub mod run;

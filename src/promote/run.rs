@@ -1,6 +1,7 @@
 //! The promotion's orchestration: the steps of docs/promotion.md, each journaled as begun and
 //! done (with what it saw), resumable after a crash, and undoable before the point of no return.
 
+use super::guard::{self, Guard};
 use super::{account, compare, fence, preflight, promotion};
 use crate::error::{Error, Result};
 use crate::journal::{Entry, Journal, Phase, Record, StepState};
@@ -46,6 +47,13 @@ pub struct Options {
     pub smoke_as: Option<crate::db::ConnectSpec>,
     /// How long step 11 watches the archived tables for writes.
     pub archive_watch: Duration,
+    /// SIGINT/SIGTERM/SIGHUP received: looked at between steps and in the waits.
+    pub interrupts: crate::session::interrupt::Interrupts,
+    /// Bound on each hook and each run of the go command; its process group is killed after.
+    pub hook_timeout: Duration,
+    /// Arm a server-side fail-safe before the fence that takes it down after this much silence
+    /// from privfence, until the point of no return (`None`: `--no-failsafe`).
+    pub failsafe: Option<Duration>,
 }
 
 impl Default for Options {
@@ -59,6 +67,9 @@ impl Default for Options {
             until: None,
             smoke_as: None,
             archive_watch: Duration::from_secs(2),
+            interrupts: Default::default(),
+            failsafe: None,
+            hook_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -108,19 +119,113 @@ impl PromoteState {
     }
 }
 
+/// A signal arrived: before the point of no return a fence that is up is undone (the fence
+/// step goes back to `begun`, so `promote resume` fences again and `promote abort` undoes the
+/// rest); after it nothing is undone. Either way the promotion stops, resumable.
+async fn interrupted(j: &mut Journal, primary: &mut Node, opts: &Options, guard: &mut Option<Guard>, out: &mut Output) -> Error {
+    let st = PromoteState::fold(j.entries());
+    let why = opts.interrupts.reason();
+    let fence_up = matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done));
+    if !st.point_of_no_return && fence_up {
+        out.warn(&format!("{why}: undoing the fence"));
+        let f = fence::from_journal(j.entries());
+        if let Err(e) = fence::unfence(j, primary, &f).await {
+            return Error::Interrupted(format!(
+                "{why}: undoing the fence failed ({e}); the journal keeps the state: `privfence promote abort` undoes it"
+            ));
+        }
+        if let Some(g) = guard.take() {
+            if let Err(e) = guard::disarm(j, primary, g).await {
+                return e;
+            }
+        }
+        if let Err(e) = refence(j, &why) {
+            return e;
+        }
+        return Error::Interrupted(format!(
+            "{why}: the fence is undone (the service writes on the primary again); `privfence promote resume` goes on, \
+             `promote abort` undoes the rest"
+        ));
+    }
+    let where_ = if st.point_of_no_return { "after the point of no return" } else { "before the fence" };
+    Error::Interrupted(format!("{why} {where_}: stopped between two steps; `privfence promote resume` goes on"))
+}
+
+/// The fence is down (undone by a signal's handling or by the fail-safe): its steps go back to
+/// `begun`, so `promote resume` fences again (and catches up again) on a fresh inventory.
+fn refence(j: &mut Journal, why: &str) -> Result<()> {
+    let st = PromoteState::fold(j.entries());
+    for name in ["fence", "catch-up"] {
+        if matches!(st.state(name), Some(StepState::Begun) | Some(StepState::Done)) {
+            step(j, name, StepState::Begun, json!({ "undone": why }))?;
+        }
+    }
+    Ok(())
+}
+
+/// On resume: a fail-safe a crashed run left armed is disarmed; if it fired, the fence is down
+/// and is done again; if not, and the fence is up before the point of no return, a new one
+/// guards it.
+async fn resume_guard(j: &mut Journal, primary: &mut Node, opts: &Options, out: &mut Output) -> Result<Option<Guard>> {
+    let Some(name) = guard::live(j.entries()) else { return Ok(None) };
+    let fired = guard::disarm_named(j, primary, &name).await?;
+    let st = PromoteState::fold(j.entries());
+    if st.point_of_no_return {
+        return Ok(None);
+    }
+    if let Some(f) = fired {
+        out.warn(&format!("the primary took the fence down by itself ({}): the fence is done again", f.reason()));
+        refence(j, &f.reason())?;
+        return Ok(None);
+    }
+    let fence_up = matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done));
+    match (opts.failsafe, fence_up) {
+        (Some(after), true) => {
+            let undos = fence::from_journal(j.entries()).revoked.into_iter().rev().map(|(_, undo)| undo).collect();
+            Ok(Some(guard::arm(j, primary, after, undos, out).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `Err(Interrupted)` once a signal arrived (checked in the long waits of a step).
+fn check(opts: &Options) -> Result<()> {
+    if opts.interrupts.any() {
+        return Err(Error::Interrupted(opts.interrupts.reason()));
+    }
+    Ok(())
+}
+
 fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<()> {
     j.append(Record::Step { name: name.into(), state, detail }).map(|_| ())
 }
 
-async fn hook(cmd: &str, replica: &Node, out: &mut Output) -> Result<()> {
-    let status = tokio::process::Command::new("sh")
-        .arg("-c")
+/// Runs `cmd` through `sh -c` in its own process group; after `limit` the whole group is
+/// killed and the run is an error.
+pub async fn bounded(mut c: tokio::process::Command, cmd: &str, limit: Duration) -> Result<std::process::ExitStatus> {
+    let mut child = c.process_group(0).kill_on_drop(true).spawn().map_err(|e| Error::Session(format!("`{cmd}` could not run: {e}")))?;
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(r) => r.map_err(|e| Error::Session(format!("`{cmd}` could not run: {e}"))),
+        Err(_) => {
+            if let Some(pid) = child.id() {
+                // SAFETY: signalling the process group of a child we started (its pid is its pgid).
+                unsafe {
+                    libc::kill(-(pid as i32), libc::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            Err(Error::Session(format!("`{cmd}` did not finish within {limit:?} (--hook-timeout): its process group was killed")))
+        }
+    }
+}
+
+async fn hook(cmd: &str, replica: &Node, limit: Duration, out: &mut Output) -> Result<()> {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
         .arg(cmd)
         .env("PRIVFENCE_NEW_SERVER", format!("{}:{}", replica.spec().host, replica.spec().port))
-        .stdin(std::process::Stdio::null())
-        .status()
-        .await
-        .map_err(|e| Error::Session(format!("the hook `{cmd}` could not run: {e}")))?;
+        .stdin(std::process::Stdio::null());
+    let status = bounded(c, cmd, limit).await?;
     if !status.success() {
         return Err(Error::Session(format!("the hook `{cmd}` failed: {}", crate::notify::describe_status(&status))));
     }
@@ -138,28 +243,68 @@ pub async fn run(
     opts: &Options,
     out: &mut Output,
 ) -> Result<()> {
+    let mut guard = resume_guard(j, primary, opts, out).await?;
     for (i, name) in STEPS.iter().enumerate() {
         let st = PromoteState::fold(j.entries());
         if st.state(name) == Some(StepState::Done) {
             continue;
         }
+        if opts.interrupts.any() {
+            return Err(interrupted(j, primary, opts, &mut guard, out).await);
+        }
         if st.state(name) == Some(StepState::Undone) {
             return Err(Error::Session("this promotion was aborted; start a new one with a new journal".into()));
         }
         if i == PONR && !st.point_of_no_return {
+            if let Some(g) = guard.take() {
+                // Disarmed before the point of no return; a fail-safe that fired meanwhile took
+                // the fence down, so the replica must not be promoted on this fence.
+                if let Some(f) = guard::disarm(j, primary, g).await? {
+                    refence(j, &f.reason())?;
+                    return Err(Error::Interrupted(format!(
+                        "the primary took the fence down by itself ({}); nothing was promoted: `privfence promote resume` fences again",
+                        f.reason()
+                    )));
+                }
+            }
             let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
             j.append(Record::PointOfNoReturn { gtid })?;
+        }
+        if *name == "preflight" {
+            // The preflight reads only: a refusal journals nothing and leaves nothing to resume.
+            out.status(&format!("step {}/{}: {name} ...", i + 1, STEPS.len()));
+            let started = Instant::now();
+            let mut detail = run_step(name, j, primary, replica, inv, svc, opts, &st, out).await?;
+            detail["took_ms"] = json!(started.elapsed().as_millis() as u64);
+            step(j, name, StepState::Begun, Value::Null)?;
+            step(j, name, StepState::Done, detail)?;
+            if opts.until.as_deref() == Some(*name) {
+                out.status(&format!("stopped after {name} (--until); `promote resume` goes on"));
+                return Ok(());
+            }
+            continue;
+        }
+        if *name == "fence" && guard.is_none() {
+            if let Some(after) = opts.failsafe {
+                let (changes, _) = fence::changes(inv, &svc.owners, &svc.tables, primary.flavour());
+                let undos = changes.into_iter().rev().map(|c| c.undo).collect();
+                guard = Some(guard::arm(j, primary, after, undos, out).await?);
+            }
         }
         step(j, name, StepState::Begun, Value::Null)?;
         out.status(&format!("step {}/{}: {name} ...", i + 1, STEPS.len()));
         let started = Instant::now();
         let detail = match run_step(name, j, primary, replica, inv, svc, opts, &st, out).await {
             Ok(d) => d,
+            Err(Error::Interrupted(_)) => return Err(interrupted(j, primary, opts, &mut guard, out).await),
             Err(e) if i < PONR && (name == &"fence" || name == &"catch-up") => {
                 // Anything that blocks the fence or the catch-up undoes the fence at once.
                 out.warn(&format!("{name} failed ({e}); undoing the fence"));
                 let f = fence::from_journal(j.entries());
                 fence::unfence(j, primary, &f).await?;
+                if let Some(g) = guard.take() {
+                    guard::disarm(j, primary, g).await?;
+                }
                 step(j, "fence", StepState::Undone, json!({"reason": e.to_string()}))?;
                 return Err(e);
             }
@@ -197,7 +342,7 @@ async fn run_step(
                 out.status(&format!("  {:?} {}: {}", c.status, c.name, c.detail));
             }
             if preflight::refuses(&checks) {
-                return Err(Error::Session("preflight refused (the failed checks are above); nothing was changed".into()));
+                return Err(Error::Refused("preflight refused (the failed checks are above); nothing was changed".into()));
             }
             Ok(json!({ "checks": checks }))
         }
@@ -208,6 +353,7 @@ async fn run_step(
                 if replica.wait_for(&pos, Duration::from_secs(1)).await? {
                     return Ok(json!({ "position": pos }));
                 }
+                check(opts)?;
                 if Instant::now() >= deadline {
                     return Err(Error::Session(format!("the replica did not reach {pos} within {:?}", opts.lag_timeout)));
                 }
@@ -221,7 +367,7 @@ async fn run_step(
         }
         "reads" => {
             match &opts.hooks.reads {
-                Some(cmd) => hook(cmd, replica, out).await?,
+                Some(cmd) => hook(cmd, replica, opts.hook_timeout, out).await?,
                 None if opts.yes => out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
                 None if out.is_live() && out.ask("Have the service's reads been moved to the replica") => {}
                 None => {
@@ -243,14 +389,11 @@ async fn run_step(
             loop {
                 let go = match (&opts.hooks.go_file, &opts.hooks.go_command) {
                     (Some(f), _) if f.exists() => true,
-                    (_, Some(cmd)) => tokio::process::Command::new("sh")
-                        .arg("-c")
-                        .arg(cmd)
-                        .stdin(std::process::Stdio::null())
-                        .stdout(std::process::Stdio::null())
-                        .status()
-                        .await
-                        .is_ok_and(|s| s.success()),
+                    (_, Some(cmd)) => {
+                        let mut c = tokio::process::Command::new("sh");
+                        c.arg("-c").arg(cmd).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
+                        bounded(c, cmd, opts.hook_timeout).await?.success()
+                    }
                     (Some(_), None) => false,
                     (None, None) if opts.yes => true,
                     (None, None) if out.is_live() => out.ask("Ready: the fence stops the service's writes. Go"),
@@ -259,6 +402,7 @@ async fn run_step(
                 if go {
                     return Ok(json!({ "waited_s": waited }));
                 }
+                check(opts)?;
                 let pos = primary.position().await?;
                 let behind = !replica.wait_for(&pos, Duration::from_millis(200)).await?;
                 out.progress(&format!("ready: waiting for the go ({waited} s; replica {})", if behind { "lagging" } else { "caught up" }));
@@ -274,7 +418,11 @@ async fn run_step(
         }
         "catch-up" => {
             let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
-            if !replica.wait_for(&gtid, opts.lag_timeout).await? {
+            let waited = tokio::select! {
+                w = replica.wait_for(&gtid, opts.lag_timeout) => w?,
+                _ = opts.interrupts.wait_beyond(0) => return Err(Error::Interrupted(opts.interrupts.reason())),
+            };
+            if !waited {
                 return Err(Error::Session(format!("the replica did not reach the fence's GTID set {gtid} in time")));
             }
             let earlier: compare::Comparison = serde_json::from_value(st.detail("compare"))
@@ -303,7 +451,7 @@ async fn run_step(
         }
         "writes" => {
             if let Some(cmd) = &opts.hooks.writes {
-                hook(cmd, replica, out).await?;
+                hook(cmd, replica, opts.hook_timeout, out).await?;
             }
             // A write through the service's own account that changes nothing: it needs the
             // privileges and a writable server, and inserts no row.
@@ -361,6 +509,9 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
             "the promotion passed the point of no return: the replica is the service's server now; abort cannot undo that".into(),
         ));
     }
+    if let Some(name) = guard::live(j.entries()) {
+        guard::disarm_named(j, primary, &name).await?;
+    }
     for name in STEPS[..PONR].iter().rev() {
         match st.state(name) {
             Some(StepState::Done) | Some(StepState::Begun) => {}
@@ -388,7 +539,7 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
             }
             "reads" => {
                 if let Some(cmd) = &opts.hooks.reads_back {
-                    hook(cmd, replica, out).await?;
+                    hook(cmd, replica, opts.hook_timeout, out).await?;
                 }
             }
             _ => {}

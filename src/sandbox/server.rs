@@ -142,6 +142,7 @@ impl Server {
             password: Some(crate::db::Secret::new(self.admin_password.clone())),
             ssl_mode: crate::db::SslMode::Disabled,
             ssl_ca: None,
+            connect_timeout: crate::db::DEFAULT_CONNECT_TIMEOUT,
         }
     }
 

@@ -15,9 +15,13 @@
 //!   connections → remove what the cut added → replicas applied → verify == snapshot → RestoreDone
 //! ```
 
+mod armed;
 pub mod exec;
+pub mod failsafe;
 pub mod guide;
+pub mod interrupt;
 pub mod node;
+mod restore;
 pub mod snapshot;
 mod watch;
 
@@ -67,6 +71,11 @@ pub struct Options {
     /// Cut although a server has no source that sees refused logins and the plan takes away a
     /// default database (an application that can no longer log in would go unseen there).
     pub accept_login_blind_spot: bool,
+    /// SIGINT/SIGTERM/SIGHUP received; looked at between statements.
+    pub interrupts: interrupt::Interrupts,
+    /// Arm a server-side fail-safe before each cut that restores the account after this much
+    /// silence from privfence (`None`: `--no-failsafe`).
+    pub failsafe: Option<Duration>,
 }
 
 impl Default for Options {
@@ -86,6 +95,8 @@ impl Default for Options {
             notify: true,
             watch_settings: true,
             accept_login_blind_spot: false,
+            interrupts: interrupt::Interrupts::default(),
+            failsafe: None,
         }
     }
 }
@@ -119,6 +130,8 @@ pub struct Session {
     pub topo: Topology,
     lock: crate::db::Server,
     pub opts: Options,
+    /// The current turn's fail-safe, while armed.
+    armed: Option<armed::Armed>,
 }
 
 /// The server-side lock name of a service (at most 64 characters).
@@ -191,7 +204,7 @@ impl Session {
             }
         }
         journal.append(Record::Topology { servers: refs })?;
-        Ok(Session { journal, topo, lock, opts })
+        Ok(Session { journal, topo, lock, opts, armed: None })
     }
 
     /// Releases the lock and closes every connection.
@@ -247,6 +260,8 @@ impl Session {
             )));
         }
         let user = plan.accounts.first().map(|a| a.user.clone()).ok_or_else(|| Error::Session("the plan names no account".into()))?;
+        // From here on a signal restores (between statements) instead of ending the process.
+        self.opts.interrupts.guard();
         let grantees = grantees_of(plan);
         let before = snapshot::read(&mut self.topo.primary().server, &grantees).await?;
         self.journal.append(Record::AccountBegin {
@@ -325,7 +340,13 @@ impl Session {
             }
             monitors.push(m);
         }
-        if let Err(e) = self.login_blind_spots(plan, &monitors, out) {
+        // Refusals that change nothing first (a login blind spot), then the fail-safe is armed.
+        let steps = self.journal.state().turns[turn].steps.clone();
+        let ready = match self.login_blind_spots(plan, &monitors, out) {
+            Ok(()) => self.arm_failsafe(turn, &user, &steps, out).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ready {
             for m in monitors {
                 m.close().await;
             }
@@ -342,7 +363,7 @@ impl Session {
         for m in monitors {
             m.close().await;
         }
-        let (verdict, reason, cited, screen, activity) = match result {
+        let (mut verdict, mut reason, cited, screen, activity) = match result {
             Ok(v) => v,
             Err(e) => {
                 // Anything unexpected (a lost connection, a failed statement): restore.
@@ -350,12 +371,44 @@ impl Session {
                 (Verdict::Restored, format!("the cut could not proceed: {e}"), Vec::new(), Vec::new(), 0)
             }
         };
-        let restore = if verdict == Verdict::Passed || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive) {
+        let keep = verdict == Verdict::Passed
+            || verdict == Verdict::Abandoned
+            || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive);
+        // A cut that stays is disarmed first, and stays only if the fail-safe had not fired; a
+        // fail-safe that fired is read and cited, and the grants verified by a restore.
+        let fired = match (&self.armed, keep) {
+            (None, _) => None,
+            (Some(_), true) => self.disarm_failsafe(out).await?,
+            (Some(a), false) => {
+                let name = a.spec.name.clone();
+                if a.heartbeat.maybe_fired() {
+                    self.failsafe_fired(&name).await?
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(f) = &fired {
+            out.warn(&format!("the server restored {account} by itself: {}", f.reason()));
+            if verdict != Verdict::Abandoned || self.journal.state().turns[turn].ops.iter().any(|o| o.phase == Phase::Cut) {
+                verdict = Verdict::Restored;
+                reason = f.reason();
+            }
+        }
+        let needs_restore = verdict == Verdict::Restored || (verdict == Verdict::Inconclusive && !self.opts.keep_inconclusive);
+        let restore = if !needs_restore {
             None
         } else {
             out.status(&format!("restoring {account}: {reason}"));
             Some(self.restore(turn, &reason, out).await?)
         };
+        if self.armed.is_some() {
+            if let Some(f) = self.disarm_failsafe(out).await? {
+                if fired.is_none() {
+                    reason = format!("{reason}; meanwhile the {}", f.reason());
+                }
+            }
+        }
         self.journal.append(Record::Verdict { verdict, reason: reason.clone(), evidence: cited.clone(), activity })?;
         self.settings_off(out).await?;
         Ok(TurnResult { account: account.to_string(), verdict, reason, evidence: cited, screen_only: screen, restore })
@@ -429,11 +482,23 @@ impl Session {
         out: &mut Output,
     ) -> Result<(Verdict, String, Vec<String>, Vec<String>, u64)> {
         let started = Instant::now();
-        for s in &plan.steps {
+        for (i, s) in plan.steps.iter().enumerate() {
+            if self.opts.interrupts.any() {
+                return Ok(self.interrupted(i == 0));
+            }
+            if self.failsafe_tripped() {
+                return Ok(tripped_verdict());
+            }
             exec::run(&mut self.journal, self.topo.primary(), Phase::Cut, Some(&s.id), &s.forward, &[]).await?;
         }
         out.status(&format!("cut applied on the primary ({} statements, {} ms)", plan.steps.len(), started.elapsed().as_millis()));
-        let late = self.topo.wait_replicas(self.opts.replica_timeout).await?;
+        let sig = self.opts.interrupts.clone();
+        let late = tokio::select! {
+            late = self.topo.wait_replicas(self.opts.replica_timeout) => Some(late?),
+            _ = sig.wait_beyond(0) => None,
+            _ = armed::tripped(self.armed.as_ref()) => return Ok(tripped_verdict()),
+        };
+        let Some(late) = late else { return Ok(self.interrupted(false)) };
         if !late.is_empty() {
             return Ok((
                 Verdict::Restored,
@@ -463,6 +528,12 @@ impl Session {
             }
             if left.is_empty() {
                 break;
+            }
+            if self.opts.interrupts.any() {
+                return Ok(self.interrupted(false));
+            }
+            if self.failsafe_tripped() {
+                return Ok(tripped_verdict());
             }
             if self.opts.kill_connections {
                 for (i, id) in &left {
@@ -494,212 +565,51 @@ impl Session {
         self.journal.append(Record::CutDone { after: after.into_iter().collect() })?;
         let sources: Vec<String> = monitors.iter().flat_map(|m| m.sources().iter().map(|s| format!("{}: {}", m.name(), s.name))).collect();
         self.journal.append(Record::WatchBegin { window_ms: self.opts.window.as_millis() as u64, sources })?;
-        let end = watch::run(monitors, &self.opts, user, out).await;
-        Ok(end.into_parts())
-    }
-
-    /// Restores turn `turn`: re-grants, waits for replicas, ends the account's connections
-    /// opened during the cut, removes what the cut added, and verifies the grants equal the
-    /// snapshot on every server. Safe to run again after a crash at any point.
-    pub async fn restore(&mut self, turn: usize, reason: &str, out: &mut Output) -> Result<RestoreResult> {
-        let started = Instant::now();
-        let state = self.journal.state();
-        let t = state.turns.get(turn).ok_or_else(|| Error::Session(format!("no turn {turn} in the journal")))?.clone();
-        if t.restore_begun.is_none() || t.restore_done.is_some() {
-            self.journal.append(Record::RestoreBegin { reason: reason.to_string() })?;
-        }
-        let deadline = Instant::now() + self.opts.restore_deadline;
-        for n in &mut self.topo.nodes {
-            if n.server.first::<i64>("checking the connection", "SELECT 1").await.is_err() {
-                let mut say = |m: &str| out.progress(m);
-                n.reconnect_until(deadline, &mut say).await?;
-            }
-        }
-        let user = t.accounts.first().map(|a| a.user.clone()).unwrap_or_default();
-        let current = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
-        // Someone else's changes show as differences from the grants right after the cut, as
-        // long as no restore statement of ours has run yet (after an interrupted restore, the
-        // differences are partly ours: the final check against the snapshot tells).
-        let restarted = t.ops.iter().any(|o| o.phase == Phase::Restore);
-        let conflicts = match (&t.cut_done, restarted) {
-            (Some((_, after)), false) => snapshot::diff(&after.iter().cloned().collect(), &current),
-            _ => Vec::new(),
+        let sig = self.opts.interrupts.clone();
+        let end = tokio::select! {
+            end = watch::run(monitors, &self.opts, user, out) => Some(end),
+            _ = sig.wait_beyond(0) => None,
+            _ = armed::tripped(self.armed.as_ref()) => return Ok(tripped_verdict()),
         };
-        if !conflicts.is_empty() {
-            out.warn(&format!(
-                "the grants of {} changed since the cut, not by this session; only the session's own changes are undone:\n  {}",
-                t.account,
-                conflicts.join("\n  ")
-            ));
-        }
-        // Steps whose statement may have run: an intent without an outcome counts, a statement
-        // the server refused does not.
-        let sent: BTreeSet<&str> = t
-            .ops
-            .iter()
-            .filter(|o| o.phase == Phase::Cut)
-            .filter(|o| !matches!(&o.outcome, Some((false, Some(e))) if !e.contains("may or may not have run")))
-            .filter_map(|o| o.step.as_deref())
-            .collect();
-        let inverses: Vec<&JournalStep> = t.steps.iter().rev().filter(|s| sent.contains(s.id.as_str())).collect();
-        let first_removal = inverses.iter().position(|s| s.inverse.starts_with("REVOKE ")).unwrap_or(inverses.len());
-        for s in &inverses[..first_removal] {
-            exec::run(&mut self.journal, self.topo.primary(), Phase::Restore, Some(&format!("{}-undo", s.id)), &s.inverse, &[]).await?;
-        }
-        let late = self.topo.wait_replicas(self.opts.restore_deadline.min(self.opts.replica_timeout)).await?;
-        if !late.is_empty() {
-            out.warn(&format!("{} did not apply the re-grants in time; continuing, the verification will tell", late.join(", ")));
-        }
-        // Connections opened while the cut was in force cached the narrower schema privileges
-        // (mysql-facts §3): end them after the re-grant, before removing the additions.
-        let mut killed = 0;
-        for n in &mut self.topo.nodes {
-            let (now_id, boot) = (n.watermark().await?, n.boot().await?);
-            let above = match t.watermarks.get(&(n.name.clone(), "cut-begin".to_string())) {
-                Some((id, b)) if same_boot(*b, boot) => *id,
-                _ => 0,
-            };
-            for id in n.connections_of(&user, above, now_id).await? {
-                exec::run(&mut self.journal, n, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
-                killed += 1;
-            }
-        }
-        for s in &inverses[first_removal..] {
-            exec::run(
-                &mut self.journal,
-                self.topo.primary(),
-                Phase::Restore,
-                Some(&format!("{}-undo", s.id)),
-                &s.inverse,
-                exec::NOTHING_TO_REVOKE,
-            )
-            .await?;
-        }
-        let late = self.topo.wait_replicas(self.opts.replica_timeout).await?;
-        let now = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
-        let mut expected: BTreeSet<String> = t.snapshot.iter().cloned().collect();
-        for c in &conflicts {
-            if let Some(a) = c.strip_prefix("+ ") {
-                expected.insert(a.to_string());
-            } else if let Some(a) = c.strip_prefix("- ") {
-                expected.remove(a);
-            }
-        }
-        let mut left = snapshot::diff(&expected, &now);
-        for name in &late {
-            left.push(format!("{name} did not apply the restore within {:?}", self.opts.replica_timeout));
-        }
-        for r in self.topo.replicas() {
-            if late.contains(&r.name) {
-                continue;
-            }
-            let theirs = snapshot::read(&mut r.server, &t.grantees).await?;
-            left.extend(snapshot::diff(&now, &theirs).into_iter().map(|d| format!("{}: {d}", r.name)));
-        }
-        let exact = left.is_empty();
-        self.journal.append(Record::RestoreDone { exact, conflicts: conflicts.clone() })?;
-        Ok(RestoreResult { exact, conflicts, left, killed, took: started.elapsed() })
+        Ok(match end {
+            Some(end) => end.into_parts(),
+            None => self.interrupted(false),
+        })
     }
 
-    /// After a crash: finishes an interrupted restore, restores a turn that was cut but has no
-    /// verdict, closes a turn that changed nothing, and turns evidence settings back off.
-    pub async fn recover(&mut self, out: &mut Output) -> Result<Option<TurnResult>> {
-        self.settings_off(out).await?;
-        let state = self.journal.state();
-        let Some(t) = state.open_turn().cloned() else { return Ok(None) };
-        let status = t.status();
-        if status == crate::journal::AccountStatus::Planned {
-            self.journal.append(Record::Verdict {
-                verdict: Verdict::Abandoned,
-                reason: "the session stopped before the first statement".into(),
-                evidence: Vec::new(),
-                activity: 0,
-            })?;
-            return Ok(Some(TurnResult {
-                account: t.account,
-                verdict: Verdict::Abandoned,
-                reason: "nothing was changed".into(),
-                evidence: Vec::new(),
-                screen_only: Vec::new(),
-                restore: None,
-            }));
+    /// The verdict of a turn a signal ended: restored (or abandoned when nothing was sent yet).
+    fn interrupted(&self, nothing_sent: bool) -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+        let reason = self.opts.interrupts.reason();
+        if nothing_sent {
+            return (Verdict::Abandoned, format!("{reason} before the first statement: nothing was changed"), Vec::new(), Vec::new(), 0);
         }
-        let reason = match &t.restore_begun {
-            Some((_, r)) => format!("{r} (restore resumed after an interruption)"),
-            None => "the session was interrupted before a verdict; an unfinished watch proves nothing".to_string(),
-        };
-        out.status(&format!("restoring {}: {reason}", t.account));
-        let r = self.restore(t.turn, &reason, out).await?;
-        self.journal.append(Record::Verdict { verdict: Verdict::Restored, reason: reason.clone(), evidence: Vec::new(), activity: 0 })?;
-        Ok(Some(TurnResult {
-            account: t.account,
-            verdict: Verdict::Restored,
-            reason,
-            evidence: Vec::new(),
-            screen_only: Vec::new(),
-            restore: Some(r),
-        }))
+        (Verdict::Restored, reason, Vec::new(), Vec::new(), 0)
     }
 
-    /// Rolls back the cut of `account` (whose turn passed, or was kept inconclusive); without an
-    /// account, every cut of the session, newest first.
-    pub async fn rollback(&mut self, account: Option<&str>, out: &mut Output) -> Result<Vec<TurnResult>> {
-        let mut results = Vec::new();
-        if let Some(r) = self.recover(out).await? {
-            results.push(r);
-        }
-        let state = self.journal.state();
-        let mut turns: Vec<_> = state.latest_turns().into_iter().filter(|t| t.is_cut()).cloned().collect();
-        if let Some(a) = account {
-            turns.retain(|t| t.account == a || t.accounts.iter().any(|x| x.sql() == a || x.user == a));
-            if turns.is_empty() && results.is_empty() {
-                return Err(Error::Session(format!(
-                    "{a} has no cut in force in this journal; `privfence session status` lists the accounts and their verdicts"
-                )));
-            }
-        }
-        turns.reverse();
-        for t in turns {
-            self.journal.append(Record::Reopen { turn: t.turn })?;
-            let reason = "rolled back by the operator".to_string();
-            out.status(&format!("rolling back {} ...", t.account));
-            let r = self.restore(t.turn, &reason, out).await?;
-            self.journal.append(Record::Verdict {
-                verdict: Verdict::RolledBack,
-                reason: reason.clone(),
-                evidence: Vec::new(),
-                activity: 0,
-            })?;
-            results.push(TurnResult {
-                account: t.account,
-                verdict: Verdict::RolledBack,
-                reason,
-                evidence: Vec::new(),
-                screen_only: Vec::new(),
-                restore: Some(r),
-            });
-        }
-        Ok(results)
+    /// Err when a SIGINT arrived after `seen` (a second Ctrl-C during a restore): the restore
+    /// stops between statements and the journal keeps the rest for `session resume`.
+    fn stop_requested(&self, seen: u32) -> Result<()> {
+        stop_requested(&self.opts.interrupts, seen)
     }
+}
 
-    /// Turns on settings that improve evidence, journaled with their undo.
-    pub async fn settings_on(&mut self, settings: &[(String, String, String)]) -> Result<()> {
-        for (name, on, off) in settings {
-            exec::run_with_undo(&mut self.journal, self.topo.primary(), Phase::Setting, Some(name), on, Some(off), &[]).await?;
-        }
-        Ok(())
-    }
+/// The verdict when the fail-safe's heartbeat found it fired (or went silent too long): the
+/// turn is restored (the fired record, when there is one, gives the final reason).
+fn tripped_verdict() -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+    (Verdict::Restored, "the fail-safe's heartbeat stopped: the server may have restored the account".into(), Vec::new(), Vec::new(), 0)
+}
 
-    /// Turns every setting the journal says is on back off.
-    pub async fn settings_off(&mut self, out: &mut Output) -> Result<()> {
-        // In reverse order: a setting may depend on one turned on before it.
-        for (server, name, undo) in self.journal.state().settings_on.into_iter().rev() {
-            let Some(node) = self.topo.nodes.iter_mut().find(|n| n.name == server) else { continue };
-            exec::run(&mut self.journal, node, Phase::Setting, Some(&name), &undo, &[]).await?;
-            out.status(&format!("turned {name} back off on {server}"));
-        }
-        Ok(())
+/// Err when a SIGINT arrived after `seen` (a second Ctrl-C during a restore): the restore
+/// stops between statements and the journal keeps the rest for `session resume`.
+fn stop_requested(interrupts: &interrupt::Interrupts, seen: u32) -> Result<()> {
+    if interrupts.sigints() > seen {
+        return Err(Error::Session(
+            "interrupted (SIGINT) during the restore: stopped between two statements; the journal keeps the state and \
+             `privfence session resume` finishes the restore"
+                .into(),
+        ));
     }
+    Ok(())
 }
 
 /// Every grantee whose grants the plan changes.

@@ -49,6 +49,12 @@ impl Node {
         Ok(Node { name: name.to_string(), server, identity, spec: spec.clone() })
     }
 
+    /// A second connection to the same server under the same name (the fail-safe's heartbeat
+    /// connection, whose session runs without binary logging).
+    pub async fn companion(&self) -> Result<Node> {
+        Ok(Node { name: self.name.clone(), server: self.server.another().await?, identity: self.identity.clone(), spec: self.spec.clone() })
+    }
+
     pub fn flavour(&self) -> Flavour {
         self.server.info.flavour
     }
