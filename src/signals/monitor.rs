@@ -296,7 +296,9 @@ impl Monitor {
         }
         self.read_details(alarms).await?;
         self.read_status(alarms).await?;
-        if !self.tally.unexplained().is_empty() && (self.errlog.is_some() || self.caps.history.is_some()) {
+        let login_unexplained = self.denied_logins_rise > 0 && !alarms.iter().any(|a| a.kind == AlarmKind::LoginDenied);
+        let has_details = self.errlog.is_some() || self.caps.history.is_some() || !self.login_logs.is_empty();
+        if (!self.tally.unexplained().is_empty() || login_unexplained) && has_details {
             tokio::time::sleep(DETAIL_GRACE).await;
             self.read_details(alarms).await?;
         }
