@@ -372,7 +372,11 @@ async fn a_typo_in_a_policy_fails_the_audit() {
 /// Issue 14: `--quiet` prints nothing on success; `--prom-file` writes node_exporter textfile
 /// metrics, and a failed run keeps the last success time.
 async fn quiet_and_metrics(flavour: Flavour) {
-    let sb = sandbox(flavour);
+    // A server of its own: the other tests of this binary leave findings on the shared one.
+    let own = privfence::sandbox::Sandbox::start(privfence::sandbox::SandboxOptions::new(flavour, privfence::sandbox::Topology::Single))
+        .await
+        .expect("a sandbox of its own");
+    let sb = &own;
     let db = format!("pfq_{}", flavour.name());
     admin_exec(sb, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.media_a (id INT PRIMARY KEY)")]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -406,6 +410,7 @@ async fn quiet_and_metrics(flavour: Flavour) {
     assert!(!o.stderr.is_empty() || !o.stdout.is_empty(), "{flavour}: a failure is printed even with --quiet");
     let m = std::fs::read_to_string(&prom).unwrap();
     assert!(m.contains("privfence_audit_exit_code 2") && m.contains(&success), "{flavour}: the last success is kept: {m}");
+    own.destroy().expect("destroy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
