@@ -51,4 +51,5 @@ pub mod report;
 pub mod sandbox;
 pub mod session;
 pub mod signals;
+pub mod verify;
 pub mod workload;

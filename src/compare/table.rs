@@ -93,6 +93,91 @@ impl TableQueries {
         Ok(if conds.is_empty() { "TRUE".into() } else { conds.join(" AND ") })
     }
 
+    /// The key columns as `SELECT` expressions, read as text (binary ones in hex), qualified
+    /// with `of` (the table itself, or its tombstone table, which has the same key columns).
+    pub fn key_select(&self, of: &TableName) -> Vec<String> {
+        self.key
+            .iter()
+            .map(|k| {
+                let c = format!("{}.{}", of.sql(), quote_ident(&k.name));
+                match k.kind {
+                    KeyKind::Binary => format!("HEX({c})"),
+                    _ => format!("CAST({c} AS CHAR)"),
+                }
+            })
+            .collect()
+    }
+
+    /// The key column names.
+    pub fn key_names(&self) -> Vec<String> {
+        self.key.iter().map(|k| k.name.clone()).collect()
+    }
+
+    /// The keys of `of` (this table, or its tombstone table) in `(lower, upper]`, in key order.
+    /// `suffix` is appended (`FOR UPDATE` inside a backfill's transaction).
+    pub async fn keys_in(
+        &self,
+        server: &mut Server,
+        of: &TableName,
+        lower: Option<&[String]>,
+        upper: Option<&[String]>,
+        suffix: &str,
+    ) -> Result<Vec<Vec<String>>> {
+        let order: Vec<String> = self.key.iter().map(|k| quote_ident(&k.name)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {} ORDER BY {}{suffix}",
+            self.key_select(of).join(", "),
+            of.sql(),
+            self.range(lower, upper)?,
+            order.join(", ")
+        );
+        let rows = server.rows("reading keys", &sql).await?;
+        Ok(rows.iter().map(|r| (0..self.key.len()).map(|i| opt_text(r, i).unwrap_or_default()).collect()).collect())
+    }
+
+    /// Each row's key and hash in `(lower, upper]` (with `extra`), for narrowing a differing
+    /// chunk down to keys: reads keys and hashes only, never other row data.
+    pub async fn row_hashes(
+        &self,
+        server: &mut Server,
+        lower: Option<&[String]>,
+        upper: Option<&[String]>,
+        extra: &str,
+    ) -> Result<Vec<(Vec<String>, String)>> {
+        let sql = format!(
+            "SELECT {}, {} FROM {} FORCE INDEX ({}) WHERE {}{extra}",
+            self.key_select(&self.table).join(", "),
+            row_hash(&self.columns),
+            self.table.sql(),
+            quote_ident(&self.index),
+            self.range(lower, upper)?
+        );
+        let rows = server.rows("reading row hashes", &sql).await?;
+        let n = self.key.len();
+        Ok(rows
+            .iter()
+            .map(|r| ((0..n).map(|i| opt_text(r, i).unwrap_or_default()).collect(), opt_text(r, n).unwrap_or_default()))
+            .collect())
+    }
+
+    /// `key = k` for one key (checked literals), to list keys in a predicate.
+    pub fn key_equals(&self, of: &TableName, values: &[String]) -> Result<String> {
+        if values.len() != self.key.len() {
+            return Err(Error::Session(format!("{}: a key has {} values, the key {} columns", self.table, values.len(), self.key.len())));
+        }
+        let mut terms = Vec::new();
+        for (k, v) in self.key.iter().zip(values) {
+            let lit = super::literal(k.kind, v).ok_or_else(|| Error::Session(format!("{}: bad key value {v:?}", self.table)))?;
+            terms.push(format!("{}.{} = {lit}", of.sql(), quote_ident(&k.name)));
+        }
+        Ok(format!("({})", terms.join(" AND ")))
+    }
+
+    /// The column names, in order.
+    pub fn column_names(&self) -> Vec<String> {
+        self.columns.iter().map(|c| c.name.clone()).collect()
+    }
+
     /// The key of one row after `lower`, in key order: the `skip`-th (0-based), or the last.
     pub async fn key_after(&self, server: &mut Server, lower: Option<&[String]>, skip: Option<u64>) -> Result<Option<Vec<String>>> {
         let select: Vec<String> = self
@@ -118,7 +203,18 @@ impl TableQueries {
     }
 
     pub async fn sum(&self, server: &mut Server, lower: Option<&[String]>, upper: Option<&[String]>) -> Result<ChunkSum> {
-        let sql = format!("{}{}", self.sum_head, self.range(lower, upper)?);
+        self.sum_where(server, lower, upper, "").await
+    }
+
+    /// [`TableQueries::sum`] with `extra` (` AND ...`, or empty) appended to the range predicate.
+    pub async fn sum_where(
+        &self,
+        server: &mut Server,
+        lower: Option<&[String]>,
+        upper: Option<&[String]>,
+        extra: &str,
+    ) -> Result<ChunkSum> {
+        let sql = format!("{}{}{extra}", self.sum_head, self.range(lower, upper)?);
         let (rows, xor): (u64, u64) = server.first("summing a chunk", &sql).await?.unwrap_or((0, 0));
         Ok(ChunkSum {
             table: self.table.clone(),

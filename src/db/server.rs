@@ -155,6 +155,23 @@ impl Server {
         self.conn.query_drop(sql).await
     }
 
+    /// Runs a read query over the binary protocol: values come back typed (integers, dates,
+    /// bytes), so a copy writes back exactly what it read.
+    pub async fn rows_typed(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        self.conn.exec(sql, ()).await.map_err(|e| self.query_err(what, e))
+    }
+
+    /// Runs a prepared statement that changes the server, with typed parameters. Only the
+    /// backfill's chunk writer ([`crate::verify::backfill`]) calls this, after journaling the
+    /// chunk's intent.
+    pub(crate) async fn execute_params(
+        &mut self,
+        sql: &str,
+        params: Vec<mysql_async::Value>,
+    ) -> std::result::Result<(), mysql_async::Error> {
+        self.conn.exec_drop(sql, mysql_async::Params::Positional(params)).await
+    }
+
     /// This connection's processlist id.
     pub fn connection_id(&self) -> u64 {
         u64::from(self.conn.id())
