@@ -6,6 +6,7 @@ pub mod audit;
 pub mod inventory;
 pub mod plan;
 pub mod session;
+pub mod verify;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 
