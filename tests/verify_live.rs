@@ -204,8 +204,9 @@ async fn check_outcome(p: &Pair, log: &AppLog) {
         let got: Option<String> = d.query_first(format!("SELECT val FROM {}.items WHERE id = {k}", p.schema)).await.unwrap();
         assert_eq!(got.as_deref(), Some(v.as_str()), "key {k} holds an older version than the app wrote");
     }
-    let on_source = p.ids(&mut s, "items").await;
-    assert_eq!(on_source, on_target, "same keys on both sides");
+    let tombs = p.ids(&mut d, "items_tombstones").await;
+    let on_source: BTreeSet<u64> = p.ids(&mut s, "items").await.difference(&tombs).copied().collect();
+    assert_eq!(on_source, on_target, "same keys on both sides, tombstoned ones deleted");
 }
 
 async fn backfill_under_dual_writes(flavour: Flavour) {
@@ -376,3 +377,65 @@ async fn refusals(flavour: Flavour) {
     assert!(e.contains("is a replica of") && e.contains("privfence promote") && e.contains("verify"), "{e}");
 }
 both_flavours!(every_refusal_changes_nothing, refusals);
+
+/// `privfence backfill` through the binary, killed with SIGKILL after `after` (or run to the end).
+fn backfill_cli(p: &Pair, dir: &std::path::Path, extra: &[&str]) -> std::process::Command {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, format!("[service.vf]\ntables = [\"{}.*\"]\nowners = [\"'nobody'@'%'\"]\n", p.schema)).unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"));
+    c.args(["backfill", "--policy", policy.to_str().unwrap(), "--service", "vf"])
+        .args(["--from", &format!("127.0.0.1:{}", p.src.primary.port), "--to", &format!("127.0.0.1:{}", p.dst.primary.port)])
+        .args(["--from-defaults-file", p.src.primary.client_cnf.to_str().unwrap()])
+        .args(["--to-defaults-file", p.dst.primary.client_cnf.to_str().unwrap()])
+        .args(["--tombstones", TOMB, "--chunk-rows", "100", "--recheck-delay", "300ms"])
+        .args(["--journal", dir.join("backfill.journal").to_str().unwrap(), "--out", dir.join("reports").to_str().unwrap()])
+        .args(extra)
+        .env_remove("MYSQL_PWD")
+        .env("HOME", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+async fn killed_and_rerun(flavour: Flavour) {
+    let p = Pair::new(flavour, "kill").await;
+    p.create(6000).await;
+    let (_, mut d) = p.conns().await;
+    d.query_drop(format!("INSERT INTO {}.items_tombstones VALUES (10), (4242), (5999)", p.schema)).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let app = {
+        let (stop, p2) = (stop.clone(), Pair { src: p.src, dst: p.dst, schema: p.schema.clone() });
+        tokio::spawn(async move { dual_writer(&p2, stop, 23, 6000).await })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng(99 + flavour as u64);
+    let mut killed = 0;
+    for _ in 0..10 {
+        let mut child = backfill_cli(&p, dir.path(), &["--max-rate", "8000"]).spawn().unwrap();
+        tokio::time::sleep(Duration::from_millis(100 + rng.next(900))).await;
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed += 1;
+        }
+        child.wait().unwrap();
+    }
+    let o = backfill_cli(&p, dir.path(), &["--format", "json"]).output().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let log = app.await.unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "the rerun ends with a passing verify: {text}");
+    assert!(killed >= 5, "most runs were killed mid-way ({killed})");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["kind"], "backfill");
+    assert!(report["chunks_before"].as_u64().unwrap() > 0, "the rerun resumed: {report}");
+    let entries = Journal::read(&dir.path().join("backfill.journal")).unwrap();
+    let acked = acknowledged_once(&entries);
+    assert!(acked >= 60, "{acked} chunks acknowledged");
+    let (from, to) = p.servers().await;
+    let v = verify(&from, &to, &[p.table()], Some(TOMB), &fast(), &mut |_| {}).await.unwrap();
+    assert!(v.is_equal(), "{v:#?}");
+    check_outcome(&p, &log).await;
+    let ids = p.ids(&mut d, "items").await;
+    assert!(!ids.contains(&10) && !ids.contains(&4242) && !ids.contains(&5999), "tombstoned keys stay deleted");
+}
+both_flavours!(kill_9_at_random_points_then_a_rerun_gives_the_same_result, killed_and_rerun);
