@@ -326,7 +326,7 @@ async fn verify_under_dual_writes(flavour: Flavour) {
 both_flavours!(verify_under_dual_writes_has_no_false_mismatch_and_finds_a_one_side_change, verify_under_dual_writes);
 
 async fn refused(from: &Server, to: &Server, t: &TableName, tomb: Option<&str>) -> String {
-    let e = backfill(from, to, std::slice::from_ref(t), tomb, None, &bopts(), &mut |_| {}).await.err().expect("refused").to_string();
+    let e = backfill(from, to, std::slice::from_ref(t), tomb, None, &bopts(), &mut |_| {}).await.expect_err("refused").to_string();
     let v = verify(from, to, std::slice::from_ref(t), tomb, &fast(), &mut |_| {}).await;
     assert!(v.is_err() || tomb.is_none(), "verify refuses too: {v:?}");
     e
@@ -373,7 +373,7 @@ async fn refusals(flavour: Flavour) {
     pair.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
     let pf = Server::connect(&admin_spec(&pair.primary)).await.unwrap();
     let rf = Server::connect(&admin_spec(replica(pair))).await.unwrap();
-    let e = backfill(&pf, &rf, &[t("items")], None, None, &bopts(), &mut |_| {}).await.err().expect("refused").to_string();
+    let e = backfill(&pf, &rf, &[t("items")], None, None, &bopts(), &mut |_| {}).await.expect_err("refused").to_string();
     assert!(e.contains("is a replica of") && e.contains("privfence promote") && e.contains("verify"), "{e}");
 }
 both_flavours!(every_refusal_changes_nothing, refusals);
