@@ -36,7 +36,16 @@ fn ddl() -> String {
 }
 
 async fn fresh_target(t: &Server) {
-    sql(t, &[format!("DROP DATABASE IF EXISTS {SCHEMA}"), format!("CREATE DATABASE {SCHEMA}"), ddl(), format!("CREATE TABLE {SCHEMA}.items_tombstones (id BIGINT NOT NULL PRIMARY KEY)")]).await;
+    sql(
+        t,
+        &[
+            format!("DROP DATABASE IF EXISTS {SCHEMA}"),
+            format!("CREATE DATABASE {SCHEMA}"),
+            ddl(),
+            format!("CREATE TABLE {SCHEMA}.items_tombstones (id BIGINT NOT NULL PRIMARY KEY)"),
+        ],
+    )
+    .await;
 }
 
 async fn load_source(s: &Server, n: u64) {
@@ -45,7 +54,14 @@ async fn load_source(s: &Server, n: u64) {
     let mut have = 0u64;
     while have < n {
         let batch: Vec<String> = (have + 1..=(have + 5000).min(n))
-            .map(|i| format!("({i}, {}, '{}', '2026-01-01 00:00:00' + INTERVAL {} SECOND)", i * 7 % 100_000, format!("{i:064x}").get(0..60).unwrap_or(""), i % 86_400))
+            .map(|i| {
+                format!(
+                    "({i}, {}, '{}', '2026-01-01 00:00:00' + INTERVAL {} SECOND)",
+                    i * 7 % 100_000,
+                    format!("{i:064x}").get(0..60).unwrap_or(""),
+                    i % 86_400
+                )
+            })
             .collect();
         c.query_drop(format!("INSERT INTO {SCHEMA}.items VALUES {}", batch.join(", "))).await.unwrap();
         have = (have + 5000).min(n);
@@ -88,7 +104,11 @@ fn privfence(cmd: &str, src: &Server, dst: &Server, dir: &std::path::Path) -> Ve
         v.push(a.to_string());
     }
     if cmd == "backfill" {
-        v.extend(["--journal".to_string(), dir.join(format!("j-{}", std::process::id())).to_string_lossy().into_owned(), "--restart".into()]);
+        v.extend([
+            "--journal".to_string(),
+            dir.join(format!("j-{}", std::process::id())).to_string_lossy().into_owned(),
+            "--restart".into(),
+        ]);
     }
     v
 }

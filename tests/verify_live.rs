@@ -439,3 +439,35 @@ async fn killed_and_rerun(flavour: Flavour) {
     assert!(!ids.contains(&10) && !ids.contains(&4242) && !ids.contains(&5999), "tombstoned keys stay deleted");
 }
 both_flavours!(kill_9_at_random_points_then_a_rerun_gives_the_same_result, killed_and_rerun);
+
+async fn readers_with_evidence(flavour: Flavour) {
+    let p = Pair::new(flavour, "readers").await;
+    p.create(10).await;
+    let (mut s, _) = p.conns().await;
+    let sc = &p.schema;
+    for u in ["vf_rd_app", "vf_rd_idle", "vf_rd_writer"] {
+        s.query_drop(format!("DROP USER IF EXISTS '{u}'@'%'")).await.unwrap();
+        s.query_drop(format!("CREATE USER '{u}'@'%' IDENTIFIED BY 'Pw-{u}-1'")).await.unwrap();
+    }
+    s.query_drop(format!("GRANT SELECT ON {sc}.items TO 'vf_rd_app'@'%', 'vf_rd_idle'@'%'")).await.unwrap();
+    s.query_drop(format!("GRANT INSERT, UPDATE ON {sc}.items TO 'vf_rd_writer'@'%'")).await.unwrap();
+    // The reader keeps its connection open after reading (as a pool does).
+    let mut app = Conn::new(p.src.primary.opts_as("vf_rd_app", "Pw-vf_rd_app-1")).await.unwrap();
+    let _: Vec<u64> = app.query(format!("SELECT id FROM {sc}.items")).await.unwrap();
+    let (mut server, inv) = inventory(p.src).await;
+    let found = privfence::verify::readers::readers(&mut server, &inv, &[p.table()], None).await.unwrap();
+    let get = |u: &str| found.iter().find(|r| r.account.user == u).unwrap_or_else(|| panic!("{u} listed: {found:#?}"));
+    use privfence::evidence::Usage;
+    let (a, idle, w) = (get("vf_rd_app"), get("vf_rd_idle"), get("vf_rd_writer"));
+    assert!(a.can_read && !a.can_write && w.can_write && !w.can_read);
+    assert_eq!(idle.usage, Usage::NotSeen, "{idle:#?}");
+    match flavour {
+        // MySQL's statement history (on by default) attributes the live connection's read.
+        Flavour::MySql => assert_eq!(a.usage, Usage::Used, "{a:#?}"),
+        // MariaDB's defaults have only counters: a reader is never claimed unused.
+        Flavour::MariaDb => assert_ne!(a.usage, Usage::NotSeen, "{a:#?}"),
+    }
+    assert!(a.evidence.iter().all(|e| e.rows.iter().all(|r| !r.contains("SELECT id FROM"))), "no statement text");
+    app.disconnect().await.ok();
+}
+both_flavours!(readers_lists_who_can_read_or_write_with_evidence, readers_with_evidence);

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod inventory;
 pub mod plan;
 pub mod promote;
+pub mod readers;
 pub mod sandbox;
 pub mod session;
 pub mod verify;
@@ -59,6 +60,8 @@ pub enum Command {
     /// Copy the rows the new store lacks, never overwriting, skipping tombstoned keys;
     /// resumable from its journal; ends with a verify.
     Backfill(verify::BackfillArgs),
+    /// Which accounts can still read or write a service's tables, with the evidence of use.
+    Readers(readers::ReadersArgs),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -78,6 +81,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Promote(c) => promote::run(c, out).await,
         Command::Verify(a) => verify::run_verify(a, out).await,
         Command::Backfill(a) => verify::run_backfill(a, out).await,
+        Command::Readers(a) => readers::run(a, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
     }

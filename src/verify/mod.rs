@@ -16,6 +16,7 @@
 
 pub mod backfill;
 pub mod definition;
+pub mod readers;
 
 use crate::compare::{open_session, ChunkSum, ALGORITHM};
 use crate::db::Server;
