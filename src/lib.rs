@@ -21,6 +21,9 @@
 //! - [`session`]: guided revoke sessions: cut, watch, restore, recover; the only writer to servers.
 //! - [`signals`]: one monitor per server: privilege errors, collateral errors, activity, restarts.
 //! - [`workload`]: a simulated application (a pool with a default schema), for the demo and tests.
+//! - [`compare`]: chunked, order-independent checksums of one table on two servers (promotion,
+//!   verify and backfill share it).
+//! - [`verify`]: `verify` and `backfill` between two independent servers, with tombstones.
 //! - [`promote`]: replica promotion: preflight, comparison, write fence, promotion, orchestration.
 //! - [`notify`]: desktop notifications and command hooks.
 //! - [`report`]: table, JSON and Markdown renderers.
@@ -31,6 +34,7 @@ pub mod access;
 pub mod audit;
 pub mod capability;
 pub mod cli;
+pub mod compare;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -47,4 +51,5 @@ pub mod report;
 pub mod sandbox;
 pub mod session;
 pub mod signals;
+pub mod verify;
 pub mod workload;

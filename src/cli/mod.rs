@@ -11,8 +11,10 @@ pub mod failsafe;
 pub mod inventory;
 pub mod plan;
 pub mod promote;
+pub mod readers;
 pub mod sandbox;
 pub mod session;
+pub mod verify;
 
 use crate::db::{ConnectSpec, Server};
 use crate::error::ExitCode;
@@ -56,6 +58,14 @@ pub enum Command {
     /// Move an isolated service's tables onto their own server by replica promotion.
     #[command(subcommand)]
     Promote(Box<promote::PromoteCommand>),
+    /// Compare a service's tables between two independent servers (dual writes, new database
+    /// first): definitions, then key-range checksums; persisting differences by key.
+    Verify(verify::VerifyArgs),
+    /// Copy the rows the new store lacks, never overwriting, skipping tombstoned keys;
+    /// resumable from its journal; ends with a verify.
+    Backfill(verify::BackfillArgs),
+    /// Which accounts can still read or write a service's tables, with the evidence of use.
+    Readers(readers::ReadersArgs),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
     #[command(subcommand)]
     Sandbox(sandbox::SandboxCommand),
@@ -101,6 +111,9 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Session(c) => session::run(c, out).await,
         Command::Promote(c) => promote::run(*c, out).await,
         Command::Failsafe(c) => failsafe::run(c, out).await,
+        Command::Verify(a) => verify::run_verify(a, out).await,
+        Command::Backfill(a) => verify::run_backfill(a, out).await,
+        Command::Readers(a) => readers::run(a, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
         Command::Completions { shell } => {

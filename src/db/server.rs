@@ -173,6 +173,24 @@ impl Server {
         Ok(self.conn.affected_rows())
     }
 
+    /// Runs a read query over the binary protocol: values come back typed (integers, dates,
+    /// bytes), so a copy writes back exactly what it read.
+    pub async fn rows_typed(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        must_read(what, sql)?;
+        self.conn.exec(sql, ()).await.map_err(|e| self.query_err(what, e))
+    }
+
+    /// Runs a prepared statement that changes the server, with typed parameters. Only the
+    /// backfill's chunk writer ([`crate::verify::backfill`]) calls this, after journaling the
+    /// chunk's intent.
+    pub(crate) async fn execute_params(
+        &mut self,
+        sql: &str,
+        params: Vec<mysql_async::Value>,
+    ) -> std::result::Result<(), mysql_async::Error> {
+        self.conn.exec_drop(sql, mysql_async::Params::Positional(params)).await
+    }
+
     /// This connection's processlist id.
     pub fn connection_id(&self) -> u64 {
         u64::from(self.conn.id())
@@ -190,7 +208,7 @@ impl Server {
 
 /// Whether a statement may go through a read path: it reads (`SELECT`, `SHOW`, `WITH`,
 /// `EXPLAIN`, `DESCRIBE`) or changes only this connection's session (`SET SESSION`, `SET @var`,
-/// `SET NAMES`). Everything else changes the server and must go through the journaling
+/// `SET NAMES`, transaction control). Everything else changes the server and must go through the journaling
 /// executor. Leading white space and comments are skipped.
 pub fn is_read(sql: &str) -> bool {
     let mut rest = sql.trim_start();
@@ -206,6 +224,10 @@ pub fn is_read(sql: &str) -> bool {
     let words: Vec<String> = rest.split_whitespace().take(2).map(|w| w.to_ascii_uppercase()).collect();
     match words.first().map(String::as_str) {
         Some("SELECT" | "SHOW" | "WITH" | "EXPLAIN" | "DESCRIBE" | "DESC") => true,
+        // Transaction control brackets writes made through the allowed write paths; by itself
+        // it changes nothing.
+        Some("START") => words.get(1).is_some_and(|w| w == "TRANSACTION"),
+        Some("BEGIN" | "COMMIT" | "ROLLBACK") => true,
         Some("SET") => words.get(1).is_some_and(|w| {
             w == "SESSION" || w == "NAMES" || w.starts_with('@') && !w.starts_with("@@GLOBAL") && !w.starts_with("@@PERSIST")
         }),

@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod plan;
 pub mod prom;
 pub mod session;
+pub mod verify;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 

@@ -1,0 +1,217 @@
+//! `privfence verify` and `privfence backfill`: two independent servers holding a service's
+//! tables during a dual-write or new-database-first migration (docs/migrations.md).
+
+use super::args::{ConnectArgs, FormatArgs};
+use crate::db::{ConnectSpec, Server};
+use crate::error::ExitCode;
+use crate::journal::{self, Journal, Record, JOURNAL_FORMAT};
+use crate::model::TableName;
+use crate::output::{Format, Output};
+use crate::report::verify as render;
+use crate::verify::backfill::{self, BackfillOptions};
+use crate::verify::{definition, verify, VerifyOptions, VerifyReport};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The two servers and the service, shared by `verify` and `backfill`.
+#[derive(Debug, clap::Args)]
+pub struct MigrationArgs {
+    /// A policy file or folder.
+    #[arg(long)]
+    pub policy: PathBuf,
+    /// The service whose tables are compared or copied.
+    #[arg(long)]
+    pub service: String,
+    /// The old store: HOST:PORT or a mysql:// URL (credentials from the connection flags).
+    #[arg(long)]
+    pub from: String,
+    /// The new store: HOST:PORT or a mysql:// URL.
+    #[arg(long)]
+    pub to: String,
+    /// Option file with the credentials for `--from` (instead of the connection flags').
+    #[arg(long)]
+    pub from_defaults_file: Option<PathBuf>,
+    /// Option file with the credentials for `--to`.
+    #[arg(long)]
+    pub to_defaults_file: Option<PathBuf>,
+    /// The tombstone table of each table on the target, e.g. `{table}_tombstones`.
+    #[arg(long)]
+    pub tombstones: Option<String>,
+    /// Rows per chunk.
+    #[arg(long, default_value_t = 1000)]
+    pub chunk_rows: u64,
+    /// The wait before a differing chunk is read again.
+    #[arg(long, value_parser = super::args::parse_duration, default_value = "500ms")]
+    pub recheck_delay: Duration,
+    /// Where the Markdown and JSON reports go.
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub format: FormatArgs,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub m: MigrationArgs,
+    /// Compare in rounds this far apart, until a round finds the servers equal (or `--rounds`).
+    #[arg(long, value_parser = super::args::parse_duration)]
+    pub watch: Option<Duration>,
+    /// With `--watch`: at most this many rounds (0: until equal).
+    #[arg(long, default_value_t = 0)]
+    pub rounds: u32,
+    /// Write the result as Prometheus metrics to this file.
+    #[arg(long)]
+    pub prom_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub m: MigrationArgs,
+    /// Rows per second, at most.
+    #[arg(long)]
+    pub max_rate: Option<f64>,
+    /// Pause while the target's Threads_running is above this.
+    #[arg(long, default_value_t = 64)]
+    pub max_threads_running: u64,
+    /// Count what would be copied; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start over: the existing journal is kept aside, not continued.
+    #[arg(long)]
+    pub restart: bool,
+    /// After a verify passed: delete the tombstones in batches (needs `--tombstones`).
+    #[arg(long)]
+    pub cleanup_tombstones: bool,
+    /// The backfill's journal [default: $XDG_STATE_HOME/privfence/SERVICE.backfill.journal].
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+}
+
+fn spec(m: &MigrationArgs, given: &str, defaults_file: &Option<PathBuf>) -> anyhow::Result<ConnectSpec> {
+    let mut input = m.connect.input();
+    if defaults_file.is_some() {
+        input.defaults_file = defaults_file.clone();
+    }
+    if given.contains("://") {
+        input.url = Some(given.to_string());
+        return Ok(input.resolve(&|k| std::env::var(k).ok())?);
+    }
+    Ok(input.resolve(&|k| std::env::var(k).ok())?.with_address(given)?)
+}
+
+/// Connects to both servers and resolves the service's tables on the source.
+async fn context(m: &MigrationArgs) -> anyhow::Result<(Server, Server, Vec<TableName>)> {
+    let policy = crate::policy::load(&m.policy, chrono::Local::now().date_naive()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = policy.service(&m.service).ok_or_else(|| anyhow::anyhow!("no service {:?} in {}", m.service, m.policy.display()))?.clone();
+    let mut from = Server::connect(&spec(m, &m.from, &m.from_defaults_file)?).await?;
+    let to = Server::connect(&spec(m, &m.to, &m.to_defaults_file)?).await?;
+    let inv = crate::inventory::take(&mut from).await?;
+    let tables = definition::without_tombstone_tables(&crate::session::guide::service_tables(&inv, &svc), m.tombstones.as_deref());
+    if tables.is_empty() {
+        anyhow::bail!("service {:?} matches no table on the source {}", m.service, from.target);
+    }
+    Ok((from, to, tables))
+}
+
+fn verify_opts(m: &MigrationArgs) -> VerifyOptions {
+    VerifyOptions { chunk_rows: m.chunk_rows, recheck_delay: m.recheck_delay, ..VerifyOptions::default() }
+}
+
+fn write_reports(dir: &Path, stem: &str, md: &str, json: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create the report folder {}: {e}", dir.display()))?;
+    let stem = format!("{stem}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"));
+    std::fs::write(dir.join(format!("{stem}.md")), md)?;
+    let path = dir.join(format!("{stem}.json"));
+    std::fs::write(&path, json)?;
+    Ok(path)
+}
+
+fn code(v: &VerifyReport) -> ExitCode {
+    if v.is_equal() {
+        ExitCode::Ok
+    } else {
+        ExitCode::Found
+    }
+}
+
+pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let (from, to, tables) = context(&a.m).await?;
+    let opts = verify_opts(&a.m);
+    let mut round = 0u32;
+    loop {
+        round += 1;
+        let v = verify(&from, &to, &tables, a.m.tombstones.as_deref(), &opts, &mut |l: &str| out.progress(l)).await?;
+        let json = render::verify_json(&v)?;
+        let path = write_reports(
+            &a.m.out,
+            &format!("verify-{}", a.m.service),
+            &format!("# privfence verify\n\n```\n{}```\n", render::verify_text(&v)),
+            &json,
+        )?;
+        if let Some(p) = &a.prom_file {
+            std::fs::write(p, render::verify_prom(&v))?;
+        }
+        match a.m.format.format {
+            Format::Json => out.data(json.trim_end()),
+            Format::Table => out.data(render::verify_text(&v).trim_end()),
+        }
+        out.status(&format!("round {round}: report {}", path.display()));
+        let done = v.is_equal() || a.watch.is_none() || (a.rounds > 0 && round >= a.rounds);
+        if done {
+            return Ok(code(&v));
+        }
+        tokio::time::sleep(a.watch.unwrap_or_default()).await;
+    }
+}
+
+pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let (from, to, tables) = context(&a.m).await?;
+    let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.backfill", a.m.service)));
+    if a.restart && path.exists() {
+        let aside = path.with_extension(format!("restarted-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S")));
+        std::fs::rename(&path, &aside)?;
+        out.status(&format!("the earlier journal is kept as {}", aside.display()));
+    }
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        service: a.m.service.clone(),
+        policy: a.m.policy.display().to_string(),
+        tables: tables.clone(),
+    };
+    if a.cleanup_tombstones {
+        let pattern = a.m.tombstones.clone().ok_or_else(|| anyhow::anyhow!("--cleanup-tombstones needs --tombstones PATTERN"))?;
+        let mut j = Journal::open_or_create(&path, header)?;
+        let (v, batches) =
+            backfill::cleanup_tombstones(&from, &to, &tables, &pattern, &mut j, &verify_opts(&a.m), &mut |l: &str| out.progress(l)).await?;
+        out.data(render::verify_text(&v).trim_end());
+        out.status(&format!("tombstones deleted in {batches} batches"));
+        return Ok(ExitCode::Ok);
+    }
+    let opts = BackfillOptions {
+        chunk_rows: a.m.chunk_rows,
+        max_rate: a.max_rate,
+        max_threads_running: a.max_threads_running,
+        dry_run: a.dry_run,
+        verify: verify_opts(&a.m),
+    };
+    let mut j = if a.dry_run { None } else { Some(Journal::open_or_create(&path, header)?) };
+    let r = backfill::backfill(&from, &to, &tables, a.m.tombstones.as_deref(), j.as_mut(), &opts, &mut |l: &str| out.progress(l)).await?;
+    let json = render::backfill_json(&r)?;
+    let report = write_reports(
+        &a.m.out,
+        &format!("backfill-{}", a.m.service),
+        &format!("# privfence backfill\n\n```\n{}```\n", render::backfill_text(&r)),
+        &json,
+    )?;
+    match a.m.format.format {
+        Format::Json => out.data(json.trim_end()),
+        Format::Table => out.data(render::backfill_text(&r).trim_end()),
+    }
+    out.status(&format!("report {}; journal {}", report.display(), path.display()));
+    Ok(r.verify.as_ref().map_or(ExitCode::Ok, code))
+}

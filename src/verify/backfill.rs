@@ -1,0 +1,390 @@
+//! `backfill`: copies the rows the target lacks, in key order, never overwriting and never
+//! bringing back a row the application deleted (docs/migrations.md).
+//!
+//! # One chunk
+//!
+//! The chunk's bounds `(lower, upper]` are cut on the source (key only) and journaled (`begun`,
+//! fsynced) before the target is touched. Then, in one REPEATABLE READ transaction on the target:
+//!
+//! 1. `SELECT key FROM tombstones WHERE range FOR UPDATE` and `SELECT key FROM t WHERE range
+//!    FOR UPDATE`: next-key locks on both ranges. A locking read sees the latest committed rows
+//!    and waits for an application transaction that holds a lock in the range; while they are
+//!    held, no application transaction can add a row or a tombstone in the range.
+//! 2. The source's rows of the range are read (typed values, binary protocol).
+//! 3. Plain `INSERT`s of the rows whose key is neither on the target nor tombstoned (no
+//!    `REPLACE`, no upsert: nothing on the target is ever overwritten).
+//! 4. `COMMIT`; then `done` is journaled (fsynced) with the counts: the chunk is acknowledged.
+//!
+//! Interleavings with an application that deletes a row and writes its tombstone in one
+//! transaction: committed before step 1, the tombstone is seen and the key skipped; in flight
+//! at step 1, the locking read waits for its commit and then sees the tombstone; started after
+//! step 1, its tombstone insert waits for our commit, and its delete then removes the copied
+//! row (or InnoDB reports a deadlock to one of the two, which retries: the backfill redoes the
+//! chunk). A dual-written insert or upsert lands either before (the key is skipped) or after
+//! (it overwrites our older copy) our transaction, never under it.
+//!
+//! # Checkpoints
+//!
+//! The journal (the session journal's format, [`crate::journal`]) holds one `step` record
+//! `chunk`/`begun` and one `chunk`/`done` per chunk. A rerun continues each table after the
+//! `upper` of its last `done` chunk; a `begun` without `done` (killed mid-chunk) is redone, which
+//! is safe because inserts skip present keys. Each chunk is acknowledged once.
+
+use super::definition::{self, Prepared};
+use super::{connections, verify, VerifyOptions, VerifyReport};
+use crate::compare::TableQueries;
+use crate::db::Server;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, Record, StepState};
+use crate::model::ident::quote_ident;
+use crate::model::TableName;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// How a backfill writes.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub chunk_rows: u64,
+    /// Rows per second read from the source, at most.
+    pub max_rate: Option<f64>,
+    /// Pause while the target's `Threads_running` is above this.
+    pub max_threads_running: u64,
+    /// Read and count only; no journal, no writes.
+    pub dry_run: bool,
+    /// The verify that ends a backfill.
+    pub verify: VerifyOptions,
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BackfillReport {
+    pub tables: Vec<TableName>,
+    /// Chunks acknowledged by this run.
+    pub chunks: usize,
+    /// Chunks acknowledged by earlier runs (resumed after them).
+    pub chunks_before: usize,
+    pub rows_read: u64,
+    /// Rows copied (a dry run: rows that would be copied).
+    pub inserted: u64,
+    /// Rows already on the target.
+    pub present: u64,
+    /// Rows skipped because their key has a tombstone.
+    pub tombstoned: u64,
+    /// Chunks redone after a deadlock or lock wait timeout.
+    pub retries: u64,
+    pub took_ms: u64,
+    pub verify: Option<VerifyReport>,
+}
+
+/// The journal's checkpoint of one table: the `upper` of its last acknowledged chunk.
+fn checkpoint(j: &Journal, table: &TableName) -> (Option<Vec<String>>, usize) {
+    let mut last = None;
+    let mut n = 0;
+    for e in j.entries() {
+        if let Record::Step { name, state: StepState::Done, detail } = &e.record {
+            if name == "chunk"
+                && detail.get("table").and_then(|t| serde_json::from_value::<TableName>(t.clone()).ok()).as_ref() == Some(table)
+            {
+                last = detail.get("upper").and_then(|u| serde_json::from_value::<Vec<String>>(u.clone()).ok());
+                n += 1;
+            }
+        }
+    }
+    (last, n)
+}
+
+fn retryable(e: &Error) -> bool {
+    let code = match e {
+        Error::Query { source: mysql_async::Error::Server(se), .. } | Error::Statement { source: mysql_async::Error::Server(se), .. } => {
+            se.code
+        }
+        _ => return false,
+    };
+    code == 1213 || code == 1205
+}
+
+/// Copies what `to` lacks of `tables` from `from`, then verifies (see the module doc).
+pub async fn backfill(
+    from: &Server,
+    to: &Server,
+    tables: &[TableName],
+    tombstones: Option<&str>,
+    mut journal: Option<&mut Journal>,
+    opts: &BackfillOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<BackfillReport> {
+    let started = Instant::now();
+    let (mut a, mut b) = connections(from, to).await?;
+    let result = async {
+        definition::refuse_replica_of_source(&mut a, &mut b, "a backfill").await?;
+        let prepared = definition::prepare(&mut a, &mut b, tables, tombstones).await?;
+        b.session("setting the isolation level", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+        let total = estimate(&mut a, tables).await?;
+        let mut out = BackfillReport { tables: tables.to_vec(), ..Default::default() };
+        for p in &prepared {
+            let (lower, before) = journal.as_deref().map_or((None, 0), |j| checkpoint(j, &p.queries.table));
+            out.chunks_before += before;
+            copy_table(&mut a, &mut b, p, lower, journal.as_deref_mut(), opts, &mut out, started, total, progress).await?;
+        }
+        Ok(out)
+    }
+    .await;
+    a.close().await;
+    b.close().await;
+    let mut out = result?;
+    if !opts.dry_run {
+        progress("verifying");
+        out.verify = Some(verify(from, to, tables, tombstones, &opts.verify, progress).await?);
+    }
+    out.took_ms = started.elapsed().as_millis() as u64;
+    Ok(out)
+}
+
+async fn estimate(a: &mut Server, tables: &[TableName]) -> Result<u64> {
+    let mut n = 0;
+    for t in tables {
+        let sql = format!(
+            "SELECT IFNULL(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+            crate::model::ident::quote_str(&t.schema),
+            crate::model::ident::quote_str(&t.name)
+        );
+        n += a.first::<u64>("estimating the rows", &sql).await?.unwrap_or(0);
+    }
+    Ok(n)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn copy_table(
+    a: &mut Server,
+    b: &mut Server,
+    p: &Prepared,
+    mut lower: Option<Vec<String>>,
+    mut journal: Option<&mut Journal>,
+    opts: &BackfillOptions,
+    out: &mut BackfillReport,
+    started: Instant,
+    total: u64,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<()> {
+    let q = &p.queries;
+    loop {
+        throttle(b, opts, out, started, progress).await?;
+        let upper = match q.key_after(a, lower.as_deref(), Some(opts.chunk_rows.max(1) - 1)).await? {
+            Some(u) => u,
+            None => match q.key_after(a, lower.as_deref(), None).await? {
+                Some(u) => u,
+                None => return Ok(()),
+            },
+        };
+        let detail = serde_json::json!({ "table": q.table, "lower": lower, "upper": upper });
+        if let Some(j) = journal.as_deref_mut() {
+            j.append(Record::Step { name: "chunk".into(), state: StepState::Begun, detail: detail.clone() })?;
+        }
+        let counts = loop {
+            match copy_chunk(a, b, p, lower.as_deref(), &upper, opts.dry_run).await {
+                Ok(c) => break c,
+                Err(e) if retryable(&e) => {
+                    let _ = b.session("rolling back", "ROLLBACK").await;
+                    out.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    let _ = b.session("rolling back", "ROLLBACK").await;
+                    return Err(e);
+                }
+            }
+        };
+        let mut done = detail;
+        done["inserted"] = counts.inserted.into();
+        done["present"] = counts.present.into();
+        done["tombstoned"] = counts.tombstoned.into();
+        if let Some(j) = journal.as_deref_mut() {
+            j.append(Record::Step { name: "chunk".into(), state: StepState::Done, detail: done })?;
+        }
+        out.chunks += 1;
+        out.rows_read += counts.read;
+        out.inserted += counts.inserted;
+        out.present += counts.present;
+        out.tombstoned += counts.tombstoned;
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        let rate = out.rows_read as f64 / secs;
+        let eta = if rate > 0.0 { total.saturating_sub(out.rows_read) as f64 / rate } else { 0.0 };
+        progress(&format!(
+            "{}: {} rows read, {} copied, {:.0} rows/s, ETA {:.0} s (estimate)",
+            q.table, out.rows_read, out.inserted, rate, eta
+        ));
+        lower = Some(upper);
+    }
+}
+
+/// Waits while the target is busy (`Threads_running`) or the rate is above `--max-rate`.
+async fn throttle(
+    b: &mut Server,
+    opts: &BackfillOptions,
+    out: &BackfillReport,
+    started: Instant,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<()> {
+    if let Some(rate) = opts.max_rate.filter(|r| *r > 0.0) {
+        let due = Duration::from_secs_f64(out.rows_read as f64 / rate);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    loop {
+        let running: Option<(String, String)> = b.first("reading Threads_running", "SHOW GLOBAL STATUS LIKE 'Threads_running'").await?;
+        let n = running.and_then(|(_, v)| v.parse::<u64>().ok()).unwrap_or(0);
+        if n <= opts.max_threads_running {
+            return Ok(());
+        }
+        progress(&format!("the target has {n} threads running (more than {}): waiting", opts.max_threads_running));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+struct Counts {
+    read: u64,
+    inserted: u64,
+    present: u64,
+    tombstoned: u64,
+}
+
+/// One chunk in one target transaction (see the module doc); `dry_run` counts without locking
+/// or writing.
+async fn copy_chunk(
+    a: &mut Server,
+    b: &mut Server,
+    p: &Prepared,
+    lower: Option<&[String]>,
+    upper: &[String],
+    dry_run: bool,
+) -> Result<Counts> {
+    let q = &p.queries;
+    let lock = if dry_run { "" } else { " FOR UPDATE" };
+    if !dry_run {
+        b.session("starting a transaction", "START TRANSACTION").await?;
+    }
+    let tombs: BTreeSet<Vec<String>> = match &p.tombstones {
+        Some(t) => q.keys_in(b, t, lower, Some(upper), lock).await?.into_iter().collect(),
+        None => BTreeSet::new(),
+    };
+    let present: BTreeSet<Vec<String>> = q.keys_in(b, &q.table, lower, Some(upper), lock).await?.into_iter().collect();
+    let rows = source_rows(a, q, lower, upper).await?;
+    let ncols = q.column_names().len();
+    let mut c = Counts { read: rows.len() as u64, inserted: 0, present: 0, tombstoned: 0 };
+    let mut batch: Vec<mysql_async::Value> = Vec::new();
+    let per_insert = (60_000 / ncols.max(1)).clamp(1, 1000);
+    for (key, values) in rows {
+        if tombs.contains(&key) {
+            c.tombstoned += 1;
+        } else if present.contains(&key) {
+            c.present += 1;
+        } else {
+            c.inserted += 1;
+            batch.extend(values);
+            if batch.len() / ncols >= per_insert && !dry_run {
+                insert(b, q, std::mem::take(&mut batch)).await?;
+            }
+        }
+    }
+    if !dry_run {
+        if !batch.is_empty() {
+            insert(b, q, batch).await?;
+        }
+        b.session("committing the chunk", "COMMIT").await?;
+    }
+    Ok(c)
+}
+
+type SourceRow = (Vec<String>, Vec<mysql_async::Value>);
+
+async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>, upper: &[String]) -> Result<Vec<SourceRow>> {
+    let cols: Vec<String> = q.column_names().iter().map(|c| quote_ident(c)).collect();
+    let order: Vec<String> = q.key_names().iter().map(|c| quote_ident(c)).collect();
+    let sql = format!(
+        "SELECT {}, {} FROM {} FORCE INDEX ({}) WHERE {} ORDER BY {}",
+        cols.join(", "),
+        q.key_select(&q.table).join(", "),
+        q.table.sql(),
+        quote_ident(&q.index),
+        q.range(lower, Some(upper))?,
+        order.join(", ")
+    );
+    let rows = a.rows_typed("reading the source's rows", &sql).await?;
+    let n = cols.len();
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut v = r.unwrap();
+            let key = v.split_off(n).into_iter().map(|k| match k {
+                mysql_async::Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+                other => other.as_sql(true).trim_matches('\'').to_string(),
+            });
+            (key.collect(), v)
+        })
+        .collect())
+}
+
+/// The only write of a backfill: a plain multi-row `INSERT` inside the chunk's transaction,
+/// after the chunk was journaled.
+async fn insert(b: &mut Server, q: &TableQueries, values: Vec<mysql_async::Value>) -> Result<()> {
+    let cols: Vec<String> = q.column_names().iter().map(|c| quote_ident(c)).collect();
+    let row = format!("({})", vec!["?"; cols.len()].join(", "));
+    let n = values.len() / cols.len().max(1);
+    let sql = format!("INSERT INTO {} ({}) VALUES {}", q.table.sql(), cols.join(", "), vec![row; n].join(", "));
+    // The backfill's one write, inside a chunk journaled first (clippy.toml).
+    #[allow(clippy::disallowed_methods)]
+    let inserted = b.execute_params(&sql, values).await;
+    inserted.map_err(|source| Error::Statement { server: b.target.clone(), sql: format!("INSERT INTO {} ({n} rows)", q.table), source })
+}
+
+/// `backfill --cleanup-tombstones`: after a verify passed, deletes the tombstones in batches
+/// (each batch journaled before it runs). Returns the verify and the batches deleted.
+pub async fn cleanup_tombstones(
+    from: &Server,
+    to: &Server,
+    tables: &[TableName],
+    pattern: &str,
+    journal: &mut Journal,
+    opts: &VerifyOptions,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<(VerifyReport, u64)> {
+    let report = verify(from, to, tables, Some(pattern), opts, progress).await?;
+    if !report.is_equal() {
+        return Err(Error::Session(format!(
+            "the servers differ ({} keys), so the tombstones stay: they are what keeps a backfill from bringing deleted rows back",
+            report.keys.len() + report.keys_not_listed
+        )));
+    }
+    let mut b = to.another().await?;
+    let mut batches = 0;
+    for t in tables {
+        let tomb = definition::tombstone_table(pattern, t);
+        loop {
+            let any: Option<u64> = b.first("reading tombstones", &format!("SELECT 1 FROM {} LIMIT 1", tomb.sql())).await?;
+            if any.is_none() {
+                break;
+            }
+            let sql = format!("DELETE FROM {} LIMIT 1000", tomb.sql());
+            journal.append(Record::Step {
+                name: "cleanup".into(),
+                state: StepState::Begun,
+                detail: serde_json::json!({ "table": tomb, "sql": sql }),
+            })?;
+            // A tombstone batch, journaled as begun above (clippy.toml).
+            #[allow(clippy::disallowed_methods)]
+            let deleted = b.execute_params(&sql, Vec::new()).await;
+            deleted.map_err(|source| Error::Statement { server: b.target.clone(), sql: sql.clone(), source })?;
+            journal.append(Record::Step {
+                name: "cleanup".into(),
+                state: StepState::Done,
+                detail: serde_json::json!({ "table": tomb }),
+            })?;
+            batches += 1;
+            progress(&format!("{tomb}: {batches} batches of tombstones deleted"));
+        }
+    }
+    b.close().await;
+    Ok((report, batches))
+}
