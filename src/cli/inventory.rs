@@ -20,8 +20,14 @@ pub struct InventoryArgs {
 
 pub async fn run(args: InventoryArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let mut server = super::connect(&args.connect).await?;
-    let inv = inventory::take(&mut server).await?;
-    let mismatches = if args.verify { Some(verify::verify(&mut server, &inv).await?) } else { None };
+    let mut inv = inventory::take(&mut server).await?;
+    let mismatches = if args.verify {
+        let (m, fresh) = verify::verify_settled(&mut server, &inv).await?;
+        inv = fresh.unwrap_or(inv);
+        Some(m)
+    } else {
+        None
+    };
     server.close().await;
     for w in &inv.warnings {
         out.warn(w);
