@@ -16,9 +16,9 @@
 
 use mysql_async::prelude::Queryable;
 use privfence::db::Flavour;
+use privfence::engine::snapshot;
 use privfence::model::AccountName;
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
-use privfence::session::snapshot;
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

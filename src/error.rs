@@ -27,7 +27,7 @@ pub enum ExitCode {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The server could not be reached or refused the login.
-    #[error("cannot connect to {target}: {source}")]
+    #[error("cannot connect to {target}: {source}{}", connect_hint(source))]
     Connect {
         /// `user@host:port` or `user@socket`, never with a password.
         target: String,
@@ -45,7 +45,7 @@ pub enum Error {
     },
 
     /// A statement that changes a server was sent through a read path (a bug in privfence:
-    /// every change goes through the journaling executor, `session::exec`).
+    /// every change goes through the journaling executor, `engine::exec`).
     #[error("{what}: refused to send a statement that is not a read through a read path ({start}...); changes to a server go through the journaling executor")]
     NotARead { what: String, start: String },
 
@@ -78,6 +78,11 @@ pub enum Error {
         source: mysql_async::Error,
     },
 
+    /// A statement carrying a credential failed; only the server's error code is kept, since
+    /// its message may quote the statement.
+    #[error("{server}: {sql}: {outcome}")]
+    RedactedStatement { server: String, sql: String, outcome: String },
+
     /// A guided session cannot go on as asked; the message says why and what to do.
     #[error("{0}")]
     Session(String),
@@ -101,3 +106,71 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do about a failed connection, by its cause.
+fn connect_hint(e: &mysql_async::Error) -> &'static str {
+    match e {
+        mysql_async::Error::Server(se) if matches!(se.code, 1045 | 1698) => {
+            " (check the user and its password: privfence reads it from option files, MYSQL_PWD or --password with no value, which prompts)"
+        }
+        mysql_async::Error::Server(se) if matches!(se.code, 3118 | 4151) => " (the account is locked: ALTER USER ... ACCOUNT UNLOCK)",
+        mysql_async::Error::Server(se) if se.code == 1130 => {
+            " (the server has no account for this client host; check the user's host part)"
+        }
+        mysql_async::Error::Io(_) => " (is the server running and listening on that host and port? `--connect-timeout` bounds the wait)",
+        _ => "",
+    }
+}
+
+/// An error and its causes as one line, each cause once: a wrapper whose message already quotes
+/// its source (ours do, so that `to_string()` alone is complete; the driver's errors nest the same
+/// message two or three deep) does not get it repeated, and a segment repeated back to back
+/// (`Input/output error: Input/output error: ...`) is kept once.
+pub fn chain_text<'a>(chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut text = String::new();
+    for cause in chain {
+        let m = cause.to_string();
+        if text.contains(&m) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&m);
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for s in text.split(": ") {
+        if segments.last() != Some(&s) {
+            segments.push(s);
+        }
+    }
+    segments.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{0}")]
+    struct Leaf(String);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot connect to u@h:1: {source}")]
+    struct Outer {
+        #[source]
+        source: Leaf,
+    }
+
+    #[test]
+    fn each_cause_once() {
+        let leaf = "ERROR 1045 (28000): Access denied for user 'u'@'localhost' (using password: YES)";
+        let e = anyhow::Error::new(Outer { source: Leaf(leaf.into()) }).context("reading the inventory");
+        assert_eq!(chain_text(e.chain()), format!("reading the inventory: cannot connect to u@h:1: {leaf}"));
+        let io = Leaf("Input/output error: Input/output error: Connection refused (os error 111)".into());
+        assert_eq!(
+            chain_text(std::iter::once(&io as &(dyn std::error::Error + 'static))),
+            "Input/output error: Connection refused (os error 111)"
+        );
+    }
+}

@@ -37,6 +37,7 @@ pub mod cli;
 pub mod compare;
 pub mod db;
 pub mod demo;
+pub mod engine;
 pub mod error;
 pub mod evidence;
 pub mod inventory;

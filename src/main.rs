@@ -19,7 +19,7 @@ fn main() {
             match rt.block_on(cli::run(cli, &mut out)) {
                 Ok(code) => code,
                 Err(e) => {
-                    out.status(&format!("privfence: error: {e:#}"));
+                    out.status(&format!("privfence: error: {}", privfence::error::chain_text(e.chain())));
                     ExitCode::Error
                 }
             }

@@ -22,9 +22,8 @@
 //! A hook's stdin is `/dev/null`, its stdout goes to privfence's **stderr** (stdout carries the
 //! report data, `--format json` must stay parseable) and its stderr is inherited.
 
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 /// The application name sent with every notification (desktops group notifications by it).
@@ -214,113 +213,22 @@ fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Why a hook command did not produce an exit status.
-#[derive(Debug, thiserror::Error)]
-pub enum HookError {
-    /// `sh` could not be started (missing shell, a NUL byte in the command or path).
-    #[error("cannot start hook `{cmd}` with sh -c: {source}")]
-    Spawn {
-        /// The command as given to `--exec`.
-        cmd: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The hook was started but waiting for it failed.
-    #[error("lost track of hook `{cmd}`: {source}")]
-    Wait {
-        /// The command as given to `--exec`.
-        cmd: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The hook ran past its time limit; it and everything it started were killed (SIGKILL).
-    #[error(
-        "hook `{cmd}` was still running after {timeout:?} and was killed; make it faster or \
-             run slow work in the background"
-    )]
-    TimedOut {
-        /// The command as given to `--exec`.
-        cmd: String,
-        /// The limit it exceeded.
-        timeout: Duration,
-    },
-}
+/// Why a hook command did not produce an exit status (the engine's command runner's error).
+pub type HookError = crate::engine::command::CommandError;
+
+pub use crate::engine::command::describe_status;
 
 /// Runs `cmd` through `sh -c` with `report_path` as `"$1"` and in [`ENV_REPORT`], plus `env`
 /// (by convention [`ENV_EXIT`] and [`ENV_SUMMARY`]), bounded by `timeout` ([`HOOK_TIMEOUT`] is
-/// the default).
-///
-/// The hook runs in its own process group; on timeout (or if this future is dropped) the whole
-/// group is killed, so `sh -c 'curl ...; sleep 999'` leaves nothing behind. A hook that exits
-/// non-zero is not an error here: its status is returned for the caller to judge. Output: see
-/// the module docs.
+/// the default), through the engine's one command runner ([`crate::engine::command`]): its own
+/// process group, killed whole on timeout or cancellation. A hook that exits non-zero is not an
+/// error here: its status is returned for the caller to judge. Output: see the module docs.
 pub async fn run_hook(cmd: &str, report_path: &Path, env: &[(&str, &str)], timeout: Duration) -> Result<ExitStatus, HookError> {
-    let mut child = hook_command(cmd, report_path, env).spawn().map_err(|source| HookError::Spawn { cmd: cmd.to_owned(), source })?;
-    let mut group = GroupKiller(child.id());
-    match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => {
-            group.disarm();
-            status.map_err(|source| HookError::Wait { cmd: cmd.to_owned(), source })
-        }
-        Err(_elapsed) => {
-            group.kill();
-            // Reap it; SIGKILL cannot be ignored, so this returns promptly.
-            let _ = child.wait().await;
-            Err(HookError::TimedOut { cmd: cmd.to_owned(), timeout })
-        }
+    let mut c = crate::engine::command::Command::shell(cmd).arg(report_path).env(ENV_REPORT, report_path);
+    for (k, v) in env {
+        c = c.env(k, v);
     }
-}
-
-/// The `sh -c` command line for a hook: `$0` is `privfence-hook`, `$1` the report.
-fn hook_command(cmd: &str, report_path: &Path, env: &[(&str, &str)]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(cmd)
-        .arg("privfence-hook")
-        .arg(report_path)
-        .env(ENV_REPORT, report_path)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(std::io::stderr()))
-        .process_group(0);
-    command
-}
-
-/// Kills a hook's process group when dropped while armed: on timeout and on cancellation.
-///
-/// Armed only while the leader is unreaped, so its id cannot have been reused by then.
-struct GroupKiller(Option<u32>);
-
-impl GroupKiller {
-    /// The hook finished normally; leave anything it backgrounded alone.
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-
-    /// Sends SIGKILL to the whole group now.
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take().and_then(|pid| i32::try_from(pid).ok()) {
-            // SAFETY: kill(2) with a negative pid signals that process group; no memory involved.
-            unsafe { libc::kill(-pgid, libc::SIGKILL) };
-        }
-    }
-}
-
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Describes an exit status for messages: `exit 3` or `killed by signal 9`.
-#[must_use]
-pub fn describe_status(status: &ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exit {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
-        (None, None) => "unknown status".to_owned(),
-    }
+    c.run(timeout).await
 }
 
 #[cfg(test)]
@@ -364,6 +272,7 @@ mod tests {
 
     #[test]
     fn statuses_are_described() {
+        use std::os::unix::process::ExitStatusExt;
         assert_eq!(describe_status(&ExitStatus::from_raw(3 << 8)), "exit 3");
         assert_eq!(describe_status(&ExitStatus::from_raw(9)), "killed by signal 9");
     }

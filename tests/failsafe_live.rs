@@ -244,7 +244,7 @@ async fn owners_and_exempt(flavour: Flavour) {
     let owner_name = privfence::model::AccountName::new(format!("pfo_{}", f.tag), "%");
     let before_owner = {
         let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
-        let c = privfence::session::snapshot::read(&mut s, std::slice::from_ref(&owner_name)).await.unwrap();
+        let c = privfence::engine::snapshot::read(&mut s, std::slice::from_ref(&owner_name)).await.unwrap();
         s.close().await;
         c
     };
@@ -256,7 +256,7 @@ async fn owners_and_exempt(flavour: Flavour) {
     assert!(text(&o).contains("is an owner of service"), "{}", text(&o));
     assert!(!f.journal().exists() || journal_types(&f).iter().all(|r| !matches!(r, Record::AccountBegin { .. })), "nothing journaled");
     let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
-    let now = privfence::session::snapshot::read(&mut s, std::slice::from_ref(&owner_name)).await.unwrap();
+    let now = privfence::engine::snapshot::read(&mut s, std::slice::from_ref(&owner_name)).await.unwrap();
     s.close().await;
     assert_eq!(now, before_owner, "the owner's grants are untouched");
 }

@@ -78,7 +78,7 @@ fn text(o: &std::process::Output) -> String {
 
 async fn owner_grants(sb: &Sandbox) -> BTreeSet<String> {
     let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
-    let c = privfence::session::snapshot::read(&mut s, &[AccountName::new("svc_owner", "%")]).await.unwrap();
+    let c = privfence::engine::snapshot::read(&mut s, &[AccountName::new("svc_owner", "%")]).await.unwrap();
     s.close().await;
     c
 }

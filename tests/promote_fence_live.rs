@@ -8,13 +8,13 @@ mod support;
 
 use mysql_async::prelude::*;
 use privfence::db::Flavour;
+use privfence::engine::node::Node;
+use privfence::engine::snapshot;
 use privfence::journal::{Journal, Record, JOURNAL_FORMAT};
 use privfence::model::ident::{quote_ident as qi, quote_str as qs};
 use privfence::model::{AccountName, TableName};
 use privfence::promote::fence;
 use privfence::sandbox::{self, Topology};
-use privfence::session::node::Node;
-use privfence::session::snapshot;
 use privfence::workload::{Workload, WorkloadSpec};
 use std::time::{Duration, Instant};
 use support::*;

@@ -14,10 +14,10 @@ mod support;
 
 use mysql_async::prelude::*;
 use privfence::db::Flavour;
+use privfence::engine::node::Node;
 use privfence::model::ident::{quote_ident as qi, quote_str as qs};
 use privfence::promote::preflight::{self, Check, Input, Status};
 use privfence::sandbox::{self, Sandbox, Topology};
-use privfence::session::node::Node;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::*;

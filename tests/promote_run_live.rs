@@ -11,12 +11,12 @@ mod support;
 
 use mysql_async::prelude::*;
 use privfence::db::Flavour;
+use privfence::engine::node::Node;
 use privfence::journal::{Journal, Record, JOURNAL_FORMAT};
 use privfence::model::{AccountName, TableName};
 use privfence::output::Output;
 use privfence::promote::run::{self, Hooks, Options, Service};
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
-use privfence::session::node::Node;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -286,7 +286,7 @@ async fn abort_everywhere(flavour: Flavour) {
         server.close().await;
         let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
         let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
-        let before = privfence::session::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap();
+        let before = privfence::engine::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap();
         let mut j = new_journal(&dir.path().join(format!("a{k}.journal")));
         let svc = service(&policy, tool);
         let opts = Options { yes: true, until: Some(until.to_string()), ..Options::default() };
@@ -294,7 +294,7 @@ async fn abort_everywhere(flavour: Flavour) {
         run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await.unwrap_or_else(|e| panic!("run until {until}: {e}"));
         run::abort(&mut j, &mut primary, &mut rep, &opts, &mut out).await.unwrap_or_else(|e| panic!("abort after {until}: {e}"));
         assert_eq!(
-            privfence::session::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap(),
+            privfence::engine::snapshot::read(&mut primary.server, std::slice::from_ref(&owner)).await.unwrap(),
             before,
             "grants after abort at {until}"
         );

@@ -242,7 +242,7 @@ async fn replica_cut(flavour: Flavour) {
     sb.wait_replica_caught_up(Duration::from_secs(30)).await.expect("replica caught up");
     let before = f.canonical(replica).await;
     assert_eq!(before, f.canonical(&sb.primary).await);
-    let mut primary = session::node::Node::connect(&admin_spec(&sb.primary), "primary").await.expect("connect");
+    let mut primary = privfence::engine::node::Node::connect(&admin_spec(&sb.primary), "primary").await.expect("connect");
     let found = primary.discover_replicas().await.expect("discover");
     assert_eq!(found, vec![format!("{}:{}", replica.host, replica.port)], "the primary reports its replica");
     primary.server.close().await;

@@ -2,12 +2,12 @@
 //! fail-safes of cuts (docs/failsafe.md): what is in it, and dropping it.
 
 use super::args::ConnectArgs;
+use crate::engine::failsafe::{self, SCHEMA};
+use crate::engine::{exec, node::Node};
 use crate::error::ExitCode;
 use crate::journal::{Journal, Phase, Record, JOURNAL_FORMAT};
 use crate::model::ident::quote_ident;
 use crate::output::Output;
-use crate::session::failsafe::{self, SCHEMA};
-use crate::session::{exec, node::Node};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Subcommand)]

@@ -3,12 +3,12 @@
 
 use super::args::ConnectArgs;
 use crate::db::ConnectSpec;
+use crate::engine::node::Node;
 use crate::error::ExitCode;
 use crate::journal::{self, Journal, Record, StepState, JOURNAL_FORMAT};
 use crate::output::Output;
 use crate::promote::preflight;
 use crate::promote::run::{self, Hooks, Options, PromoteState, Service, STEPS};
-use crate::session::node::Node;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -147,7 +147,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         anyhow::bail!("service {:?} matches no table on the primary", a.service);
     }
     let owners: Vec<_> = inv.login_accounts().filter(|x| svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
-    let interrupts = crate::session::interrupt::Interrupts::install()?;
+    let interrupts = crate::engine::interrupt::Interrupts::install()?;
     if what != "plan" {
         // From here a signal is honoured between statements: before the point of no return the
         // fence comes down and the promotion stops resumable; after it, it stops between steps.
@@ -205,9 +205,8 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     }
     // One promotion per service at a time.
     let mut lock = primary.server.another().await?;
-    let name = crate::model::ident::quote_str(&format!("privfence-promote:{}", a.service));
-    let got: Option<i64> = lock.first("taking the promotion lock", &format!("SELECT GET_LOCK({name}, 5)")).await?;
-    if got != Some(1) {
+    let name = crate::engine::exec::lock_name("privfence-promote:", &a.service);
+    if !crate::engine::exec::lock(&mut lock, "taking the promotion lock", &name, 5).await? {
         anyhow::bail!("another privfence promotion of {:?} is running (it holds the lock on the primary)", a.service);
     }
     let header = Record::Header {

@@ -2,13 +2,13 @@
 
 use super::args::{parse_app_log, parse_duration, parse_failsafe_after, ConnectArgs};
 use crate::db::ConnectSpec;
+use crate::engine::interrupt::Interrupts;
 use crate::error::ExitCode;
 use crate::journal::{self, Journal, Record, Verdict, JOURNAL_FORMAT};
 use crate::notify::{self, Notice, Urgency};
 use crate::output::Output;
 use crate::plan::{self, PlanOptions};
 use crate::report;
-use crate::session::interrupt::Interrupts;
 use crate::session::{guide, Options, Session, TurnResult};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -201,7 +201,7 @@ async fn context(c: &Common, out: &mut Output) -> anyhow::Result<Option<Context>
     let primary = c.connect.input().resolve(&|k| std::env::var(k).ok())?;
     let mut addresses = c.replicas.clone();
     if c.discover_replicas {
-        let mut node = crate::session::node::Node::connect(&primary, "primary").await?;
+        let mut node = crate::engine::node::Node::connect(&primary, "primary").await?;
         for found in node.discover_replicas().await? {
             if !addresses.contains(&found) {
                 out.status(&format!("discovered replica {found}"));

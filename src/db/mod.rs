@@ -1,10 +1,10 @@
 //! Talking to servers: connection options, flavour and version detection, the connection handle.
 
 pub mod conn;
-pub mod flavour;
 pub mod mycnf;
 pub mod server;
 
 pub use conn::{ConnectInput, ConnectSpec, Secret, SslMode, DEFAULT_CONNECT_TIMEOUT};
-pub use flavour::{Flavour, ServerInfo, Version};
+// Pure types, in the model; re-exported where connections are made.
+pub use crate::model::flavour::{self, Flavour, ServerInfo, Version};
 pub use server::Server;

@@ -154,7 +154,7 @@ impl Server {
     }
 
     /// Runs a statement that changes the server. Only the journaling executor
-    /// ([`crate::session::exec`]) calls this, after writing the statement's intent.
+    /// ([`crate::engine::exec`]) calls this, after writing the statement's intent.
     pub(crate) async fn execute(&mut self, sql: &str) -> std::result::Result<(), mysql_async::Error> {
         self.conn.query_drop(sql).await
     }

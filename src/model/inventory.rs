@@ -6,7 +6,7 @@
 
 use super::grant::{DefaultRole, Grant, PartialRevoke, ProxyGrant, RoleGrant, RoutineKind};
 use super::ident::{AccountName, TableName};
-use crate::db::ServerInfo;
+use crate::model::flavour::ServerInfo;
 use serde::{Deserialize, Serialize};
 
 /// Version of the inventory JSON format. Bump on any incompatible change.
@@ -210,7 +210,7 @@ impl Inventory {
     /// to others as a role still logs in with its own privileges (seen on 9.7), so every
     /// account is listed (one made by `CREATE ROLE` is locked, and says so).
     pub fn login_accounts(&self) -> impl Iterator<Item = &Account> {
-        let mysql = self.server.flavour == crate::db::Flavour::MySql;
+        let mysql = self.server.flavour == crate::model::flavour::Flavour::MySql;
         self.accounts.iter().filter(move |a| mysql || !a.is_role)
     }
 }

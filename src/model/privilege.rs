@@ -5,7 +5,7 @@
 //! like the others here, which keeps set arithmetic simple; renderers move it to `WITH GRANT
 //! OPTION`.
 
-use crate::db::Flavour;
+use crate::model::flavour::Flavour;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -205,13 +205,13 @@ pub const MARIADB_GLOBAL_BITS: &[(u32, &str)] = &[
 ];
 
 /// The global privileges a MariaDB server of this version knows (the bits `ALL` sets).
-pub fn mariadb_global_bits(version: crate::db::Version) -> impl Iterator<Item = &'static (u32, &'static str)> {
-    let top = if version >= crate::db::Version::new(11, 3, 0) { 39 } else { 38 };
+pub fn mariadb_global_bits(version: crate::model::flavour::Version) -> impl Iterator<Item = &'static (u32, &'static str)> {
+    let top = if version >= crate::model::flavour::Version::new(11, 3, 0) { 39 } else { 38 };
     MARIADB_GLOBAL_BITS.iter().filter(move |(bit, _)| *bit <= top)
 }
 
 /// Decodes a MariaDB `access` bitmask.
-pub fn decode_mariadb_access(access: u64, version: crate::db::Version) -> PrivSet {
+pub fn decode_mariadb_access(access: u64, version: crate::model::flavour::Version) -> PrivSet {
     mariadb_global_bits(version).filter(|(bit, _)| access & (1u64 << bit) != 0).map(|(_, name)| Privilege::known(name)).collect()
 }
 
@@ -244,7 +244,7 @@ pub fn table_relevant(set: &PrivSet) -> PrivSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Version;
+    use crate::model::flavour::Version;
 
     #[test]
     fn canonical_names() {

@@ -7,7 +7,7 @@ use super::grant::{Grant, GrantObject, PartialRevoke, ProxyGrant, RoleGrant};
 use super::ident::{quote_ident, quote_str, AccountName};
 use super::inventory::Inventory;
 use super::privilege::PrivSet;
-use crate::db::Flavour;
+use crate::model::flavour::Flavour;
 use std::collections::{BTreeMap, HashMap};
 
 /// How a grantee is written: MariaDB roles and `PUBLIC` have no host part.

@@ -6,11 +6,11 @@
 //! statement with its credential clause redacted).
 
 use crate::db::server::text;
+use crate::engine::node::Node;
+use crate::engine::{exec, snapshot};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase};
 use crate::model::AccountName;
-use crate::session::node::Node;
-use crate::session::{exec, snapshot};
 
 /// What step 3 found or did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -50,21 +50,16 @@ pub async fn ensure(j: &mut Journal, primary: &mut Node, replica: &mut Node, own
         let create =
             rows.first().map(|r| text(r, 0)).ok_or_else(|| Error::Session(format!("{} does not exist on the primary", a.sql())))?;
         let redacted = crate::inventory::showgrants::redact(&create);
-        exec::run(j, replica, Phase::Promote, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
-        let created = exec::run_redacted(j, replica, Phase::Promote, Some("create-owner"), &create, &redacted).await;
-        let mut result = created;
-        if result.is_ok() {
-            // The grants come from the model (never a credential clause), as the snapshot does.
-            let inv = crate::inventory::grants::read(&mut primary.server).await?;
+        // The grants come from the model (never a credential clause), as the snapshot does.
+        let inv = crate::inventory::grants::read(&mut primary.server).await?;
+        exec::unlogged(j, replica, Phase::Promote, async |j: &mut Journal, replica: &mut Node| {
+            exec::run_redacted(j, replica, Phase::Promote, Some("create-owner"), &create, &redacted).await?;
             for g in crate::model::sql::account_grants_sql(&inv, a) {
-                if let Err(e) = exec::run(j, replica, Phase::Promote, Some("grant-owner"), &g, &[]).await {
-                    result = Err(e);
-                    break;
-                }
+                exec::run(j, replica, Phase::Promote, Some("grant-owner"), &g, &[]).await?;
             }
-        }
-        exec::run(j, replica, Phase::Promote, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
-        result?;
+            Ok(())
+        })
+        .await?;
         out.push(OnReplica::Created);
     }
     let theirs = snapshot::read(&mut replica.server, owner).await?;

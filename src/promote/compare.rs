@@ -22,9 +22,9 @@
 use crate::compare::{open_session, TableQueries};
 pub use crate::compare::{ChunkSum, ALGORITHM};
 use crate::db::Server;
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::model::TableName;
-use crate::session::node::Node;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

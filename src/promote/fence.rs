@@ -9,11 +9,11 @@
 //! reach the replica, which becomes the service's server with the account as it was.
 //! [`unfence`] is the exact inverse, for an abort or a deadline.
 
+use crate::engine::exec;
+use crate::engine::node::Node;
 use crate::error::Result;
 use crate::journal::{Journal, Phase};
 use crate::model::{AccountName, GrantObject, Inventory, Privilege, TableName};
-use crate::session::exec;
-use crate::session::node::Node;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -96,15 +96,13 @@ pub async fn fence(
     lock_wait: Duration,
 ) -> (Fenced, Result<()>) {
     let mut f = Fenced::default();
-    if let Err(e) = exec::run(j, primary, Phase::Fence, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await {
-        return (f, Err(e));
-    }
-    let mut result = fence_inner(j, primary, inv, owner, tables, lock_wait, &mut f).await;
-    // Whatever happened, this connection goes back to logging (and never holds the lock).
-    let _ = exec::run(j, primary, Phase::Fence, Some("unlock-tables"), "UNLOCK TABLES", &[]).await;
-    if let Err(e) = exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await {
-        result = result.and(Err(e));
-    }
+    let result = exec::unlogged(j, primary, Phase::Fence, async |j: &mut Journal, primary: &mut Node| {
+        let result = fence_inner(j, primary, inv, owner, tables, lock_wait, &mut f).await;
+        // Whatever happened, this connection goes back to logging and never holds the lock.
+        let _ = exec::run(j, primary, Phase::Fence, Some("unlock-tables"), "UNLOCK TABLES", &[]).await;
+        result
+    })
+    .await;
     (f, result)
 }
 
@@ -144,25 +142,17 @@ async fn fence_inner(
 /// binary logging (the replica never saw the fence).
 pub async fn unfence(j: &mut Journal, primary: &mut Node, f: &Fenced) -> Result<()> {
     let flavour = primary.flavour();
-    exec::run(j, primary, Phase::Fence, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
-    let mut result = Ok(());
-    for (_, inverse) in f.revoked.iter().rev() {
-        if let Err(e) = exec::run(j, primary, Phase::Abort, Some("regrant-writes"), inverse, &[]).await {
-            result = Err(e);
-            break;
+    exec::unlogged(j, primary, Phase::Fence, async |j: &mut Journal, primary: &mut Node| {
+        for (_, inverse) in f.revoked.iter().rev() {
+            exec::run(j, primary, Phase::Abort, Some("regrant-writes"), inverse, &[]).await?;
         }
-    }
-    if result.is_ok() {
         for a in &f.locked {
             let sql = format!("ALTER USER {} ACCOUNT UNLOCK", crate::model::sql::grantee_sql(a, flavour));
-            if let Err(e) = exec::run(j, primary, Phase::Abort, Some("unlock"), &sql, &[]).await {
-                result = Err(e);
-                break;
-            }
+            exec::run(j, primary, Phase::Abort, Some("unlock"), &sql, &[]).await?;
         }
-    }
-    exec::run(j, primary, Phase::Fence, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
-    result
+        Ok(())
+    })
+    .await
 }
 
 /// The fence's changes as the journal tells them (statements with an undo, in order), for an

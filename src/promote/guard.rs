@@ -1,16 +1,16 @@
 //! The promotion's fail-safe (steps 7-8): the same server-side dead man's switch as a cut's
-//! ([`crate::session::failsafe`]), armed before the write fence with the fence's exact undo
+//! ([`crate::engine::failsafe`]), armed before the write fence with the fence's exact undo
 //! (re-grant the owner's writes, unlock it) and disarmed just before the point of no return.
 //! If privfence disappears in between, the primary gives the service its writes back by
 //! itself. Everything here runs without binary logging, like the fence: the replica (the
 //! service's next server) never sees the fence, its undo, or the fail-safe's objects.
 
+use crate::engine::exec;
+use crate::engine::failsafe::{self, Fired, Heartbeat, Spec};
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::journal::{Entry, FailsafeState, Journal, Phase, Record};
 use crate::output::Output;
-use crate::session::exec;
-use crate::session::failsafe::{self, Fired, Heartbeat, Spec};
-use crate::session::node::Node;
 use serde_json::json;
 use std::time::Duration;
 
@@ -28,9 +28,7 @@ impl Guard {
 }
 
 async fn unlogged(primary: &Node) -> Result<Node> {
-    let mut n = primary.companion().await?;
-    n.server.session("setting sql_log_bin = 0", "SET SESSION sql_log_bin = 0").await?;
-    Ok(n)
+    primary.unlogged_companion().await
 }
 
 /// Arms the fail-safe with `undos` (run in this order when it fires). `Err(Refused)` when it

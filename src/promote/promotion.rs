@@ -7,11 +7,11 @@
 //! Every statement is idempotent, so a crash anywhere in here is finished by running it again.
 
 use crate::db::Flavour;
+use crate::engine::exec;
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase};
 use crate::model::{AccountName, Inventory, TableName};
-use crate::session::exec;
-use crate::session::node::Node;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -74,11 +74,11 @@ pub async fn promote(
             p.events_enabled.push(name.to_string());
         }
     }
-    let now = crate::session::snapshot::read(&mut replica.server, keep.owners).await?;
+    let now = crate::engine::snapshot::read(&mut replica.server, keep.owners).await?;
     if &now != snapshot {
         return Err(Error::Session(format!(
             "the owner's grants on the new server differ from the primary's before the fence: {}",
-            crate::session::snapshot::diff(snapshot, &now).join("; ")
+            crate::engine::snapshot::diff(snapshot, &now).join("; ")
         )));
     }
     // Replication accounts are infrastructure, not applications: kept.

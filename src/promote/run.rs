@@ -3,12 +3,12 @@
 
 use super::guard::{self, Guard};
 use super::{account, compare, fence, preflight, promotion};
+use crate::engine::exec;
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::journal::{Entry, Journal, Phase, Record, StepState};
 use crate::model::{AccountName, Inventory, TableName};
 use crate::output::Output;
-use crate::session::exec;
-use crate::session::node::Node;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -48,7 +48,7 @@ pub struct Options {
     /// How long step 11 watches the archived tables for writes.
     pub archive_watch: Duration,
     /// SIGINT/SIGTERM/SIGHUP received: looked at between steps and in the waits.
-    pub interrupts: crate::session::interrupt::Interrupts,
+    pub interrupts: crate::engine::interrupt::Interrupts,
     /// Bound on each hook and each run of the go command; its process group is killed after.
     pub hook_timeout: Duration,
     /// Arm a server-side fail-safe before the fence that takes it down after this much silence
@@ -200,35 +200,10 @@ fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<
     j.append(Record::Step { name: name.into(), state, detail }).map(|_| ())
 }
 
-/// Runs `cmd` through `sh -c` in its own process group; after `limit` the whole group is
-/// killed and the run is an error.
-pub async fn bounded(mut c: tokio::process::Command, cmd: &str, limit: Duration) -> Result<std::process::ExitStatus> {
-    let mut child = c.process_group(0).kill_on_drop(true).spawn().map_err(|e| Error::Session(format!("`{cmd}` could not run: {e}")))?;
-    match tokio::time::timeout(limit, child.wait()).await {
-        Ok(r) => r.map_err(|e| Error::Session(format!("`{cmd}` could not run: {e}"))),
-        Err(_) => {
-            if let Some(pid) = child.id() {
-                // SAFETY: signalling the process group of a child we started (its pid is its pgid).
-                unsafe {
-                    libc::kill(-(pid as i32), libc::SIGKILL);
-                }
-            }
-            let _ = child.wait().await;
-            Err(Error::Session(format!("`{cmd}` did not finish within {limit:?} (--hook-timeout): its process group was killed")))
-        }
-    }
-}
-
 async fn hook(cmd: &str, replica: &Node, limit: Duration, out: &mut Output) -> Result<()> {
-    let mut c = tokio::process::Command::new("sh");
-    c.arg("-c")
-        .arg(cmd)
-        .env("PRIVFENCE_NEW_SERVER", format!("{}:{}", replica.spec().host, replica.spec().port))
-        .stdin(std::process::Stdio::null());
-    let status = bounded(c, cmd, limit).await?;
-    if !status.success() {
-        return Err(Error::Session(format!("the hook `{cmd}` failed: {}", crate::notify::describe_status(&status))));
-    }
+    let server = format!("{}:{}", replica.spec().host, replica.spec().port);
+    let c = crate::engine::command::Command::shell(cmd).env("PRIVFENCE_NEW_SERVER", server);
+    c.check(limit).await.map_err(|e| Error::Session(format!("the hook failed (--hook-timeout bounds it): {e}")))?;
     out.status(&format!("hook `{cmd}`: ok"));
     Ok(())
 }
@@ -362,7 +337,7 @@ async fn run_step(
         }
         "owner" => {
             let r = account::ensure(j, primary, replica, &svc.owners).await?;
-            let snapshot = crate::session::snapshot::read(&mut primary.server, &svc.owners).await?;
+            let snapshot = crate::engine::snapshot::read(&mut primary.server, &svc.owners).await?;
             Ok(json!({ "owners": svc.owners, "on_replica": r, "snapshot": snapshot }))
         }
         "reads" => {
@@ -390,9 +365,9 @@ async fn run_step(
                 let go = match (&opts.hooks.go_file, &opts.hooks.go_command) {
                     (Some(f), _) if f.exists() => true,
                     (_, Some(cmd)) => {
-                        let mut c = tokio::process::Command::new("sh");
-                        c.arg("-c").arg(cmd).stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null());
-                        bounded(c, cmd, opts.hook_timeout).await?.success()
+                        let c = crate::engine::command::Command::shell(cmd).stdout(crate::engine::command::Stdout::Null);
+                        let st = c.run(opts.hook_timeout).await.map_err(|e| Error::Session(format!("the go command: {e}")))?;
+                        st.success()
                     }
                     (Some(_), None) => false,
                     (None, None) if opts.yes => true,
@@ -458,7 +433,7 @@ async fn run_step(
             let mut smoked = Vec::new();
             if let Some(spec) = &opts.smoke_as {
                 // Journaled like every statement, although it changes no row.
-                let mut node = crate::session::node::Node::connect(spec, "smoke").await?;
+                let mut node = crate::engine::node::Node::connect(spec, "smoke").await?;
                 for t in &svc.tables {
                     let sql = format!("INSERT INTO {} SELECT * FROM {} WHERE FALSE", t.sql(), t.sql());
                     exec::run(j, &mut node, Phase::Promote, Some("smoke-write"), &sql, &[])
@@ -529,12 +504,15 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
                 let created: Vec<&AccountName> =
                     owners.iter().zip(&on).filter(|(_, o)| **o == account::OnReplica::Created).map(|(a, _)| a).collect();
                 if !created.is_empty() {
-                    exec::run(j, replica, Phase::Abort, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
-                    for a in created {
-                        let sql = format!("DROP USER IF EXISTS {}", crate::model::sql::grantee_sql(a, replica.flavour()));
-                        exec::run(j, replica, Phase::Abort, Some("drop-owner"), &sql, &[]).await?;
-                    }
-                    exec::run(j, replica, Phase::Abort, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
+                    let flavour = replica.flavour();
+                    exec::unlogged(j, replica, Phase::Abort, async |j: &mut Journal, replica: &mut Node| {
+                        for a in created {
+                            let sql = format!("DROP USER IF EXISTS {}", crate::model::sql::grantee_sql(a, flavour));
+                            exec::run(j, replica, Phase::Abort, Some("drop-owner"), &sql, &[]).await?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
                 }
             }
             "reads" => {

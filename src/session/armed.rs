@@ -1,12 +1,12 @@
 //! A turn's fail-safe in the session: armed on the primary before the cut (or the cut is
 //! refused), watched while the cut is in force, read when it fired, disarmed when the turn
 //! ends. Every statement goes through the journaling executor; the per-second heartbeat is
-//! journaled once, in the `arming` record (see [`super::failsafe`]).
+//! journaled once, in the `arming` record (see [`crate::engine::failsafe`]).
 
-use super::exec;
-use super::failsafe::{self, Fired, Heartbeat, Spec};
-use super::node::Node;
 use super::Session;
+use crate::engine::exec;
+use crate::engine::failsafe::{self, Fired, Heartbeat, Spec};
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::journal::{FailsafeState, JournalStep, Phase, Record};
 use crate::output::Output;
@@ -98,8 +98,7 @@ impl Session {
 
     /// Creates the schema, procedure, heartbeat row and event; returns the heartbeat connection.
     async fn arm_statements(&mut self, spec: &Spec) -> Result<Node> {
-        let mut hb = self.topo.primary().companion().await?;
-        hb.server.session("setting sql_log_bin = 0", "SET SESSION sql_log_bin = 0").await?;
+        let mut hb = self.topo.primary().unlogged_companion().await?;
         let primary = self.topo.primary();
         for sql in Spec::schema_sql() {
             exec::run(&mut self.journal, primary, Phase::Failsafe, Some("failsafe-schema"), &sql, &[]).await?;
@@ -198,9 +197,7 @@ impl Session {
 
 /// A second connection to `node` whose session does not write the binary log.
 async fn unlogged(node: &Node) -> Option<Node> {
-    let mut n = node.companion().await.ok()?;
-    n.server.session("setting sql_log_bin = 0", "SET SESSION sql_log_bin = 0").await.ok()?;
-    Some(n)
+    node.unlogged_companion().await.ok()
 }
 
 /// Resolves when the armed fail-safe fired or may have; never without one.

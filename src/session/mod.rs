@@ -16,14 +16,12 @@
 //! ```
 
 mod armed;
-pub mod exec;
-pub mod failsafe;
 pub mod guide;
-pub mod interrupt;
-pub mod node;
 mod restore;
-pub mod snapshot;
 mod watch;
+
+// The engine's modules under their old paths, until every caller imports `crate::engine`.
+pub use crate::engine::{exec, failsafe, interrupt, node, snapshot};
 
 use crate::db::ConnectSpec;
 use crate::error::{Error, Result};
@@ -135,14 +133,6 @@ pub struct Session {
 }
 
 /// The server-side lock name of a service (at most 64 characters).
-fn lock_name(service: &str) -> String {
-    let name = format!("privfence:{service}");
-    if name.chars().count() <= 64 {
-        return name;
-    }
-    format!("privfence:{:016x}", crate::plan::fingerprint::fnv1a64(service.as_bytes()))
-}
-
 fn same_boot(a: i64, b: i64) -> bool {
     (a - b).abs() <= 2
 }
@@ -166,10 +156,8 @@ impl Session {
         // A lock whose holder was just killed lingers until the server notices the dropped
         // connection: wait a few seconds for it rather than refuse at once.
         let mut lock = nodes[0].server.another().await?;
-        let name = lock_name(service);
-        let got: Option<i64> =
-            lock.first("taking the session lock", &format!("SELECT GET_LOCK({}, 5)", crate::model::ident::quote_str(&name))).await?;
-        if got != Some(1) {
+        let name = exec::lock_name("privfence:", service);
+        if !exec::lock(&mut lock, "taking the session lock", &name, 5).await? {
             let holder: Option<u64> = lock
                 .first("finding the lock holder", &format!("SELECT IS_USED_LOCK({})", crate::model::ident::quote_str(&name)))
                 .await

@@ -2,7 +2,8 @@
 //! a crash, or a rollback), recovering an interrupted session, and the evidence settings that
 //! a session turns on and back off.
 
-use super::{exec, same_boot, snapshot, stop_requested, RestoreResult, Session, TurnResult};
+use super::{same_boot, stop_requested, RestoreResult, Session, TurnResult};
+use crate::engine::{exec, snapshot};
 use crate::error::{Error, Result};
 use crate::journal::{JournalStep, Phase, Record, Verdict};
 use crate::output::Output;

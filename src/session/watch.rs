@@ -199,13 +199,8 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
     }
 }
 
-/// Runs the operator's check command through `sh -c`; a non-zero exit or a timeout is a failure.
+/// Runs the operator's check command (the engine's command runner); a non-zero exit or a
+/// timeout is a failure.
 async fn run_check(cmd: &str, limit: Duration) -> Result<(), String> {
-    let child = tokio::process::Command::new("sh").arg("-c").arg(cmd).stdin(std::process::Stdio::null()).kill_on_drop(true).output();
-    match tokio::time::timeout(limit, child).await {
-        Err(_) => Err(format!("`{cmd}` did not finish within {limit:?}")),
-        Ok(Err(e)) => Err(format!("`{cmd}` could not run: {e}")),
-        Ok(Ok(o)) if o.status.success() => Ok(()),
-        Ok(Ok(o)) => Err(format!("`{cmd}` exited with {}", crate::notify::describe_status(&o.status))),
-    }
+    crate::engine::command::Command::shell(cmd).stdout(crate::engine::command::Stdout::Null).check(limit).await
 }

@@ -52,6 +52,7 @@
 
 mod activity;
 mod applog;
+mod codes;
 mod discover;
 mod errlog;
 mod errors;

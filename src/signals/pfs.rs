@@ -1,7 +1,7 @@
 //! performance_schema readers: MySQL's error summary, the statement history (both flavours),
 //! and the status counters per connection and per account. Each is one query per poll.
 
-use super::errors::{sql_list, LOGIN_ERRORS, PRIVILEGE_ERRORS};
+use super::codes::{sql_list, LOGIN_ERRORS, PRIVILEGE_ERRORS};
 use crate::db::server::{opt_text, text};
 use crate::db::Server;
 use crate::error::Result;

@@ -109,7 +109,7 @@ impl Fixture {
 
     pub async fn canonical(&self, server: &sandbox::Server) -> BTreeSet<String> {
         let mut s = privfence::db::Server::connect(&admin_spec(server)).await.expect("connect");
-        let c = session::snapshot::read(&mut s, &[self.account_name()]).await.expect("snapshot");
+        let c = privfence::engine::snapshot::read(&mut s, &[self.account_name()]).await.expect("snapshot");
         s.close().await;
         c
     }

@@ -313,10 +313,8 @@ impl Heartbeat {
                     Ok(_) => *sh.last_ok.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now(),
                     Err(_) => {
                         // A lost connection: open another (the server keeps counting meanwhile).
-                        if let Ok(mut fresh) = node.companion().await {
-                            if fresh.server.session("setting sql_log_bin = 0", "SET SESSION sql_log_bin = 0").await.is_ok() {
-                                node = fresh;
-                            }
+                        if let Ok(fresh) = node.unlogged_companion().await {
+                            node = fresh;
                         }
                     }
                 }

@@ -55,6 +55,14 @@ impl Node {
         Ok(Node { name: self.name.clone(), server: self.server.another().await?, identity: self.identity.clone(), spec: self.spec.clone() })
     }
 
+    /// [`Node::companion`] whose session does not write the binary log (the fail-safe's
+    /// heartbeat: its refreshes neither replicate nor fill the binary log).
+    pub async fn unlogged_companion(&self) -> Result<Node> {
+        let mut n = self.companion().await?;
+        n.server.session("setting sql_log_bin = 0", "SET SESSION sql_log_bin = 0").await?;
+        Ok(n)
+    }
+
     pub fn flavour(&self) -> Flavour {
         self.server.info.flavour
     }
