@@ -368,8 +368,27 @@ async fn crash_every_step(flavour: Flavour) {
         let o = std::process::Command::new(bin).args(args("run")).env("PRIVFENCE_CRASH_AT_LABEL", &point).output().unwrap();
         let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         assert_eq!(o.status.signal(), Some(9), "killed at {point}: {}", text(&o));
-        let r = std::process::Command::new(bin).args(args("resume")).output().unwrap();
+        // resume and status need only the service and the journal: the policy and the servers
+        // come from the journal (and the servers are checked to be the same ones).
+        let only = |verb: &str, rest: &[String]| -> Vec<String> {
+            let mut v = vec!["promote".into(), verb.into(), "--service".into(), "svc".into(), "--journal".into()];
+            v.push(dir.path().join("svc.promote.journal").display().to_string());
+            v.extend(rest.iter().cloned());
+            v
+        };
+        let conn = ["--yes", "--archive-watch", "200ms", "--defaults-file"].map(String::from);
+        let mut rest = conn.to_vec();
+        rest.push(sb.primary.client_cnf.display().to_string());
+        let r = std::process::Command::new(bin).args(only("resume", &rest)).output().unwrap();
         assert_eq!(r.status.code(), Some(0), "resume after a kill at {point}: {}", text(&r));
+        let s = std::process::Command::new(bin).args(only("status", &[])).output().unwrap();
+        assert_eq!(s.status.code(), Some(0), "status from the journal alone: {}", text(&s));
+        assert!(String::from_utf8_lossy(&s.stdout).contains("past the point of no return"), "{}", text(&s));
+        let mut swapped = rest.clone();
+        swapped.extend(["--primary".to_string(), format!("{}:{}", replica.host, replica.port)]);
+        let w = std::process::Command::new(bin).args(only("resume", &swapped)).output().unwrap();
+        assert_eq!(w.status.code(), Some(2), "another server than the journal's is refused: {}", text(&w));
+        assert!(text(&w).contains("is not the server this promotion's journal ran on"), "{}", text(&w));
         let st = run::PromoteState::fold(&Journal::read(&dir.path().join("svc.promote.journal")).unwrap());
         assert!(st.finished(), "finished after a kill at {point}");
         let mut c = mysql_async::Conn::new(replica.opts_as("svc_owner", "pw-owner"))

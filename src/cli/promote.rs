@@ -31,18 +31,20 @@ pub enum PromoteCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// A policy file or folder.
+    /// A policy file or folder [default: the one the journal names, for a promotion under way].
     #[arg(long)]
-    pub policy: PathBuf,
+    pub policy: Option<PathBuf>,
     /// The service whose tables move.
     #[arg(long)]
     pub service: String,
-    /// The primary: HOST:PORT or a mysql:// URL (credentials from the connection flags).
+    /// The primary: HOST:PORT or a mysql:// URL (credentials from the connection flags)
+    /// [default: the journal's, for a promotion under way].
     #[arg(long)]
-    pub primary: String,
-    /// The replica that becomes the service's server: HOST:PORT or a mysql:// URL.
+    pub primary: Option<String>,
+    /// The replica that becomes the service's server: HOST:PORT or a mysql:// URL
+    /// [default: the journal's, for a promotion under way].
     #[arg(long)]
-    pub replica: String,
+    pub replica: Option<String>,
     /// The promotion's journal [default: $XDG_STATE_HOME/privfence/SERVICE.promote.journal].
     #[arg(long)]
     pub journal: Option<PathBuf>,
@@ -126,8 +128,14 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         out.data(&status_table(&st));
         return Ok(ExitCode::Ok);
     }
+    let known = Known::read(&path)?;
+    let policy_path = match (&a.policy, &known.policy) {
+        (Some(p), _) => p.clone(),
+        (None, Some(p)) => PathBuf::from(p),
+        (None, None) => anyhow::bail!("give --policy: there is no promotion journal for {:?} at {}", a.service, path.display()),
+    };
     let today = chrono::Local::now().date_naive();
-    let policy = match crate::policy::load(&a.policy, today) {
+    let policy = match crate::policy::load(&policy_path, today) {
         Ok(p) => p,
         Err(e) => {
             out.status(&e.to_string());
@@ -135,10 +143,11 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         }
     };
     let svc_def =
-        policy.service(&a.service).ok_or_else(|| anyhow::anyhow!("no service {:?} in {}", a.service, a.policy.display()))?.clone();
+        policy.service(&a.service).ok_or_else(|| anyhow::anyhow!("no service {:?} in {}", a.service, policy_path.display()))?.clone();
     let base = a.connect.input().resolve(&|k| std::env::var(k).ok())?;
-    let mut primary = Node::connect(&address(&base, &a, &a.primary)?, "primary").await?;
-    let mut replica = Node::connect(&address(&base, &a, &a.replica)?, "replica").await?;
+    let mut primary = Node::connect(&address(&base, &a, &known.address(&a.primary, "primary", "--primary")?)?, "primary").await?;
+    let mut replica = Node::connect(&address(&base, &a, &known.address(&a.replica, "replica", "--replica")?)?, "replica").await?;
+    known.same_servers(&[&primary, &replica])?;
     let inv = crate::inventory::take(&mut primary.server).await?;
     // A promotion under way keeps the tables it started with (the archive step renames them).
     let journaled = if path.exists() { crate::journal::State::fold(&Journal::read(&path)?).tables } else { Vec::new() };
@@ -213,10 +222,14 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         format: JOURNAL_FORMAT,
         tool_version: env!("CARGO_PKG_VERSION").into(),
         service: a.service.clone(),
-        policy: a.policy.display().to_string(),
+        policy: policy_path.display().to_string(),
         tables: tables.clone(),
     };
     let mut j = Journal::open_or_create(&path, header)?;
+    if known.servers.is_empty() {
+        // Where the promotion runs, so that status, resume and abort need only the service.
+        j.append(Record::Topology { servers: vec![primary.reference(), replica.reference()] })?;
+    }
     let svc = Service { policy: &policy, name: &a.service, tables, owners, today, tool: primary.server.current_user.clone() };
     let result = match what {
         "abort" => run::abort(&mut j, &mut primary, &mut replica, &opts, out).await,
@@ -247,6 +260,60 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
             ));
             Ok(if st.steps.values().any(|s| s.0 == StepState::Begun) { ExitCode::JournalAttention } else { ExitCode::Error })
         }
+    }
+}
+
+/// What an existing journal says about the promotion: its policy and its servers.
+#[derive(Default)]
+struct Known {
+    policy: Option<String>,
+    servers: Vec<crate::journal::ServerRef>,
+}
+
+impl Known {
+    fn read(path: &std::path::Path) -> anyhow::Result<Known> {
+        if !path.exists() {
+            return Ok(Known::default());
+        }
+        let mut k = Known::default();
+        for e in Journal::read(path)? {
+            match e.record {
+                Record::Header { policy, .. } => k.policy = Some(policy),
+                Record::Topology { servers } if k.servers.is_empty() => k.servers = servers,
+                _ => {}
+            }
+        }
+        Ok(k)
+    }
+
+    /// The address given, else the journal's `HOST:PORT` for the server named `name`.
+    fn address(&self, given: &Option<String>, name: &str, flag: &str) -> anyhow::Result<String> {
+        if let Some(g) = given {
+            return Ok(g.clone());
+        }
+        let known = self.servers.iter().find(|s| s.name == name).map(|s| s.target.rsplit_once('@').map_or(s.target.as_str(), |(_, a)| a));
+        match known {
+            Some(a) if !a.starts_with("unix:") => Ok(a.to_string()),
+            _ => anyhow::bail!("give {flag}: the journal does not name the {name}'s address"),
+        }
+    }
+
+    /// Refuses servers other than those the journal's promotion runs on.
+    fn same_servers(&self, nodes: &[&Node]) -> anyhow::Result<()> {
+        for n in nodes {
+            if let Some(s) = self.servers.iter().find(|s| s.name == n.name) {
+                if s.identity != n.identity {
+                    anyhow::bail!(
+                        "{} {} is not the server this promotion's journal ran on ({}, identity {}); refusing to go on",
+                        n.name,
+                        n.server.target,
+                        s.target,
+                        s.identity
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -132,7 +132,7 @@ pub struct Session {
     armed: Option<armed::Armed>,
 }
 
-/// The server-side lock name of a service (at most 64 characters).
+/// Two boot times (seconds since the epoch, from uptime) of one server run.
 fn same_boot(a: i64, b: i64) -> bool {
     (a - b).abs() <= 2
 }
