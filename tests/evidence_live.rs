@@ -207,14 +207,14 @@ async fn run(flavour: Flavour) {
         .await;
     }
     let settings = evidence::wanted_settings(&mut server).await.expect("wanted settings");
-    let sql: Vec<&str> = settings.iter().map(|s| s.enable_sql.as_str()).collect();
+    let sql: Vec<String> = settings.iter().map(|s| s.enable_sql()).collect();
     assert!(sql.iter().any(|s| s.contains("events_statements_history_long")), "{settings:?}");
     if mariadb {
         assert!(sql.iter().any(|s| s.contains("events_statements_current")), "{settings:?}");
         assert!(sql.iter().any(|s| s.contains("server_audit_events") && s.contains("TABLE")), "{settings:?}");
         assert!(sql.iter().any(|s| s.contains("server_audit_logging = ON")), "{settings:?}");
     }
-    admin_exec(sb, &settings.iter().map(|s| s.enable_sql.clone()).collect::<Vec<_>>()).await;
+    admin_exec(sb, &settings.iter().map(|s| s.enable_sql()).collect::<Vec<_>>()).await;
     assert!(evidence::wanted_settings(&mut server).await.unwrap().is_empty(), "nothing left to improve");
 
     let s2 = Scenario { schema: s.schema.clone(), prefix: format!("pfev_{tag}2") };
@@ -270,7 +270,7 @@ async fn run(flavour: Flavour) {
     for c in open.into_iter().chain([phase1_other]) {
         c.disconnect().await.ok();
     }
-    let undo: Vec<String> = settings.iter().rev().map(|s| s.disable_sql.clone()).collect();
+    let undo: Vec<String> = settings.iter().rev().map(|s| s.disable_sql()).collect();
     admin_exec(sb, &undo).await;
 }
 

@@ -373,7 +373,7 @@ async fn settings_counter_reset_and_restart() {
         let spec = admin_spec(&sb.primary);
         let mut server = Server::connect(&spec).await.unwrap();
         let wanted = wanted_settings(&mut server).await.unwrap();
-        let names: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
+        let names: Vec<String> = wanted.iter().map(|w| w.name()).collect();
         let expected: &[&str] = match flavour {
             // MariaDB 10.11 ships with every statement consumer off.
             Flavour::MariaDb => &["events_statements_current", "events_statements_history"],
@@ -382,7 +382,7 @@ async fn settings_counter_reset_and_restart() {
         for e in expected {
             assert!(names.iter().any(|n| n.ends_with(e)), "{flavour}: {e} wanted: {names:?}");
         }
-        admin_exec(&sb, &wanted.iter().map(|w| w.enable_sql.clone()).collect::<Vec<_>>()).await;
+        admin_exec(&sb, &wanted.iter().map(|w| w.enable_sql()).collect::<Vec<_>>()).await;
         assert!(wanted_settings(&mut server).await.unwrap().is_empty(), "{flavour}: nothing more to want");
         server.close().await;
 

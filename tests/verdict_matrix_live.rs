@@ -55,7 +55,7 @@ async fn history_on(sb: &Sandbox) {
     let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.expect("connect");
     let settings = privfence::signals::wanted_settings(&mut s).await.expect("settings");
     s.close().await;
-    admin_exec(sb, &settings.into_iter().map(|w| w.enable_sql).collect::<Vec<_>>()).await;
+    admin_exec(sb, &settings.into_iter().map(|w| w.enable_sql()).collect::<Vec<_>>()).await;
 }
 
 /// One case, one run: its own fixture, app and turn.

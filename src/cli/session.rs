@@ -288,13 +288,10 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let candidates: Vec<crate::model::AccountName> = remaining.iter().map(|r| r.account.clone()).collect();
     let mut ranked = match a.evidence_sample {
         Some(sample) => {
-            let mut list: Vec<(String, String, String)> =
-                crate::evidence::wanted_settings(&mut server).await?.into_iter().map(|w| (w.why, w.enable_sql, w.disable_sql)).collect();
-            for w in crate::signals::wanted_settings(&mut server).await? {
-                if !list.iter().any(|(_, on, _)| on == &w.enable_sql) {
-                    list.push((w.name, w.enable_sql, w.disable_sql));
-                }
-            }
+            let list = crate::model::setting::merge(
+                crate::evidence::wanted_settings(&mut server).await?,
+                crate::signals::wanted_settings(&mut server).await?,
+            );
             s.settings_on(&list).await?;
             out.status(&format!("sampling evidence for {sample:?} with {} setting(s) turned on (journaled) ...", list.len()));
             let r = crate::evidence::gather_sampled(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref(), sample).await;

@@ -137,14 +137,7 @@ impl Candidate {
     }
 }
 
-/// A server setting that would improve the evidence. The session journals it, applies
-/// `enable_sql`, and applies `disable_sql` when done (settings in reverse order).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Setting {
-    pub enable_sql: String,
-    pub disable_sql: String,
-    pub why: String,
-}
+pub use crate::model::setting::Setting;
 
 /// Reads every source about `candidates`' use of `tables`. `audit_log` is MariaDB's server_audit
 /// file, when readable on this machine. A source that cannot be read becomes an Unknown item

@@ -31,20 +31,14 @@ pub async fn wanted_settings(server: &mut Server) -> Result<Vec<Setting>> {
         let rows = server.rows("reading setup_consumers", "SELECT NAME, ENABLED FROM performance_schema.setup_consumers").await?;
         for (name, why) in CONSUMERS {
             if rows.iter().any(|r| text(r, 0) == *name && text(r, 1) != "YES") {
-                let set =
-                    |v: &str| format!("UPDATE performance_schema.setup_consumers SET ENABLED = '{v}' WHERE NAME = {}", quote_str(name));
-                out.push(Setting { enable_sql: set("YES"), disable_sql: set("NO"), why: format!("consumer {name}: {why}") });
+                out.push(Setting::consumer(name, *why));
             }
         }
     }
     if server.info.flavour == Flavour::MariaDb {
         let on: Option<(Option<String>,)> = server.first("reading @@userstat", "SELECT @@GLOBAL.userstat").await?;
         if !matches!(on, Some((Some(ref v),)) if v == "1") {
-            out.push(Setting {
-                enable_sql: "SET GLOBAL userstat = 1".into(),
-                disable_sql: "SET GLOBAL userstat = 0".into(),
-                why: "userstat: per-user connection and statement counts (USER_STATISTICS, TABLE_STATISTICS)".into(),
-            });
+            out.push(Setting::global("userstat", "1", "0", "per-user connection and statement counts (USER_STATISTICS, TABLE_STATISTICS)"));
         }
         out.extend(audit_settings(server).await?);
     }
@@ -65,18 +59,20 @@ async fn audit_settings(server: &mut Server) -> Result<Vec<Setting>> {
     let events = var("server_audit_events");
     let has_table = events.is_empty() || events.split(',').any(|e| e.trim().eq_ignore_ascii_case("TABLE"));
     if !has_table {
-        out.push(Setting {
-            enable_sql: format!("SET GLOBAL server_audit_events = {}", quote_str(&format!("{events},TABLE"))),
-            disable_sql: format!("SET GLOBAL server_audit_events = {}", quote_str(&events)),
-            why: "server_audit TABLE events: which user read or wrote which table".into(),
-        });
+        out.push(Setting::global(
+            "server_audit_events",
+            quote_str(&format!("{events},TABLE")),
+            quote_str(&events),
+            "server_audit TABLE events: which user read or wrote which table",
+        ));
     }
     if var("server_audit_logging") != "ON" {
-        out.push(Setting {
-            enable_sql: "SET GLOBAL server_audit_logging = ON".into(),
-            disable_sql: "SET GLOBAL server_audit_logging = OFF".into(),
-            why: format!("server_audit logging to {}", var("server_audit_file_path")),
-        });
+        out.push(Setting::global(
+            "server_audit_logging",
+            "ON",
+            "OFF",
+            format!("server_audit logging to {}", var("server_audit_file_path")),
+        ));
     }
     Ok(out)
 }

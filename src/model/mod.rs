@@ -6,6 +6,7 @@ pub mod ident;
 pub mod inventory;
 pub mod pattern;
 pub mod privilege;
+pub mod setting;
 pub mod sql;
 
 pub use flavour::{Flavour, ServerInfo, Version};

@@ -409,11 +409,11 @@ impl Session {
     async fn watch_settings_on(&mut self, out: &mut Output) -> Result<()> {
         for n in &mut self.topo.nodes {
             for w in signals::wanted_settings(&mut n.server).await? {
-                let step = format!("watch: {}", w.name);
-                match exec::run_with_undo(&mut self.journal, n, Phase::Setting, Some(&step), &w.enable_sql, Some(&w.disable_sql), &[]).await
-                {
-                    Ok(()) => out.status(&format!("turned on {} on {} for the watch ({})", w.name, n.name, w.why)),
-                    Err(e) => out.warn(&format!("could not turn on {} on {}: {e}; the watch sees less there", w.name, n.name)),
+                let step = format!("watch: {}", w.name());
+                let (on, off) = (w.enable_sql(), w.disable_sql());
+                match exec::run_with_undo(&mut self.journal, n, Phase::Setting, Some(&step), &on, Some(&off), &[]).await {
+                    Ok(()) => out.status(&format!("turned on {} on {} for the watch ({})", w.name(), n.name, w.why)),
+                    Err(e) => out.warn(&format!("could not turn on {} on {}: {e}; the watch sees less there", w.name(), n.name)),
                 }
             }
         }

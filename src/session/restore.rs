@@ -210,9 +210,10 @@ impl Session {
     }
 
     /// Turns on settings that improve evidence, journaled with their undo.
-    pub async fn settings_on(&mut self, settings: &[(String, String, String)]) -> Result<()> {
-        for (name, on, off) in settings {
-            exec::run_with_undo(&mut self.journal, self.topo.primary(), Phase::Setting, Some(name), on, Some(off), &[]).await?;
+    pub async fn settings_on(&mut self, settings: &[crate::model::setting::Setting]) -> Result<()> {
+        for w in settings {
+            let (name, on, off) = (w.name(), w.enable_sql(), w.disable_sql());
+            exec::run_with_undo(&mut self.journal, self.topo.primary(), Phase::Setting, Some(&name), &on, Some(&off), &[]).await?;
         }
         Ok(())
     }

@@ -13,26 +13,13 @@ use super::{errlog, logins, SignalFiles, SourceInfo, WatchTarget};
 use crate::db::server::text;
 use crate::db::{Flavour, Server};
 use crate::error::Result;
-use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// Source names not defined by a reader module.
 pub const THREADS: &str = "performance_schema.threads";
 pub const UPTIME: &str = "Uptime";
 
-/// A server setting that would widen what the monitor sees, changeable at run time (none of
-/// them survives a restart).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Setting {
-    /// What it is, e.g. `performance_schema consumer events_statements_history`.
-    pub name: String,
-    /// The statement that turns it on.
-    pub enable_sql: String,
-    /// The statement that puts it back as it was.
-    pub disable_sql: String,
-    /// What the monitor sees with it.
-    pub why: String,
-}
+pub use crate::model::setting::Setting;
 
 /// What the monitor reads on this server.
 #[derive(Debug, Clone)]
@@ -368,24 +355,17 @@ pub async fn wanted_settings(server: &mut Server) -> Result<Vec<Setting>> {
         }
         for (name, why) in wanted {
             if !f.consumer(name) {
-                let sql = |on: &str| format!("UPDATE performance_schema.setup_consumers SET ENABLED = '{on}' WHERE NAME = '{name}'");
-                out.push(Setting {
-                    name: format!("performance_schema consumer {name}"),
-                    enable_sql: sql("YES"),
-                    disable_sql: sql("NO"),
-                    why: why.into(),
-                });
+                out.push(Setting::consumer(name, why));
             }
         }
     }
     if flavour == Flavour::MariaDb && !f.userstat {
-        // Spelled as the evidence's setting, so the two lists merge into one statement.
-        out.push(Setting {
-            name: "userstat".into(),
-            enable_sql: "SET GLOBAL userstat = 1".into(),
-            disable_sql: "SET GLOBAL userstat = 0".into(),
-            why: "USER_STATISTICS counts refused logins (DENIED_CONNECTIONS) per user, and denied accesses and rows per user when performance_schema is off".into(),
-        });
+        out.push(Setting::global(
+            "userstat",
+            "1",
+            "0",
+            "USER_STATISTICS counts refused logins (DENIED_CONNECTIONS) per user, and denied accesses and rows per user when performance_schema is off",
+        ));
     }
     Ok(out)
 }
