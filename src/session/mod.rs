@@ -29,7 +29,7 @@ use crate::journal::{Journal, JournalStep, Phase, Record, Verdict};
 use crate::model::{AccountName, TableName};
 use crate::output::Output;
 use crate::plan::Plan;
-use crate::signals::{self, Monitor};
+use crate::signals::Monitor;
 use node::{Node, Topology};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -131,6 +131,10 @@ pub struct Session {
     /// The current turn's fail-safe, while armed.
     armed: Option<armed::Armed>,
 }
+
+/// What a watched cut ended with: the verdict, its reason, the evidence cited (reports), what is
+/// shown on screen only (statement texts), and the post-cut table statements seen.
+type Watched = (Verdict, String, Vec<String>, Vec<String>, u64);
 
 /// Two boot times (seconds since the epoch, from uptime) of one server run.
 fn same_boot(a: i64, b: i64) -> bool {
@@ -241,6 +245,47 @@ impl Session {
         evidence: Vec<String>,
         out: &mut Output,
     ) -> Result<TurnResult> {
+        let (turn, user, grantees) = self.begin_turn(plan, account, evidence, out).await?;
+        let mut monitors = self.start_monitors(&user, tables, dependents).await?;
+        // Refusals that change nothing first (a login blind spot), then the fail-safe is armed.
+        let steps = self.journal.state().turns[turn].steps.clone();
+        let ready = match self.login_blind_spots(plan, &monitors, out) {
+            Ok(()) => self.arm_failsafe(turn, &user, &steps, out).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = ready {
+            for m in monitors {
+                m.close().await;
+            }
+            self.abandon(e.to_string())?;
+            self.settings_off(out).await?;
+            return Err(e);
+        }
+        let result = self.cut_watch_inner(plan, &user, &grantees, &mut monitors, out).await;
+        for m in monitors {
+            m.close().await;
+        }
+        let watched = match result {
+            Ok(v) => v,
+            Err(e) => {
+                // Anything unexpected (a lost connection, a failed statement): restore.
+                out.warn(&format!("{e}"));
+                (Verdict::Restored, format!("the cut could not proceed: {e}"), Vec::new(), Vec::new(), 0)
+            }
+        };
+        self.end_turn(turn, account, watched, out).await
+    }
+
+    /// Opens the turn: the plan and the grants' snapshot journaled (`AccountBegin`), each
+    /// server's `cut-begin` watermark, the watch's settings. Returns the turn's index, the
+    /// account's user name and the plan's grantees.
+    async fn begin_turn(
+        &mut self,
+        plan: &Plan,
+        account: &str,
+        evidence: Vec<String>,
+        out: &mut Output,
+    ) -> Result<(usize, String, Vec<AccountName>)> {
         if let Some(t) = self.journal.state().open_turn() {
             return Err(Error::Session(format!(
                 "the turn of {} is still open; run `privfence session resume` or `session rollback` first",
@@ -273,92 +318,19 @@ impl Session {
         if self.opts.watch_settings {
             self.watch_settings_on(out).await?;
         }
-        // The monitors' baseline is taken before the first statement, so nothing the cut causes
-        // is missed; activity counts only from connections opened after the cut.
-        let mut monitors: Vec<Monitor> = Vec::new();
-        let mut local = Vec::new();
-        for n in &mut self.topo.nodes {
-            local.push(signals::logins::discover_files(&mut n.server).await.unwrap_or_default());
-        }
-        for (n, found) in self.topo.nodes.iter().zip(local) {
-            let target = signals::WatchTarget {
-                user: user.clone(),
-                tables: tables.to_vec(),
-                dependents: dependents.to_vec(),
-                since_connection: u64::MAX,
-            };
-            let given = if n.name == "primary" { self.opts.sql_errlog.clone() } else { None };
-            let files = signals::SignalFiles {
-                sql_errlog: given.or(found.sql_errlog),
-                audit_log: found.audit_log,
-                error_log: found.error_log,
-                app_logs: if n.name == "primary" { self.opts.app_logs.clone() } else { Vec::new() },
-            };
-            let m = match Monitor::start(n.spec(), &n.name, target, files).await {
-                Ok(m) => m,
-                Err(e) => {
-                    // Nothing was changed yet: close the turn so the next start is not blocked.
-                    for m in monitors {
-                        m.close().await;
-                    }
-                    self.journal.append(Record::Verdict {
-                        verdict: Verdict::Abandoned,
-                        reason: format!("the monitor of {} could not start: {e}", n.name),
-                        evidence: Vec::new(),
-                        activity: 0,
-                    })?;
-                    return Err(e);
-                }
-            };
-            if !m.sources().iter().any(|s| s.available && signals::reports_errors(s)) {
-                for m in monitors.into_iter().chain([m]) {
-                    m.close().await;
-                }
-                self.journal.append(Record::Verdict {
-                    verdict: Verdict::Abandoned,
-                    reason: format!("{} has no privilege-error source privfence can read: a cut there could not be watched", n.name),
-                    evidence: Vec::new(),
-                    activity: 0,
-                })?;
-                return Err(Error::Session(format!(
-                    "{} ({}) has no privilege-error source privfence can read (performance_schema off, no userstat, no \
-                     sql_errlog given): nothing was changed; `privfence doctor` lists the sources",
-                    n.name, n.server.target
-                )));
-            }
-            monitors.push(m);
-        }
-        // Refusals that change nothing first (a login blind spot), then the fail-safe is armed.
-        let steps = self.journal.state().turns[turn].steps.clone();
-        let ready = match self.login_blind_spots(plan, &monitors, out) {
-            Ok(()) => self.arm_failsafe(turn, &user, &steps, out).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = ready {
-            for m in monitors {
-                m.close().await;
-            }
-            self.journal.append(Record::Verdict {
-                verdict: Verdict::Abandoned,
-                reason: e.to_string(),
-                evidence: Vec::new(),
-                activity: 0,
-            })?;
-            self.settings_off(out).await?;
-            return Err(e);
-        }
-        let result = self.cut_watch_inner(plan, &user, &grantees, &mut monitors, out).await;
-        for m in monitors {
-            m.close().await;
-        }
-        let (mut verdict, mut reason, cited, screen, activity) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                // Anything unexpected (a lost connection, a failed statement): restore.
-                out.warn(&format!("{e}"));
-                (Verdict::Restored, format!("the cut could not proceed: {e}"), Vec::new(), Vec::new(), 0)
-            }
-        };
+        Ok((turn, user, grantees))
+    }
+
+    /// Closes a turn that changed nothing.
+    fn abandon(&mut self, reason: String) -> Result<()> {
+        self.journal.append(Record::Verdict { verdict: Verdict::Abandoned, reason, evidence: Vec::new(), activity: 0 })?;
+        Ok(())
+    }
+
+    /// Ends a watched turn: reads or disarms the fail-safe, restores when the verdict says so,
+    /// journals the verdict and turns the watch's settings back off.
+    async fn end_turn(&mut self, turn: usize, account: &str, watched: Watched, out: &mut Output) -> Result<TurnResult> {
+        let (mut verdict, mut reason, cited, screen, activity) = watched;
         let keep = verdict == Verdict::Passed
             || verdict == Verdict::Abandoned
             || (verdict == Verdict::Inconclusive && self.opts.keep_inconclusive);
@@ -402,65 +374,6 @@ impl Session {
         Ok(TurnResult { account: account.to_string(), verdict, reason, evidence: cited, screen_only: screen, restore })
     }
 
-    /// Turns on, on every server, what the watch needs to see: statement history (the only
-    /// proof that a post-cut connection used a table) and MariaDB's `userstat` (refused
-    /// logins). Journaled; turned back off when the turn ends or by `resume`. A server that
-    /// refuses (no privilege) is watched with what it has: its sources say what is missing.
-    async fn watch_settings_on(&mut self, out: &mut Output) -> Result<()> {
-        for n in &mut self.topo.nodes {
-            for w in signals::wanted_settings(&mut n.server).await? {
-                let step = format!("watch: {}", w.name());
-                let (on, off) = (w.enable_sql(), w.disable_sql());
-                match exec::run_with_undo(&mut self.journal, n, Phase::Setting, Some(&step), &on, Some(&off), &[]).await {
-                    Ok(()) => out.status(&format!("turned on {} on {} for the watch ({})", w.name(), n.name, w.why)),
-                    Err(e) => out.warn(&format!("could not turn on {} on {}: {e}; the watch sees less there", w.name(), n.name)),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// States, before the cut, every server where no source sees refused logins; refuses the
-    /// cut when the plan takes away a default database (the likeliest way a cut breaks logins)
-    /// unless the operator accepted the blind spot.
-    fn login_blind_spots(&self, plan: &Plan, monitors: &[Monitor], out: &mut Output) -> Result<()> {
-        let lost: Vec<&crate::plan::Change> = plan.changes.iter().filter(|c| c.loses_default_database()).collect();
-        for c in &lost {
-            out.warn(&format!(
-                "{}: {}. A pool that connects with it fails at login, not at a statement: the watch reads every source of refused logins",
-                c.account.sql(),
-                c.detail
-            ));
-        }
-        let blind: Vec<String> = monitors
-            .iter()
-            .filter(|m| !m.sources().iter().any(signals::reports_logins))
-            .map(|m| {
-                let what = match m.flavour() {
-                    crate::db::Flavour::MariaDb => {
-                        "SET GLOBAL userstat = 1, or the sql_errlog or server_audit plugin with its file readable here"
-                    }
-                    crate::db::Flavour::MySql => "performance_schema with the `error` instrument, or log_error_verbosity = 3",
-                };
-                format!("{}: no source sees refused logins of the account (it needs {what})", m.name())
-            })
-            .collect();
-        if blind.is_empty() {
-            return Ok(());
-        }
-        for b in &blind {
-            out.warn(&format!("blind spot: {b}; an application that can no longer log in there runs no statement, so its window can be inconclusive at best"));
-        }
-        if !lost.is_empty() && !self.opts.accept_login_blind_spot {
-            return Err(Error::Session(format!(
-                "nothing was changed: the plan takes away a default database and {}; enable one of those sources, or accept the blind spot with --accept-login-blind-spot",
-                blind.join("; ")
-            )));
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::type_complexity)]
     async fn cut_watch_inner(
         &mut self,
         plan: &Plan,
@@ -468,7 +381,7 @@ impl Session {
         grantees: &[AccountName],
         monitors: &mut [Monitor],
         out: &mut Output,
-    ) -> Result<(Verdict, String, Vec<String>, Vec<String>, u64)> {
+    ) -> Result<Watched> {
         let started = Instant::now();
         for (i, s) in plan.steps.iter().enumerate() {
             if self.opts.interrupts.any() {
@@ -503,51 +416,8 @@ impl Session {
             m.set_since_connection(id);
             marks.push(id);
         }
-        // Pre-cut connections keep cached privileges (schema grants on their default schema):
-        // the cut is in force only when none is left.
-        let deadline = Instant::now() + self.opts.recycle_deadline;
-        let mut last_note = Instant::now() - Duration::from_secs(10);
-        loop {
-            let mut left = Vec::new();
-            for (i, n) in self.topo.nodes.iter_mut().enumerate() {
-                for id in n.connections_of(user, 0, marks[i]).await? {
-                    left.push((i, id));
-                }
-            }
-            if left.is_empty() {
-                break;
-            }
-            if self.opts.interrupts.any() {
-                return Ok(self.interrupted(false));
-            }
-            if self.failsafe_tripped() {
-                return Ok(tripped_verdict());
-            }
-            if self.opts.kill_connections {
-                for (i, id) in &left {
-                    let node = &mut self.topo.nodes[*i];
-                    exec::run(&mut self.journal, node, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
-                }
-                out.status(&format!("killed {} pre-cut connection(s) of {user}", left.len()));
-                continue;
-            }
-            if Instant::now() >= deadline {
-                return Ok((
-                    Verdict::Restored,
-                    format!("{} pre-cut connection(s) of {user} did not recycle within {:?}", left.len(), self.opts.recycle_deadline),
-                    Vec::new(),
-                    Vec::new(),
-                    0,
-                ));
-            }
-            if last_note.elapsed() >= Duration::from_secs(5) {
-                out.progress(&format!("waiting for {} pre-cut connection(s) of {user} to recycle ...", left.len()));
-                last_note = Instant::now();
-            }
-            if let Some(end) = watch::poll_once(monitors).await {
-                return Ok(end.into_parts());
-            }
-            tokio::time::sleep(self.opts.poll).await;
+        if let Some(end) = self.make_effective(user, &marks, monitors, out).await? {
+            return Ok(end);
         }
         let after = snapshot::read(&mut self.topo.primary().server, grantees).await?;
         self.journal.append(Record::CutDone { after: after.into_iter().collect() })?;
@@ -565,8 +435,60 @@ impl Session {
         })
     }
 
+    /// Makes the cut effective: pre-cut connections keep cached privileges (schema grants on
+    /// their default schema), so the cut is in force only when none is left (killed with
+    /// `--kill-connections`, else recycled by the application before the deadline). The
+    /// monitors are polled meanwhile; `Some` ends the turn early with that verdict.
+    async fn make_effective(&mut self, user: &str, marks: &[u64], monitors: &mut [Monitor], out: &mut Output) -> Result<Option<Watched>> {
+        let deadline = Instant::now() + self.opts.recycle_deadline;
+        let mut last_note = Instant::now() - Duration::from_secs(10);
+        loop {
+            let mut left = Vec::new();
+            for (i, n) in self.topo.nodes.iter_mut().enumerate() {
+                for id in n.connections_of(user, 0, marks[i]).await? {
+                    left.push((i, id));
+                }
+            }
+            if left.is_empty() {
+                break;
+            }
+            if self.opts.interrupts.any() {
+                return Ok(Some(self.interrupted(false)));
+            }
+            if self.failsafe_tripped() {
+                return Ok(Some(tripped_verdict()));
+            }
+            if self.opts.kill_connections {
+                for (i, id) in &left {
+                    let node = &mut self.topo.nodes[*i];
+                    exec::run(&mut self.journal, node, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+                }
+                out.status(&format!("killed {} pre-cut connection(s) of {user}", left.len()));
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Ok(Some((
+                    Verdict::Restored,
+                    format!("{} pre-cut connection(s) of {user} did not recycle within {:?}", left.len(), self.opts.recycle_deadline),
+                    Vec::new(),
+                    Vec::new(),
+                    0,
+                )));
+            }
+            if last_note.elapsed() >= Duration::from_secs(5) {
+                out.progress(&format!("waiting for {} pre-cut connection(s) of {user} to recycle ...", left.len()));
+                last_note = Instant::now();
+            }
+            if let Some(end) = watch::poll_once(monitors).await {
+                return Ok(Some(end.into_parts()));
+            }
+            tokio::time::sleep(self.opts.poll).await;
+        }
+        Ok(None)
+    }
+
     /// The verdict of a turn a signal ended: restored (or abandoned when nothing was sent yet).
-    fn interrupted(&self, nothing_sent: bool) -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+    fn interrupted(&self, nothing_sent: bool) -> Watched {
         let reason = self.opts.interrupts.reason();
         if nothing_sent {
             return (Verdict::Abandoned, format!("{reason} before the first statement: nothing was changed"), Vec::new(), Vec::new(), 0);
@@ -583,7 +505,7 @@ impl Session {
 
 /// The verdict when the fail-safe's heartbeat found it fired (or went silent too long): the
 /// turn is restored (the fired record, when there is one, gives the final reason).
-fn tripped_verdict() -> (Verdict, String, Vec<String>, Vec<String>, u64) {
+fn tripped_verdict() -> Watched {
     (Verdict::Restored, "the fail-safe's heartbeat stopped: the server may have restored the account".into(), Vec::new(), Vec::new(), 0)
 }
 

@@ -3,9 +3,15 @@
 //! the window. Restore decisions follow mysql-facts §5: one privilege error is enough, a blind
 //! monitor is an abnormality, and a window without table activity is inconclusive.
 
-use super::Options;
+use super::{Options, Session};
+use crate::engine::exec;
+use crate::error::{Error, Result};
+use crate::journal::Phase;
 use crate::journal::Verdict;
+use crate::model::TableName;
 use crate::output::Output;
+use crate::plan::Plan;
+use crate::signals;
 use crate::signals::{Activity, Alarm, Monitor};
 use std::time::{Duration, Instant};
 
@@ -203,4 +209,119 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
 /// timeout is a failure.
 async fn run_check(cmd: &str, limit: Duration) -> Result<(), String> {
     crate::engine::command::Command::shell(cmd).stdout(crate::engine::command::Stdout::Null).check(limit).await
+}
+
+/// The session's side of the watch: its monitors, its settings, its blind spots.
+impl Session {
+    /// One monitor per server, started before the first statement so nothing the cut causes is
+    /// missed (activity counts only from connections opened after the cut). A monitor that
+    /// cannot start, or a server with no readable privilege-error source, abandons the turn
+    /// before anything changed.
+    pub(super) async fn start_monitors(&mut self, user: &str, tables: &[TableName], dependents: &[TableName]) -> Result<Vec<Monitor>> {
+        let mut monitors: Vec<Monitor> = Vec::new();
+        let mut local = Vec::new();
+        for n in &mut self.topo.nodes {
+            local.push(signals::logins::discover_files(&mut n.server).await.unwrap_or_default());
+        }
+        let mut failure = None;
+        for (n, found) in self.topo.nodes.iter().zip(local) {
+            let target = signals::WatchTarget {
+                user: user.to_string(),
+                tables: tables.to_vec(),
+                dependents: dependents.to_vec(),
+                since_connection: u64::MAX,
+            };
+            let given = if n.name == "primary" { self.opts.sql_errlog.clone() } else { None };
+            let files = signals::SignalFiles {
+                sql_errlog: given.or(found.sql_errlog),
+                audit_log: found.audit_log,
+                error_log: found.error_log,
+                app_logs: if n.name == "primary" { self.opts.app_logs.clone() } else { Vec::new() },
+            };
+            let m = match Monitor::start(n.spec(), &n.name, target, files).await {
+                Ok(m) => m,
+                Err(e) => {
+                    failure = Some((format!("the monitor of {} could not start: {e}", n.name), e));
+                    break;
+                }
+            };
+            let blind = !m.sources().iter().any(|s| s.available && signals::reports_errors(s));
+            monitors.push(m);
+            if blind {
+                let e = Error::Session(format!(
+                    "{} ({}) has no privilege-error source privfence can read (performance_schema off, no userstat, no \
+                     sql_errlog given): nothing was changed; `privfence doctor` lists the sources",
+                    n.name, n.server.target
+                ));
+                failure =
+                    Some((format!("{} has no privilege-error source privfence can read: a cut there could not be watched", n.name), e));
+                break;
+            }
+        }
+        let Some((reason, e)) = failure else { return Ok(monitors) };
+        // Nothing was changed yet: close the turn so the next start is not blocked.
+        for m in monitors {
+            m.close().await;
+        }
+        self.abandon(reason)?;
+        Err(e)
+    }
+
+    /// Turns on, on every server, what the watch needs to see: statement history (the only
+    /// proof that a post-cut connection used a table) and MariaDB's `userstat` (refused
+    /// logins). Journaled; turned back off when the turn ends or by `resume`. A server that
+    /// refuses (no privilege) is watched with what it has: its sources say what is missing.
+    pub(super) async fn watch_settings_on(&mut self, out: &mut Output) -> Result<()> {
+        for n in &mut self.topo.nodes {
+            for w in signals::wanted_settings(&mut n.server).await? {
+                let step = format!("watch: {}", w.name());
+                let (on, off) = (w.enable_sql(), w.disable_sql());
+                match exec::run_with_undo(&mut self.journal, n, Phase::Setting, Some(&step), &on, Some(&off), &[]).await {
+                    Ok(()) => out.status(&format!("turned on {} on {} for the watch ({})", w.name(), n.name, w.why)),
+                    Err(e) => out.warn(&format!("could not turn on {} on {}: {e}; the watch sees less there", w.name(), n.name)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// States, before the cut, every server where no source sees refused logins; refuses the
+    /// cut when the plan takes away a default database (the likeliest way a cut breaks logins)
+    /// unless the operator accepted the blind spot.
+    pub(super) fn login_blind_spots(&self, plan: &Plan, monitors: &[Monitor], out: &mut Output) -> Result<()> {
+        let lost: Vec<&crate::plan::Change> = plan.changes.iter().filter(|c| c.loses_default_database()).collect();
+        for c in &lost {
+            out.warn(&format!(
+                "{}: {}. A pool that connects with it fails at login, not at a statement: the watch reads every source of refused logins",
+                c.account.sql(),
+                c.detail
+            ));
+        }
+        let blind: Vec<String> = monitors
+            .iter()
+            .filter(|m| !m.sources().iter().any(signals::reports_logins))
+            .map(|m| {
+                let what = match m.flavour() {
+                    crate::db::Flavour::MariaDb => {
+                        "SET GLOBAL userstat = 1, or the sql_errlog or server_audit plugin with its file readable here"
+                    }
+                    crate::db::Flavour::MySql => "performance_schema with the `error` instrument, or log_error_verbosity = 3",
+                };
+                format!("{}: no source sees refused logins of the account (it needs {what})", m.name())
+            })
+            .collect();
+        if blind.is_empty() {
+            return Ok(());
+        }
+        for b in &blind {
+            out.warn(&format!("blind spot: {b}; an application that can no longer log in there runs no statement, so its window can be inconclusive at best"));
+        }
+        if !lost.is_empty() && !self.opts.accept_login_blind_spot {
+            return Err(Error::Session(format!(
+                "nothing was changed: the plan takes away a default database and {}; enable one of those sources, or accept the blind spot with --accept-login-blind-spot",
+                blind.join("; ")
+            )));
+        }
+        Ok(())
+    }
 }
