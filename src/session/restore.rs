@@ -5,7 +5,7 @@
 use super::{same_boot, stop_requested, RestoreResult, Session, TurnResult};
 use crate::engine::{exec, snapshot};
 use crate::error::{Error, Result};
-use crate::journal::{JournalStep, Phase, Record, Verdict};
+use crate::journal::{AccountState, JournalStep, Phase, Record, Verdict};
 use crate::output::Output;
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -70,21 +70,7 @@ impl Session {
         if !late.is_empty() {
             out.warn(&format!("{} did not apply the re-grants in time; continuing, the verification will tell", late.join(", ")));
         }
-        // Connections opened while the cut was in force cached the narrower schema privileges
-        // (mysql-facts §3): end them after the re-grant, before removing the additions.
-        let mut killed = 0;
-        for n in &mut self.topo.nodes {
-            let (now_id, boot) = (n.watermark().await?, n.boot().await?);
-            let above = match t.watermarks.get(&(n.name.clone(), "cut-begin".to_string())) {
-                Some((id, b)) if same_boot(*b, boot) => *id,
-                _ => 0,
-            };
-            for id in n.connections_of(&user, above, now_id).await? {
-                stop_requested(&self.opts.interrupts, seen)?;
-                exec::run(&mut self.journal, n, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
-                killed += 1;
-            }
-        }
+        let killed = self.end_cut_era_connections(&t, &user, seen).await?;
         for s in &inverses[first_removal..] {
             self.stop_requested(seen)?;
             exec::run(
@@ -97,10 +83,38 @@ impl Session {
             )
             .await?;
         }
+        let left = self.left_to_restore(&t, &conflicts).await?;
+        let exact = left.is_empty();
+        self.journal.append(Record::RestoreDone { exact, conflicts: conflicts.clone() })?;
+        Ok(RestoreResult { exact, conflicts, left, killed, took: started.elapsed() })
+    }
+
+    /// Connections opened while the cut was in force cached the narrower schema privileges
+    /// (mysql-facts §3): they are ended after the re-grant, before the additions are removed.
+    async fn end_cut_era_connections(&mut self, t: &AccountState, user: &str, seen: u32) -> Result<usize> {
+        let mut killed = 0;
+        for n in &mut self.topo.nodes {
+            let (now_id, boot) = (n.watermark().await?, n.boot().await?);
+            let above = match t.watermarks.get(&(n.name.clone(), "cut-begin".to_string())) {
+                Some((id, b)) if same_boot(*b, boot) => *id,
+                _ => 0,
+            };
+            for id in n.connections_of(user, above, now_id).await? {
+                stop_requested(&self.opts.interrupts, seen)?;
+                exec::run(&mut self.journal, n, Phase::Kill, None, &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+                killed += 1;
+            }
+        }
+        Ok(killed)
+    }
+
+    /// What still differs from the snapshot (with others' changes kept) on the primary, and
+    /// between the primary and each replica, once the replicas applied the restore.
+    async fn left_to_restore(&mut self, t: &AccountState, conflicts: &[String]) -> Result<Vec<String>> {
         let late = self.topo.wait_replicas(self.opts.replica_timeout).await?;
         let now = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
         let mut expected: BTreeSet<String> = t.snapshot.iter().cloned().collect();
-        for c in &conflicts {
+        for c in conflicts {
             if let Some(a) = c.strip_prefix("+ ") {
                 expected.insert(a.to_string());
             } else if let Some(a) = c.strip_prefix("- ") {
@@ -118,9 +132,7 @@ impl Session {
             let theirs = snapshot::read(&mut r.server, &t.grantees).await?;
             left.extend(snapshot::diff(&now, &theirs).into_iter().map(|d| format!("{}: {d}", r.name)));
         }
-        let exact = left.is_empty();
-        self.journal.append(Record::RestoreDone { exact, conflicts: conflicts.clone() })?;
-        Ok(RestoreResult { exact, conflicts, left, killed, took: started.elapsed() })
+        Ok(left)
     }
 
     /// After a crash: finishes an interrupted restore, restores a turn that was cut but has no
