@@ -111,7 +111,6 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
     let start = Instant::now();
     let end = start + opts.window;
     let mut failures = vec![0u32; monitors.len()];
-    let mut last_error = vec![String::new(); monitors.len()];
     let mut activity;
     let mut last_status = start - Duration::from_secs(10);
     let status_every = if out.is_live() { Duration::from_millis(250) } else { Duration::from_secs(5) };
@@ -119,34 +118,10 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
     let mut last_check = start;
     loop {
         let tick = Instant::now();
-        let mut alarms = Vec::new();
-        let mut total = Activity::default();
-        for (i, m) in monitors.iter_mut().enumerate() {
-            match m.poll().await {
-                Ok(p) => {
-                    failures[i] = 0;
-                    alarms.extend(p.alarms);
-                    total.statements += p.activity.statements;
-                    total.errors += p.activity.errors;
-                    total.failed_logins += p.activity.failed_logins;
-                    total.connections += p.activity.connections;
-                    total.cited.extend(p.activity.cited.iter().cloned());
-                    total.unattributed += p.activity.unattributed;
-                    total.unattributed_cited.extend(p.activity.unattributed_cited.iter().cloned());
-                }
-                Err(e) => {
-                    failures[i] += 1;
-                    last_error[i] = e.to_string();
-                    if failures[i] >= BLIND_AFTER {
-                        return WatchEnd::Blind(format!("{} failed polls in a row on {}: {}", failures[i], m.name(), last_error[i]));
-                    }
-                }
-            }
-        }
-        if !alarms.is_empty() {
-            return WatchEnd::Alarm(alarms);
-        }
-        activity = total;
+        activity = match poll_all(monitors, &mut failures).await {
+            Ok(a) => a,
+            Err(end) => return end,
+        };
         if let Some(h) = &check {
             if h.is_finished() {
                 let h = check.take().expect("checked");
@@ -170,21 +145,7 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
                     return WatchEnd::CheckFailed(why);
                 }
             }
-            activity.cited.truncate(8);
-            activity.unattributed_cited.truncate(8);
-            if activity.statements == 0 && activity.unattributed == 0 {
-                // An inconclusive verdict cites what was watched and saw nothing.
-                activity.cited = monitors
-                    .iter()
-                    .flat_map(|m| {
-                        m.sources()
-                            .iter()
-                            .filter(|s| s.available && s.name != "Uptime" && !s.logins)
-                            .map(move |s| format!("{}: {}: no table statement from a post-cut connection of {user}", m.name(), s.name))
-                    })
-                    .collect();
-            }
-            return WatchEnd::Ended(activity);
+            return window_end(activity, monitors, user);
         }
         if now.duration_since(last_status) >= status_every {
             last_status = now;
@@ -203,6 +164,58 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
             tokio::time::sleep(opts.poll - spent).await;
         }
     }
+}
+
+/// Polls every monitor once: their activity summed, or how the watch ends (an alarm, or a
+/// monitor that failed [`BLIND_AFTER`] polls in a row).
+async fn poll_all(monitors: &mut [Monitor], failures: &mut [u32]) -> Result<Activity, WatchEnd> {
+    let mut alarms = Vec::new();
+    let mut total = Activity::default();
+    for (i, m) in monitors.iter_mut().enumerate() {
+        match m.poll().await {
+            Ok(p) => {
+                failures[i] = 0;
+                alarms.extend(p.alarms);
+                total.statements += p.activity.statements;
+                total.errors += p.activity.errors;
+                total.failed_logins += p.activity.failed_logins;
+                total.connections += p.activity.connections;
+                total.cited.extend(p.activity.cited.iter().cloned());
+                total.unattributed += p.activity.unattributed;
+                total.unattributed_cited.extend(p.activity.unattributed_cited.iter().cloned());
+            }
+            Err(e) => {
+                failures[i] += 1;
+                if failures[i] >= BLIND_AFTER {
+                    return Err(WatchEnd::Blind(format!("{} failed polls in a row on {}: {e}", failures[i], m.name())));
+                }
+            }
+        }
+    }
+    if alarms.is_empty() {
+        Ok(total)
+    } else {
+        Err(WatchEnd::Alarm(alarms))
+    }
+}
+
+/// The end of a window with no alarm: what was seen, or (for an inconclusive verdict) what was
+/// watched and saw nothing.
+fn window_end(mut activity: Activity, monitors: &[Monitor], user: &str) -> WatchEnd {
+    activity.cited.truncate(8);
+    activity.unattributed_cited.truncate(8);
+    if activity.statements == 0 && activity.unattributed == 0 {
+        activity.cited = monitors
+            .iter()
+            .flat_map(|m| {
+                m.sources()
+                    .iter()
+                    .filter(|s| s.available && s.name != "Uptime" && !s.logins)
+                    .map(move |s| format!("{}: {}: no table statement from a post-cut connection of {user}", m.name(), s.name))
+            })
+            .collect();
+    }
+    WatchEnd::Ended(activity)
 }
 
 /// Runs the operator's check command (the engine's command runner); a non-zero exit or a
