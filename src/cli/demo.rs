@@ -51,6 +51,38 @@ pub struct DemoArgs {
     /// Where the session's reports go.
     #[arg(long, default_value = "reports")]
     pub reports: std::path::PathBuf,
+    /// Stop after the three apps' session (skip finishing the isolation and the promotion).
+    #[arg(long)]
+    pub no_finish: bool,
+}
+
+/// The end of the method: the remaining non-owners cut one at a time to "isolation complete",
+/// then the media tables promoted onto the replica while the media service writes.
+async fn finish(sb: &Sandbox, work: &std::path::Path, window: Duration, out: &mut Output) -> anyhow::Result<bool> {
+    out.data("\n== Finishing the isolation: every other account that can still touch the media tables, cut one at a time and watched\n");
+    out.data("(the apps' workloads have stopped: as if each team had moved its reads to the media service, the method's step 5)\n");
+    let policy_path = work.join("shop-media.toml");
+    let fixed = demo::finish::fix_boundary(sb).await?;
+    out.data(&format!("the boundary fixed first (a cascade or a definer object is reached whatever the grants): {}\n", fixed.join("; ")));
+    let (cuts, complete) = demo::finish::isolate(sb, &policy_path, window, work, out).await?;
+    for c in &cuts {
+        out.data(&format!("{}: {} ({}): {}\n", c.account, c.verdict.name().to_uppercase(), c.paths.join("; "), c.reason));
+    }
+    if !complete {
+        out.data("isolation NOT complete: a cut was restored; investigate, fix, and cut again (the method's step 5)\n");
+        return Ok(false);
+    }
+    out.data("isolation complete: only 'svc_media'@'%' (and the exempt accounts) can touch the media tables\n");
+    out.data("\n== Promotion: the media tables move onto the replica while the media service writes numbered rows\n");
+    let p = demo::finish::promote(sb, &policy_path, work, out).await?;
+    out.data(&format!(
+        "{}; {} write(s) acknowledged, {} of them on the new server; the longest pause between two acknowledged writes: {} ms\n",
+        p.steps,
+        p.acknowledged,
+        p.on_new_server,
+        p.write_gap.as_millis()
+    ));
+    Ok(p.acknowledged == p.on_new_server && p.acknowledged > 0)
 }
 
 #[allow(clippy::disallowed_methods)] // loads the sample monolith into the demo's own sandbox
@@ -147,6 +179,9 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
             out.data(&format!("    the app's statements succeed again {} ms after the restore\n", d.as_millis()));
         }
         ok &= r.verdict == t.behaviour.expected();
+    }
+    if ok && !args.no_finish {
+        ok &= finish(&sb, &work, args.window.min(Duration::from_secs(3)), out).await?;
     }
     let state = crate::journal::Journal::read(&work.join("media.journal")).map(|e| crate::journal::State::fold(&e))?;
     let rep = report::session::build(&state, None);

@@ -5,8 +5,10 @@
 
 use crate::db::Flavour;
 
+pub mod finish;
+
 /// The example policy for the sample (also checked in as `policies/shop-media.toml`).
-pub const POLICY: &str = include_str!("../policies/shop-media.toml");
+pub const POLICY: &str = include_str!("../../policies/shop-media.toml");
 
 /// The media service's tables, as a pattern.
 pub const SERVICE_TABLES: &str = "shop.media_*";
