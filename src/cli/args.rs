@@ -79,6 +79,26 @@ pub struct FormatArgs {
     pub format: Format,
 }
 
+/// Which accounts a report shows (`access`, `audit`). Globs, not SQL `LIKE`: see
+/// [`crate::report::filter`].
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Which accounts")]
+pub struct AccountFilterArgs {
+    /// Show only accounts matching this glob on user@host (`*` any run, `?` one character, `\`
+    /// escapes; `%` and `_` match themselves; no `@`: any host); repeatable.
+    #[arg(long = "account", value_name = "PATTERN")]
+    pub account: Vec<String>,
+    /// Hide accounts matching this glob (same syntax); repeatable.
+    #[arg(long = "exclude-account", value_name = "PATTERN")]
+    pub exclude_account: Vec<String>,
+}
+
+impl AccountFilterArgs {
+    pub fn filter(&self) -> crate::report::filter::AccountFilter {
+        crate::report::filter::AccountFilter::new(&self.account, &self.exclude_account)
+    }
+}
+
 /// `15m`, `90s`, `500ms`, `2h`, `1h30m`, or bare seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -20,6 +20,22 @@ pub async fn run(args: DoctorArgs, out: &mut Output) -> anyhow::Result<ExitCode>
     server.close().await;
     match args.format.format {
         Format::Json => out.data(&(serde_json::to_string_pretty(&c)? + "\n")),
+        Format::Tsv => {
+            let mut t = crate::report::tsv::Tsv::new(&["section", "name", "needed_by", "status", "detail"]);
+            for x in &c.capabilities {
+                let st = match x.status {
+                    Status::Ok => "ok",
+                    Status::Missing => "missing",
+                    Status::Unknown => "unknown",
+                };
+                t.row(vec!["capability".into(), x.name.to_string(), x.needed_by.to_string(), st.into(), x.detail.clone()]);
+            }
+            for x in &c.signals {
+                let st = if x.available { "available" } else { "unavailable" };
+                t.row(vec!["signal".into(), x.name.to_string(), String::new(), st.into(), x.detail.clone()]);
+            }
+            out.data(&t.finish());
+        }
         Format::Table => {
             let mut t = new_table(&["capability", "needed by", "status", "detail"]);
             for x in &c.capabilities {

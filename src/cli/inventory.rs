@@ -34,6 +34,7 @@ pub async fn run(args: InventoryArgs, out: &mut Output) -> anyhow::Result<ExitCo
     }
     match args.format.format {
         Format::Json => out.data(&report::inventory::json(&inv, mismatches.as_deref())?),
+        Format::Tsv => out.data(&report::inventory::tsv(&inv)),
         Format::Table => out.data(&report::inventory::table(&inv)),
     }
     let code = match &mismatches {

@@ -73,6 +73,20 @@ pub async fn run(a: ReadersArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         Format::Json => out.data(&serde_json::to_string_pretty(
             &serde_json::json!({ "format": 1, "kind": "readers", "tables": tables, "accounts": found }),
         )?),
+        Format::Tsv => {
+            let mut t = crate::report::tsv::Tsv::new(&["user", "host", "can_read", "can_write", "usage", "last_activity"]);
+            for r in &found {
+                t.row(vec![
+                    r.account.user.clone(),
+                    r.account.host.clone(),
+                    r.can_read.to_string(),
+                    r.can_write.to_string(),
+                    crate::report::candidates::usage_words(r.usage).to_string(),
+                    r.last_activity.clone().unwrap_or_default(),
+                ]);
+            }
+            out.data(&t.finish());
+        }
         Format::Table => {
             for r in &found {
                 out.data(&line(r));

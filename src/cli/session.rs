@@ -146,9 +146,11 @@ pub struct StatusArgs {
     pub service: String,
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before `--format`).
+    #[arg(long, hide = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub format: super::args::FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -276,7 +278,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         server.close().await;
         anyhow::bail!(msg);
     }
-    out.data(&candidates_table(&remaining));
+    out.data(&report::candidates::remaining(&remaining));
     if remaining.is_empty() {
         out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", svc.name));
         write_reports(&s.journal, Some(remaining), &a.common.reports, out)?;
@@ -304,7 +306,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         None => crate::evidence::gather(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref()).await?,
     };
     crate::evidence::rank(&mut ranked);
-    out.data(&evidence_table(&ranked));
+    out.data(&report::candidates::ranked(&ranked));
     let (plan, account) = match (plan, &a.account) {
         (Some(p), Some(acc)) => (p, acc.clone()),
         _ if out.is_live() && !a.yes => {
@@ -338,22 +340,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         }
     };
     server.close().await;
-    let chosen: Vec<String> = ranked
-        .iter()
-        .filter(|c| plan.accounts.contains(&c.account))
-        .flat_map(|c| {
-            c.evidence.iter().map(move |e| {
-                format!(
-                    "{}: {:?} over {} ({}){}",
-                    e.source,
-                    e.usage,
-                    e.span,
-                    c.account.sql(),
-                    if e.rows.is_empty() { String::new() } else { format!(": {}", e.rows.join("; ")) }
-                )
-            })
-        })
-        .collect();
+    let chosen = report::candidates::chosen_lines(&ranked, &plan.accounts);
     if plan.is_empty() {
         out.status(&format!("{account} cannot touch the tables of {:?}: nothing to do", svc.name));
         s.close().await;
@@ -441,52 +428,6 @@ fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
     out.ask(question)
 }
 
-fn candidates_table(rem: &[guide::Reach]) -> String {
-    if rem.is_empty() {
-        return String::new();
-    }
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["account", "tables", "paths"]);
-    for r in rem {
-        t.add_row(vec![
-            format!("{}{}", r.account.sql(), if r.locked { " (locked)" } else { "" }),
-            r.tables.to_string(),
-            r.paths.join("; "),
-        ]);
-    }
-    format!("Who can still touch the service's tables:\n{t}\n")
-}
-
-fn evidence_table(c: &[crate::evidence::Candidate]) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["rank", "account", "use", "evidence (source, span, blind spots)"]);
-    for (i, x) in c.iter().enumerate() {
-        let unknown = x.evidence.iter().filter(|e| e.usage == crate::evidence::Usage::Unknown).count();
-        let mut ev: Vec<String> = x
-            .evidence
-            .iter()
-            .filter(|e| e.usage != crate::evidence::Usage::Unknown)
-            .map(|e| {
-                let mut s = format!("{}: {:?} ({})", e.source, e.usage, e.span);
-                if !e.rows.is_empty() {
-                    s.push_str(&format!(" [{}]", e.rows.join("; ")));
-                }
-                if !e.blind_spots.is_empty() {
-                    s.push_str(&format!(" blind: {}", e.blind_spots.join("; ")));
-                }
-                s
-            })
-            .collect();
-        if unknown > 0 {
-            ev.push(format!("{unknown} source(s) could not tell (unknown)"));
-        }
-        t.add_row(vec![(i + 1).to_string(), x.account.sql(), format!("{:?}", x.usage), ev.join("\n")]);
-    }
-    format!("Candidates by evidence of non-use (no evidence means unknown, not unused):\n{t}\n")
-}
-
 async fn show_result(r: &TurnResult, out: &mut Output, notify_on: bool) -> ExitCode {
     out.status(&format!("{}: {}: {}", r.account, r.verdict.name(), r.reason));
     for e in &r.evidence {
@@ -546,10 +487,10 @@ fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let entries = Journal::read(&path)?;
     let state = crate::journal::State::fold(&entries);
     let r = report::session::build(&state, None);
-    if a.json {
-        out.data(&report::session::json(&r)?);
-    } else {
-        out.data(&report::session::table(&r));
+    match if a.json { crate::output::Format::Json } else { a.format.format } {
+        crate::output::Format::Json => out.data(&report::session::json(&r)?),
+        crate::output::Format::Tsv => out.data(&report::session::tsv(&r)),
+        crate::output::Format::Table => out.data(&report::session::table(&r)),
     }
     let running = std::fs::File::open(&path).map(|f| is_locked(&f)).unwrap_or(false);
     if let Some(t) = state.open_turn() {
