@@ -13,6 +13,8 @@ use crate::session::{guide, Options, Session, TurnResult};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod status;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum SessionCommand {
     /// Start (or continue) the service's session: show who can still touch its tables, rank
@@ -68,6 +70,10 @@ pub struct StartArgs {
     /// the candidates are listed (and, at a terminal, you are asked to pick one).
     #[arg(long)]
     pub account: Option<String>,
+    /// Apply exactly this saved plan (`privfence plan --out FILE`): refused (exit 2, nothing
+    /// changed) when the server no longer gives the same plan (its fingerprint changed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["account", "acknowledge_definer", "even_if_exempt"])]
+    pub plan: Option<PathBuf>,
     /// Answer yes to the checklist and confirmations (for scripts). The checklist: the
     /// account's code base has been examined for direct and indirect use of the service's
     /// tables, joins and views included.
@@ -165,7 +171,7 @@ pub struct RecoverArgs {
 pub async fn run(cmd: SessionCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
     match cmd {
         SessionCommand::Start(a) => start(*a, out).await,
-        SessionCommand::Status(a) => status(a, out),
+        SessionCommand::Status(a) => status::status(a, out),
         SessionCommand::Resume(a) => recover(a, false, out).await,
         SessionCommand::Rollback(a) => recover(a, true, out).await,
     }
@@ -263,10 +269,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     };
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
     let tool = server.current_user.clone();
-    let plan = match &a.account {
-        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, plan_options(&a), &tool)?),
-        None => None,
-    };
+    let plan = preset_plan(&a, &inv, &ctx.policy, &svc.name, &tool, today)?;
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
     if let Some(t) = s.journal.state().open_turn() {
         let msg = format!(
@@ -307,9 +310,9 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     };
     crate::evidence::rank(&mut ranked);
     out.data(&report::candidates::ranked(&ranked));
-    let (plan, account) = match (plan, &a.account) {
-        (Some(p), Some(acc)) => (p, acc.clone()),
-        _ if out.is_live() && !a.yes => {
+    let (plan, account) = match plan {
+        Some(x) => x,
+        None if out.is_live() && !a.yes => {
             out.status("Account to cut (its rank, or 'user'@'host'; empty to stop):");
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
@@ -332,7 +335,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        _ => {
+        None => {
             out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
             s.close().await;
             server.close().await;
@@ -413,6 +416,31 @@ fn build_plan(
     Ok(p)
 }
 
+/// The plan given up front: a saved plan (checked against the server: refused, before anything
+/// is journaled, when stale), or the one built for `--account`.
+fn preset_plan(
+    a: &StartArgs,
+    inv: &crate::model::Inventory,
+    policy: &crate::policy::Policy,
+    service: &str,
+    tool: &crate::model::AccountName,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<Option<(plan::Plan, String)>> {
+    if let Some(path) = &a.plan {
+        let saved = plan::saved::SavedPlan::load(path)?;
+        let p = saved.check(path, inv, policy, service, today)?;
+        let problems = plan::grantor_problems(inv, tool, &p);
+        if !problems.is_empty() {
+            anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
+        }
+        return Ok(Some((p, saved.account)));
+    }
+    match &a.account {
+        Some(acc) => Ok(Some((build_plan(inv, policy, service, acc, plan_options(a), tool)?, acc.clone()))),
+        None => Ok(None),
+    }
+}
+
 fn plan_options(a: &StartArgs) -> PlanOptions {
     PlanOptions { acknowledge_definer: a.acknowledge_definer, even_if_exempt: a.even_if_exempt, ..PlanOptions::default() }
 }
@@ -480,72 +508,6 @@ fn write_reports(j: &Journal, remaining: Option<Vec<guide::Reach>>, dir: &Path, 
     std::fs::write(dir.join(format!("session-{safe}.json")), report::session::json(&r)?)?;
     out.status(&format!("report: {}", md.display()));
     Ok(())
-}
-
-fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let path = journal_path(&a.service, &a.journal);
-    let entries = Journal::read(&path)?;
-    let state = crate::journal::State::fold(&entries);
-    let r = report::session::build(&state, None);
-    match if a.json { crate::output::Format::Json } else { a.format.format } {
-        crate::output::Format::Json => out.data(&report::session::json(&r)?),
-        crate::output::Format::Tsv => out.data(&report::session::tsv(&r)),
-        crate::output::Format::Table => out.data(&report::session::table(&r)),
-    }
-    let running = std::fs::File::open(&path).map(|f| is_locked(&f)).unwrap_or(false);
-    if let Some(t) = state.open_turn() {
-        if let Some(f) = t.failsafe.as_ref().filter(|f| f.live()) {
-            out.status(&failsafe_line(f, running, &entries));
-        }
-        if running {
-            out.status(&format!("{} is in progress (a privfence process holds the journal)", t.account));
-            return Ok(ExitCode::Ok);
-        }
-        out.status(&format!("{} was interrupted ({:?}): `privfence session resume` restores it exactly", t.account, t.status()));
-        return Ok(ExitCode::JournalAttention);
-    }
-    if !state.settings_on.is_empty() {
-        out.status("evidence settings are still on: `privfence session resume` turns them off");
-        return Ok(ExitCode::JournalAttention);
-    }
-    Ok(ExitCode::Ok)
-}
-
-/// Whether a fail-safe is armed and when it would fire, from the journal alone.
-fn failsafe_line(f: &crate::journal::FailsafeInfo, running: bool, entries: &[crate::journal::Entry]) -> String {
-    let after = Duration::from_millis(f.after_ms());
-    if f.fired.is_some() {
-        return format!(
-            "the server-side fail-safe {} fired (the server restored the account); `session resume` verifies and closes the turn",
-            f.name
-        );
-    }
-    if running {
-        return format!(
-            "a server-side fail-safe is armed on the primary: it restores the account {after:?} after privfence's heartbeat stops"
-        );
-    }
-    let last = entries.last().map(|e| e.at).unwrap_or_else(chrono::Utc::now);
-    let at = last + chrono::Duration::from_std(after).unwrap_or_default();
-    format!(
-        "a server-side fail-safe is armed on the primary and no privfence is running: it restores the account {after:?} after the last \
-         heartbeat, which was at or after {} (so at {} at the earliest; already, if that has passed)",
-        last.format("%H:%M:%S UTC"),
-        at.format("%H:%M:%S UTC")
-    )
-}
-
-fn is_locked(f: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on an open file descriptor. A successful probe is released at once.
-    unsafe {
-        if libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 {
-            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
-            false
-        } else {
-            true
-        }
-    }
 }
 
 async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Result<ExitCode> {
