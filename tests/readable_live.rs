@@ -198,4 +198,37 @@ async fn readable(flavour: Flavour) {
     assert_eq!((v["kind"].as_str(), v["exit_code"].as_u64()), (Some("audit_summary"), Some(1)));
 }
 
+/// `-v` shows the reads; `--login-path` connects with mysql_config_editor's obfuscated file.
+async fn verbose_and_login_path(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let cnf = std::fs::read_to_string(&sb.primary.client_cnf).unwrap();
+    assert!(cnf.contains("[client]"), "{cnf}");
+    let dir = tempfile::tempdir().unwrap();
+    let login = dir.path().join("mylogin.cnf");
+    std::fs::write(&login, privfence::db::mylogin::encrypt(&cnf.replace("[client]", "[sandbox]"), *b"privfence-test-key-1")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&login, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_privfence"))
+            .args(args)
+            .env_remove("MYSQL_PWD")
+            .env("HOME", "/nonexistent")
+            .env("MYSQL_TEST_LOGIN_FILE", &login)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["-v", "doctor", "--login-path", "sandbox", "--format", "json"]);
+    assert!(matches!(o.status.code(), Some(0) | Some(1)), "{flavour}: {}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("DEBUG") && err.contains("SELECT"), "{flavour}: -v: {err}");
+    let o = run(&["inventory", "--login-path", "sandbox", "--print-defaults"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("--password=*****") && out.contains(&format!("--port={}", sb.primary.port)), "{flavour}: {out}");
+    std::fs::set_permissions(&login, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = run(&["doctor", "--login-path", "sandbox"]);
+    assert_eq!(o.status.code(), Some(2), "{flavour}: {}", text(&o));
+    assert!(text(&o).contains("chmod 600"), "{}", text(&o));
+}
+
 both_flavours!(readable_output, readable);
+both_flavours!(verbose_and_login_path_live, verbose_and_login_path);

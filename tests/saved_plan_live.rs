@@ -45,7 +45,7 @@ fn save_plan(sb: &privfence::sandbox::Sandbox, f: &Fixture, file: &std::path::Pa
 fn start_with(sb: &privfence::sandbox::Sandbox, f: &Fixture, file: &std::path::Path) -> Output {
     let cnf = sb.primary.client_cnf.display().to_string();
     let reports = f.dir.path().join("reports");
-    let mut a = args(&["session", "start", "--service", &f.service(), "--defaults-file", &cnf, "--no-notify", "--yes"]);
+    let mut a = args(&["-v", "session", "start", "--service", &f.service(), "--defaults-file", &cnf, "--no-notify", "--yes"]);
     a.extend(args(&["--window", "1s", "--poll", "50ms", "--keep-inconclusive", "--kill-connections", "--no-failsafe"]));
     for (flag, v) in [("--policy", f.policy()), ("--journal", f.journal()), ("--reports", reports), ("--plan", file.to_path_buf())] {
         a.extend([flag.to_string(), v.display().to_string()]);
@@ -63,6 +63,9 @@ async fn applies_exactly(flavour: Flavour) {
     assert!(!saved["plan"]["steps"].as_array().unwrap().is_empty(), "{saved:#}");
     let o = start_with(sb, &f, &file);
     assert!(matches!(o.status.code(), Some(0) | Some(5)), "{flavour}: start --plan: {}", text(&o));
+    // -v: the executor's statements on stderr.
+    let first = saved["plan"]["steps"][0]["forward"].as_str().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains(first), "{flavour}: -v shows {first}: {}", text(&o));
     // The journal holds exactly the saved plan's statements and fingerprint.
     let journal = std::fs::read_to_string(f.journal()).expect("the journal");
     let begin: serde_json::Value = journal

@@ -132,18 +132,21 @@ impl Server {
     /// Runs a read query and returns all rows. `what` names it in errors. Refuses a statement
     /// that is not a read ([`is_read`]).
     pub async fn rows(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
     }
 
     /// Runs a read query mapped to a tuple type.
     pub async fn rows_as<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Vec<T>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
     }
 
     /// The first row of a read query, mapped.
     pub async fn first<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Option<T>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query_first(sql).await.map_err(|e| self.query_err(what, e))
     }
@@ -156,12 +159,14 @@ impl Server {
     /// Runs a statement that changes the server. Only the journaling executor
     /// ([`crate::session::exec`]) calls this, after writing the statement's intent.
     pub(crate) async fn execute(&mut self, sql: &str) -> std::result::Result<(), mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
         self.conn.query_drop(sql).await
     }
 
     /// Runs a statement that changes only this connection's session (`SET SESSION
     /// sql_log_bin = 0`, ...): refused for anything else ([`is_read`]), so it is no write path.
     pub async fn session(&mut self, what: &str, sql: &str) -> Result<()> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query_drop(sql).await.map_err(|e| self.query_err(what, e))
     }
@@ -169,6 +174,7 @@ impl Server {
     /// [`execute`](Self::execute), returning the rows it changed (the fail-safe's heartbeat
     /// learns from 0 that the server-side fail-safe fired).
     pub(crate) async fn execute_affected(&mut self, sql: &str) -> std::result::Result<u64, mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
         self.conn.query_drop(sql).await?;
         Ok(self.conn.affected_rows())
     }
@@ -176,6 +182,7 @@ impl Server {
     /// Runs a read query over the binary protocol: values come back typed (integers, dates,
     /// bytes), so a copy writes back exactly what it read.
     pub async fn rows_typed(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.exec(sql, ()).await.map_err(|e| self.query_err(what, e))
     }
@@ -188,6 +195,7 @@ impl Server {
         sql: &str,
         params: Vec<mysql_async::Value>,
     ) -> std::result::Result<(), mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
         self.conn.exec_drop(sql, mysql_async::Params::Positional(params)).await
     }
 
