@@ -25,6 +25,16 @@ fn privfence(args: &[&str]) -> Output {
         .expect("run privfence")
 }
 
+/// Validates a document against `docs/schemas/NAME` (draft 2020-12), with every error listed.
+fn validate(name: &str, doc: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}");
+    assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -132,6 +142,9 @@ async fn readable(flavour: Flavour) {
     let o = access(&["--summary", "--format", "json", "--account", "pfr*"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["kind"], "access_summary");
+    validate("access-summary.json", &v);
+    let full: Value = serde_json::from_slice(&access(&["--format", "json"]).stdout).unwrap();
+    validate("access.json", &full);
     let acc = |user: &str| v["accounts"].as_array().unwrap().iter().find(|a| a["account"]["user"] == user).cloned();
     let h = acc(&n.hostile).unwrap_or_else(|| panic!("{flavour}: {v:#}"));
     assert_eq!(
@@ -196,6 +209,14 @@ async fn readable(flavour: Flavour) {
     let o = audit(&["--summary", "--format", "json"]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{flavour}: {e}: {}", text(&o)));
     assert_eq!((v["kind"].as_str(), v["exit_code"].as_u64()), (Some("audit_summary"), Some(1)));
+    validate("audit-summary.json", &v);
+    let o = audit(&["--format", "json"]);
+    validate("audit.json", &serde_json::from_slice(&o.stdout).unwrap());
+    let o = privfence(&["readers", "--policy", p, "--service", "svc", "--format", "json", "--defaults-file", &cnf]);
+    assert!(matches!(o.status.code(), Some(0) | Some(1)), "{flavour}: readers: {}", text(&o));
+    validate("readers.json", &serde_json::from_slice(&o.stdout).unwrap());
+    let o = privfence(&["inventory", "--format", "json", "--defaults-file", &cnf]);
+    validate("inventory.json", &serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o))));
 }
 
 /// `-v` shows the reads; `--login-path` connects with mysql_config_editor's obfuscated file.
@@ -219,6 +240,7 @@ async fn verbose_and_login_path(flavour: Flavour) {
     };
     let o = run(&["-v", "doctor", "--login-path", "sandbox", "--format", "json"]);
     assert!(matches!(o.status.code(), Some(0) | Some(1)), "{flavour}: {}", text(&o));
+    validate("doctor.json", &serde_json::from_slice(&o.stdout).unwrap());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("DEBUG") && err.contains("SELECT"), "{flavour}: -v: {err}");
     let o = run(&["inventory", "--login-path", "sandbox", "--print-defaults"]);
@@ -230,5 +252,28 @@ async fn verbose_and_login_path(flavour: Flavour) {
     assert!(text(&o).contains("chmod 600"), "{}", text(&o));
 }
 
+/// `doctor` prints the GRANT statements that give a bare account what it lacks; once an
+/// administrator runs them, nothing is missing.
+async fn doctor_grants(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let user = format!("pfr_doc_{}", &flavour.name()[..2]);
+    admin_exec(sb, &[format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw-doc'"), format!("GRANT SELECT ON mysql.* TO '{user}'@'%'")]).await;
+    let url = format!("mysql://{user}:pw-doc@127.0.0.1:{}/", sb.primary.port);
+    let o = privfence(&["doctor", "--url", &url]);
+    assert_eq!(o.status.code(), Some(1), "{flavour}: {}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let grants: Vec<String> =
+        out.lines().map(str::trim).filter(|l| l.starts_with("GRANT ")).map(|l| l.trim_end_matches(';').to_string()).collect();
+    assert!(grants.iter().any(|g| g.contains("SHOW VIEW") && g.ends_with(&format!("TO '{user}'@'%'"))), "{flavour}: {out}");
+    assert!(!out.contains("pw-doc"), "{out}");
+    admin_exec(sb, &grants).await;
+    let o = privfence(&["doctor", "--url", &url, "--format", "json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    validate("doctor.json", &v);
+    assert_eq!(v["grants"], serde_json::json!([]), "{flavour}: after the GRANTs nothing is missing: {v:#}");
+    assert_eq!(o.status.code(), Some(0), "{flavour}: {}", text(&o));
+}
+
 both_flavours!(readable_output, readable);
+both_flavours!(doctor_prints_grants, doctor_grants);
 both_flavours!(verbose_and_login_path_live, verbose_and_login_path);

@@ -8,6 +8,7 @@ mod support;
 
 use privfence::db::Flavour;
 use privfence::model::ident::quote_ident as qi;
+use serde_json::Value;
 use std::process::{Command, Output};
 use support::session::*;
 use support::*;
@@ -21,6 +22,16 @@ fn privfence(args: &[String]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run privfence")
+}
+
+/// Validates a document against `docs/schemas/NAME` (draft 2020-12), with every error listed.
+fn validate(name: &str, doc: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}");
+    assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
 }
 
 fn text(o: &Output) -> String {
@@ -59,6 +70,7 @@ async fn applies_exactly(flavour: Flavour) {
     let file = f.dir.path().join("app.plan.json");
     let saved = save_plan(sb, &f, &file);
     assert_eq!(saved["kind"], "saved_plan");
+    validate("saved-plan.json", &saved);
     let fingerprint = saved["plan"]["fingerprint"].as_str().unwrap().to_string();
     assert!(!saved["plan"]["steps"].as_array().unwrap().is_empty(), "{saved:#}");
     let o = start_with(sb, &f, &file);
@@ -84,6 +96,16 @@ async fn applies_exactly(flavour: Flavour) {
     // The cut is in force: a new plan for the account has nothing left to do.
     let again = save_plan(sb, &f, &f.dir.path().join("after.plan.json"));
     assert!(again["plan"]["steps"].as_array().unwrap().is_empty(), "{flavour}: {again:#}");
+    // The session report and the plan document match their schemas.
+    let mut st = args(&["session", "status", "--format", "json", "--service", &f.service(), "--journal"]);
+    st.push(f.journal().display().to_string());
+    let o = privfence(&st);
+    validate("session-report.json", &serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o))));
+    let cnf = sb.primary.client_cnf.display().to_string();
+    let mut pl =
+        args(&["plan", "--service", &f.service(), "--account", &f.account(), "--defaults-file", &cnf, "--format", "json", "--policy"]);
+    pl.push(f.policy().display().to_string());
+    validate("plan.json", &serde_json::from_slice(&privfence(&pl).stdout).unwrap());
 }
 
 async fn stale_is_refused(flavour: Flavour) {

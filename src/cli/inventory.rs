@@ -6,7 +6,13 @@ use crate::inventory::{self, verify};
 use crate::output::{Format, Output};
 use crate::report;
 
+const EXAMPLES: &str = "Examples:
+  privfence inventory --defaults-file ~/.privfence.cnf
+  privfence inventory -h db1 -u privfence -p --verify
+  privfence inventory --login-path prod --format tsv | cut -f1-3";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct InventoryArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,

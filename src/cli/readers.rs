@@ -10,6 +10,9 @@ use crate::verify::readers::{readers, Reader};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  privfence readers --policy policies/ --service media\n  privfence readers --policy policies/ --service media --server db2:3306 --format tsv"
+)]
 pub struct ReadersArgs {
     /// A policy file or folder.
     #[arg(long)]

@@ -15,12 +15,22 @@ use std::time::Duration;
 
 mod status;
 
+const START_EXAMPLES: &str = "Examples:
+  privfence session start --policy policies/ --service media
+  privfence session start --policy policies/ --service media --account \"'app'@'%'\" --window 30m
+  privfence plan --policy policies/ --service media --account app --out app.plan.json
+  privfence session start --policy policies/ --service media --plan app.plan.json --yes";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum SessionCommand {
     /// Start (or continue) the service's session: show who can still touch its tables, rank
     /// them by evidence of non-use, cut one account, watch, and restore on any abnormality.
+    #[command(after_help = START_EXAMPLES)]
     Start(Box<StartArgs>),
     /// The session's accounts and verdicts, from the journal (no server needed).
+    #[command(
+        after_help = "Examples:\n  privfence session status --service media\n  privfence session status --service media --format json"
+    )]
     Status(StatusArgs),
     /// After a crash or a kill: finish an interrupted restore, or restore a cut that has no
     /// verdict yet. The account's grants end exactly as before the cut.

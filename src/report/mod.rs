@@ -4,6 +4,7 @@
 pub mod access;
 pub mod audit;
 pub mod candidates;
+pub mod doctor;
 pub mod filter;
 pub mod inventory;
 pub mod plan;
