@@ -13,7 +13,7 @@ fn pattern() -> &'static regex::Regex {
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     RE.get_or_init(|| {
         let lit = r#"(?:'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")"#;
-        let lead = r"(?i:identified\s+via\s+\w+\s+using\s*(?:password\s*\(\s*)?|identified(?:\s+with\s+(?:'[^']*'|`[^`]*`|\w+))?\s+(?:by|as)(?:\s+password)?\s*|password\s*\(\s*|(?:source|master)_password\s*=\s*|set\s+password\b[^=']*=\s*(?:password\s*\(\s*)?)";
+        let lead = r"(?i:identified\s+via\s+\w+\s+using\s*(?:password\s*\(\s*)?|identified(?:\s+with\s+(?:'[^']*'|`[^`]*`|\w+))?\s+(?:by|as)(?:\s+password)?\s*|password\s*\(\s*|(?:source|master)_password\s*=\s*|set\s+password\b(?:[^=']|'(?:[^'\\]|\\.|'')*')*=\s*(?:password\s*\(\s*)?)";
         regex::Regex::new(&format!("({lead}){lit}")).expect("a valid pattern")
     })
 }

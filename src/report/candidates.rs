@@ -75,3 +75,38 @@ pub fn chosen_lines(ranked: &[Candidate], accounts: &[crate::model::AccountName]
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AccountName;
+
+    #[test]
+    fn fits_120_columns_in_words() {
+        let long = "schema grant on `a_very_long_schema_name_for_a_monolith`.* (wildcard) through role 'reporting_role'@'%' (default)";
+        let rem = vec![Reach {
+            account: AccountName::new("svc_reports_with_a_long_name", "10.20.30.%"),
+            tables: 42,
+            paths: vec![long.into(), long.into()],
+            locked: true,
+        }];
+        let t = remaining(&rem);
+        assert!(t.lines().all(|l| l.chars().count() <= 120), "{t}");
+        assert_eq!(usage_words(Usage::NotSeen), "not seen");
+        let c = Candidate {
+            account: AccountName::new("a", "%"),
+            usage: Usage::NotSeen,
+            evidence: vec![crate::evidence::Evidence {
+                source: "performance_schema.events_statements_history_long".into(),
+                span: format!("since server start {}", "x".repeat(80)),
+                blind_spots: vec!["statements of connections that ended before the history was read".into()],
+                usage: Usage::NotSeen,
+                rows: vec![],
+            }],
+            last_activity: None,
+        };
+        let t = ranked(&[c]);
+        assert!(t.lines().all(|l| l.chars().count() <= 120), "{t}");
+        assert!(t.contains("not seen") && !t.contains("NotSeen"), "{t}");
+    }
+}
