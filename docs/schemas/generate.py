@@ -110,6 +110,6 @@ verify_props = {"format": fmt1, "kind": {"const": "verify"}, "result": {"enum": 
 doc("verify.json", "privfence verify --format json (also reports/verify-SERVICE-TIME.json)", verify_props, ["format", "kind", "result", "chunks", "rows_source", "rows_target", "ranges", "keys", "took_ms"])
 doc("backfill.json", "privfence backfill --format json", {
     "format": fmt1, "kind": {"const": "backfill"}, "result": {"enum": ["equal", "differ", "dry_run"]}, "tables": {}, "chunks": {"type": "integer"}, "chunks_before": {"type": "integer"}, "rows_read": {"type": "integer"}, "inserted": {"type": "integer"}, "present": {"type": "integer"}, "tombstoned": {"type": "integer"}, "retries": {"type": "integer"}, "took_ms": {"type": "integer"},
-    "verify": nullable(obj(["kind", "result"], verify_props))},
+    "verify": nullable(obj(["chunks", "equal_chunks", "rows_source", "rows_target", "ranges", "keys", "took_ms"], verify_props))},
     ["format", "kind", "result", "chunks", "rows_read", "inserted", "took_ms", "verify"])
 print(sorted(os.listdir(D)))
