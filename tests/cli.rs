@@ -195,6 +195,10 @@ fn print_defaults_masks_passwords() {
     let t = text(&o);
     assert!(t.contains("--user=fileuser") && t.contains("--port=1111") && t.contains("--password=*****"), "{t}");
     assert!(!t.contains("pd-s3cret") && !t.contains("user=no"), "{t}");
+    // Every command with connection flags stops at --print-defaults, before connecting.
+    let o = privfence(&["failsafe", "remove", "--defaults-file", f.to_str().unwrap(), "--print-defaults"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("--user=fileuser"), "{}", text(&o));
 }
 
 #[test]

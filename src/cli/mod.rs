@@ -115,7 +115,9 @@ pub fn init_tracing(verbose: bool) {
     let _ = tracing_subscriber::registry().with(layer.with_filter(only_statements)).try_init();
 }
 
-/// The connection flags of commands that connect with them (for `--print-defaults`).
+/// The connection flags of every command that has them (for `--print-defaults`, which must
+/// stop every one of them before it does anything). No catch-all arm: a new command with
+/// connection flags must be added here.
 fn connect_args(c: &Command) -> Option<&args::ConnectArgs> {
     match c {
         Command::Inventory(a) => Some(&a.connect),
@@ -126,7 +128,19 @@ fn connect_args(c: &Command) -> Option<&args::ConnectArgs> {
         Command::Readers(a) => Some(&a.connect),
         Command::Session(session::SessionCommand::Start(a)) => Some(&a.common.connect),
         Command::Session(session::SessionCommand::Resume(a) | session::SessionCommand::Rollback(a)) => Some(&a.common.connect),
-        _ => None,
+        Command::Session(session::SessionCommand::Status(_)) => None,
+        Command::Failsafe(failsafe::FailsafeCommand::Status(a) | failsafe::FailsafeCommand::Remove(a)) => Some(&a.connect),
+        Command::Promote(c) => match c.as_ref() {
+            promote::PromoteCommand::Plan(a)
+            | promote::PromoteCommand::Run(a)
+            | promote::PromoteCommand::Status(a)
+            | promote::PromoteCommand::Resume(a)
+            | promote::PromoteCommand::Abort(a)
+            | promote::PromoteCommand::Cleanup(a) => Some(&a.connect),
+        },
+        Command::Verify(a) => Some(&a.m.connect),
+        Command::Backfill(a) => Some(&a.m.connect),
+        Command::Sandbox(_) | Command::Demo(_) | Command::Completions { .. } | Command::Man => None,
     }
 }
 
