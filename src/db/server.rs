@@ -84,6 +84,9 @@ impl Server {
         let mut conn = open(spec).await?;
         let target = spec.target();
         let q = |what: &str, source| Error::Query { what: what.into(), target: target.clone(), source };
+        let trace = |sql: &str| super::redact::trace(&target, sql);
+        trace("SET NAMES utf8mb4");
+        trace("SELECT @@SESSION.sql_mode");
         conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| q("SET NAMES", e))?;
         let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").await.map_err(|e| q("reading sql_mode", e))?;
         let kept: Vec<&str> = mode
@@ -95,6 +98,8 @@ impl Server {
                     && !matches!(*m, "ANSI_QUOTES" | "NO_BACKSLASH_ESCAPES" | "ANSI" | "ORACLE" | "MSSQL" | "DB2" | "POSTGRESQL" | "MAXDB")
             })
             .collect();
+        trace(&format!("SET SESSION sql_mode = '{}'", kept.join(",")));
+        trace("SELECT @@version, @@version_comment, @@basedir, @@lower_case_table_names, CURRENT_USER()");
         conn.query_drop(format!("SET SESSION sql_mode = '{}'", kept.join(","))).await.map_err(|e| q("setting sql_mode", e))?;
         let row: Option<(String, String, Option<String>, u8, String)> = conn
             .query_first("SELECT @@version, @@version_comment, @@basedir, @@lower_case_table_names, CURRENT_USER()")
