@@ -12,6 +12,7 @@ fn main() {
         std::process::exit(ExitCode::Error as i32);
     }
     let cli = Cli::parse();
+    cli::init_tracing(cli.verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
     let code = match runtime {
         Ok(rt) => {

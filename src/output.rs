@@ -21,8 +21,10 @@ pub enum Format {
     /// Human-readable tables.
     #[default]
     Table,
-    /// Versioned JSON (see docs/formats.md).
+    /// Versioned JSON (see docs/formats.md; schemas in docs/schemas/).
     Json,
+    /// Tab-separated values: a header line, raw names, escapes as in `mysql --batch`.
+    Tsv,
 }
 
 /// Where a command writes.

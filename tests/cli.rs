@@ -184,3 +184,37 @@ fn completions_and_man_page_come_from_the_same_definitions() {
     let o = privfence(&["inventory", "--help"], &[]);
     assert!(String::from_utf8_lossy(&o.stdout).contains("Connection (as the mysql client):"), "help is grouped: {}", text(&o));
 }
+
+#[test]
+fn print_defaults_masks_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.cnf");
+    std::fs::write(&f, "[client]\nuser=fileuser\npassword=pd-s3cret\nport=1111\n[other]\nuser=no\n").unwrap();
+    let o = privfence(&["inventory", "--defaults-file", f.to_str().unwrap(), "--print-defaults"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("--user=fileuser") && t.contains("--port=1111") && t.contains("--password=*****"), "{t}");
+    assert!(!t.contains("pd-s3cret") && !t.contains("user=no"), "{t}");
+    // Every command with connection flags stops at --print-defaults, before connecting.
+    let o = privfence(&["failsafe", "remove", "--defaults-file", f.to_str().unwrap(), "--print-defaults"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("--user=fileuser"), "{}", text(&o));
+}
+
+#[test]
+fn login_path_file_is_read_and_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let login = dir.path().join(".mylogin.cnf");
+    let content = "[client]\nuser = \"lp_user\"\n[prod]\nhost = \"db1.example\"\npassword = \"lp-s3cret\"\n";
+    std::fs::write(&login, privfence::db::mylogin::encrypt(content, *b"abcdefghijklmnopqrst")).unwrap();
+    std::fs::set_permissions(&login, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let env = [("MYSQL_TEST_LOGIN_FILE", login.to_str().unwrap())];
+    let o = privfence(&["inventory", "--login-path", "prod", "--print-defaults"], &env);
+    let t = text(&o);
+    assert!(t.contains("--host=db1.example") && t.contains("--user=lp_user") && t.contains("--password=*****"), "{t}");
+    assert!(!t.contains("lp-s3cret"), "{t}");
+    let o = privfence(&["inventory", "--login-path", "nosuch", "-h", "127.0.0.1", "-P", "1"], &env);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("no such login path"), "{}", text(&o));
+}

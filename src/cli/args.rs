@@ -49,6 +49,13 @@ pub struct ConnectArgs {
     /// Give up connecting after this long [default: option files' connect-timeout, else 10s].
     #[arg(long, value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
+    /// Also read group [NAME] of the option files, and ~/.mylogin.cnf (mysql_config_editor's
+    /// obfuscated file, $MYSQL_TEST_LOGIN_FILE) last, with its [client], [privfence], [NAME].
+    #[arg(long, value_name = "NAME")]
+    pub login_path: Option<String>,
+    /// Print the options privfence would read from option files (passwords masked) and exit.
+    #[arg(long)]
+    pub print_defaults: bool,
 }
 
 impl ConnectArgs {
@@ -66,8 +73,21 @@ impl ConnectArgs {
             ssl_mode: self.ssl_mode,
             ssl_ca: self.ssl_ca.clone(),
             connect_timeout: self.connect_timeout,
+            login_path: self.login_path.clone(),
         }
     }
+}
+
+/// `--print-defaults`: the options read from option files as `--name=value` lines, passwords
+/// as `*****` (as the mysql client prints them).
+pub fn print_defaults(c: &ConnectArgs) -> anyhow::Result<String> {
+    let values = c.input().option_values(&|k| std::env::var(k).ok())?;
+    let mut s = String::from("privfence would read these options from option files:\n");
+    for (k, v) in &values.values {
+        let v = if k.contains("password") { "*****" } else { v.as_str() };
+        s.push_str(&format!("--{k}={v}\n"));
+    }
+    Ok(s)
 }
 
 /// How data is printed.
@@ -77,6 +97,26 @@ pub struct FormatArgs {
     /// Output format.
     #[arg(long, value_enum, ignore_case = true, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Which accounts a report shows (`access`, `audit`). Globs, not SQL `LIKE`: see
+/// [`crate::report::filter`].
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Which accounts")]
+pub struct AccountFilterArgs {
+    /// Show only accounts matching this glob on user@host (`*` any run, `?` one character, `\`
+    /// escapes; `%` and `_` match themselves; no `@`: any host); repeatable.
+    #[arg(long = "account", value_name = "PATTERN")]
+    pub account: Vec<String>,
+    /// Hide accounts matching this glob (same syntax); repeatable.
+    #[arg(long = "exclude-account", value_name = "PATTERN")]
+    pub exclude_account: Vec<String>,
+}
+
+impl AccountFilterArgs {
+    pub fn filter(&self) -> crate::report::filter::AccountFilter {
+        crate::report::filter::AccountFilter::new(&self.account, &self.exclude_account)
+    }
 }
 
 /// `15m`, `90s`, `500ms`, `2h`, `1h30m`, or bare seconds.

@@ -1,6 +1,6 @@
 //! `privfence audit`: check servers against policies, by hand or on a schedule.
 
-use super::args::{ConnectArgs, FormatArgs};
+use super::args::{AccountFilterArgs, ConnectArgs, FormatArgs};
 use crate::audit::{baseline, fleet, AuditReport, AUDIT_FORMAT};
 use crate::error::ExitCode;
 use crate::notify::{self, Delivery, Notice, Urgency};
@@ -10,7 +10,17 @@ use chrono::NaiveDate;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+const EXAMPLES: &str = "Examples:
+  privfence audit --policy policies/ --defaults-file ~/.privfence.cnf
+  privfence audit --policy policies/ --servers servers.toml --summary
+  privfence audit --policy policies/ --exclude-account 'root@*' --format tsv
+  privfence audit --policy policies/ --baseline reports/audit-20261201T000000.000Z.json --notify
+
+--account/--exclude-account and --summary change what is printed; the reports written to --out
+and the exit code always cover every finding.";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct AuditArgs {
     /// A policy file, or a folder of *.toml policy files.
     #[arg(long)]
@@ -51,6 +61,11 @@ pub struct AuditArgs {
     pub quiet: bool,
     #[arg(long, hide = true)]
     pub today: Option<NaiveDate>,
+    /// One row per account and server: its findings by kind, services, privileges, paths.
+    #[arg(long)]
+    pub summary: bool,
+    #[command(flatten)]
+    pub accounts: AccountFilterArgs,
     #[command(flatten)]
     pub connect: ConnectArgs,
     #[command(flatten)]
@@ -98,10 +113,7 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
     }
     let silent = args.quiet && report.exit_code == 0;
     if !silent {
-        match args.format.format {
-            Format::Json => out.data(&report::audit::json(&report)?),
-            Format::Table => out.data(&report::audit::table(&report)),
-        }
+        print(&report, &args, out)?;
         out.status(&format!("reports: {} and {}", md.display(), json.display()));
     }
     let summary = summary(&report);
@@ -128,6 +140,27 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
         1 => ExitCode::Found,
         _ => ExitCode::Error,
     })
+}
+
+/// The report on stdout, as the format, summary and account filter say.
+fn print(r: &AuditReport, args: &AuditArgs, out: &mut Output) -> anyhow::Result<()> {
+    let filter = args.accounts.filter();
+    if args.summary {
+        let s = report::summary::audit(r, &filter);
+        match args.format.format {
+            Format::Json => out.data(&(serde_json::to_string_pretty(&s)? + "\n")),
+            Format::Tsv => out.data(&report::summary::audit_tsv(&s)),
+            Format::Table => out.data(&report::summary::audit_table(&s)),
+        }
+        return Ok(());
+    }
+    match args.format.format {
+        Format::Json if filter.is_empty() => out.data(&report::audit::json(r)?),
+        Format::Json => out.data(&report::audit::json(&report::audit::filtered(r, &filter))?),
+        Format::Tsv => out.data(&report::audit::tsv(r, &filter)),
+        Format::Table => out.data(&report::audit::table_filtered(r, &filter)),
+    }
+    Ok(())
 }
 
 fn summary(r: &AuditReport) -> String {

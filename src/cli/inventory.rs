@@ -6,7 +6,13 @@ use crate::inventory::{self, verify};
 use crate::output::{Format, Output};
 use crate::report;
 
+const EXAMPLES: &str = "Examples:
+  privfence inventory --defaults-file ~/.privfence.cnf
+  privfence inventory -h db1 -u privfence -p --verify
+  privfence inventory --login-path prod --format tsv | cut -f1-3";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct InventoryArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -34,6 +40,7 @@ pub async fn run(args: InventoryArgs, out: &mut Output) -> anyhow::Result<ExitCo
     }
     match args.format.format {
         Format::Json => out.data(&report::inventory::json(&inv, mismatches.as_deref())?),
+        Format::Tsv => out.data(&report::inventory::tsv(&inv)),
         Format::Table => out.data(&report::inventory::table(&inv)),
     }
     let code = match &mismatches {

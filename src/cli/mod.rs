@@ -29,6 +29,9 @@ pub struct Cli {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help, global = true)]
     pub help: Option<bool>,
+    /// Print each statement privfence sends to stderr (credential literals redacted).
+    #[arg(short = 'v', long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -100,8 +103,53 @@ pub fn inline_password(args: &[String]) -> Option<String> {
     None
 }
 
+/// `-v`: statements sent (target `privfence::sql`, see [`crate::db::redact`]) to stderr.
+/// Without it no subscriber is installed and tracing costs one check per statement.
+pub fn init_tracing(verbose: bool) {
+    if !verbose {
+        return;
+    }
+    use tracing_subscriber::prelude::*;
+    let only_statements = tracing_subscriber::filter::Targets::new().with_target(crate::db::redact::TARGET, tracing::Level::DEBUG);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false).with_target(false);
+    let _ = tracing_subscriber::registry().with(layer.with_filter(only_statements)).try_init();
+}
+
+/// The connection flags of every command that has them (for `--print-defaults`, which must
+/// stop every one of them before it does anything). No catch-all arm: a new command with
+/// connection flags must be added here.
+fn connect_args(c: &Command) -> Option<&args::ConnectArgs> {
+    match c {
+        Command::Inventory(a) => Some(&a.connect),
+        Command::Access(a) => Some(&a.connect),
+        Command::Audit(a) => Some(&a.connect),
+        Command::Plan(a) => Some(&a.connect),
+        Command::Doctor(a) => Some(&a.connect),
+        Command::Readers(a) => Some(&a.connect),
+        Command::Session(session::SessionCommand::Start(a)) => Some(&a.common.connect),
+        Command::Session(session::SessionCommand::Resume(a) | session::SessionCommand::Rollback(a)) => Some(&a.common.connect),
+        Command::Session(session::SessionCommand::Status(_)) => None,
+        Command::Failsafe(failsafe::FailsafeCommand::Status(a) | failsafe::FailsafeCommand::Remove(a)) => Some(&a.connect),
+        Command::Promote(c) => match c.as_ref() {
+            promote::PromoteCommand::Plan(a)
+            | promote::PromoteCommand::Run(a)
+            | promote::PromoteCommand::Status(a)
+            | promote::PromoteCommand::Resume(a)
+            | promote::PromoteCommand::Abort(a)
+            | promote::PromoteCommand::Cleanup(a) => Some(&a.connect),
+        },
+        Command::Verify(a) => Some(&a.m.connect),
+        Command::Backfill(a) => Some(&a.m.connect),
+        Command::Sandbox(_) | Command::Demo(_) | Command::Completions { .. } | Command::Man => None,
+    }
+}
+
 /// Runs one parsed command.
 pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
+    if let Some(c) = connect_args(&cli.command).filter(|c| c.print_defaults) {
+        out.data(&args::print_defaults(c)?);
+        return Ok(ExitCode::Ok);
+    }
     match cli.command {
         Command::Inventory(a) => inventory::run(a, out).await,
         Command::Access(a) => access::run(a, out).await,

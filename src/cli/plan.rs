@@ -4,6 +4,7 @@
 use super::args::ConnectArgs;
 use crate::error::ExitCode;
 use crate::output::Output;
+use crate::plan::saved::{SavedOptions, SavedPlan};
 use crate::plan::{self, PlanOptions};
 use crate::report;
 use std::path::PathBuf;
@@ -14,9 +15,21 @@ pub enum PlanFormat {
     Table,
     Sql,
     Json,
+    /// One line per step: id, account, kind, forward, inverse, why.
+    Tsv,
 }
 
+const EXAMPLES: &str = "Examples:
+  privfence plan --policy policies/ --service media --account \"'app'@'%'\"
+  privfence plan --policy policies/ --service media --account app --format sql
+  privfence plan --policy policies/ --service media --account app --out app.plan.json
+  privfence session start --policy policies/ --service media --plan app.plan.json
+
+A saved plan (--out) is applied exactly by `session start --plan`, which refuses it (exit 2,
+nothing changed) when the server no longer gives the same plan (its fingerprint changed).";
+
 #[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
 pub struct PlanArgs {
     /// A policy file or folder.
     #[arg(long)]
@@ -39,6 +52,10 @@ pub struct PlanArgs {
     pub even_if_exempt: bool,
     #[arg(long, value_enum, ignore_case = true, default_value_t = PlanFormat::Table)]
     pub format: PlanFormat,
+    /// Also write the plan, with its fingerprint and the options it was built with, to this
+    /// file, for `session start --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }
@@ -55,6 +72,7 @@ pub async fn run(args: PlanArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let mut server = super::connect(&args.connect).await?;
     let inv = crate::inventory::take(&mut server).await?;
     let tool = server.current_user.clone();
+    let target = server.target.clone();
     server.close().await;
     let opts = PlanOptions {
         acknowledge_definer: args.acknowledge_definer,
@@ -68,6 +86,16 @@ pub async fn run(args: PlanArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         PlanFormat::Json => out.data(&report::plan::json(&p, &problems)?),
         PlanFormat::Sql => out.data(&report::plan::sql(&p)),
         PlanFormat::Table => out.data(&report::plan::table(&p, &problems)),
+        PlanFormat::Tsv => out.data(&report::plan::tsv(&p)),
+    }
+    if let Some(path) = &args.out {
+        let options = SavedOptions {
+            acknowledge_definer: args.acknowledge_definer,
+            include_everyone: args.include_everyone,
+            even_if_exempt: args.even_if_exempt,
+        };
+        SavedPlan::new(&p, &args.account, options, &target).save(path)?;
+        out.status(&format!("plan saved to {} (fingerprint {})", path.display(), p.fingerprint));
     }
     if p.is_empty() {
         out.status(&format!(

@@ -10,6 +10,9 @@ use crate::verify::readers::{readers, Reader};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  privfence readers --policy policies/ --service media\n  privfence readers --policy policies/ --service media --server db2:3306 --format tsv"
+)]
 pub struct ReadersArgs {
     /// A policy file or folder.
     #[arg(long)]
@@ -73,6 +76,20 @@ pub async fn run(a: ReadersArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         Format::Json => out.data(&serde_json::to_string_pretty(
             &serde_json::json!({ "format": 1, "kind": "readers", "tables": tables, "accounts": found }),
         )?),
+        Format::Tsv => {
+            let mut t = crate::report::tsv::Tsv::new(&["user", "host", "can_read", "can_write", "usage", "last_activity"]);
+            for r in &found {
+                t.row(vec![
+                    r.account.user.clone(),
+                    r.account.host.clone(),
+                    r.can_read.to_string(),
+                    r.can_write.to_string(),
+                    crate::report::candidates::usage_words(r.usage).to_string(),
+                    r.last_activity.clone().unwrap_or_default(),
+                ]);
+            }
+            out.data(&t.finish());
+        }
         Format::Table => {
             for r in &found {
                 out.data(&line(r));

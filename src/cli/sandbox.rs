@@ -26,6 +26,9 @@ impl From<FlavourArg> for Flavour {
 #[derive(Debug, clap::Subcommand)]
 pub enum SandboxCommand {
     /// Start a sandbox (installs the server if needed) and print how to connect.
+    #[command(
+        after_help = "Examples:\n  privfence sandbox up --flavour mysql\n  privfence sandbox up --flavour mariadb --replica --dir /tmp/pf-sandbox"
+    )]
     Up {
         #[arg(long, value_enum, ignore_case = true, default_value_t = FlavourArg::Mariadb)]
         flavour: FlavourArg,
@@ -52,6 +55,16 @@ pub enum SandboxCommand {
     },
 }
 
+/// The privfence command lines that use the sandbox (its option file holds the password).
+fn privfence_help(cnf: &str) -> String {
+    let plain = cnf.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c));
+    let cnf = if plain { cnf.to_string() } else { format!("'{}'", cnf.replace('\'', "'\\''")) };
+    format!(
+        "Use it with privfence:\n  privfence doctor --defaults-file {cnf}\n  privfence inventory --defaults-file {cnf}\n  \
+         privfence access 'SCHEMA.*' --summary --defaults-file {cnf}\n"
+    )
+}
+
 fn folder(flavour: FlavourArg, dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(|| PathBuf::from(".sandbox").join(Flavour::from(flavour).name()))
 }
@@ -68,6 +81,7 @@ pub async fn run(cmd: SandboxCommand, out: &mut Output) -> anyhow::Result<ExitCo
             let opts = SandboxOptions { dir: Some(dir), watch_pid: None, ..SandboxOptions::new(flavour.into(), topology) };
             let sb = Sandbox::start(opts).await?;
             out.data(&sb.connect_help());
+            out.data(&privfence_help(&sb.primary.client_cnf.display().to_string()));
         }
         SandboxCommand::Status { flavour, dir } => {
             let sb = Sandbox::load(&folder(flavour, dir))?;

@@ -13,12 +13,24 @@ use crate::session::{guide, Options, Session, TurnResult};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod status;
+
+const START_EXAMPLES: &str = "Examples:
+  privfence session start --policy policies/ --service media
+  privfence session start --policy policies/ --service media --account \"'app'@'%'\" --window 30m
+  privfence plan --policy policies/ --service media --account app --out app.plan.json
+  privfence session start --policy policies/ --service media --plan app.plan.json --yes";
+
 #[derive(Debug, clap::Subcommand)]
 pub enum SessionCommand {
     /// Start (or continue) the service's session: show who can still touch its tables, rank
     /// them by evidence of non-use, cut one account, watch, and restore on any abnormality.
+    #[command(after_help = START_EXAMPLES)]
     Start(Box<StartArgs>),
     /// The session's accounts and verdicts, from the journal (no server needed).
+    #[command(
+        after_help = "Examples:\n  privfence session status --service media\n  privfence session status --service media --format json"
+    )]
     Status(StatusArgs),
     /// After a crash or a kill: finish an interrupted restore, or restore a cut that has no
     /// verdict yet. The account's grants end exactly as before the cut.
@@ -68,6 +80,10 @@ pub struct StartArgs {
     /// the candidates are listed (and, at a terminal, you are asked to pick one).
     #[arg(long)]
     pub account: Option<String>,
+    /// Apply exactly this saved plan (`privfence plan --out FILE`): refused (exit 2, nothing
+    /// changed) when the server no longer gives the same plan (its fingerprint changed).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["account", "acknowledge_definer", "even_if_exempt"])]
+    pub plan: Option<PathBuf>,
     /// Answer yes to the checklist and confirmations (for scripts). The checklist: the
     /// account's code base has been examined for direct and indirect use of the service's
     /// tables, joins and views included.
@@ -146,9 +162,11 @@ pub struct StatusArgs {
     pub service: String,
     #[arg(long)]
     pub journal: Option<PathBuf>,
-    /// Print the report as JSON.
-    #[arg(long)]
+    /// Same as `--format json` (kept for scripts written before `--format`).
+    #[arg(long, hide = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub format: super::args::FormatArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -163,7 +181,7 @@ pub struct RecoverArgs {
 pub async fn run(cmd: SessionCommand, out: &mut Output) -> anyhow::Result<ExitCode> {
     match cmd {
         SessionCommand::Start(a) => start(*a, out).await,
-        SessionCommand::Status(a) => status(a, out),
+        SessionCommand::Status(a) => status::status(a, out),
         SessionCommand::Resume(a) => recover(a, false, out).await,
         SessionCommand::Rollback(a) => recover(a, true, out).await,
     }
@@ -261,10 +279,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     };
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
     let tool = server.current_user.clone();
-    let plan = match &a.account {
-        Some(acc) => Some(build_plan(&inv, &ctx.policy, &svc.name, acc, plan_options(&a), &tool)?),
-        None => None,
-    };
+    let plan = preset_plan(&a, &inv, &ctx.policy, &svc.name, &tool, today)?;
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
     if let Some(t) = s.journal.state().open_turn() {
         let msg = format!(
@@ -276,7 +291,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         server.close().await;
         anyhow::bail!(msg);
     }
-    out.data(&candidates_table(&remaining));
+    out.data(&report::candidates::remaining(&remaining));
     if remaining.is_empty() {
         out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", svc.name));
         write_reports(&s.journal, Some(remaining), &a.common.reports, out)?;
@@ -301,10 +316,10 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         None => crate::evidence::gather(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref()).await?,
     };
     crate::evidence::rank(&mut ranked);
-    out.data(&evidence_table(&ranked));
-    let (plan, account) = match (plan, &a.account) {
-        (Some(p), Some(acc)) => (p, acc.clone()),
-        _ if out.is_live() && !a.yes => {
+    out.data(&report::candidates::ranked(&ranked));
+    let (plan, account) = match plan {
+        Some(x) => x,
+        None if out.is_live() && !a.yes => {
             out.status("Account to cut (its rank, or 'user'@'host'; empty to stop):");
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
@@ -327,7 +342,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        _ => {
+        None => {
             out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
             s.close().await;
             server.close().await;
@@ -335,22 +350,7 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         }
     };
     server.close().await;
-    let chosen: Vec<String> = ranked
-        .iter()
-        .filter(|c| plan.accounts.contains(&c.account))
-        .flat_map(|c| {
-            c.evidence.iter().map(move |e| {
-                format!(
-                    "{}: {:?} over {} ({}){}",
-                    e.source,
-                    e.usage,
-                    e.span,
-                    c.account.sql(),
-                    if e.rows.is_empty() { String::new() } else { format!(": {}", e.rows.join("; ")) }
-                )
-            })
-        })
-        .collect();
+    let chosen = report::candidates::chosen_lines(&ranked, &plan.accounts);
     if plan.is_empty() {
         out.status(&format!("{account} cannot touch the tables of {:?}: nothing to do", svc.name));
         s.close().await;
@@ -423,6 +423,31 @@ fn build_plan(
     Ok(p)
 }
 
+/// The plan given up front: a saved plan (checked against the server: refused, before anything
+/// is journaled, when stale), or the one built for `--account`.
+fn preset_plan(
+    a: &StartArgs,
+    inv: &crate::model::Inventory,
+    policy: &crate::policy::Policy,
+    service: &str,
+    tool: &crate::model::AccountName,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<Option<(plan::Plan, String)>> {
+    if let Some(path) = &a.plan {
+        let saved = plan::saved::SavedPlan::load(path)?;
+        let p = saved.check(path, inv, policy, service, today)?;
+        let problems = plan::grantor_problems(inv, tool, &p);
+        if !problems.is_empty() {
+            anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
+        }
+        return Ok(Some((p, saved.account)));
+    }
+    match &a.account {
+        Some(acc) => Ok(Some((build_plan(inv, policy, service, acc, plan_options(a), tool)?, acc.clone()))),
+        None => Ok(None),
+    }
+}
+
 fn plan_options(a: &StartArgs) -> PlanOptions {
     PlanOptions { acknowledge_definer: a.acknowledge_definer, even_if_exempt: a.even_if_exempt, ..PlanOptions::default() }
 }
@@ -436,52 +461,6 @@ fn confirm(a: &StartArgs, out: &mut Output, question: &str) -> bool {
         return false;
     }
     out.ask(question)
-}
-
-fn candidates_table(rem: &[guide::Reach]) -> String {
-    if rem.is_empty() {
-        return String::new();
-    }
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["account", "tables", "paths"]);
-    for r in rem {
-        t.add_row(vec![
-            format!("{}{}", r.account.sql(), if r.locked { " (locked)" } else { "" }),
-            r.tables.to_string(),
-            r.paths.join("; "),
-        ]);
-    }
-    format!("Who can still touch the service's tables:\n{t}\n")
-}
-
-fn evidence_table(c: &[crate::evidence::Candidate]) -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(vec!["rank", "account", "use", "evidence (source, span, blind spots)"]);
-    for (i, x) in c.iter().enumerate() {
-        let unknown = x.evidence.iter().filter(|e| e.usage == crate::evidence::Usage::Unknown).count();
-        let mut ev: Vec<String> = x
-            .evidence
-            .iter()
-            .filter(|e| e.usage != crate::evidence::Usage::Unknown)
-            .map(|e| {
-                let mut s = format!("{}: {:?} ({})", e.source, e.usage, e.span);
-                if !e.rows.is_empty() {
-                    s.push_str(&format!(" [{}]", e.rows.join("; ")));
-                }
-                if !e.blind_spots.is_empty() {
-                    s.push_str(&format!(" blind: {}", e.blind_spots.join("; ")));
-                }
-                s
-            })
-            .collect();
-        if unknown > 0 {
-            ev.push(format!("{unknown} source(s) could not tell (unknown)"));
-        }
-        t.add_row(vec![(i + 1).to_string(), x.account.sql(), format!("{:?}", x.usage), ev.join("\n")]);
-    }
-    format!("Candidates by evidence of non-use (no evidence means unknown, not unused):\n{t}\n")
 }
 
 async fn show_result(r: &TurnResult, out: &mut Output, notify_on: bool) -> ExitCode {
@@ -536,72 +515,6 @@ fn write_reports(j: &Journal, remaining: Option<Vec<guide::Reach>>, dir: &Path, 
     std::fs::write(dir.join(format!("session-{safe}.json")), report::session::json(&r)?)?;
     out.status(&format!("report: {}", md.display()));
     Ok(())
-}
-
-fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let path = journal_path(&a.service, &a.journal);
-    let entries = Journal::read(&path)?;
-    let state = crate::journal::State::fold(&entries);
-    let r = report::session::build(&state, None);
-    if a.json {
-        out.data(&report::session::json(&r)?);
-    } else {
-        out.data(&report::session::table(&r));
-    }
-    let running = std::fs::File::open(&path).map(|f| is_locked(&f)).unwrap_or(false);
-    if let Some(t) = state.open_turn() {
-        if let Some(f) = t.failsafe.as_ref().filter(|f| f.live()) {
-            out.status(&failsafe_line(f, running, &entries));
-        }
-        if running {
-            out.status(&format!("{} is in progress (a privfence process holds the journal)", t.account));
-            return Ok(ExitCode::Ok);
-        }
-        out.status(&format!("{} was interrupted ({:?}): `privfence session resume` restores it exactly", t.account, t.status()));
-        return Ok(ExitCode::JournalAttention);
-    }
-    if !state.settings_on.is_empty() {
-        out.status("evidence settings are still on: `privfence session resume` turns them off");
-        return Ok(ExitCode::JournalAttention);
-    }
-    Ok(ExitCode::Ok)
-}
-
-/// Whether a fail-safe is armed and when it would fire, from the journal alone.
-fn failsafe_line(f: &crate::journal::FailsafeInfo, running: bool, entries: &[crate::journal::Entry]) -> String {
-    let after = Duration::from_millis(f.after_ms());
-    if f.fired.is_some() {
-        return format!(
-            "the server-side fail-safe {} fired (the server restored the account); `session resume` verifies and closes the turn",
-            f.name
-        );
-    }
-    if running {
-        return format!(
-            "a server-side fail-safe is armed on the primary: it restores the account {after:?} after privfence's heartbeat stops"
-        );
-    }
-    let last = entries.last().map(|e| e.at).unwrap_or_else(chrono::Utc::now);
-    let at = last + chrono::Duration::from_std(after).unwrap_or_default();
-    format!(
-        "a server-side fail-safe is armed on the primary and no privfence is running: it restores the account {after:?} after the last \
-         heartbeat, which was at or after {} (so at {} at the earliest; already, if that has passed)",
-        last.format("%H:%M:%S UTC"),
-        at.format("%H:%M:%S UTC")
-    )
-}
-
-fn is_locked(f: &std::fs::File) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: flock on an open file descriptor. A successful probe is released at once.
-    unsafe {
-        if libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 {
-            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
-            false
-        } else {
-            true
-        }
-    }
 }
 
 async fn recover(a: RecoverArgs, rollback: bool, out: &mut Output) -> anyhow::Result<ExitCode> {

@@ -139,6 +139,7 @@ fn code(v: &VerifyReport) -> ExitCode {
 }
 
 pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    no_tsv(&a.m)?;
     let (from, to, tables) = context(&a.m).await?;
     let opts = verify_opts(&a.m);
     let mut round = 0u32;
@@ -157,7 +158,7 @@ pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitC
         }
         match a.m.format.format {
             Format::Json => out.data(json.trim_end()),
-            Format::Table => out.data(render::verify_text(&v).trim_end()),
+            Format::Table | Format::Tsv => out.data(render::verify_text(&v).trim_end()),
         }
         out.status(&format!("round {round}: report {}", path.display()));
         let done = v.is_equal() || a.watch.is_none() || (a.rounds > 0 && round >= a.rounds);
@@ -169,6 +170,7 @@ pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitC
 }
 
 pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    no_tsv(&a.m)?;
     let (from, to, tables) = context(&a.m).await?;
     let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.backfill", a.m.service)));
     if a.restart && path.exists() {
@@ -210,8 +212,16 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
     )?;
     match a.m.format.format {
         Format::Json => out.data(json.trim_end()),
-        Format::Table => out.data(render::backfill_text(&r).trim_end()),
+        Format::Table | Format::Tsv => out.data(render::backfill_text(&r).trim_end()),
     }
     out.status(&format!("report {}; journal {}", report.display(), path.display()));
     Ok(r.verify.as_ref().map_or(ExitCode::Ok, code))
+}
+
+/// Verify and backfill reports are ranges and sums, not rows: refused before any work.
+fn no_tsv(m: &MigrationArgs) -> anyhow::Result<()> {
+    if m.format.format == Format::Tsv {
+        anyhow::bail!("--format tsv is not available for verify and backfill (their reports are not tables): use --format json");
+    }
+    Ok(())
 }

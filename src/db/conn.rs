@@ -60,6 +60,9 @@ pub struct ConnectInput {
     pub ssl_ca: Option<PathBuf>,
     /// `--connect-timeout` (else option files' `connect-timeout`, seconds; else 10 s).
     pub connect_timeout: Option<std::time::Duration>,
+    /// `--login-path NAME`: also read group `[NAME]`, and read `~/.mylogin.cnf` last
+    /// (groups client, privfence, NAME), as the mysql client does.
+    pub login_path: Option<String>,
 }
 
 /// How long opening a connection may take unless told otherwise (as the mysql client's
@@ -164,13 +167,43 @@ impl ConnectInput {
         Ok(ConnectSpec { host, port, socket, user, password, ssl_mode, ssl_ca, connect_timeout })
     }
 
+    /// The options privfence reads from option files (and the login-path file), for
+    /// `--print-defaults`.
+    pub fn option_values(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<OptionValues> {
+        self.read_option_files(env)
+    }
+
     fn read_option_files(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<OptionValues> {
+        let mut groups = vec!["client", "privfence"];
+        groups.extend(self.login_path.as_deref());
+        let mut values = self.read_plain_files(env, &groups)?;
+        if let (Some(name), false) = (&self.login_path, self.no_defaults) {
+            let path = super::mylogin::default_path(env)
+                .ok_or_else(|| Error::BadInput("--login-path: no HOME to find ~/.mylogin.cnf in".into()))?;
+            match super::mylogin::read(&path)? {
+                Some(text) => {
+                    if !text.lines().any(|l| l.trim().eq_ignore_ascii_case(&format!("[{name}]"))) {
+                        return Err(Error::BadInput(format!("--login-path {name:?}: {} has no such login path", path.display())));
+                    }
+                    mycnf::read_str(&path, &text, &groups, &mut values)?;
+                }
+                None => {
+                    return Err(Error::BadInput(format!(
+                        "--login-path {name:?}: {} does not exist (mysql_config_editor set --login-path={name} ... writes it)",
+                        path.display()
+                    )))
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    fn read_plain_files(&self, env: &dyn Fn(&str) -> Option<String>, groups: &[&str]) -> Result<OptionValues> {
         let mut values = OptionValues::default();
-        let groups = ["client", "privfence"];
         // The mysql client's order (later files win): the global files, $MYSQL_HOME/my.cnf,
         // --defaults-extra-file, then the user's ~/.my.cnf. --defaults-file replaces them all.
         if let Some(f) = &self.defaults_file {
-            mycnf::read_file(f, &groups, &mut values)?;
+            mycnf::read_file(f, groups, &mut values)?;
             return Ok(values);
         }
         if self.no_defaults {
@@ -181,15 +214,15 @@ impl ConnectInput {
             files.push(PathBuf::from(home).join("my.cnf"));
         }
         for p in files.iter().filter(|p| p.exists()) {
-            mycnf::read_file(p, &groups, &mut values)?;
+            mycnf::read_file(p, groups, &mut values)?;
         }
         if let Some(f) = &self.defaults_extra_file {
-            mycnf::read_file(f, &groups, &mut values)?;
+            mycnf::read_file(f, groups, &mut values)?;
         }
         if let Some(home) = env("HOME") {
             let p = PathBuf::from(home).join(".my.cnf");
             if p.exists() {
-                mycnf::read_file(&p, &groups, &mut values)?;
+                mycnf::read_file(&p, groups, &mut values)?;
             }
         }
         Ok(values)

@@ -2,6 +2,8 @@
 
 pub mod conn;
 pub mod mycnf;
+pub mod mylogin;
+pub mod redact;
 pub mod server;
 
 pub use conn::{ConnectInput, ConnectSpec, Secret, SslMode, DEFAULT_CONNECT_TIMEOUT};

@@ -33,6 +33,15 @@ fn read_nested(path: &Path, groups: &[&str], into: &mut OptionValues, depth: usi
         return Ok(());
     }
     let text = std::fs::read_to_string(path).map_err(|e| opt_err(path, 0, &format!("cannot read: {e}")))?;
+    read_text(path, &text, groups, into, depth)
+}
+
+/// Reads `groups` from option-file text that came from `path` (the decrypted login-path file).
+pub fn read_str(path: &Path, text: &str, groups: &[&str], into: &mut OptionValues) -> Result<()> {
+    read_text(path, text, groups, into, 0)
+}
+
+fn read_text(path: &Path, text: &str, groups: &[&str], into: &mut OptionValues, depth: usize) -> Result<()> {
     let mut active = false;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();

@@ -84,6 +84,9 @@ impl Server {
         let mut conn = open(spec).await?;
         let target = spec.target();
         let q = |what: &str, source| Error::Query { what: what.into(), target: target.clone(), source };
+        let trace = |sql: &str| super::redact::trace(&target, sql);
+        trace("SET NAMES utf8mb4");
+        trace("SELECT @@SESSION.sql_mode");
         conn.query_drop("SET NAMES utf8mb4").await.map_err(|e| q("SET NAMES", e))?;
         let mode: Option<String> = conn.query_first("SELECT @@SESSION.sql_mode").await.map_err(|e| q("reading sql_mode", e))?;
         let kept: Vec<&str> = mode
@@ -95,6 +98,8 @@ impl Server {
                     && !matches!(*m, "ANSI_QUOTES" | "NO_BACKSLASH_ESCAPES" | "ANSI" | "ORACLE" | "MSSQL" | "DB2" | "POSTGRESQL" | "MAXDB")
             })
             .collect();
+        trace(&format!("SET SESSION sql_mode = '{}'", kept.join(",")));
+        trace("SELECT @@version, @@version_comment, @@basedir, @@lower_case_table_names, CURRENT_USER()");
         conn.query_drop(format!("SET SESSION sql_mode = '{}'", kept.join(","))).await.map_err(|e| q("setting sql_mode", e))?;
         let row: Option<(String, String, Option<String>, u8, String)> = conn
             .query_first("SELECT @@version, @@version_comment, @@basedir, @@lower_case_table_names, CURRENT_USER()")
@@ -132,18 +137,21 @@ impl Server {
     /// Runs a read query and returns all rows. `what` names it in errors. Refuses a statement
     /// that is not a read ([`is_read`]).
     pub async fn rows(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
     }
 
     /// Runs a read query mapped to a tuple type.
     pub async fn rows_as<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Vec<T>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query(sql).await.map_err(|e| self.query_err(what, e))
     }
 
     /// The first row of a read query, mapped.
     pub async fn first<T: FromRow + Send + 'static>(&mut self, what: &str, sql: &str) -> Result<Option<T>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query_first(sql).await.map_err(|e| self.query_err(what, e))
     }
@@ -156,12 +164,14 @@ impl Server {
     /// Runs a statement that changes the server. Only the journaling executor
     /// ([`crate::engine::exec`]) calls this, after writing the statement's intent.
     pub(crate) async fn execute(&mut self, sql: &str) -> std::result::Result<(), mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
         self.conn.query_drop(sql).await
     }
 
     /// Runs a statement that changes only this connection's session (`SET SESSION
     /// sql_log_bin = 0`, ...): refused for anything else ([`is_read`]), so it is no write path.
     pub async fn session(&mut self, what: &str, sql: &str) -> Result<()> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.query_drop(sql).await.map_err(|e| self.query_err(what, e))
     }
@@ -169,6 +179,7 @@ impl Server {
     /// [`execute`](Self::execute), returning the rows it changed (the fail-safe's heartbeat
     /// learns from 0 that the server-side fail-safe fired).
     pub(crate) async fn execute_affected(&mut self, sql: &str) -> std::result::Result<u64, mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
         self.conn.query_drop(sql).await?;
         Ok(self.conn.affected_rows())
     }
@@ -176,6 +187,7 @@ impl Server {
     /// Runs a read query over the binary protocol: values come back typed (integers, dates,
     /// bytes), so a copy writes back exactly what it read.
     pub async fn rows_typed(&mut self, what: &str, sql: &str) -> Result<Vec<Row>> {
+        super::redact::trace(&self.target, sql);
         must_read(what, sql)?;
         self.conn.exec(sql, ()).await.map_err(|e| self.query_err(what, e))
     }
@@ -188,6 +200,7 @@ impl Server {
         sql: &str,
         params: Vec<mysql_async::Value>,
     ) -> std::result::Result<(), mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
         self.conn.exec_drop(sql, mysql_async::Params::Positional(params)).await
     }
 

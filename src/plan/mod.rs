@@ -11,6 +11,7 @@
 mod build;
 pub mod fingerprint;
 mod rewrite;
+pub mod saved;
 pub mod simulate;
 
 use crate::model::{AccountName, TableName};

@@ -1,8 +1,50 @@
 //! Audit renderers: a terminal table, the versioned JSON document, and the Markdown report
 //! written to `reports/`.
 
+use super::filter::AccountFilter;
+use super::tsv::Tsv;
 use crate::audit::{AuditReport, Finding, Kind};
 use std::collections::BTreeMap;
+
+/// The findings `filter` shows (findings about no account: unless `--account` was given).
+pub fn shown<'a>(findings: &'a [Finding], filter: &'a AccountFilter) -> impl Iterator<Item = &'a Finding> + 'a {
+    findings.iter().filter(move |f| match &f.account {
+        Some(a) => filter.shows(a),
+        None => filter.shows_none(),
+    })
+}
+
+/// A copy of the report with only the findings `filter` shows (exit code and counts of the
+/// whole audit kept: the filter changes what is printed, not the verdict).
+pub fn filtered(r: &AuditReport, filter: &AccountFilter) -> AuditReport {
+    let mut r = r.clone();
+    for srv in &mut r.servers {
+        let keep: Vec<Finding> = shown(&srv.findings, filter).cloned().collect();
+        srv.findings = keep;
+    }
+    r
+}
+
+/// Findings that differ only by the account's host, as one row: the finding and its hosts.
+fn grouped<'a>(findings: impl Iterator<Item = &'a Finding>) -> Vec<(&'a Finding, Vec<&'a str>)> {
+    let mut out: Vec<(&Finding, Vec<&str>)> = Vec::new();
+    for f in findings {
+        let same = |g: &Finding| {
+            g.kind == f.kind
+                && g.service == f.service
+                && g.account.as_ref().map(|a| &a.user) == f.account.as_ref().map(|a| &a.user)
+                && g.table == f.table
+                && g.privileges == f.privileges
+                && g.detail == f.detail
+                && f.account.is_some()
+        };
+        match out.iter_mut().find(|(g, _)| same(g)) {
+            Some((_, hosts)) => hosts.extend(f.account.as_ref().map(|a| a.host.as_str())),
+            None => out.push((f, f.account.iter().map(|a| a.host.as_str()).collect())),
+        }
+    }
+    out
+}
 
 fn account(f: &Finding) -> String {
     f.account.as_ref().map(|a| a.sql()).unwrap_or_default()
@@ -33,8 +75,14 @@ fn counts(findings: &[Finding]) -> String {
     by.iter().map(|(k, n)| format!("{n} {}", k.name())).collect::<Vec<_>>().join(", ")
 }
 
-/// For the terminal.
+/// For the terminal: findings that differ only by host share a row (`'root'@ 'localhost',
+/// '::1'`).
 pub fn table(r: &AuditReport) -> String {
+    table_filtered(r, &AccountFilter::default())
+}
+
+/// [`table`] with only the findings `filter` shows.
+pub fn table_filtered(r: &AuditReport, filter: &AccountFilter) -> String {
     let mut s = String::new();
     for srv in &r.servers {
         s.push_str(&format!("== {} ({})\n", srv.name, srv.target));
@@ -42,15 +90,25 @@ pub fn table(r: &AuditReport) -> String {
             s.push_str(&format!("NOT AUDITED: {e}\n\n"));
             continue;
         }
-        if srv.findings.is_empty() {
-            s.push_str("no findings\n\n");
+        let shown: Vec<Finding> = shown(&srv.findings, filter).cloned().collect();
+        if shown.is_empty() {
+            let hidden = if srv.findings.is_empty() {
+                String::new()
+            } else {
+                format!(" shown ({} hidden by the account filter)", srv.findings.len())
+            };
+            s.push_str(&format!("no findings{hidden}\n\n"));
             continue;
         }
         let mut t = super::new_table(&["service", "kind", "account", "table", "privileges", "evidence"]);
-        for f in &srv.findings {
-            t.add_row(vec![f.service.clone(), f.kind.name().to_string(), account(f), table_name(f), privileges(f), f.detail.clone()]);
+        for (f, hosts) in grouped(shown.iter()) {
+            let who = match &f.account {
+                Some(a) => super::account_hosts(&a.user, &hosts),
+                None => String::new(),
+            };
+            t.add_row(vec![f.service.clone(), f.kind.name().to_string(), who, table_name(f), privileges(f), f.detail.clone()]);
         }
-        s.push_str(&format!("{t}\n{}\n\n", counts(&srv.findings)));
+        s.push_str(&format!("{t}\n{}\n\n", counts(&shown)));
     }
     if let Some(b) = &r.baseline {
         s.push_str(&format!(
@@ -74,6 +132,27 @@ pub fn table(r: &AuditReport) -> String {
     }
     s.push_str(&format!("Result: {}\n", result_line(r)));
     s
+}
+
+/// TSV: one line per finding shown, a `server` column first; a server not audited is one line
+/// with `kind` = `not_audited` and the reason in `detail`.
+pub fn tsv(r: &AuditReport, filter: &AccountFilter) -> String {
+    let mut t = Tsv::new(&["server", "service", "kind", "user", "host", "schema", "table", "privileges", "path", "detail"]);
+    for srv in &r.servers {
+        if let Some(e) = &srv.error {
+            let mut row = vec![srv.name.clone(), String::new(), "not_audited".into()];
+            row.extend(std::iter::repeat_n(String::new(), 6));
+            row.push(e.clone());
+            t.row(row);
+        }
+        for f in shown(&srv.findings, filter) {
+            let (u, h) = f.account.as_ref().map(|a| (a.user.clone(), a.host.clone())).unwrap_or_default();
+            let (sc, tb) = f.table.as_ref().map(|x| (x.schema.clone(), x.name.clone())).unwrap_or_default();
+            let path = f.via.as_ref().map(super::summary::path_kind).unwrap_or_default();
+            t.row(vec![srv.name.clone(), f.service.clone(), f.kind.name().into(), u, h, sc, tb, privileges(f), path, f.detail.clone()]);
+        }
+    }
+    t.finish()
 }
 
 /// The JSON document (docs/formats.md, "audit").

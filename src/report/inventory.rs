@@ -76,6 +76,46 @@ pub fn table(inv: &Inventory) -> String {
     )
 }
 
+/// Global privileges, schema patterns, and counts of table, column and routine grants.
+type Held = (Vec<String>, Vec<String>, [usize; 3]);
+
+/// TSV: one line per account (or role), raw names, with the numbers the table shows.
+pub fn tsv(inv: &Inventory) -> String {
+    let mut t = super::tsv::Tsv::new(&["user", "host", "kind", "global", "schemas", "tables", "columns", "routines", "roles"]);
+    let mut by: BTreeMap<&crate::model::AccountName, Held> = BTreeMap::new();
+    for g in &inv.grants {
+        let c = by.entry(&g.grantee).or_default();
+        match &g.object {
+            GrantObject::Global => c.0.extend(g.privileges.iter().map(|p| p.to_string())),
+            GrantObject::Schema { pattern } => c.1.push(pattern.to_string()),
+            GrantObject::Table { .. } => c.2[0] += 1,
+            GrantObject::Column { .. } => c.2[1] += 1,
+            GrantObject::Routine { .. } => c.2[2] += 1,
+        }
+    }
+    for a in &inv.accounts {
+        let (global, schemas, n) = by.remove(&a.name).unwrap_or_default();
+        let kind = match (a.is_role, a.locked) {
+            (true, _) => "role",
+            (false, true) => "locked",
+            _ => "account",
+        };
+        let roles: Vec<String> = inv.role_grants.iter().filter(|r| r.grantee == a.name).map(|r| r.role.sql()).collect();
+        t.row(vec![
+            a.name.user.clone(),
+            a.name.host.clone(),
+            kind.into(),
+            global.join(", "),
+            schemas.join(", "),
+            n[0].to_string(),
+            n[1].to_string(),
+            n[2].to_string(),
+            roles.join(", "),
+        ]);
+    }
+    t.finish()
+}
+
 /// Mismatches in words, for stderr.
 pub fn mismatches_text(m: &[Mismatch]) -> String {
     let own = m.iter().filter(|x| !x.is_server_quirk()).count();

@@ -30,6 +30,24 @@ pub fn sql(p: &Plan) -> String {
     s
 }
 
+/// TSV: one line per step.
+pub fn tsv(p: &Plan) -> String {
+    let mut t = super::tsv::Tsv::new(&["step", "user", "host", "kind", "forward", "inverse", "why"]);
+    for s in &p.steps {
+        let kind = serde_json::to_value(s.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        t.row(vec![
+            s.id.clone(),
+            s.account.user.clone(),
+            s.account.host.clone(),
+            kind,
+            s.forward.clone(),
+            s.inverse.clone(),
+            s.why.clone(),
+        ]);
+    }
+    t.finish()
+}
+
 fn accounts(p: &Plan) -> String {
     p.accounts.iter().map(|a| a.sql()).collect::<Vec<_>>().join(", ")
 }

@@ -127,6 +127,24 @@ pub fn table(r: &SessionReport) -> String {
     s
 }
 
+/// `session status --format tsv`: one line per turn.
+pub fn tsv(r: &SessionReport) -> String {
+    let mut t = super::tsv::Tsv::new(&["turn", "account", "verdict", "reason", "cut_ms", "watch_ms", "restore_ms"]);
+    let n = |v: Option<i64>| v.map(|x| x.to_string()).unwrap_or_default();
+    for (i, x) in r.turns.iter().enumerate() {
+        t.row(vec![
+            (i + 1).to_string(),
+            x.account.clone(),
+            x.status.clone(),
+            x.reason.clone().unwrap_or_default(),
+            n(x.cut_ms),
+            n(x.watch_ms),
+            n(x.restore_ms),
+        ]);
+    }
+    t.finish()
+}
+
 fn isolation_line(r: &SessionReport) -> String {
     match (&r.remaining, r.isolation_complete) {
         (Some(_), Some(true)) => {

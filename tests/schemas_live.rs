@@ -1,0 +1,92 @@
+//! `verify --format json` and `backfill --format json` validated against their JSON Schemas
+//! (docs/schemas/, draft 2020-12) on two independent servers of each flavour. The other
+//! documents are validated where their commands are tested (readable_live, saved_plan_live).
+#![allow(clippy::disallowed_methods)] // tests set up servers through the driver (clippy.toml)
+
+#[macro_use]
+mod support;
+
+use mysql_async::prelude::*;
+use privfence::db::Flavour;
+use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
+use serde_json::Value;
+use std::sync::OnceLock;
+use support::*;
+
+/// A second, independent server for `flavour` (the first is `sandbox()`).
+fn target(flavour: Flavour) -> &'static Sandbox {
+    static CELLS: [OnceLock<Sandbox>; 2] = [const { OnceLock::new() }; 2];
+    CELLS[flavour as usize].get_or_init(|| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(Sandbox::start(SandboxOptions::new(flavour, Topology::Single))).expect("a second sandbox")
+        })
+        .join()
+        .expect("sandbox thread")
+    })
+}
+
+fn validate(name: &str, doc: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let v = jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
+    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+    assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
+}
+
+async fn verify_and_backfill(flavour: Flavour) {
+    let (src, dst) = (sandbox(flavour), target(flavour));
+    let schema = format!("pfsc_{}", &flavour.name()[..2]);
+    for (sb, rows) in [(src, "(1, 'a'), (2, 'b'), (3, 'c')"), (dst, "(1, 'a')")] {
+        let mut c = sb.primary.conn().await.unwrap();
+        c.query_drop(format!("DROP DATABASE IF EXISTS {schema}; CREATE DATABASE {schema}")).await.unwrap();
+        c.query_drop(format!("CREATE TABLE {schema}.items (id BIGINT PRIMARY KEY, v VARCHAR(10)) ENGINE=InnoDB")).await.unwrap();
+        c.query_drop(format!("INSERT INTO {schema}.items VALUES {rows}")).await.unwrap();
+        c.disconnect().await.ok();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("[service.sc]\ntables = [\"{schema}.*\"]\nowners = [\"'nobody'@'%'\"]\n")).unwrap();
+    let run = |cmd: &str| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
+            .args([cmd, "--policy", policy.to_str().unwrap(), "--service", "sc", "--format", "json"])
+            .args(["--from", &format!("127.0.0.1:{}", src.primary.port), "--to", &format!("127.0.0.1:{}", dst.primary.port)])
+            .args(["--from-defaults-file", src.primary.client_cnf.to_str().unwrap()])
+            .args(["--to-defaults-file", dst.primary.client_cnf.to_str().unwrap()])
+            .args(["--out", dir.path().join("reports").to_str().unwrap(), "--recheck-delay", "100ms"])
+            .env_remove("MYSQL_PWD")
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{flavour} {cmd}: {e}: {text}"));
+        (o.status.code(), v)
+    };
+    let (code, v) = run("verify");
+    assert_eq!((code, v["result"].as_str()), (Some(1), Some("differ")), "{flavour}: {v:#}");
+    validate("verify.json", &v);
+    let (code, v) = {
+        let journal = dir.path().join("bf.journal");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
+            .args(["backfill", "--policy", policy.to_str().unwrap(), "--service", "sc", "--format", "json"])
+            .args(["--from", &format!("127.0.0.1:{}", src.primary.port), "--to", &format!("127.0.0.1:{}", dst.primary.port)])
+            .args(["--from-defaults-file", src.primary.client_cnf.to_str().unwrap()])
+            .args(["--to-defaults-file", dst.primary.client_cnf.to_str().unwrap()])
+            .args(["--out", dir.path().join("reports").to_str().unwrap(), "--recheck-delay", "100ms"])
+            .args(["--journal", journal.to_str().unwrap()])
+            .env_remove("MYSQL_PWD")
+            .env("HOME", "/nonexistent")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        (o.status.code(), serde_json::from_slice::<Value>(&o.stdout).unwrap_or_else(|e| panic!("{flavour} backfill: {e}: {text}")))
+    };
+    assert_eq!((code, v["result"].as_str()), (Some(0), Some("equal")), "{flavour}: {v:#}");
+    validate("backfill.json", &v);
+    let (code, v) = run("verify");
+    assert_eq!(code, Some(0), "{flavour}: {v:#}");
+    validate("verify.json", &v);
+}
+
+both_flavours!(verify_and_backfill_documents_match_their_schemas, verify_and_backfill);
