@@ -434,7 +434,11 @@ async fn run_step(
                     d.differing.len() + d.differing_replica.len()
                 )));
             }
-            Ok(serde_json::to_value(&d).unwrap_or(Value::Null))
+            let mut detail = serde_json::to_value(&d).unwrap_or(Value::Null);
+            // Where sync-back starts: the new server's binary log while the service is fenced
+            // (nothing of the service's can be after it yet, nothing before it is missing).
+            detail["sync_back_from"] = json!(crate::syncback::check::current_position(&mut replica.server).await?);
+            Ok(detail)
         }
         "promote" => {
             let snapshot: BTreeSet<String> = serde_json::from_value(st.detail("owner")["snapshot"].clone()).unwrap_or_default();

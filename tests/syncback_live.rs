@@ -1,0 +1,315 @@
+//! Sync-back on real servers, both flavours: a promotion under the workload, then the workload
+//! on the new server while `privfence sync-back` is killed with SIGKILL at random points and
+//! started again; at the end the old copy equals the new table (compare's chunk sums and row by
+//! row), and on MySQL the position counted every transaction exactly once. A DDL on the new
+//! server stops sync-back with the statement named, and `promote run --sync-back` refuses before
+//! the point of no return when the replica's binlog_row_image is MINIMAL.
+#![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
+#![allow(clippy::print_stdout)] // prints the run's measurements
+
+#[macro_use]
+mod support;
+
+use mysql_async::prelude::*;
+use privfence::db::Flavour;
+use privfence::journal::{Journal, Record, JOURNAL_FORMAT};
+use privfence::model::{AccountName, TableName};
+use privfence::output::Output;
+use privfence::promote::run::{self, Options, Service};
+use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
+use privfence::session::node::Node;
+use privfence::workload::{Workload, WorkloadSpec};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::*;
+
+const STATEMENTS: [&str; 3] = [
+    "INSERT INTO items (id, v, n, at) VALUES (FLOOR(RAND() * 300), UUID(), 1, NOW(6)) ON DUPLICATE KEY UPDATE n = n + 1, v = UUID()",
+    "UPDATE items SET n = n + 1, at = NOW(6) WHERE id = FLOOR(RAND() * 300)",
+    "DELETE FROM items WHERE id = FLOOR(RAND() * 300) AND n % 3 = 0",
+];
+
+fn write_policy(path: &Path, flavour: Flavour) {
+    let mut policy = String::from(
+        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
+    );
+    if flavour == Flavour::MySql {
+        for a in ["mysql.infoschema", "mysql.session"] {
+            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
+        }
+    }
+    std::fs::write(path, policy).unwrap();
+}
+
+/// A fresh primary and replica (ROW binary logs) holding the service `svc_db.items`.
+async fn pair_with_service(flavour: Flavour) -> (Sandbox, tempfile::TempDir) {
+    let mut o = SandboxOptions::new(flavour, Topology::PrimaryReplica);
+    o.extra_args = vec!["--binlog-format=ROW".into()];
+    let sb = Sandbox::start(o).await.expect("pair");
+    let mut sql: Vec<String> = vec![
+        "CREATE DATABASE svc_db".into(),
+        "CREATE TABLE svc_db.items (id INT PRIMARY KEY, v VARCHAR(40), n BIGINT NOT NULL, at DATETIME(6))".into(),
+        "CREATE USER 'svc_owner'@'%' IDENTIFIED BY 'pw-owner'".into(),
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON svc_db.items TO 'svc_owner'@'%'".into(),
+    ];
+    for i in 0..100 {
+        sql.push(format!("INSERT INTO svc_db.items VALUES ({i}, 'start', 1, NOW(6))"));
+    }
+    admin_exec(&sb, &sql).await;
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_policy(&dir.path().join("p.toml"), flavour);
+    (sb, dir)
+}
+
+fn workload(s: &privfence::sandbox::Server, name: &str) -> Workload {
+    let opts = mysql_async::OptsBuilder::from_opts(s.opts_as("svc_owner", "pw-owner")).db_name(Some("svc_db")).into();
+    Workload::spawn(WorkloadSpec {
+        name: name.into(),
+        opts,
+        statements: STATEMENTS.iter().map(|s| s.to_string()).collect(),
+        interval: Duration::from_millis(5),
+        pool_size: 3,
+    })
+}
+
+fn new_journal(path: &Path) -> Journal {
+    let header =
+        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
+    Journal::open_or_create(path, header).unwrap()
+}
+
+/// Promotes the replica with the workload writing on the primary; returns the promotion's journal.
+async fn promote(sb: &Sandbox, dir: &Path, opts: Options) -> Result<PathBuf, privfence::error::Error> {
+    let replica = support::replica(sb);
+    let policy = privfence::policy::load(&dir.join("p.toml"), chrono::Local::now().date_naive()).unwrap();
+    let (server, inv) = inventory(sb).await;
+    let tool = server.current_user.clone();
+    server.close().await;
+    let mut primary = Node::connect(&admin_spec(&sb.primary), "primary").await.unwrap();
+    let mut rep = Node::connect(&admin_spec(replica), "replica1").await.unwrap();
+    let jpath = dir.join("svc.promote.journal");
+    let mut j = new_journal(&jpath);
+    let svc = Service {
+        policy: &policy,
+        name: "svc",
+        tables: vec![TableName::new("svc_db", "items")],
+        owners: vec![AccountName::new("svc_owner", "%")],
+        today: chrono::Local::now().date_naive(),
+        tool,
+    };
+    let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let r = run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await;
+    primary.server.close().await;
+    rep.server.close().await;
+    r.map(|_| jpath)
+}
+
+/// Sync-back's own account on the old primary: writes the archived copy and its position only
+/// (created without binary logging, like the fence's changes).
+async fn syncback_account(sb: &Sandbox, dir: &Path) -> PathBuf {
+    admin_exec(
+        sb,
+        &[
+            "SET SESSION sql_log_bin = 0".into(),
+            "CREATE DATABASE IF NOT EXISTS privfence".into(),
+            "CREATE USER 'pf_syncback'@'%' IDENTIFIED BY 'pw-sb'".into(),
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON svc_db._items_pf_archived TO 'pf_syncback'@'%'".into(),
+            "GRANT CREATE, SELECT, INSERT, UPDATE ON privfence.syncback_position TO 'pf_syncback'@'%'".into(),
+        ],
+    )
+    .await;
+    let cnf = dir.join("sb.cnf");
+    std::fs::write(&cnf, "[client]\nuser=pf_syncback\npassword=pw-sb\n").unwrap();
+    std::fs::set_permissions(&cnf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    cnf
+}
+
+fn syncback_cmd(sb: &Sandbox, dir: &Path, cnf: &Path, extra: &[&str]) -> std::process::Command {
+    let replica = support::replica(sb);
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"));
+    c.args(["sync-back", "--policy"])
+        .arg(dir.join("p.toml"))
+        .args(["--service", "svc", "--from", &format!("{}:{}", replica.host, replica.port)])
+        .args(["--to", &format!("{}:{}", sb.primary.host, sb.primary.port)])
+        .arg("--from-defaults-file")
+        .arg(&replica.client_cnf)
+        .arg("--to-defaults-file")
+        .arg(cnf)
+        .arg("--promote-journal")
+        .arg(dir.join("svc.promote.journal"))
+        .arg("--journal")
+        .arg(dir.join("svc.syncback.journal"))
+        .args(extra)
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+async fn rows(s: &privfence::sandbox::Server, sql: &str) -> Vec<String> {
+    let mut c = s.conn().await.unwrap();
+    let v: Vec<String> = c.query(sql).await.unwrap();
+    c.disconnect().await.ok();
+    v
+}
+
+/// The copy equals the new table: compare's whole-table sums, and row by row.
+async fn assert_equal(sb: &Sandbox, what: &str) {
+    let replica = support::replica(sb);
+    let mut new = privfence::db::Server::connect(&admin_spec(replica)).await.unwrap();
+    let mut new2 = new.another().await.unwrap();
+    let mut old = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
+    let mut old2 = old.another().await.unwrap();
+    let (t_new, t_old) = (TableName::new("svc_db", "items"), TableName::new("svc_db", "_items_pf_archived"));
+    let q_new = privfence::compare::table::TableQueries::read(&mut new, &mut new2, "new", &t_new).await.unwrap();
+    let q_old = privfence::compare::table::TableQueries::read(&mut old, &mut old2, "old", &t_old).await.unwrap();
+    let (a, b) = (q_new.sum(&mut new, None, None).await.unwrap(), q_old.sum(&mut old, None, None).await.unwrap());
+    let row = "SELECT CONCAT_WS('|', id, v, n, at) FROM svc_db.";
+    let (ra, rb) =
+        (rows(replica, &format!("{row}items ORDER BY id")).await, rows(&sb.primary, &format!("{row}_items_pf_archived ORDER BY id")).await);
+    let missing: Vec<&String> = ra.iter().filter(|r| !rb.contains(r)).take(5).collect();
+    let extra: Vec<&String> = rb.iter().filter(|r| !ra.contains(r)).take(5).collect();
+    assert!(
+        a.rows == b.rows && a.checksum == b.checksum && ra == rb,
+        "{what}: old copy differs: {a:?} vs {b:?}; missing {missing:?}; extra {extra:?}"
+    );
+}
+
+/// A small deterministic generator (no dependency): milliseconds for the kills.
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+async fn sync_back_under_kills(flavour: Flavour) {
+    let (sb, dir) = pair_with_service(flavour).await;
+    let replica = support::replica(&sb);
+    // The promotion runs while the service writes on the primary.
+    let before = workload(&sb.primary, "old");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+    promote(&sb, dir.path(), opts).await.expect("promotion");
+    before.stop().await;
+    let cnf = syncback_account(&sb, dir.path()).await;
+    let after = workload(replica, "new");
+    let mut seed = u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9;
+    let runs = 12;
+    let mut killed_at = Vec::new();
+    for k in 0..runs {
+        let mut c = syncback_cmd(&sb, dir.path(), &cnf, &[]);
+        if k % 3 == 1 {
+            // Between a batch's rows and its position, inside the target transaction.
+            c.env("PRIVFENCE_CRASH_AT_LABEL", "syncback rows written");
+        }
+        let mut child = c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        // Killed while it applies: a random moment after its stream started.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("starting at") {
+                    let _ = tx.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        let started = rx.recv_timeout(Duration::from_secs(20)).is_ok();
+        tokio::time::sleep(Duration::from_millis(20 + next(&mut seed) % 600)).await;
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        let err = reader.join().unwrap();
+        assert!(started || k % 3 == 1, "run {k} started its stream: {err}");
+        assert!(!err.contains("refused") && !err.contains("privfence: "), "run {k} failed: {err}");
+        killed_at.push(rows(&sb.primary, "SELECT CAST(rows_applied AS CHAR) FROM privfence.syncback_position").await.join(""));
+    }
+    let stats = after.stop().await;
+    let o = syncback_cmd(&sb, dir.path(), &cnf, &["--exit-when-idle", "2s"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "the last run catches up: {}", text(&o));
+    println!("{flavour}: last run: {}", text(&o));
+    println!("{flavour}: workload on the new server: {stats:?}");
+    assert_equal(&sb, "after SIGKILLs").await;
+    let applied =
+        rows(&sb.primary, "SELECT CONCAT(transactions, ' ', rows_applied) FROM privfence.syncback_position WHERE service = 'svc'").await;
+    println!("{flavour}: {runs} SIGKILLs (rows applied at each: {killed_at:?}); applied (transactions rows) {applied:?}");
+    if flavour == Flavour::MySql {
+        // Every transaction of the new server after the start, counted once.
+        let st = run::PromoteState::fold(&Journal::read(&dir.path().join("svc.promote.journal")).unwrap());
+        let start = st.detail("catch-up")["sync_back_from"]["gtid"].as_str().unwrap().to_string();
+        let sql = format!("SELECT CAST(GTID_SUBTRACT(@@GLOBAL.gtid_executed, '{start}') AS CHAR)");
+        let rest = privfence::syncback::position::GtidSet::parse(&rows(replica, &sql).await[0]).unwrap();
+        let n: u64 = rest
+            .members()
+            .iter()
+            .flat_map(|m| m.split(':').skip(1).map(|iv| iv.to_string()).collect::<Vec<_>>())
+            .map(|iv| match iv.split_once('-') {
+                Some((a, b)) => b.parse::<u64>().unwrap() - a.parse::<u64>().unwrap() + 1,
+                None => 1,
+            })
+            .sum();
+        assert_eq!(applied[0].split(' ').next().unwrap().parse::<u64>().unwrap(), n, "each transaction counted exactly once");
+    }
+    ddl_stops(&sb, dir.path(), &cnf).await;
+    sb.destroy().unwrap();
+}
+
+/// `ALTER TABLE ... ADD COLUMN` on the new server stops sync-back, naming the statement, before
+/// any later row is applied; a restart stops at the same place.
+async fn ddl_stops(sb: &Sandbox, dir: &Path, cnf: &Path) {
+    let replica = support::replica(sb);
+    let mut c = replica.conn().await.unwrap();
+    c.query_drop("INSERT INTO svc_db.items VALUES (1000, 'before-ddl', 1, NOW(6))").await.unwrap();
+    c.query_drop("ALTER TABLE svc_db.items ADD COLUMN extra INT").await.unwrap();
+    c.query_drop("INSERT INTO svc_db.items VALUES (1001, 'after-ddl', 1, NOW(6), 7)").await.unwrap();
+    c.disconnect().await.ok();
+    for attempt in 0..2 {
+        let o = syncback_cmd(sb, dir, cnf, &["--exit-when-idle", "2s"]).output().unwrap();
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "attempt {attempt}: a DDL stops sync-back: {t}");
+        assert!(t.contains("ALTER TABLE svc_db.items ADD COLUMN extra INT"), "attempt {attempt}: the statement is named: {t}");
+    }
+    let got = rows(&sb.primary, "SELECT CAST(id AS CHAR) FROM svc_db._items_pf_archived WHERE id >= 1000 ORDER BY id").await;
+    assert_eq!(got, vec!["1000".to_string()], "the row before the DDL is applied, the one after it is not");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_comes_back_through_sigkills_mariadb() {
+    sync_back_under_kills(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_change_comes_back_through_sigkills_mysql() {
+    sync_back_under_kills(Flavour::MySql).await;
+}
+
+/// The reader delivers every committed transaction of a busy binary log.
+async fn reader_reads_all(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let db = format!("sbr_{}", std::process::id());
+    admin_exec(sb, &[format!("CREATE DATABASE {db}"), format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v VARCHAR(20))")]).await;
+    let mut s = privfence::db::Server::connect(&admin_spec(&sb.primary)).await.unwrap();
+    let start = privfence::syncback::check::current_position(&mut s).await.unwrap();
+    let mut c = sb.primary.conn().await.unwrap();
+    c.query_drop("SET SESSION binlog_format = 'ROW'").await.unwrap();
+    for i in 0..3000 {
+        c.query_drop(format!("INSERT INTO {db}.t VALUES ({i}, 'x')")).await.unwrap();
+    }
+    let watched = [TableName::new(&db, "t")];
+    let mut r = privfence::syncback::stream::open(&admin_spec(&sb.primary), flavour, &start, 3_999_999_001, &watched).await.unwrap();
+    let (mut txns, mut rows) = (0, 0);
+    while let Ok(Ok(Some(item))) = tokio::time::timeout(Duration::from_secs(3), r.next()).await {
+        if let privfence::syncback::stream::Item::Commit { txn, .. } = item {
+            txns += 1;
+            rows += txn.changes.len();
+        }
+    }
+    assert_eq!(rows, 3000, "{flavour}: rows read ({txns} transactions)");
+}
+
+both_flavours!(reader_delivers_every_row, reader_reads_all);
