@@ -163,3 +163,46 @@ pub async fn run(a: SyncBackArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
         }
     }
 }
+
+/// Sync-back's account from an option file, at `at`'s address.
+pub fn spec_at(file: &std::path::Path, at: &ConnectSpec) -> anyhow::Result<ConnectSpec> {
+    let input = crate::db::ConnectInput { defaults_file: Some(file.to_path_buf()), ..Default::default() };
+    let me = input.resolve(&|_| None)?;
+    Ok(ConnectSpec { host: at.host.clone(), port: at.port, socket: None, ..me })
+}
+
+/// `promote run --sync-back`: sync-back started right after the promotion, from the position
+/// its journal captured under the fence, in the foreground until a signal.
+#[allow(clippy::too_many_arguments)]
+pub async fn after_promotion(
+    service: &str,
+    policy: &std::path::Path,
+    source: ConnectSpec,
+    target: ConnectSpec,
+    tables: &[TableName],
+    promote_journal: &std::path::Path,
+    interrupts: crate::session::interrupt::Interrupts,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
+    let st = crate::promote::run::PromoteState::fold(&Journal::read(promote_journal)?);
+    let start: Position = serde_json::from_value(st.detail("catch-up")["sync_back_from"].clone())
+        .map_err(|_| anyhow::anyhow!("the promotion's journal holds no sync-back start position"))?;
+    let pairs: Vec<(TableName, TableName)> = tables.iter().map(|t| (t.clone(), copy_of(t, None))).collect();
+    let plan = Plan { service: service.to_string(), source, target, tables: pairs.clone(), start: Some(start) };
+    let path = journal::default_path(&format!("{service}.syncback"));
+    let path = promote_journal.parent().map(|d| d.join(path.file_name().unwrap_or_default())).unwrap_or(path);
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        service: service.to_string(),
+        policy: policy.display().to_string(),
+        tables: tables.to_vec(),
+    };
+    let mut j = Journal::open_or_create(&path, header)?;
+    out.status(&format!("sync-back starts (journal {}); stop it with Ctrl-C, restart it with `privfence sync-back`", path.display()));
+    let opts = Options { interrupts, ..Options::default() };
+    let ready = syncback::prepare(&mut j, &plan, out).await?;
+    let r = syncback::run(ready, &opts, out).await?;
+    out.data(&format!("{}\n", serde_json::to_string_pretty(&r)?));
+    Ok(ExitCode::Ok)
+}

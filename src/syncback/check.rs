@@ -169,3 +169,72 @@ async fn probe_writes(t: &mut Server, table: &TableName) -> Check {
         Some(e) => check("writes on the old copy", false, format!("{} cannot write {table}: {e}", t.current_user.sql())),
     }
 }
+
+/// `promote run --sync-back`, before the point of no return: the replica (the next binary log
+/// source) has the settings and the privileges, and sync-back's account on the primary can log
+/// in, holds write privileges on each table's archived name, and its position table can be
+/// made. `tables` are (service table, its future copy). Changes nothing.
+pub async fn before_promotion(
+    replica: &mut Server,
+    target: &crate::db::ConnectSpec,
+    tables: &[(TableName, TableName)],
+) -> Result<Vec<Check>> {
+    let mut out = Vec::new();
+    let here = current_position(replica).await;
+    match here {
+        Ok(p) => out.extend(source(replica, &p).await?.into_iter().filter(|c| c.name != "start position")),
+        Err(e) => out.push(check("log_bin", false, e.to_string())),
+    }
+    let mut t = match Server::connect(target).await {
+        Ok(t) => t,
+        Err(e) => {
+            out.push(check("sync-back's account", false, format!("cannot log in to the primary: {e}")));
+            return Ok(out);
+        }
+    };
+    for (_, copy) in tables {
+        let (s, n) = (quote_str(&copy.schema), quote_str(&copy.name));
+        let exists: Option<u64> = t
+            .first(
+                "looking for the archived name",
+                &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {s} AND TABLE_NAME = {n}"),
+            )
+            .await?;
+        let free = exists.unwrap_or(0) == 0;
+        out.push(check("archive's place", free, if free { format!("{copy} is free") } else { format!("{copy} exists already") }));
+        let who = quote_str(&format!("'{}'@'{}'", t.current_user.user, t.current_user.host));
+        let sql = format!(
+            "SELECT COUNT(DISTINCT PRIVILEGE_TYPE) FROM (\
+             SELECT PRIVILEGE_TYPE FROM information_schema.TABLE_PRIVILEGES WHERE GRANTEE = {who} AND TABLE_SCHEMA = {s} AND TABLE_NAME = {n} \
+             UNION ALL SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES WHERE GRANTEE = {who} AND {s} LIKE TABLE_SCHEMA \
+             UNION ALL SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = {who}) p \
+             WHERE PRIVILEGE_TYPE IN ('INSERT', 'DELETE')"
+        );
+        let n: Option<u64> = t.first("reading sync-back's privileges", &sql).await?;
+        let ok = n.unwrap_or(0) == 2;
+        let detail = if ok {
+            format!("{} may insert and delete rows of {copy}", t.current_user.sql())
+        } else {
+            format!("{} lacks INSERT or DELETE on {copy} (grant them on the archived name before the promotion)", t.current_user.sql())
+        };
+        out.push(check("sync-back's privileges", ok, detail));
+    }
+    t.close().await;
+    Ok(out)
+}
+
+/// [`before_promotion`] for the service's tables under their archived names, each check shown.
+pub async fn promotion(
+    replica: &mut Server,
+    target: &crate::db::ConnectSpec,
+    tables: &[TableName],
+    out: &mut crate::output::Output,
+) -> Result<Vec<Check>> {
+    let pairs: Vec<(TableName, TableName)> =
+        tables.iter().map(|t| (t.clone(), TableName::new(&t.schema, format!("_{}_pf_archived", t.name)))).collect();
+    let checks = before_promotion(replica, target, &pairs).await?;
+    for c in &checks {
+        out.status(&format!("  {} sync-back {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
+    }
+    Ok(checks)
+}

@@ -187,14 +187,16 @@ pub async fn run(ready: Ready, opts: &Options, out: &mut Output) -> Result<Repor
     let mut report = Report { started_at: Some(start.clone()), position: Some(start), ..Report::default() };
     let mut lags: Vec<u64> = Vec::new();
     let mut batch = Batch::default();
-    let (mut last_status, mut last_store, mut last_event) = (Instant::now(), Instant::now(), Instant::now());
+    let (mut last_status, mut last_event) = (Instant::now(), Instant::now());
     let result = loop {
         if opts.interrupts.any() {
             report.stopped = "signal".into();
             break Ok(());
         }
+        // A batch with rows waits `flush_after`; one that only moves the position, a second.
+        let hold = if batch.changes.is_empty() { Duration::from_secs(1) } else { opts.flush_after };
         let wait = match batch.since {
-            Some(t) => opts.flush_after.saturating_sub(t.elapsed()),
+            Some(t) => hold.saturating_sub(t.elapsed()),
             None => opts.status_every.min(Duration::from_millis(200)),
         };
         let next = tokio::select! {
@@ -212,9 +214,6 @@ pub async fn run(ready: Ready, opts: &Options, out: &mut Output) -> Result<Repor
                 batch.changes.extend(txn.changes);
                 batch.txns += 1;
                 batch.end = Some(end);
-                if batch.changes.len() < opts.batch_rows {
-                    continue;
-                }
             }
             Ok(Ok(Some(stream::Item::Ddl { table, statement }))) => {
                 flush(&mut target, &mut batch, &mut report, &mut lags).await?;
@@ -228,13 +227,12 @@ pub async fn run(ready: Ready, opts: &Options, out: &mut Output) -> Result<Repor
             Ok(Ok(None)) => break Err(Error::Session(format!("{}: the new server ended the binary log stream", source.target))),
             Ok(Err(e)) => break Err(e),
         }
-        let due = batch.since.is_some_and(|t| t.elapsed() >= opts.flush_after);
-        let only_position = batch.changes.is_empty();
-        if due && (!only_position || last_store.elapsed() >= Duration::from_secs(1)) {
+        let hold = if batch.changes.is_empty() { Duration::from_secs(1) } else { opts.flush_after };
+        let due = batch.since.is_some_and(|t| t.elapsed() >= hold);
+        if due || batch.changes.len() >= opts.batch_rows {
             flush(&mut target, &mut batch, &mut report, &mut lags).await?;
-            last_store = Instant::now();
             // Idle means nothing arrived while waiting, not time spent applying.
-            last_event = last_event.max(last_store);
+            last_event = last_event.max(Instant::now());
         }
         if last_status.elapsed() >= opts.status_every {
             last_status = Instant::now();

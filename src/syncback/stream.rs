@@ -61,6 +61,8 @@ pub struct Reader {
     gtids: GtidSet,
     pending: Txn,
     pending_gtid: Option<(String, u64)>,
+    /// A format description arrived (from then on checksums are stripped from events).
+    fde_seen: bool,
 }
 
 /// Opens a binary log stream on `spec` at `start`, as replica `server_id`.
@@ -93,6 +95,7 @@ pub async fn open(spec: &ConnectSpec, flavour: Flavour, start: &Position, server
         gtids,
         pending: Txn::default(),
         pending_gtid: None,
+        fde_seen: false,
     })
 }
 
@@ -110,10 +113,19 @@ impl Reader {
             let mut commit = false;
             match data {
                 Some(EventData::RotateEvent(r)) => {
-                    self.file = log_name(r.name_raw());
+                    // Before the format description the checksum is unknown and may trail the name.
+                    let raw = r.name_raw();
+                    self.file = if self.fde_seen {
+                        String::from_utf8_lossy(raw).into_owned()
+                    } else if !self.file.is_empty() && raw.starts_with(self.file.as_bytes()) {
+                        self.file.clone()
+                    } else {
+                        log_name(raw)
+                    };
                     self.pos = r.position();
                     continue;
                 }
+                Some(EventData::FormatDescriptionEvent(_)) => self.fde_seen = true,
                 Some(EventData::GtidEvent(g)) => {
                     self.pending = Txn::default();
                     self.pending_gtid = Some((uuid_text(&g.sid()), g.gno()));
@@ -201,13 +213,13 @@ impl Reader {
     }
 }
 
-/// A rotate event's file name. The first (artificial) rotate arrives before the format
-/// description, so a checksum may trail its name: the name ends at the digits of its extension.
+/// A rotate event's file name when a checksum may trail it: the name ends after the six
+/// digits of its extension.
 fn log_name(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     match text.rfind('.') {
         Some(dot) => {
-            let digits = text[dot + 1..].chars().take_while(char::is_ascii_digit).count();
+            let digits = text[dot + 1..].chars().take(6).take_while(char::is_ascii_digit).count();
             text[..dot + 1 + digits].to_string()
         }
         None => text.into_owned(),
@@ -291,6 +303,7 @@ mod tests {
     #[test]
     fn rotate_names() {
         assert_eq!(log_name(b"binlog.000002\x8a\x12y2"), "binlog.000002");
+        assert_eq!(log_name(b"binlog.00000223\x12y"), "binlog.000002");
         assert_eq!(log_name(b"binlog.000010"), "binlog.000010");
     }
 
