@@ -459,3 +459,122 @@ async fn assert_equal_tables(sb: &Sandbox) {
 }
 
 both_flavours!(revert_under_load_loses_nothing, revert_under_load);
+
+/// Benchmark (scripts/bench-syncback.sh, `--ignored`): sync-back's lag at a steady rate of row
+/// changes on the new server (`PRIVFENCE_BENCH_ROWS_PER_S`, default 2000; for
+/// `PRIVFENCE_BENCH_SECONDS`, default 20). Each row carries its commit time on the new server
+/// (`NOW(6)`); the old copy is polled every 10 ms and each row's lag is its arrival there minus
+/// that time (both servers on this machine's clock; the poll adds at most 10 ms).
+async fn lag_bench(flavour: Flavour) {
+    let rate: u64 = std::env::var("PRIVFENCE_BENCH_ROWS_PER_S").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let secs: u64 = std::env::var("PRIVFENCE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let (sb, dir) = pair_with_service(flavour).await;
+    let replica = support::replica(&sb);
+    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+    promote(&sb, dir.path(), opts).await.expect("promotion");
+    let cnf = syncback_account(&sb, dir.path()).await;
+    let mut sync =
+        syncback_cmd(&sb, dir.path(), &cnf, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // 20 rows per statement, statements spread evenly over the second, from 2 writers.
+    let per_stmt = 20u64;
+    let stmts_per_s = (rate / per_stmt).max(1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let opts = replica.opts_as("svc_owner", "pw-owner");
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut c = mysql_async::Conn::new(opts).await.unwrap();
+            let every = Duration::from_secs_f64(2.0 / stmts_per_s as f64);
+            let (mut next_at, mut k, mut written) = (Instant::now(), 0u64, 0u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let base = 1_000_000 + (w * 100_000_000) + k * per_stmt;
+                let values: Vec<String> = (0..per_stmt).map(|i| format!("({}, 'bench', 1, NOW(6))", base + i)).collect();
+                c.query_drop(format!("INSERT INTO svc_db.items VALUES {}", values.join(", "))).await.unwrap();
+                written += per_stmt;
+                k += 1;
+                next_at += every;
+                tokio::time::sleep_until(next_at.into()).await;
+            }
+            c.disconnect().await.ok();
+            written
+        }));
+    }
+    let mut lags: Vec<f64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut highest = [999_999u64, 100_999_999u64];
+    let mut c = sb.primary.conn().await.unwrap();
+    let started = Instant::now();
+    let mut stopped_at = None;
+    loop {
+        // Each writer's ids grow in commit order: read past the highest seen, by primary key.
+        for (w, high) in highest.iter_mut().enumerate() {
+            let sql = format!(
+                "SELECT id, UNIX_TIMESTAMP(at) FROM svc_db._items_pf_archived WHERE id > {} AND id < {} ORDER BY id",
+                *high,
+                1_000_000 + (w as u64 + 1) * 100_000_000
+            );
+            let rows: Vec<(u64, f64)> = c.query(sql).await.unwrap();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+            for (id, at) in rows {
+                if seen.insert(id) {
+                    lags.push(now - at);
+                }
+                *high = (*high).max(id);
+            }
+        }
+        if stopped_at.is_none() && started.elapsed() >= Duration::from_secs(secs) {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stopped_at = Some(Instant::now());
+        }
+        if stopped_at.is_some_and(|t| t.elapsed() > Duration::from_secs(5)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut written = 0;
+    for w in writers {
+        written += w.await.unwrap();
+    }
+    let cpu = std::fs::read_to_string(format!("/proc/{}/stat", sync.id()))
+        .ok()
+        .and_then(|t| {
+            let f: Vec<u64> = t.rsplit(") ").next()?.split(' ').skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
+            Some(f.iter().sum::<u64>() as f64 / 100.0)
+        })
+        .unwrap_or(0.0);
+    println!("{flavour}: sync-back used {cpu:.1} s of CPU");
+    let _ = sync.kill();
+    let _ = sync.wait();
+    lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| lags[((lags.len() as f64 - 1.0) * q).round() as usize] * 1000.0;
+    println!(
+        "{flavour}: {written} rows written in {secs} s ({:.0}/s), {} arrived on the old copy; lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        written as f64 / secs as f64,
+        lags.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    std::fs::write(
+        std::env::var("PRIVFENCE_BENCH_OUT").unwrap_or_else(|_| "/dev/null".into()),
+        format!("{flavour} {written} {secs} {} {:.0} {:.0} {:.0}\n", lags.len(), at(0.5), at(0.99), at(1.0)),
+    )
+    .ok();
+    assert_eq!(lags.len() as u64, written, "every row arrived");
+    assert!(at(0.99) < 1000.0, "p99 lag under 1 s");
+    sb.destroy().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench-syncback.sh"]
+async fn bench_lag_mariadb() {
+    lag_bench(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench-syncback.sh"]
+async fn bench_lag_mysql() {
+    lag_bench(Flavour::MySql).await;
+}
