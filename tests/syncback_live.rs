@@ -74,8 +74,13 @@ fn workload(s: &privfence::sandbox::Server, name: &str) -> Workload {
 }
 
 fn new_journal(path: &Path) -> Journal {
-    let header =
-        Record::Header { format: JOURNAL_FORMAT, tool_version: "t".into(), service: "svc".into(), policy: "p".into(), tables: vec![] };
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: "t".into(),
+        service: "svc".into(),
+        policy: "p".into(),
+        tables: vec![TableName::new("svc_db", "items")],
+    };
     Journal::open_or_create(path, header).unwrap()
 }
 
@@ -578,3 +583,61 @@ async fn bench_lag_mariadb() {
 async fn bench_lag_mysql() {
     lag_bench(Flavour::MySql).await;
 }
+
+/// SIGKILL of `privfence promote revert` at a step (before and after its point of no return),
+/// then the same command again: the revert completes, the owner writes on the old primary, the
+/// new server is read-only and every row of the new server is on the old primary.
+async fn revert_killed(flavour: Flavour) {
+    use std::os::unix::process::ExitStatusExt;
+    for point in ["step synced begun", "intent Promote rename-back", "step writes-back begun"] {
+        let (sb, dir) = pair_with_service(flavour).await;
+        let replica = support::replica(&sb);
+        let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+        promote(&sb, dir.path(), opts).await.expect("promotion");
+        let cnf = syncback_account(&sb, dir.path()).await;
+        let mut sync = syncback_cmd(&sb, dir.path(), &cnf, &[])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut c = replica.conn().await.unwrap();
+        c.query_drop("INSERT INTO svc_db.items VALUES (5000, 'on-new', 1, NOW(6))").await.unwrap();
+        c.disconnect().await.ok();
+        let args: Vec<String> = vec![
+            "promote".into(),
+            "revert".into(),
+            "--policy".into(),
+            dir.path().join("p.toml").display().to_string(),
+            "--service".into(),
+            "svc".into(),
+            "--primary".into(),
+            format!("{}:{}", sb.primary.host, sb.primary.port),
+            "--replica".into(),
+            format!("{}:{}", replica.host, replica.port),
+            "--journal".into(),
+            dir.path().join("svc.promote.journal").display().to_string(),
+            "--defaults-file".into(),
+            sb.primary.client_cnf.display().to_string(),
+        ];
+        let bin = env!("CARGO_BIN_EXE_privfence");
+        let o = std::process::Command::new(bin).args(&args).env("PRIVFENCE_CRASH_AT_LABEL", point).output().unwrap();
+        assert_eq!(o.status.signal(), Some(9), "killed at {point}: {}", text(&o));
+        let o = std::process::Command::new(bin).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "the revert resumes after a kill at {point}: {}", text(&o));
+        let _ = sync.kill();
+        let _ = sync.wait();
+        let mut w = mysql_async::Conn::new(sb.primary.opts_as("svc_owner", "pw-owner"))
+            .await
+            .unwrap_or_else(|e| panic!("owner login after {point}: {e}"));
+        w.query_drop("INSERT INTO svc_db.items VALUES (5001, 'on-old', 1, NOW(6))")
+            .await
+            .unwrap_or_else(|e| panic!("owner writes on the old primary after {point}: {e}"));
+        w.disconnect().await.ok();
+        let ro = rows(replica, "SELECT CAST(@@GLOBAL.read_only AS CHAR)").await;
+        assert!(ro == ["1"] || ro == ["ON"], "the new server is read-only after {point}: {ro:?}");
+        assert_equal_tables(&sb).await;
+        sb.destroy().unwrap();
+    }
+}
+
+both_flavours!(revert_killed_then_resumed_completes, revert_killed);

@@ -65,6 +65,11 @@ pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<
         if i == PONR && !st.point_of_no_return {
             j.append(Record::PointOfNoReturn { gtid: st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string() })?;
         }
+        if *name == "fence" && st.state(name) == Some(StepState::Begun) {
+            // A crash in the middle of the fence: undo what the journal says it did, fence again.
+            let f = fence::from_journal(j.entries());
+            fence::unfence(j, new, &f).await?;
+        }
         step(j, name, StepState::Begun, Value::Null)?;
         out.status(&format!("revert {}/{}: {name} ...", i + 1, STEPS.len()));
         let started = Instant::now();

@@ -448,7 +448,15 @@ async fn run_step(
             let mut detail = serde_json::to_value(&d).unwrap_or(Value::Null);
             // Where sync-back starts: the new server's binary log while the service is fenced
             // (nothing of the service's can be after it yet, nothing before it is missing).
-            detail["sync_back_from"] = json!(crate::syncback::check::current_position(&mut replica.server).await?);
+            // Without a binary log there (or the privilege to read its position) there is no
+            // sync-back; the promotion itself does not need it.
+            detail["sync_back_from"] = match crate::syncback::check::current_position(&mut replica.server).await {
+                Ok(p) => json!(p),
+                Err(e) => {
+                    out.warn(&format!("no sync-back start position recorded: {e}"));
+                    Value::Null
+                }
+            };
             Ok(detail)
         }
         "promote" => {
