@@ -603,22 +603,7 @@ async fn revert_killed(flavour: Flavour) {
         let mut c = replica.conn().await.unwrap();
         c.query_drop("INSERT INTO svc_db.items VALUES (5000, 'on-new', 1, NOW(6))").await.unwrap();
         c.disconnect().await.ok();
-        let args: Vec<String> = vec![
-            "promote".into(),
-            "revert".into(),
-            "--policy".into(),
-            dir.path().join("p.toml").display().to_string(),
-            "--service".into(),
-            "svc".into(),
-            "--primary".into(),
-            format!("{}:{}", sb.primary.host, sb.primary.port),
-            "--replica".into(),
-            format!("{}:{}", replica.host, replica.port),
-            "--journal".into(),
-            dir.path().join("svc.promote.journal").display().to_string(),
-            "--defaults-file".into(),
-            sb.primary.client_cnf.display().to_string(),
-        ];
+        let args: Vec<String> = revert_args(&sb, dir.path());
         let bin = env!("CARGO_BIN_EXE_privfence");
         let o = std::process::Command::new(bin).args(&args).env("PRIVFENCE_CRASH_AT_LABEL", point).output().unwrap();
         assert_eq!(o.status.signal(), Some(9), "killed at {point}: {}", text(&o));
@@ -641,3 +626,52 @@ async fn revert_killed(flavour: Flavour) {
 }
 
 both_flavours!(revert_killed_then_resumed_completes, revert_killed);
+
+fn revert_args(sb: &Sandbox, dir: &Path) -> Vec<String> {
+    let replica = support::replica(sb);
+    vec![
+        "promote".into(),
+        "revert".into(),
+        "--policy".into(),
+        dir.join("p.toml").display().to_string(),
+        "--service".into(),
+        "svc".into(),
+        "--primary".into(),
+        format!("{}:{}", sb.primary.host, sb.primary.port),
+        "--replica".into(),
+        format!("{}:{}", replica.host, replica.port),
+        "--journal".into(),
+        dir.join("svc.promote.journal").display().to_string(),
+        "--defaults-file".into(),
+        sb.primary.client_cnf.display().to_string(),
+    ]
+}
+
+/// `promote revert --abort` before its point of no return (killed while waiting for sync-back):
+/// the new server's fence comes down, the owner writes there again, the old copy stays archived.
+async fn revert_aborted(flavour: Flavour) {
+    use std::os::unix::process::ExitStatusExt;
+    let (sb, dir) = pair_with_service(flavour).await;
+    let replica = support::replica(&sb);
+    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+    promote(&sb, dir.path(), opts).await.expect("promotion");
+    let args = revert_args(&sb, dir.path());
+    let bin = env!("CARGO_BIN_EXE_privfence");
+    let o = std::process::Command::new(bin).args(&args).env("PRIVFENCE_CRASH_AT_LABEL", "step synced begun").output().unwrap();
+    assert_eq!(o.status.signal(), Some(9), "killed: {}", text(&o));
+    let mut abort = args.clone();
+    abort.push("--abort".into());
+    let o = std::process::Command::new(bin).args(&abort).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "abort: {}", text(&o));
+    let mut w = mysql_async::Conn::new(replica.opts_as("svc_owner", "pw-owner")).await.expect("the owner logs in on the new server again");
+    w.query_drop("INSERT INTO svc_db.items VALUES (6000, 'after-abort', 1, NOW(6))")
+        .await
+        .expect("the owner writes on the new server again");
+    w.disconnect().await.ok();
+    let archived =
+        rows(&sb.primary, "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.TABLES WHERE TABLE_NAME = '_items_pf_archived'").await;
+    assert_eq!(archived, vec!["1".to_string()], "the old copy stays archived");
+    sb.destroy().unwrap();
+}
+
+both_flavours!(revert_abort_before_its_point_of_no_return, revert_aborted);
