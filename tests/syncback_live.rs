@@ -343,3 +343,84 @@ async fn bench_lag_mariadb() {
 async fn bench_lag_mysql() {
     lag_bench(Flavour::MySql).await;
 }
+
+/// `privfence promote run --sync-back` through the command line: the preflight's sync-back
+/// checks pass (its account granted on the archived name before the promotion), the promotion
+/// completes, sync-back starts in the foreground and copies a write made on the new server;
+/// SIGTERM ends it (exit 0).
+async fn promote_then_sync_back_cli(flavour: Flavour) {
+    let (sb, dir) = pair_with_service(flavour).await;
+    let replica = support::replica(&sb);
+    admin_exec(
+        &sb,
+        &[
+            "SET SESSION sql_log_bin = 0".into(),
+            "CREATE DATABASE IF NOT EXISTS privfence".into(),
+            "CREATE USER 'pf_syncback'@'%' IDENTIFIED BY 'pw-sb'".into(),
+            // The archived name does not exist yet: CREATE in the grant lets it be granted.
+            "GRANT CREATE, SELECT, INSERT, UPDATE, DELETE ON svc_db._items_pf_archived TO 'pf_syncback'@'%'".into(),
+            "GRANT CREATE, SELECT, INSERT, UPDATE ON privfence.syncback_position TO 'pf_syncback'@'%'".into(),
+        ],
+    )
+    .await;
+    let cnf = dir.path().join("sb.cnf");
+    std::fs::write(&cnf, "[client]\nuser=pf_syncback\npassword=pw-sb\n").unwrap();
+    std::fs::set_permissions(&cnf, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"))
+        .args(["promote", "run", "--policy"])
+        .arg(dir.path().join("p.toml"))
+        .args(["--service", "svc", "--primary", &format!("{}:{}", sb.primary.host, sb.primary.port)])
+        .args(["--replica", &format!("{}:{}", replica.host, replica.port), "--yes", "--archive-watch", "200ms", "--no-failsafe"])
+        .arg("--journal")
+        .arg(dir.path().join("svc.promote.journal"))
+        .arg("--defaults-file")
+        .arg(&sb.primary.client_cnf)
+        .arg("--sync-back")
+        .arg("--sync-back-defaults-file")
+        .arg(&cnf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("starting at") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let started = rx.recv_timeout(Duration::from_secs(90)).is_ok();
+    if started {
+        let mut c = replica.conn().await.unwrap();
+        c.query_drop("INSERT INTO svc_db.items VALUES (7000, 'via-cli', 1, NOW(6))").await.unwrap();
+        c.disconnect().await.ok();
+    }
+    let mut copied = false;
+    for _ in 0..50 {
+        if started && !rows(&sb.primary, "SELECT v FROM svc_db._items_pf_archived WHERE id = 7000").await.is_empty() {
+            copied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: signalling the child we started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let status = child.wait().unwrap();
+    let err = reader.join().unwrap();
+    assert!(started, "sync-back started after the promotion: {err}");
+    assert!(copied, "the write on the new server reached the old copy: {err}");
+    assert_eq!(status.code(), Some(0), "SIGTERM ends sync-back cleanly: {err}");
+    sb.destroy().unwrap();
+}
+
+both_flavours!(promote_run_with_sync_back_copies_after_the_promotion, promote_then_sync_back_cli);
