@@ -82,6 +82,16 @@ async fn sync_back_under_kills(flavour: Flavour) {
     promote(&sb, dir.path(), opts).await.expect("promotion");
     before.stop().await;
     let cnf = syncback_account(&sb, dir.path()).await;
+    // Another account that may write the copy: refused up front, naming it.
+    let intruder = [
+        "SET SESSION sql_log_bin = 0".to_string(),
+        "CREATE USER 'intruder'@'%' IDENTIFIED BY 'pw-i'".into(),
+        "GRANT INSERT ON svc_db._items_pf_archived TO 'intruder'@'%'".into(),
+    ];
+    admin_exec(&sb, &intruder).await;
+    let o = syncback_cmd(&sb, dir.path(), &cnf, &["--exit-when-idle", "1s"]).output().unwrap();
+    assert!(o.status.code() == Some(2) && text(&o).contains("'intruder'@'%' may write"), "refused: {}", text(&o));
+    admin_exec(&sb, &["SET SESSION sql_log_bin = 0".into(), "DROP USER 'intruder'@'%'".into()]).await;
     let after = workload(replica, "new");
     let mut seed = u64::from(std::process::id()) ^ Instant::now().elapsed().as_nanos() as u64 ^ 0x9e37_79b9;
     let runs = 12;
