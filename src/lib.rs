@@ -25,6 +25,7 @@
 //!   verify and backfill share it).
 //! - [`verify`]: `verify` and `backfill` between two independent servers, with tombstones.
 //! - [`promote`]: replica promotion: preflight, comparison, write fence, promotion, orchestration.
+//! - [`syncback`]: after a promotion, the new server's row changes copied back to the old primary's copy.
 //! - [`notify`]: desktop notifications and command hooks.
 //! - [`report`]: table, JSON and Markdown renderers.
 //! - [`sandbox`]: private MariaDB and MySQL servers on loopback for the demo, tests and benchmarks.
@@ -52,5 +53,6 @@ pub mod report;
 pub mod sandbox;
 pub mod session;
 pub mod signals;
+pub mod syncback;
 pub mod verify;
 pub mod workload;

@@ -14,6 +14,7 @@ pub mod promote;
 pub mod readers;
 pub mod sandbox;
 pub mod session;
+pub mod syncback;
 pub mod verify;
 
 use crate::db::{ConnectSpec, Server};
@@ -67,6 +68,10 @@ pub enum Command {
     /// Copy the rows the new store lacks, never overwriting, skipping tombstoned keys;
     /// resumable from its journal; ends with a verify.
     Backfill(verify::BackfillArgs),
+    /// After a promotion: copy the new server's changes to the service's tables back to the old
+    /// primary's copy (binary log stream, resumable, exactly once), until stopped.
+    #[command(name = "sync-back")]
+    SyncBack(Box<syncback::SyncBackArgs>),
     /// Which accounts can still read or write a service's tables, with the evidence of use.
     Readers(readers::ReadersArgs),
     /// Private MariaDB/MySQL servers on loopback, for trying privfence out.
@@ -136,10 +141,12 @@ fn connect_args(c: &Command) -> Option<&args::ConnectArgs> {
             | promote::PromoteCommand::Status(a)
             | promote::PromoteCommand::Resume(a)
             | promote::PromoteCommand::Abort(a)
+            | promote::PromoteCommand::Revert(a)
             | promote::PromoteCommand::Cleanup(a) => Some(&a.connect),
         },
         Command::Verify(a) => Some(&a.m.connect),
         Command::Backfill(a) => Some(&a.m.connect),
+        Command::SyncBack(a) => Some(&a.connect),
         Command::Sandbox(_) | Command::Demo(_) | Command::Completions { .. } | Command::Man => None,
     }
 }
@@ -162,6 +169,7 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => verify::run_verify(a, out).await,
         Command::Backfill(a) => verify::run_backfill(a, out).await,
         Command::Readers(a) => readers::run(a, out).await,
+        Command::SyncBack(a) => syncback::run(*a, out).await,
         Command::Sandbox(c) => sandbox::run(c, out).await,
         Command::Demo(a) => demo::run(a, out).await,
         Command::Completions { shell } => {

@@ -24,6 +24,11 @@ pub enum PromoteCommand {
     Resume(Args),
     /// Undo every step done so far (refused after the point of no return).
     Abort(Args),
+    /// After a finished promotion, with sync-back running: give the service back to the old
+    /// primary (fence on the new server, wait for sync-back, rename back, owner's grants back,
+    /// writes-back hook, smoke write, new server read-only). `--abort` undoes it before its
+    /// point of no return.
+    Revert(Args),
     /// After a finished promotion: drop the archived tables on the old primary and the other
     /// services' tables on the new server. Needs `--confirm SERVICE`.
     Cleanup(Args),
@@ -97,6 +102,23 @@ pub struct Args {
     /// killed after it.
     #[arg(long, value_parser = super::args::parse_duration, default_value = "5m")]
     pub hook_timeout: Duration,
+    /// Prove before the point of no return that sync-back can start, and run it (in the
+    /// foreground, until stopped) right after the promotion (docs/syncback.md).
+    #[arg(long, requires = "sync_back_defaults_file")]
+    pub sync_back: bool,
+    /// Option file with sync-back's own account on the primary (the old copy's only writer).
+    #[arg(long)]
+    pub sync_back_defaults_file: Option<PathBuf>,
+    /// `revert` only: run when the service's writes should go back to the old primary
+    /// (`PRIVFENCE_OLD_SERVER` = its address).
+    #[arg(long)]
+    pub writes_back_hook: Option<String>,
+    /// `revert` only: undo the revert's fence (before its point of no return).
+    #[arg(long)]
+    pub abort: bool,
+    /// `revert` only: its journal [default: next to the promotion's, SERVICE.revert.journal].
+    #[arg(long)]
+    pub revert_journal: Option<PathBuf>,
     /// `cleanup` only: the service's name, typed back.
     #[arg(long)]
     pub confirm: Option<String>,
@@ -121,6 +143,7 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         PromoteCommand::Resume(a) => (a, "resume"),
         PromoteCommand::Abort(a) => (a, "abort"),
         PromoteCommand::Cleanup(a) => (a, "cleanup"),
+        PromoteCommand::Revert(a) => return revert(a, out).await,
     };
     let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.promote", a.service)));
     if what == "status" {
@@ -188,6 +211,10 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
             None => None,
         },
         archive_watch: a.archive_watch,
+        sync_back: match (&a.sync_back_defaults_file, a.sync_back) {
+            (Some(f), true) => Some(super::syncback::spec_at(f, primary.spec())?),
+            _ => None,
+        },
     };
     if what == "plan" {
         let input = preflight::Input { policy: &policy, service: &a.service, today, lock_wait_max: Duration::from_secs(10) };
@@ -243,6 +270,12 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     let st = PromoteState::fold(j.entries());
     out.data(&status_table(&st));
     match result {
+        Ok(()) if opts.sync_back.is_some() && st.finished() && what != "cleanup" && what != "abort" => {
+            let source = replica.spec().clone();
+            let target = opts.sync_back.clone().unwrap_or_else(|| source.clone());
+            super::syncback::after_promotion(&a.service, &policy_path, source, target, &svc.tables, &path, opts.interrupts.clone(), out)
+                .await
+        }
         Ok(()) => Ok(ExitCode::Ok),
         Err(e @ crate::error::Error::Refused(_)) => {
             out.status(&format!("privfence: refused: {e}"));
@@ -301,7 +334,15 @@ impl Known {
     /// Refuses servers other than those the journal's promotion runs on.
     fn same_servers(&self, nodes: &[&Node]) -> anyhow::Result<()> {
         for n in nodes {
-            if let Some(s) = self.servers.iter().find(|s| s.name == n.name) {
+            self.same_server(&n.name, n)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses `n` unless it is the server the journal calls `name`.
+    fn same_server(&self, name: &str, n: &Node) -> anyhow::Result<()> {
+        {
+            if let Some(s) = self.servers.iter().find(|s| s.name == name) {
                 if s.identity != n.identity {
                     anyhow::bail!(
                         "{} {} is not the server this promotion's journal ran on ({}, identity {}); refusing to go on",
@@ -334,4 +375,66 @@ fn status_table(st: &PromoteState) -> String {
         "{t}\n{}\n",
         if st.point_of_no_return { "past the point of no return" } else { "before the point of no return (abort undoes everything)" }
     )
+}
+
+/// `promote revert`: the revert's own journal, the promotion's journal read for its fence and
+/// the owner's snapshot.
+async fn revert(a: Args, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let ppath = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.promote", a.service)));
+    let promotion = Journal::read(&ppath)?;
+    let pst = PromoteState::fold(&promotion);
+    if !pst.finished() {
+        anyhow::bail!("the promotion in {} has not finished: nothing to revert", ppath.display());
+    }
+    let tables = crate::journal::State::fold(&promotion).tables;
+    let owners: Vec<crate::model::AccountName> = serde_json::from_value(pst.detail("owner")["owners"].clone()).unwrap_or_default();
+    let base = a.connect.input().resolve(&|k| std::env::var(k).ok())?;
+    let known = Known::read(&ppath)?;
+    let mut old = Node::connect(&address(&base, &a, &known.address(&a.primary, "primary", "--primary")?)?, "old-primary").await?;
+    let mut new = Node::connect(&address(&base, &a, &known.address(&a.replica, "replica", "--replica")?)?, "new-server").await?;
+    known.same_server("primary", &old)?;
+    known.same_server("replica", &new)?;
+    let policy_path = a.policy.clone().or(known.policy.as_ref().map(PathBuf::from)).unwrap_or_default();
+    let rpath = a.revert_journal.clone().unwrap_or_else(|| ppath.with_file_name(format!("{}.revert.journal", a.service)));
+    let header = Record::Header {
+        format: JOURNAL_FORMAT,
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        service: a.service.clone(),
+        policy: policy_path.display().to_string(),
+        tables: tables.clone(),
+    };
+    let mut j = Journal::open_or_create(&rpath, header)?;
+    if a.abort {
+        crate::promote::revert::abort(&mut j, &mut new, out).await?;
+        return Ok(ExitCode::Ok);
+    }
+    let smoke_as = match &a.smoke_defaults_file {
+        Some(f) => Some(super::syncback::spec_at(f, old.spec())?),
+        None => None,
+    };
+    let r = crate::promote::revert::Revert {
+        service: &a.service,
+        tables,
+        owners,
+        promotion: &promotion,
+        lock_wait: a.lock_wait,
+        sync_timeout: a.lag_timeout,
+        hook_timeout: a.hook_timeout,
+        writes_back_hook: a.writes_back_hook.clone(),
+        smoke_as,
+    };
+    match crate::promote::revert::revert(&mut j, &mut new, &mut old, &r, out).await {
+        Ok(v) => {
+            out.data(&format!("{v}\n"));
+            Ok(ExitCode::Ok)
+        }
+        Err(e) => {
+            out.status(&format!("privfence: error: {e}"));
+            out.status(&format!(
+                "the journal ({}) keeps the state: `promote revert` resumes, `promote revert --abort` undoes the fence",
+                rpath.display()
+            ));
+            Ok(ExitCode::JournalAttention)
+        }
+    }
 }

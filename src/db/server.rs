@@ -78,6 +78,12 @@ async fn open(spec: &ConnectSpec) -> Result<Conn> {
     }
 }
 
+/// A bare driver connection made as [`Server::connect`] makes its own, for a connection that
+/// becomes a binary log stream (sync-back's reader), which no query helper may use afterwards.
+pub(crate) async fn raw_conn(spec: &ConnectSpec) -> Result<Conn> {
+    open(spec).await
+}
+
 impl Server {
     /// Connects, pins the session's quoting rules and detects the server.
     pub async fn connect(spec: &ConnectSpec) -> Result<Server> {

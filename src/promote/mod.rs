@@ -10,4 +10,5 @@ pub mod fence;
 pub mod guard;
 pub mod preflight;
 pub mod promotion;
+pub mod revert;
 pub mod run;

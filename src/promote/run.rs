@@ -54,6 +54,9 @@ pub struct Options {
     /// Arm a server-side fail-safe before the fence that takes it down after this much silence
     /// from privfence, until the point of no return (`None`: `--no-failsafe`).
     pub failsafe: Option<Duration>,
+    /// `--sync-back`: sync-back's own account on the primary; the preflight proves that
+    /// sync-back can start after the promotion (`syncback::check::before_promotion`).
+    pub sync_back: Option<crate::db::ConnectSpec>,
 }
 
 impl Default for Options {
@@ -70,6 +73,7 @@ impl Default for Options {
             interrupts: Default::default(),
             failsafe: None,
             hook_timeout: Duration::from_secs(300),
+            sync_back: None,
         }
     }
 }
@@ -316,6 +320,13 @@ async fn run_step(
             for c in &checks {
                 out.status(&format!("  {:?} {}: {}", c.status, c.name, c.detail));
             }
+            if let Some(spec) = &opts.sync_back {
+                let sb = crate::syncback::check::promotion(&mut replica.server, spec, &svc.tables, out).await?;
+                if crate::syncback::check::refuses(&sb) {
+                    let why = crate::syncback::check::failures(&sb);
+                    return Err(Error::Refused(format!("sync-back could not start after the promotion ({why}); nothing was changed")));
+                }
+            }
             if preflight::refuses(&checks) {
                 return Err(Error::Refused("preflight refused (the failed checks are above); nothing was changed".into()));
             }
@@ -409,7 +420,19 @@ async fn run_step(
                     d.differing.len() + d.differing_replica.len()
                 )));
             }
-            Ok(serde_json::to_value(&d).unwrap_or(Value::Null))
+            let mut detail = serde_json::to_value(&d).unwrap_or(Value::Null);
+            // Where sync-back starts: the new server's binary log while the service is fenced
+            // (nothing of the service's can be after it yet, nothing before it is missing).
+            // Without a binary log there (or the privilege to read its position) there is no
+            // sync-back; the promotion itself does not need it.
+            detail["sync_back_from"] = match crate::syncback::check::current_position(&mut replica.server).await {
+                Ok(p) => json!(p),
+                Err(e) => {
+                    out.warn(&format!("no sync-back start position recorded: {e}"));
+                    Value::Null
+                }
+            };
+            Ok(detail)
         }
         "promote" => {
             let snapshot: BTreeSet<String> = serde_json::from_value(st.detail("owner")["snapshot"].clone()).unwrap_or_default();

@@ -1,0 +1,229 @@
+//! `promote revert`: give the service back to the old primary after a promotion, with
+//! sync-back running. Steps, each journaled begun/done in the revert's own journal:
+//!
+//! 1. `fence`: the same write fence as a promotion's (`fence::fence`: lock the owner, revoke
+//!    its writes, kill its connections, drain), on the **new** server.
+//! 2. `synced`: wait until sync-back's stored position on the old primary holds everything the
+//!    new server wrote up to the fence.
+//! 3. **point of no return** (journaled first), then `rename-back`: `RENAME TABLE
+//!    _t_pf_archived TO t` on the old primary.
+//! 4. `owner-back`: the old primary's fence undone from the promotion's journal (its exact
+//!    inverse statements), then the owner's grants compared with the promotion's snapshot.
+//! 5. `writes-back`: the hook, and a smoke write through the owner's account on the old primary.
+//! 6. `read-only`: the new server is left read-only, its data kept.
+//!
+//! `abort` before the point of no return undoes the fence on the new server.
+
+use super::fence;
+use super::run::PromoteState;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, Phase, Record, StepState};
+use crate::model::{AccountName, TableName};
+use crate::output::Output;
+use crate::session::exec;
+use crate::session::node::Node;
+use crate::syncback::position::{GtidSet, Position};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+/// The revert's steps, in order.
+pub const STEPS: [&str; 5] = ["fence", "synced", "rename-back", "owner-back", "writes-back"];
+/// Index of the first step after the point of no return.
+const PONR: usize = 2;
+
+/// What a revert needs.
+pub struct Revert<'a> {
+    pub service: &'a str,
+    pub tables: Vec<TableName>,
+    pub owners: Vec<AccountName>,
+    /// The promotion's journal entries (its fence on the old primary, the owner's snapshot).
+    pub promotion: &'a [crate::journal::Entry],
+    pub lock_wait: Duration,
+    /// How long to wait for sync-back to apply everything up to the fence.
+    pub sync_timeout: Duration,
+    pub writes_back_hook: Option<String>,
+    /// Bound on the writes-back hook; its process group is killed after it.
+    pub hook_timeout: Duration,
+    /// The owner's credentials on the old primary, for the smoke write.
+    pub smoke_as: Option<crate::db::ConnectSpec>,
+}
+
+fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<()> {
+    j.append(Record::Step { name: name.into(), state, detail }).map(|_| ())
+}
+
+/// Runs (or resumes) the revert. `new` is the promoted server, `old` the old primary.
+pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<'_>, out: &mut Output) -> Result<Value> {
+    let mut gap_from = None;
+    for (i, name) in STEPS.iter().enumerate() {
+        let st = PromoteState::fold(j.entries());
+        if st.state(name) == Some(StepState::Done) {
+            continue;
+        }
+        if st.state(name) == Some(StepState::Undone) {
+            return Err(Error::Session("this revert was aborted; start a new one with a new journal".into()));
+        }
+        if i == PONR && !st.point_of_no_return {
+            j.append(Record::PointOfNoReturn { gtid: st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string() })?;
+        }
+        if *name == "fence" && st.state(name) == Some(StepState::Begun) {
+            // A crash in the middle of the fence: undo what the journal says it did, fence again.
+            let f = fence::from_journal(j.entries());
+            fence::unfence(j, new, &f).await?;
+        }
+        step(j, name, StepState::Begun, Value::Null)?;
+        out.status(&format!("revert {}/{}: {name} ...", i + 1, STEPS.len()));
+        let started = Instant::now();
+        let mut detail = match *name {
+            "fence" => {
+                gap_from = Some(Instant::now());
+                fence_new(j, new, r).await?
+            }
+            "synced" => wait_synced(old, r, &st.detail("fence")).await?,
+            "rename-back" => rename_back(j, old, &r.tables).await?,
+            "owner-back" => owner_back(j, old, r).await?,
+            _ => writes_back(j, new, old, r, out).await?,
+        };
+        detail["took_ms"] = json!(started.elapsed().as_millis() as u64);
+        step(j, name, StepState::Done, detail)?;
+    }
+    Ok(json!({ "fence_to_end_ms": gap_from.map(|t| t.elapsed().as_millis() as u64) }))
+}
+
+async fn fence_new(j: &mut Journal, new: &mut Node, r: &Revert<'_>) -> Result<Value> {
+    let inv = crate::inventory::grants::read(&mut new.server).await?;
+    let (f, res) = fence::fence(j, new, &inv, &r.owners, &r.tables, r.lock_wait).await;
+    if let Err(e) = res {
+        fence::unfence(j, new, &f).await?;
+        return Err(e);
+    }
+    let at = crate::syncback::check::current_position(&mut new.server).await?;
+    let mut v = serde_json::to_value(&f).unwrap_or(Value::Null);
+    v["binlog"] = json!(at);
+    Ok(v)
+}
+
+/// Whether sync-back's stored position holds `at` (GTID containment; else file and offset).
+pub fn holds(stored: &Position, at: &Position) -> bool {
+    match (&stored.gtid, &at.gtid) {
+        (Some(s), Some(a)) => matches!((GtidSet::parse(s), GtidSet::parse(a)), (Ok(s), Ok(a)) if s.contains_set(&a)),
+        _ => (stored.file.as_str(), stored.pos) >= (at.file.as_str(), at.pos),
+    }
+}
+
+async fn wait_synced(old: &mut Node, r: &Revert<'_>, fence: &Value) -> Result<Value> {
+    let at: Position = serde_json::from_value(fence["binlog"].clone())
+        .map_err(|_| Error::Session("the revert's journal holds no fence position".into()))?;
+    let deadline = Instant::now() + r.sync_timeout;
+    loop {
+        let stored = crate::syncback::apply::stored_position(&mut old.server, r.service).await?;
+        if stored.as_ref().is_some_and(|s| holds(s, &at)) {
+            return Ok(json!({ "at": at, "stored": stored }));
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Session(format!(
+                "sync-back did not apply the new server's writes up to the fence ({at}) within {:?} (stored: {}); is it running? \
+                 `promote revert --abort` takes the fence down",
+                r.sync_timeout,
+                stored.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn rename_back(j: &mut Journal, old: &mut Node, tables: &[TableName]) -> Result<Value> {
+    let mut renamed = Vec::new();
+    for t in tables {
+        let archived = TableName::new(&t.schema, format!("_{}_pf_archived", t.name));
+        let sql = format!("RENAME TABLE {} TO {}", archived.sql(), t.sql());
+        // Already renamed back (a resume): the archived name no longer exists.
+        exec::run(j, old, Phase::Promote, Some("rename-back"), &sql, &[1146]).await?;
+        renamed.push(t.to_string());
+    }
+    Ok(json!({ "renamed": renamed }))
+}
+
+async fn owner_back(j: &mut Journal, old: &mut Node, r: &Revert<'_>) -> Result<Value> {
+    let f = fence::from_journal(r.promotion);
+    exec::run(j, old, Phase::Promote, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
+    for (_, inverse) in f.revoked.iter().rev() {
+        // Tolerated on a resume: a re-grant that ran already is harmless; an unlock too.
+        exec::run(j, old, Phase::Promote, Some("owner-back"), inverse, &[]).await?;
+    }
+    exec::run(j, old, Phase::Promote, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
+    let want: BTreeSet<String> =
+        serde_json::from_value(PromoteState::fold(r.promotion).detail("owner")["snapshot"].clone()).unwrap_or_default();
+    let now = crate::session::snapshot::read(&mut old.server, &r.owners).await?;
+    if !want.is_empty() && now != want {
+        return Err(Error::Session(format!(
+            "the owner's grants on the old primary differ from the promotion's snapshot after the re-grant: missing {:?}, extra {:?}",
+            want.difference(&now).collect::<Vec<_>>(),
+            now.difference(&want).collect::<Vec<_>>()
+        )));
+    }
+    Ok(json!({ "regranted": f.revoked.len(), "snapshot_equal": true }))
+}
+
+async fn writes_back(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<'_>, out: &mut Output) -> Result<Value> {
+    if let Some(cmd) = &r.writes_back_hook {
+        let c = crate::engine::command::Command::shell(cmd).env("PRIVFENCE_OLD_SERVER", format!("{}:{}", old.spec().host, old.spec().port));
+        c.check(r.hook_timeout)
+            .await
+            .map_err(|e| Error::Session(format!("the writes-back hook failed (--hook-timeout bounds it): {e}")))?;
+    }
+    let mut smoked = Vec::new();
+    if let Some(spec) = &r.smoke_as {
+        let mut node = Node::connect(spec, "smoke").await?;
+        for t in &r.tables {
+            let sql = format!("INSERT INTO {} SELECT * FROM {} WHERE FALSE", t.sql(), t.sql());
+            exec::run(j, &mut node, Phase::Promote, Some("smoke-write"), &sql, &[]).await?;
+            smoked.push(t.to_string());
+        }
+        node.server.close().await;
+        out.status(&format!("  smoke write through {} on the old primary: ok", spec.target()));
+    }
+    let ro = match new.flavour() {
+        crate::db::Flavour::MySql => "SET PERSIST read_only = ON",
+        crate::db::Flavour::MariaDb => "SET GLOBAL read_only = ON",
+    };
+    exec::run(j, new, Phase::Promote, Some("read-only"), ro, &[]).await?;
+    Ok(json!({ "hook": r.writes_back_hook, "smoke_write": smoked, "new_server_read_only": true }))
+}
+
+/// Undoes the revert's fence on the new server (refused after the point of no return).
+pub async fn abort(j: &mut Journal, new: &mut Node, out: &mut Output) -> Result<()> {
+    let st = PromoteState::fold(j.entries());
+    if st.point_of_no_return {
+        return Err(Error::Session("the revert passed its point of no return (tables renamed back): resume it instead".into()));
+    }
+    if matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done)) {
+        let f = fence::from_journal(j.entries());
+        fence::unfence(j, new, &f).await?;
+    }
+    for name in STEPS[..PONR].iter().rev() {
+        if st.state(name).is_some() {
+            step(j, name, StepState::Undone, json!({}))?;
+            out.status(&format!("undone: {name}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_held() {
+        let p = |f: &str, n: u64| Position { file: f.into(), pos: n, gtid: None };
+        assert!(holds(&p("b.000002", 10), &p("b.000002", 10)));
+        assert!(holds(&p("b.000003", 4), &p("b.000002", 900)));
+        assert!(!holds(&p("b.000002", 9), &p("b.000002", 10)));
+        let u = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
+        let g = |s: &str| Position { file: "x".into(), pos: 0, gtid: Some(s.into()) };
+        assert!(holds(&g(&format!("{u}:1-10")), &g(&format!("{u}:1-9"))));
+        assert!(!holds(&g(&format!("{u}:1-8")), &g(&format!("{u}:1-9"))));
+    }
+}
