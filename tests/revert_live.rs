@@ -17,7 +17,7 @@ use privfence::model::{AccountName, TableName};
 use privfence::output::Output;
 use privfence::promote::run::Options;
 use privfence::sandbox::Sandbox;
-use privfence::session::node::Node;
+use privfence::engine::node::Node;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::*;

@@ -19,7 +19,7 @@ use privfence::journal::Journal;
 use privfence::model::TableName;
 use privfence::promote::run::{self, Options};
 use privfence::sandbox::Sandbox;
-use privfence::session::node::Node;
+use privfence::engine::node::Node;
 use privfence::workload::{Workload, WorkloadSpec};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -134,7 +134,7 @@ pub async fn run(a: SyncBackArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
         tables: tables.iter().map(|t| t.0.clone()).collect(),
     };
     let mut j = Journal::open_or_create(&path, header)?;
-    let interrupts = crate::session::interrupt::Interrupts::install()?;
+    let interrupts = crate::engine::interrupt::Interrupts::install()?;
     interrupts.guard();
     let opts = Options {
         server_id: a.server_id,
@@ -181,7 +181,7 @@ pub async fn after_promotion(
     target: ConnectSpec,
     tables: &[TableName],
     promote_journal: &std::path::Path,
-    interrupts: crate::session::interrupt::Interrupts,
+    interrupts: crate::engine::interrupt::Interrupts,
     out: &mut Output,
 ) -> anyhow::Result<ExitCode> {
     let st = crate::promote::run::PromoteState::fold(&Journal::read(promote_journal)?);

@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase, Record, StepState};
 use crate::model::{AccountName, TableName};
 use crate::output::Output;
-use crate::session::exec;
-use crate::session::node::Node;
+use crate::engine::exec;
+use crate::engine::node::Node;
 use crate::syncback::position::{GtidSet, Position};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -155,7 +155,7 @@ async fn owner_back(j: &mut Journal, old: &mut Node, r: &Revert<'_>) -> Result<V
     exec::run(j, old, Phase::Promote, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
     let want: BTreeSet<String> =
         serde_json::from_value(PromoteState::fold(r.promotion).detail("owner")["snapshot"].clone()).unwrap_or_default();
-    let now = crate::session::snapshot::read(&mut old.server, &r.owners).await?;
+    let now = crate::engine::snapshot::read(&mut old.server, &r.owners).await?;
     if !want.is_empty() && now != want {
         return Err(Error::Session(format!(
             "the owner's grants on the old primary differ from the promotion's snapshot after the re-grant: missing {:?}, extra {:?}",

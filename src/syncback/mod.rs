@@ -25,8 +25,8 @@ use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase};
 use crate::model::TableName;
 use crate::output::Output;
-use crate::session::exec;
-use crate::session::node::Node;
+use crate::engine::exec;
+use crate::engine::node::Node;
 use apply::{Target, TargetTable};
 use position::Position;
 use serde::Serialize;
@@ -62,7 +62,7 @@ pub struct Options {
     /// Prometheus text file written at every status.
     pub prom_file: Option<PathBuf>,
     /// SIGINT/SIGTERM/SIGHUP: stop after the current batch.
-    pub interrupts: crate::session::interrupt::Interrupts,
+    pub interrupts: crate::engine::interrupt::Interrupts,
     /// Stop once nothing arrived for this long and everything was applied (tests, benchmarks).
     pub exit_when_idle: Option<Duration>,
 }

@@ -12,7 +12,7 @@ use privfence::model::{AccountName, TableName};
 use privfence::output::Output;
 use privfence::promote::run::{self, Options, Service};
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
-use privfence::session::node::Node;
+use privfence::engine::node::Node;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
