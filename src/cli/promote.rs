@@ -387,7 +387,7 @@ async fn revert(a: Args, out: &mut Output) -> anyhow::Result<ExitCode> {
         anyhow::bail!("the promotion in {} has not finished: nothing to revert", ppath.display());
     }
     let tables = crate::journal::State::fold(&promotion).tables;
-    let owners: Vec<crate::model::AccountName> = serde_json::from_value(pst.detail("owner")["owners"].clone()).unwrap_or_default();
+    let owners = pst.record::<run::OwnerRecord>("owner")?.owners;
     let base = a.connect.input().resolve(&|k| std::env::var(k).ok())?;
     let known = Known::read(&ppath)?;
     let mut old = Node::connect(&address(&base, &a, &known.address(&a.primary, "primary", "--primary")?)?, "old-primary").await?;

@@ -16,12 +16,12 @@
 
 use super::fence;
 use super::run::PromoteState;
+use crate::engine::exec;
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase, Record, StepState};
 use crate::model::{AccountName, TableName};
 use crate::output::Output;
-use crate::engine::exec;
-use crate::engine::node::Node;
 use crate::syncback::position::{GtidSet, Position};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -65,7 +65,9 @@ pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<
             return Err(Error::Session("this revert was aborted; start a new one with a new journal".into()));
         }
         if i == PONR && !st.point_of_no_return {
-            j.append(Record::PointOfNoReturn { gtid: st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string() })?;
+            let gtid = st.detail("fence")["gtid"].as_str().map(str::to_string);
+            let gtid = gtid.ok_or_else(|| Error::Session("the revert's journal holds no fence GTID set".into()))?;
+            j.append(Record::PointOfNoReturn { gtid })?;
         }
         if *name == "fence" && st.state(name) == Some(StepState::Begun) {
             // A crash in the middle of the fence: undo what the journal says it did, fence again.
@@ -147,16 +149,17 @@ async fn rename_back(j: &mut Journal, old: &mut Node, tables: &[TableName]) -> R
 
 async fn owner_back(j: &mut Journal, old: &mut Node, r: &Revert<'_>) -> Result<Value> {
     let f = fence::from_journal(r.promotion);
-    exec::run(j, old, Phase::Promote, Some("no-binlog"), "SET SESSION sql_log_bin = 0", &[]).await?;
-    for (_, inverse) in f.revoked.iter().rev() {
-        // Tolerated on a resume: a re-grant that ran already is harmless; an unlock too.
-        exec::run(j, old, Phase::Promote, Some("owner-back"), inverse, &[]).await?;
-    }
-    exec::run(j, old, Phase::Promote, Some("binlog"), "SET SESSION sql_log_bin = 1", &[]).await?;
-    let want: BTreeSet<String> =
-        serde_json::from_value(PromoteState::fold(r.promotion).detail("owner")["snapshot"].clone()).unwrap_or_default();
+    exec::unlogged(j, old, Phase::Promote, async |j: &mut Journal, old: &mut Node| {
+        for (_, inverse) in f.revoked.iter().rev() {
+            // On a resume a re-grant that ran already is harmless; an unlock too.
+            exec::run(j, old, Phase::Promote, Some("owner-back"), inverse, &[]).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    let want: BTreeSet<String> = PromoteState::fold(r.promotion).record::<super::run::OwnerRecord>("owner")?.snapshot;
     let now = crate::engine::snapshot::read(&mut old.server, &r.owners).await?;
-    if !want.is_empty() && now != want {
+    if now != want {
         return Err(Error::Session(format!(
             "the owner's grants on the old primary differ from the promotion's snapshot after the re-grant: missing {:?}, extra {:?}",
             want.difference(&now).collect::<Vec<_>>(),

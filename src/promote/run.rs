@@ -18,6 +18,23 @@ use std::time::{Duration, Instant};
 pub const STEPS: [&str; 11] =
     ["preflight", "zero-lag", "owner", "reads", "compare", "ready", "fence", "catch-up", "promote", "writes", "archive"];
 
+/// Step 3's record: the owners, what was found or created on the replica, and their grants'
+/// canonical snapshot (compared on the new server after the promotion, and by a revert).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct OwnerRecord {
+    pub owners: Vec<AccountName>,
+    pub on_replica: Vec<account::OnReplica>,
+    pub snapshot: BTreeSet<String>,
+}
+
+/// Step 11's record: the archived tables, and writes seen on them while they were watched.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ArchiveRecord {
+    pub archived: Vec<String>,
+    pub written_meanwhile: Vec<String>,
+    pub watched_ms: u64,
+}
+
 /// Index of the first step after the point of no return.
 const PONR: usize = 8;
 
@@ -116,6 +133,16 @@ impl PromoteState {
 
     pub fn detail(&self, step: &str) -> Value {
         self.steps.get(step).map(|x| x.1.clone()).unwrap_or(Value::Null)
+    }
+
+    /// A done step's detail record, typed: a missing or renamed field is an error naming the
+    /// step, never an empty value.
+    pub fn record<T: serde::de::DeserializeOwned>(&self, step: &str) -> Result<T> {
+        let detail = self.steps.get(step).filter(|x| x.0 == StepState::Done).map(|x| x.1.clone());
+        let Some(detail) = detail else {
+            return Err(Error::Session(format!("the journal has no finished {step:?} step to read")));
+        };
+        serde_json::from_value(detail).map_err(|e| Error::Session(format!("the journal's {step:?} step record is unreadable: {e}")))
     }
 
     pub fn finished(&self) -> bool {
@@ -246,7 +273,7 @@ pub async fn run(
                     )));
                 }
             }
-            let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
+            let gtid = st.record::<fence::Fenced>("fence")?.gtid;
             j.append(Record::PointOfNoReturn { gtid })?;
         }
         if *name == "preflight" {
@@ -349,7 +376,7 @@ async fn run_step(
         "owner" => {
             let r = account::ensure(j, primary, replica, &svc.owners).await?;
             let snapshot = crate::engine::snapshot::read(&mut primary.server, &svc.owners).await?;
-            Ok(json!({ "owners": svc.owners, "on_replica": r, "snapshot": snapshot }))
+            Ok(serde_json::to_value(OwnerRecord { owners: svc.owners.clone(), on_replica: r, snapshot }).unwrap_or(Value::Null))
         }
         "reads" => {
             match &opts.hooks.reads {
@@ -403,7 +430,7 @@ async fn run_step(
             Ok(serde_json::to_value(&f).unwrap_or(Value::Null))
         }
         "catch-up" => {
-            let gtid = st.detail("fence")["gtid"].as_str().unwrap_or_default().to_string();
+            let gtid = st.record::<fence::Fenced>("fence")?.gtid;
             let waited = tokio::select! {
                 w = replica.wait_for(&gtid, opts.lag_timeout) => w?,
                 _ = opts.interrupts.wait_beyond(0) => return Err(Error::Interrupted(opts.interrupts.reason())),
@@ -411,8 +438,7 @@ async fn run_step(
             if !waited {
                 return Err(Error::Session(format!("the replica did not reach the fence's GTID set {gtid} in time")));
             }
-            let earlier: compare::Comparison = serde_json::from_value(st.detail("compare"))
-                .map_err(|e| Error::Session(format!("the journal's comparison is unreadable: {e}")))?;
+            let earlier: compare::Comparison = st.record("compare")?;
             let d = compare::delta(primary, replica, &earlier).await?;
             if !d.is_clean() {
                 return Err(Error::Session(format!(
@@ -435,7 +461,7 @@ async fn run_step(
             Ok(detail)
         }
         "promote" => {
-            let snapshot: BTreeSet<String> = serde_json::from_value(st.detail("owner")["snapshot"].clone()).unwrap_or_default();
+            let snapshot = st.record::<OwnerRecord>("owner")?.snapshot;
             let mut s = replica.server.another().await?;
             let rinv = crate::inventory::grants::read(&mut s).await?;
             s.close().await;
@@ -491,9 +517,9 @@ async fn run_step(
             for w in &written {
                 out.warn(&format!("the archived table was written on the old primary: {w}"));
             }
-            Ok(
-                json!({ "archived": renamed.iter().map(|t| t.to_string()).collect::<Vec<_>>(), "written_meanwhile": written, "watched_ms": opts.archive_watch.as_millis() as u64 }),
-            )
+            let archived = renamed.iter().map(|t| t.to_string()).collect();
+            let r = ArchiveRecord { archived, written_meanwhile: written, watched_ms: opts.archive_watch.as_millis() as u64 };
+            Ok(serde_json::to_value(r).unwrap_or(Value::Null))
         }
         other => Err(Error::Session(format!("unknown step {other}"))),
     }
@@ -521,11 +547,15 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
                 fence::unfence(j, primary, &f).await?;
             }
             "owner" => {
-                let d = st.detail("owner");
-                let owners: Vec<AccountName> = serde_json::from_value(d["owners"].clone()).unwrap_or_default();
-                let on: Vec<account::OnReplica> = serde_json::from_value(d["on_replica"].clone()).unwrap_or_default();
-                let created: Vec<&AccountName> =
-                    owners.iter().zip(&on).filter(|(_, o)| **o == account::OnReplica::Created).map(|(a, _)| a).collect();
+                // Begun but not done (a crash inside it): nothing recorded, nothing created to drop
+                // but what the journal's own statements say, which the drop tolerates.
+                let r = st.record::<OwnerRecord>("owner").ok();
+                let created: Vec<&AccountName> = r
+                    .iter()
+                    .flat_map(|r| r.owners.iter().zip(&r.on_replica))
+                    .filter(|(_, o)| **o == account::OnReplica::Created)
+                    .map(|(a, _)| a)
+                    .collect();
                 if !created.is_empty() {
                     let flavour = replica.flavour();
                     exec::unlogged(j, replica, Phase::Abort, async |j: &mut Journal, replica: &mut Node| {
@@ -584,7 +614,7 @@ pub async fn cleanup(
         return Err(Error::Session("the promotion has not finished: nothing to clean up".into()));
     }
     let mut dropped = Vec::new();
-    let archived: Vec<String> = serde_json::from_value(st.detail("archive")["archived"].clone()).unwrap_or_default();
+    let archived = st.record::<ArchiveRecord>("archive")?.archived;
     for t in tables {
         let a = TableName::new(&t.schema, format!("_{}_pf_archived", t.name));
         if archived.contains(&a.to_string()) {

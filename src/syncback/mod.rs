@@ -21,12 +21,12 @@ pub mod position;
 pub mod stream;
 
 use crate::db::{ConnectSpec, Flavour, Server};
+use crate::engine::exec;
+use crate::engine::node::Node;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Phase};
 use crate::model::TableName;
 use crate::output::Output;
-use crate::engine::exec;
-use crate::engine::node::Node;
 use apply::{Target, TargetTable};
 use position::Position;
 use serde::Serialize;

@@ -7,12 +7,12 @@ use super::support;
 use super::support::*;
 use mysql_async::prelude::*;
 use privfence::db::Flavour;
+use privfence::engine::node::Node;
 use privfence::journal::{Journal, Record, JOURNAL_FORMAT};
 use privfence::model::{AccountName, TableName};
 use privfence::output::Output;
 use privfence::promote::run::{self, Options, Service};
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
-use privfence::engine::node::Node;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
