@@ -16,7 +16,9 @@
 
 pub mod backfill;
 pub mod definition;
+pub mod position;
 pub mod readers;
+pub mod throttle;
 
 use crate::compare::{open_session, ChunkSum, ALGORITHM};
 use crate::db::Server;
