@@ -416,7 +416,8 @@ async fn killed_and_rerun(flavour: Flavour) {
     let mut killed = 0;
     for _ in 0..10 {
         let mut child = backfill_cli(&p, dir.path(), &["--max-rate", "8000"]).spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(100 + rng.next(900))).await;
+        // Up to 3 s: a start (connect, inventory, checks) can take a second on a busy machine.
+        tokio::time::sleep(Duration::from_millis(100 + rng.next(2900))).await;
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;

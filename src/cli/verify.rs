@@ -38,9 +38,10 @@ pub struct MigrationArgs {
     /// The tombstone table of each table on the target, e.g. `{table}_tombstones`.
     #[arg(long)]
     pub tombstones: Option<String>,
-    /// Rows per chunk.
-    #[arg(long, default_value_t = 1000)]
-    pub chunk_rows: u64,
+    /// Rows per chunk [default: 1000 to compare; a backfill copies in chunks of 5000 (fewer
+    /// journal fsyncs and round trips; each chunk's locks are held for one short transaction)].
+    #[arg(long)]
+    pub chunk_rows: Option<u64>,
     /// The wait before a differing chunk is read again.
     #[arg(long, value_parser = super::args::parse_duration, default_value = "500ms")]
     pub recheck_delay: Duration,
@@ -126,7 +127,7 @@ async fn context(m: &MigrationArgs) -> anyhow::Result<(Server, Server, Vec<Table
 }
 
 fn verify_opts(m: &MigrationArgs) -> VerifyOptions {
-    VerifyOptions { chunk_rows: m.chunk_rows, recheck_delay: m.recheck_delay, ..VerifyOptions::default() }
+    VerifyOptions { chunk_rows: m.chunk_rows.unwrap_or(1000), recheck_delay: m.recheck_delay, ..VerifyOptions::default() }
 }
 
 fn write_reports(dir: &Path, stem: &str, md: &str, json: &str) -> anyhow::Result<PathBuf> {
@@ -262,7 +263,7 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
         return Ok(ExitCode::Ok);
     }
     let opts = BackfillOptions {
-        chunk_rows: a.m.chunk_rows,
+        chunk_rows: a.m.chunk_rows.unwrap_or(BackfillOptions::default().chunk_rows),
         max_rate: a.max_rate,
         max_threads_running: a.max_threads_running,
         dry_run: a.dry_run,

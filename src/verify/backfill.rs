@@ -3,32 +3,51 @@
 //!
 //! # One chunk
 //!
-//! The chunk's bounds `(lower, upper]` are cut on the source (key only) and journaled (`begun`,
-//! fsynced) before the target is touched. Then, in one REPEATABLE READ transaction on the target:
+//! The chunk's rows are read from the source (typed values, binary protocol): at most
+//! `chunk_rows` rows after `lower`, in key order; their last key is the chunk's `upper`. The
+//! bounds `(lower, upper]` are journaled (`begun`, fsynced) before the target is touched. Then,
+//! in one REPEATABLE READ transaction on the target:
 //!
 //! 1. `SELECT key FROM tombstones WHERE range FOR UPDATE` and `SELECT key FROM t WHERE range
 //!    FOR UPDATE`: next-key locks on both ranges. A locking read sees the latest committed rows
 //!    and waits for an application transaction that holds a lock in the range; while they are
 //!    held, no application transaction can add a row or a tombstone in the range.
-//! 2. The source's rows of the range are read (typed values, binary protocol).
-//! 3. Plain `INSERT`s of the rows whose key is neither on the target nor tombstoned (no
-//!    `REPLACE`, no upsert: nothing on the target is ever overwritten).
-//! 4. `COMMIT`; then `done` is journaled (fsynced) with the counts: the chunk is acknowledged.
+//! 2. Plain multi-row `INSERT`s of the rows whose key is neither on the target nor tombstoned
+//!    (no `REPLACE`, no upsert, no `INSERT IGNORE`: nothing on the target is ever overwritten,
+//!    and an unexpected duplicate fails the chunk instead of passing silently).
+//! 3. `COMMIT`; then `done` is journaled (fsynced) with the counts and both servers' positions
+//!    ([`super::position`]): the chunk is acknowledged.
 //!
-//! Interleavings with an application that deletes a row and writes its tombstone in one
-//! transaction: committed before step 1, the tombstone is seen and the key skipped; in flight
-//! at step 1, the locking read waits for its commit and then sees the tombstone; started after
-//! step 1, its tombstone insert waits for our commit, and its delete then removes the copied
-//! row (or InnoDB reports a deadlock to one of the two, which retries: the backfill redoes the
-//! chunk). A dual-written insert or upsert lands either before (the key is skipped) or after
-//! (it overwrites our older copy) our transaction, never under it.
+//! The source is read before the target's locks are taken, and that is safe: what protects a
+//! row is the target's state under the locks, not the age of the source's copy. Interleavings
+//! with an application that deletes a row and writes its tombstone in one transaction:
+//! committed before step 1, the tombstone is seen and the key skipped; in flight at step 1, the
+//! locking read waits for its commit and then sees the tombstone; started after step 1, its
+//! tombstone insert waits for our commit, and its delete then removes the copied row (or InnoDB
+//! reports a deadlock to one of the two, which retries: the backfill redoes the chunk). A
+//! dual-written insert or upsert lands either before (the key is skipped) or after (it
+//! overwrites our older copy) our transaction, never under it.
+//!
+//! # Pipeline
+//!
+//! While the target runs chunk N's transaction, the source already reads chunk N+1 (two
+//! connections, one task). At most two chunks are in memory.
 //!
 //! # Checkpoints
 //!
-//! The journal (the session journal's format, [`crate::journal`]) holds one `step` record
-//! `chunk`/`begun` and one `chunk`/`done` per chunk. A rerun continues each table after the
-//! `upper` of its last `done` chunk; a `begun` without `done` (killed mid-chunk) is redone, which
-//! is safe because inserts skip present keys. Each chunk is acknowledged once.
+//! The journal (the session journal's format, [`crate::journal`]) first records the servers
+//! (`step` `servers`: both [`Identity`]s); a later run against another target is refused
+//! before anything is read or written. Then one `chunk`/`begun` and one `chunk`/`done` per
+//! chunk, `done` carrying `source_position` (read right after the chunk's rows: an upper bound
+//! of what they reflect) and `target_position` (right after its `COMMIT`). A rerun continues
+//! each table after the `upper` of its last `done` chunk; a `begun` without `done` (killed
+//! mid-chunk) is redone, which is safe because inserts skip present keys. Each chunk is
+//! acknowledged once.
+//!
+//! # Brakes
+//!
+//! Before each chunk: `--max-rate`, `--max-threads-running` and `--max-lag` (the target's
+//! replicas, by GTID): [`super::throttle`].
 
 use super::definition::{self, Prepared};
 use super::position::{check_target, position, Identity, Position, SERVERS_STEP};
@@ -63,7 +82,7 @@ pub struct BackfillOptions {
 impl Default for BackfillOptions {
     fn default() -> Self {
         BackfillOptions {
-            chunk_rows: 2000,
+            chunk_rows: 5000,
             max_rate: None,
             max_threads_running: 64,
             dry_run: false,
@@ -332,6 +351,19 @@ async fn write_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run:
     }
 }
 
+/// At most this many values in one `INSERT` (a prepared statement takes 65,535).
+const MAX_PARAMS: usize = 60_000;
+/// An `INSERT` is sent once its values reach this size: well under `max_allowed_packet`
+/// (16 MiB on MariaDB, 64 MiB on MySQL by default), large enough to need few round trips.
+const MAX_INSERT_BYTES: usize = 4 << 20;
+
+fn value_size(v: &mysql_async::Value) -> usize {
+    match v {
+        mysql_async::Value::Bytes(b) => b.len() + 2,
+        _ => 9,
+    }
+}
+
 /// One chunk in one target transaction (see the module doc); `dry_run` counts without locking
 /// or writing.
 async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool) -> Result<Counts> {
@@ -349,7 +381,7 @@ async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: 
     let ncols = q.column_names().len();
     let mut c = Counts { read: chunk.rows.len() as u64, inserted: 0, present: 0, tombstoned: 0, retries: 0 };
     let mut batch: Vec<mysql_async::Value> = Vec::new();
-    let per_insert = (60_000 / ncols.max(1)).clamp(1, 1000);
+    let mut bytes = 0usize;
     for (key, values) in &chunk.rows {
         if tombs.contains(key) {
             c.tombstoned += 1;
@@ -358,9 +390,11 @@ async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: 
         } else {
             c.inserted += 1;
             if !dry_run {
+                bytes += values.iter().map(value_size).sum::<usize>();
                 batch.extend(values.iter().cloned());
-                if batch.len() / ncols >= per_insert {
+                if batch.len() + ncols > MAX_PARAMS || bytes >= MAX_INSERT_BYTES {
                     insert(b, q, std::mem::take(&mut batch)).await?;
+                    bytes = 0;
                 }
             }
         }
