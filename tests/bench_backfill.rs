@@ -76,7 +76,7 @@ async fn load_source(s: &Server, n: u64) {
 /// Runs `argv` under `/usr/bin/time`: (seconds, peak RSS in MB, exit status, stderr, stdout).
 fn timed_out(argv: &[String]) -> (f64, f64, i32, String, String) {
     let started = Instant::now();
-    let o = Command::new("/usr/bin/time").arg("-f").arg("PEAKRSS %M").args(argv).stdout(Stdio::piped()).output().unwrap();
+    let o = Command::new("/usr/bin/time").arg("-f").arg("CPU %U %S\nPEAKRSS %M").args(argv).stdout(Stdio::piped()).output().unwrap();
     let took = started.elapsed().as_secs_f64();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     let kb: f64 = err.lines().rev().find_map(|l| l.strip_prefix("PEAKRSS ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
@@ -147,6 +147,8 @@ async fn bench(flavour: Flavour) {
     // The copy alone: the backfill's own clock up to the verify it ends with.
     let report: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     let copy = report["copy_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    // The client's own CPU (user, system): how much of the time is privfence, not the servers.
+    let cpu = err.lines().rev().find_map(|l| l.strip_prefix("CPU ")).unwrap_or("?").to_string();
     let (vt, vrss, code, err) = timed(&privfence("verify", s, d, dir.path()));
     assert_eq!(code, 0, "verify: {err}");
 
@@ -174,6 +176,7 @@ async fn bench(flavour: Flavour) {
     println!(
         "BENCH {flavour}: rows {n}; backfill {bt:.2} s copy {copy:.2} s peak {brss:.0} MB; dump|load {dt:.2} s peak {drss:.0} MB; verify {vt:.2} s peak {vrss:.0} MB; full read {rt:.2} s"
     );
+    println!("CPU {flavour}: privfence backfill user/system seconds {cpu}");
     dst.destroy().ok();
 }
 
