@@ -3,10 +3,13 @@
 //! rows of about 100 bytes on the source (default 1,000,000). Measures, with peak RSS from
 //! `/usr/bin/time`:
 //!
-//! - `privfence backfill` into an empty target, against `mysqldump --no-create-info
+//! - `privfence backfill` into an empty target (in all, and its copy alone: the report's
+//!   `copy_ms`, before the verify it ends with), against `mysqldump --no-create-info
 //!   --insert-ignore | mysql` of the same table into an empty target;
 //! - `privfence verify` of the two equal tables, against reading both tables in full with the
 //!   client (in parallel, output discarded).
+//!
+//! `PRIVFENCE_BENCH_CHUNK` sets `--chunk-rows` (to compare chunk sizes).
 #![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 #![allow(clippy::print_stdout)]
 
@@ -70,14 +73,20 @@ async fn load_source(s: &Server, n: u64) {
     c.disconnect().await.ok();
 }
 
-/// Runs `argv` under `/usr/bin/time`: (seconds, peak RSS in MB, exit status, stderr).
-fn timed(argv: &[String]) -> (f64, f64, i32, String) {
+/// Runs `argv` under `/usr/bin/time`: (seconds, peak RSS in MB, exit status, stderr, stdout).
+fn timed_out(argv: &[String]) -> (f64, f64, i32, String, String) {
     let started = Instant::now();
-    let o = Command::new("/usr/bin/time").arg("-f").arg("PEAKRSS %M").args(argv).stdout(Stdio::null()).output().unwrap();
+    let o = Command::new("/usr/bin/time").arg("-f").arg("CPU %U %S\nPEAKRSS %M").args(argv).stdout(Stdio::piped()).output().unwrap();
     let took = started.elapsed().as_secs_f64();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     let kb: f64 = err.lines().rev().find_map(|l| l.strip_prefix("PEAKRSS ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0.0);
-    (took, kb / 1024.0, o.status.code().unwrap_or(-1), err)
+    (took, kb / 1024.0, o.status.code().unwrap_or(-1), err, String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// [`timed_out`] without the output.
+fn timed(argv: &[String]) -> (f64, f64, i32, String) {
+    let (t, rss, code, err, _) = timed_out(argv);
+    (t, rss, code, err)
 }
 
 fn privfence(cmd: &str, src: &Server, dst: &Server, dir: &std::path::Path) -> Vec<String> {
@@ -104,7 +113,11 @@ fn privfence(cmd: &str, src: &Server, dst: &Server, dir: &std::path::Path) -> Ve
     ] {
         v.push(a.to_string());
     }
+    if let Ok(rows) = std::env::var("PRIVFENCE_BENCH_CHUNK") {
+        v.extend(["--chunk-rows".to_string(), rows]);
+    }
     if cmd == "backfill" {
+        v.extend(["--format".to_string(), "json".to_string()]);
         v.extend([
             "--journal".to_string(),
             dir.join(format!("j-{}", std::process::id())).to_string_lossy().into_owned(),
@@ -129,8 +142,13 @@ async fn bench(flavour: Flavour) {
     let dir = tempfile::tempdir().unwrap();
 
     fresh_target(d).await;
-    let (bt, brss, code, err) = timed(&privfence("backfill", s, d, dir.path()));
+    let (bt, brss, code, err, json) = timed_out(&privfence("backfill", s, d, dir.path()));
     assert_eq!(code, 0, "backfill: {err}");
+    // The copy alone: the backfill's own clock up to the verify it ends with.
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let copy = report["copy_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+    // The client's own CPU (user, system): how much of the time is privfence, not the servers.
+    let cpu = err.lines().rev().find_map(|l| l.strip_prefix("CPU ")).unwrap_or("?").to_string();
     let (vt, vrss, code, err) = timed(&privfence("verify", s, d, dir.path()));
     assert_eq!(code, 0, "verify: {err}");
 
@@ -156,8 +174,9 @@ async fn bench(flavour: Flavour) {
     let (rt, _, code, err) = timed(&["sh".into(), "-c".into(), read]);
     assert_eq!(code, 0, "full read: {err}");
     println!(
-        "BENCH {flavour}: rows {n}; backfill {bt:.2} s peak {brss:.0} MB; dump|load {dt:.2} s peak {drss:.0} MB; verify {vt:.2} s peak {vrss:.0} MB; full read {rt:.2} s"
+        "BENCH {flavour}: rows {n}; backfill {bt:.2} s copy {copy:.2} s peak {brss:.0} MB; dump|load {dt:.2} s peak {drss:.0} MB; verify {vt:.2} s peak {vrss:.0} MB; full read {rt:.2} s"
     );
+    println!("CPU {flavour}: privfence backfill user/system seconds {cpu}");
     dst.destroy().ok();
 }
 

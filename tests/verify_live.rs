@@ -1,7 +1,9 @@
 //! `verify` and `backfill` between two independent sandbox servers, both flavours (issue 15):
 //! a backfill under live dual writes with tombstones, `kill -9` of the backfill at random points
 //! and reruns, verify under dual writes (no false mismatch; a one-side change found by key),
-//! tombstoned keys counted as deleted, and every refusal.
+//! tombstoned keys counted as deleted, every refusal, checkpoints that carry both servers'
+//! positions and a journal refused against another target, and `--max-lag` holding the copy
+//! while a replica of the target stops applying.
 #![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
@@ -14,6 +16,7 @@ use privfence::journal::{Journal, Record, StepState, JOURNAL_FORMAT};
 use privfence::model::TableName;
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
 use privfence::verify::backfill::{backfill, cleanup_tombstones, BackfillOptions};
+use privfence::verify::throttle::LagOptions;
 use privfence::verify::{verify, DiffKind, VerifyOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,7 +101,7 @@ fn fast() -> VerifyOptions {
 }
 
 fn bopts() -> BackfillOptions {
-    BackfillOptions { chunk_rows: 200, max_rate: None, max_threads_running: 1000, dry_run: false, verify: fast() }
+    BackfillOptions { chunk_rows: 200, max_rate: None, max_threads_running: 1000, dry_run: false, lag: None, verify: fast() }
 }
 
 fn header(t: &TableName) -> Record {
@@ -413,7 +416,8 @@ async fn killed_and_rerun(flavour: Flavour) {
     let mut killed = 0;
     for _ in 0..10 {
         let mut child = backfill_cli(&p, dir.path(), &["--max-rate", "8000"]).spawn().unwrap();
-        tokio::time::sleep(Duration::from_millis(100 + rng.next(900))).await;
+        // Up to 3 s: a start (connect, inventory, checks) can take a second on a busy machine.
+        tokio::time::sleep(Duration::from_millis(100 + rng.next(2900))).await;
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;
@@ -472,3 +476,103 @@ async fn readers_with_evidence(flavour: Flavour) {
     app.disconnect().await.ok();
 }
 both_flavours!(readers_lists_who_can_read_or_write_with_evidence, readers_with_evidence);
+
+async fn journal_tied_to_target(flavour: Flavour) {
+    let p = Pair::new(flavour, "tied").await;
+    p.create(1000).await;
+    let (from, to) = p.servers().await;
+    let t = p.table();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.journal");
+    let mut j = Journal::open_or_create(&path, header(&t)).unwrap();
+    let r = backfill(&from, &to, std::slice::from_ref(&t), Some(TOMB), Some(&mut j), &bopts(), &mut |_| {}).await.unwrap();
+    assert_eq!(r.inserted, 1000);
+    // Every acknowledged chunk carries both servers' GTID positions.
+    let mut done = 0;
+    for e in j.entries() {
+        if let Record::Step { name, state: StepState::Done, detail } = &e.record {
+            if name == "chunk" {
+                done += 1;
+                for side in ["source_position", "target_position"] {
+                    let g = detail[side]["gtid"].as_str().unwrap_or_default();
+                    assert!(!g.is_empty(), "{side} in {detail}");
+                }
+            } else if name == "servers" {
+                assert_eq!(detail["target"]["port"].as_u64(), Some(u64::from(p.dst.primary.port)), "{detail}");
+            }
+        }
+    }
+    assert_eq!(done, 5);
+    drop(j);
+    // The same journal against another server (the same schema and rows, a different server):
+    // refused before anything is read or written.
+    let other = pair(flavour);
+    let mut oc = other.primary.conn().await.unwrap();
+    oc.query_drop(format!("DROP DATABASE IF EXISTS {0}; CREATE DATABASE {0}", p.schema)).await.unwrap();
+    let (_, mut d) = p.conns().await;
+    let ddl: (String, String) = d.query_first(format!("SHOW CREATE TABLE {}.items", p.schema)).await.unwrap().unwrap();
+    oc.query_drop(ddl.1.replace("CREATE TABLE `items`", &format!("CREATE TABLE {}.items", p.schema))).await.unwrap();
+    oc.query_drop(format!("CREATE TABLE {}.items_tombstones (id BIGINT NOT NULL PRIMARY KEY) ENGINE=InnoDB", p.schema)).await.unwrap();
+    let elsewhere = Server::connect(&admin_spec(&other.primary)).await.unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let mut j = Journal::open(&path).unwrap();
+    let e = backfill(&from, &elsewhere, std::slice::from_ref(&t), Some(TOMB), Some(&mut j), &bopts(), &mut |_| {})
+        .await
+        .expect_err("another target is refused")
+        .to_string();
+    assert!(e.contains("belongs to another target") && e.contains("nothing was changed"), "{e}");
+    assert!(e.contains(&format!(":{}", p.dst.primary.port)) && e.contains(&format!(":{}", other.primary.port)), "both named: {e}");
+    let n: u64 = oc.query_first(format!("SELECT COUNT(*) FROM {}.items", p.schema)).await.unwrap().unwrap();
+    assert_eq!(n, 0, "nothing copied to the other server");
+    drop(j);
+    assert_eq!(std::fs::read(&path).unwrap(), before, "the journal is unchanged");
+    // The right target resumes: every chunk was acknowledged, nothing left to copy.
+    let mut j = Journal::open(&path).unwrap();
+    let r = backfill(&from, &to, std::slice::from_ref(&t), Some(TOMB), Some(&mut j), &bopts(), &mut |_| {}).await.unwrap();
+    assert_eq!((r.chunks_before, r.inserted), (5, 0), "{r:?}");
+    oc.query_drop(format!("DROP DATABASE IF EXISTS {}", p.schema)).await.unwrap();
+    other.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+}
+both_flavours!(checkpoints_carry_both_positions_and_the_journal_is_tied_to_its_target, journal_tied_to_target);
+
+async fn max_lag_holds_the_copy(flavour: Flavour) {
+    // The target is the primary of a pair; its replica stops applying for a while.
+    let p = Pair { src: sandbox(flavour), dst: pair(flavour), schema: "vf_lag".into() };
+    for sb in [p.src, p.dst] {
+        let mut c = sb.primary.conn().await.unwrap();
+        c.query_drop(format!("DROP DATABASE IF EXISTS {0}; CREATE DATABASE {0}", p.schema)).await.unwrap();
+        c.disconnect().await.ok();
+    }
+    p.create(3000).await;
+    p.dst.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
+    let mut rc = replica(p.dst).conn().await.unwrap();
+    rc.query_drop("STOP REPLICA SQL_THREAD").await.unwrap();
+    let (from, to) = p.servers().await;
+    let t = p.table();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let task = {
+        let (seen, t) = (seen.clone(), t.clone());
+        let lag = LagOptions { max: Duration::from_millis(300), replicas: Vec::new() };
+        let opts = BackfillOptions { max_rate: Some(3000.0), lag: Some(lag), ..bopts() };
+        tokio::spawn(async move {
+            let mut log = |l: &str| seen.lock().unwrap().push(l.to_string());
+            backfill(&from, &to, std::slice::from_ref(&t), Some(TOMB), None, &opts, &mut log).await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let held = !task.is_finished();
+    let waiting = seen.lock().unwrap().iter().any(|l| l.contains("behind the target") && l.contains("--max-lag"));
+    let copied_while_stopped = {
+        let (_, mut d) = p.conns().await;
+        d.query_first::<u64, _>(format!("SELECT COUNT(*) FROM {}.items", p.schema)).await.unwrap().unwrap()
+    };
+    rc.query_drop("START REPLICA SQL_THREAD").await.unwrap();
+    let r = task.await.unwrap().expect("the backfill finishes once the replica catches up");
+    assert!(held && waiting, "the copy waited for the stopped replica: {:?}", seen.lock().unwrap().last());
+    assert!(copied_while_stopped < 3000, "{copied_while_stopped} rows copied while the replica was stopped");
+    assert!(r.lag_waits >= 1 && r.replicas.len() == 1, "{r:?}");
+    assert_eq!(r.inserted, 3000);
+    assert!(r.verify.as_ref().unwrap().is_equal());
+    p.dst.wait_replica_caught_up(Duration::from_secs(60)).await.unwrap();
+}
+both_flavours!(max_lag_holds_the_copy_while_a_replica_of_the_target_is_behind, max_lag_holds_the_copy);

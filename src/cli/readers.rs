@@ -73,9 +73,10 @@ pub async fn run(a: ReadersArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     }
     let found = readers(&mut server, &inv, &tables, a.audit_log.as_deref()).await?;
     match a.format.format {
-        Format::Json => out.data(&serde_json::to_string_pretty(
-            &serde_json::json!({ "format": 1, "kind": "readers", "tables": tables, "accounts": found }),
-        )?),
+        Format::Json => out.data(
+            &(serde_json::to_string_pretty(&serde_json::json!({ "format": 1, "kind": "readers", "tables": tables, "accounts": found }))?
+                + "\n"),
+        ),
         Format::Tsv => {
             let mut t = crate::report::tsv::Tsv::new(&["user", "host", "can_read", "can_write", "usage", "last_activity"]);
             for r in &found {
@@ -92,7 +93,7 @@ pub async fn run(a: ReadersArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         }
         Format::Table => {
             for r in &found {
-                out.data(&line(r));
+                out.data(&format!("{}\n", line(r)));
             }
         }
     }

@@ -9,6 +9,7 @@ use crate::model::TableName;
 use crate::output::{Format, Output};
 use crate::report::verify as render;
 use crate::verify::backfill::{self, BackfillOptions};
+use crate::verify::throttle::LagOptions;
 use crate::verify::{definition, verify, VerifyOptions, VerifyReport};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -37,9 +38,10 @@ pub struct MigrationArgs {
     /// The tombstone table of each table on the target, e.g. `{table}_tombstones`.
     #[arg(long)]
     pub tombstones: Option<String>,
-    /// Rows per chunk.
-    #[arg(long, default_value_t = 1000)]
-    pub chunk_rows: u64,
+    /// Rows per chunk [default: 1000 to compare; a backfill copies in chunks of 5000 (fewer
+    /// journal fsyncs and round trips; each chunk's locks are held for one short transaction)].
+    #[arg(long)]
+    pub chunk_rows: Option<u64>,
     /// The wait before a differing chunk is read again.
     #[arg(long, value_parser = super::args::parse_duration, default_value = "500ms")]
     pub recheck_delay: Duration,
@@ -77,6 +79,13 @@ pub struct BackfillArgs {
     /// Pause while the target's Threads_running is above this.
     #[arg(long, default_value_t = 64)]
     pub max_threads_running: u64,
+    /// Pause while a replica of the target is further behind than this (measured by GTID).
+    #[arg(long, value_parser = super::args::parse_duration)]
+    pub max_lag: Option<Duration>,
+    /// With `--max-lag`: a replica of the target, HOST:PORT (repeatable; credentials of `--to`)
+    /// [default: the replicas the target lists in SHOW REPLICAS / SHOW SLAVE HOSTS].
+    #[arg(long, requires = "max_lag")]
+    pub replica: Vec<String>,
     /// Count what would be copied; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -118,7 +127,7 @@ async fn context(m: &MigrationArgs) -> anyhow::Result<(Server, Server, Vec<Table
 }
 
 fn verify_opts(m: &MigrationArgs) -> VerifyOptions {
-    VerifyOptions { chunk_rows: m.chunk_rows, recheck_delay: m.recheck_delay, ..VerifyOptions::default() }
+    VerifyOptions { chunk_rows: m.chunk_rows.unwrap_or(1000), recheck_delay: m.recheck_delay, ..VerifyOptions::default() }
 }
 
 fn write_reports(dir: &Path, stem: &str, md: &str, json: &str) -> anyhow::Result<PathBuf> {
@@ -128,6 +137,17 @@ fn write_reports(dir: &Path, stem: &str, md: &str, json: &str) -> anyhow::Result
     let path = dir.join(format!("{stem}.json"));
     std::fs::write(&path, json)?;
     Ok(path)
+}
+
+/// A journal left without a complete header line by a run killed while creating it (the file is
+/// created before its header is written and fsynced): nothing was acted on under it, so it is
+/// removed and created afresh instead of blocking every rerun.
+fn forget_headerless(path: &Path, out: &mut Output) -> anyhow::Result<()> {
+    if path.exists() && Journal::read(path).is_ok_and(|e| e.is_empty()) {
+        std::fs::remove_file(path)?;
+        out.status(&format!("the journal {} had no header (its first run was killed while creating it): started afresh", path.display()));
+    }
+    Ok(())
 }
 
 fn code(v: &VerifyReport) -> ExitCode {
@@ -143,6 +163,7 @@ pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitC
     let (from, to, tables) = context(&a.m).await?;
     let opts = verify_opts(&a.m);
     let mut round = 0u32;
+    let mut first_differing: Option<u32> = None;
     loop {
         round += 1;
         let v = verify(&from, &to, &tables, a.m.tombstones.as_deref(), &opts, &mut |l: &str| out.progress(l)).await?;
@@ -154,19 +175,67 @@ pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitC
             &json,
         )?;
         if let Some(p) = &a.prom_file {
-            std::fs::write(p, render::verify_prom(&v))?;
+            write_atomically(p, &prom(&v, round))?;
         }
         match a.m.format.format {
-            Format::Json => out.data(json.trim_end()),
-            Format::Table | Format::Tsv => out.data(render::verify_text(&v).trim_end()),
+            Format::Json => out.data(&format!("{}\n", json.trim_end())),
+            Format::Table | Format::Tsv => out.data(&format!("{}\n", render::verify_text(&v).trim_end())),
         }
-        out.status(&format!("round {round}: report {}", path.display()));
-        let done = v.is_equal() || a.watch.is_none() || (a.rounds > 0 && round >= a.rounds);
-        if done {
+        let differing = v.keys.len() + v.keys_not_listed;
+        if !v.is_equal() {
+            first_differing.get_or_insert(round);
+        }
+        let state = if v.is_equal() { "equal".to_string() } else { format!("{differing} keys differ in {} ranges", v.ranges.len()) };
+        out.status(&format!("round {round}: {state}; report {}", path.display()));
+        let last = a.watch.is_none() || (a.rounds > 0 && round >= a.rounds);
+        if v.is_equal() || last {
+            if a.watch.is_some() {
+                out.status(&match (v.is_equal(), first_differing) {
+                    (true, Some(f)) => format!("converged: equal in round {round} (differed from round {f})"),
+                    (true, None) => format!("converged: equal in round {round}"),
+                    (false, _) => format!("not converged: {differing} keys still differ after {round} rounds"),
+                });
+            }
             return Ok(code(&v));
         }
-        tokio::time::sleep(a.watch.unwrap_or_default()).await;
+        let wait = a.watch.unwrap_or_default();
+        out.status(&format!("round {}: in {:?}", round + 1, wait));
+        tokio::time::sleep(wait).await;
     }
+}
+
+/// The Prometheus text of one round: the report's metrics and the round's own.
+fn prom(v: &VerifyReport, round: u32) -> String {
+    let now = chrono::Utc::now().timestamp();
+    format!(
+        "{}# HELP privfence_verify_round The watch round these metrics come from.\n# TYPE privfence_verify_round gauge\nprivfence_verify_round {round}\n\
+         # TYPE privfence_verify_rows_source gauge\nprivfence_verify_rows_source {}\n\
+         # TYPE privfence_verify_rows_target gauge\nprivfence_verify_rows_target {}\n\
+         # TYPE privfence_verify_duration_seconds gauge\nprivfence_verify_duration_seconds {:.3}\n\
+         # TYPE privfence_verify_last_run_timestamp_seconds gauge\nprivfence_verify_last_run_timestamp_seconds {now}\n",
+        render::verify_prom(v),
+        v.rows_source,
+        v.rows_target,
+        v.took_ms as f64 / 1000.0
+    )
+}
+
+/// Writes `text` to a temporary file beside `path`, fsyncs it and renames it over `path`: a
+/// scraper (node_exporter's textfile collector) reads the old file or the new one, never half.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let name = path.file_name().ok_or_else(|| anyhow::anyhow!("--prom-file {}: not a file name", path.display()))?;
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
+    let written = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::anyhow!("cannot write --prom-file {}: {e}", path.display())
+    })
 }
 
 pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
@@ -185,20 +254,22 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
         policy: a.m.policy.display().to_string(),
         tables: tables.clone(),
     };
+    forget_headerless(&path, out)?;
     if a.cleanup_tombstones {
         let pattern = a.m.tombstones.clone().ok_or_else(|| anyhow::anyhow!("--cleanup-tombstones needs --tombstones PATTERN"))?;
         let mut j = Journal::open_or_create(&path, header)?;
         let (v, batches) =
             backfill::cleanup_tombstones(&from, &to, &tables, &pattern, &mut j, &verify_opts(&a.m), &mut |l: &str| out.progress(l)).await?;
-        out.data(render::verify_text(&v).trim_end());
+        out.data(&format!("{}\n", render::verify_text(&v).trim_end()));
         out.status(&format!("tombstones deleted in {batches} batches"));
         return Ok(ExitCode::Ok);
     }
     let opts = BackfillOptions {
-        chunk_rows: a.m.chunk_rows,
+        chunk_rows: a.m.chunk_rows.unwrap_or(BackfillOptions::default().chunk_rows),
         max_rate: a.max_rate,
         max_threads_running: a.max_threads_running,
         dry_run: a.dry_run,
+        lag: a.max_lag.map(|max| LagOptions { max, replicas: a.replica.clone() }),
         verify: verify_opts(&a.m),
     };
     let mut j = if a.dry_run { None } else { Some(Journal::open_or_create(&path, header)?) };
@@ -211,8 +282,8 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
         &json,
     )?;
     match a.m.format.format {
-        Format::Json => out.data(json.trim_end()),
-        Format::Table | Format::Tsv => out.data(render::backfill_text(&r).trim_end()),
+        Format::Json => out.data(&format!("{}\n", json.trim_end())),
+        Format::Table | Format::Tsv => out.data(&format!("{}\n", render::backfill_text(&r).trim_end())),
     }
     out.status(&format!("report {}; journal {}", report.display(), path.display()));
     Ok(r.verify.as_ref().map_or(ExitCode::Ok, code))

@@ -3,34 +3,56 @@
 //!
 //! # One chunk
 //!
-//! The chunk's bounds `(lower, upper]` are cut on the source (key only) and journaled (`begun`,
-//! fsynced) before the target is touched. Then, in one REPEATABLE READ transaction on the target:
+//! The chunk's rows are read from the source (typed values, binary protocol): at most
+//! `chunk_rows` rows after `lower`, in key order; their last key is the chunk's `upper`. The
+//! bounds `(lower, upper]` are journaled (`begun`, fsynced) before the target is touched. Then,
+//! in one REPEATABLE READ transaction on the target:
 //!
 //! 1. `SELECT key FROM tombstones WHERE range FOR UPDATE` and `SELECT key FROM t WHERE range
 //!    FOR UPDATE`: next-key locks on both ranges. A locking read sees the latest committed rows
 //!    and waits for an application transaction that holds a lock in the range; while they are
 //!    held, no application transaction can add a row or a tombstone in the range.
-//! 2. The source's rows of the range are read (typed values, binary protocol).
-//! 3. Plain `INSERT`s of the rows whose key is neither on the target nor tombstoned (no
-//!    `REPLACE`, no upsert: nothing on the target is ever overwritten).
-//! 4. `COMMIT`; then `done` is journaled (fsynced) with the counts: the chunk is acknowledged.
+//! 2. Plain multi-row `INSERT`s of the rows whose key is neither on the target nor tombstoned
+//!    (no `REPLACE`, no upsert, no `INSERT IGNORE`: nothing on the target is ever overwritten,
+//!    and an unexpected duplicate fails the chunk instead of passing silently).
+//! 3. `COMMIT`; then `done` is journaled (fsynced) with the counts and both servers' positions
+//!    ([`super::position`]): the chunk is acknowledged.
 //!
-//! Interleavings with an application that deletes a row and writes its tombstone in one
-//! transaction: committed before step 1, the tombstone is seen and the key skipped; in flight
-//! at step 1, the locking read waits for its commit and then sees the tombstone; started after
-//! step 1, its tombstone insert waits for our commit, and its delete then removes the copied
-//! row (or InnoDB reports a deadlock to one of the two, which retries: the backfill redoes the
-//! chunk). A dual-written insert or upsert lands either before (the key is skipped) or after
-//! (it overwrites our older copy) our transaction, never under it.
+//! The source is read before the target's locks are taken, and that is safe: what protects a
+//! row is the target's state under the locks, not the age of the source's copy. Interleavings
+//! with an application that deletes a row and writes its tombstone in one transaction:
+//! committed before step 1, the tombstone is seen and the key skipped; in flight at step 1, the
+//! locking read waits for its commit and then sees the tombstone; started after step 1, its
+//! tombstone insert waits for our commit, and its delete then removes the copied row (or InnoDB
+//! reports a deadlock to one of the two, which retries: the backfill redoes the chunk). A
+//! dual-written insert or upsert lands either before (the key is skipped) or after (it
+//! overwrites our older copy) our transaction, never under it.
+//!
+//! # Pipeline
+//!
+//! While the target runs chunk N's transaction, the source already reads chunk N+1 (two
+//! connections, one task). At most two chunks are in memory.
 //!
 //! # Checkpoints
 //!
-//! The journal (the session journal's format, [`crate::journal`]) holds one `step` record
-//! `chunk`/`begun` and one `chunk`/`done` per chunk. A rerun continues each table after the
-//! `upper` of its last `done` chunk; a `begun` without `done` (killed mid-chunk) is redone, which
-//! is safe because inserts skip present keys. Each chunk is acknowledged once.
+//! The journal (the session journal's format, [`crate::journal`]) first records the servers
+//! (`step` `servers`: both [`Identity`]s); a later run against another target is refused
+//! before anything is read or written. Then one `chunk`/`begun` and one `chunk`/`done` per
+//! chunk, `done` carrying `source_position` (read right after the chunk's rows: an upper bound
+//! of what they reflect) and `target_position` (right after its `COMMIT`). A rerun continues
+//! each table after the `upper` of its last `done` chunk; a `begun` without `done` (killed
+//! mid-chunk) is redone, which is safe because inserts skip present keys. Each chunk is
+//! acknowledged once.
+//!
+//! # Brakes
+//!
+//! Before each chunk: `--max-rate`, `--max-threads-running` and `--max-lag` (the target's
+//! replicas, by GTID): [`super::throttle`].
 
+pub use super::cleanup::cleanup_tombstones;
 use super::definition::{self, Prepared};
+use super::position::{check_target, position, Identity, Position, SERVERS_STEP};
+use super::throttle::{LagOptions, Throttle};
 use super::{connections, verify, VerifyOptions, VerifyReport};
 use crate::compare::TableQueries;
 use crate::db::Server;
@@ -52,8 +74,23 @@ pub struct BackfillOptions {
     pub max_threads_running: u64,
     /// Read and count only; no journal, no writes.
     pub dry_run: bool,
+    /// Pause while a replica of the target is further behind than this (`--max-lag`).
+    pub lag: Option<LagOptions>,
     /// The verify that ends a backfill.
     pub verify: VerifyOptions,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        BackfillOptions {
+            chunk_rows: 5000,
+            max_rate: None,
+            max_threads_running: 64,
+            dry_run: false,
+            lag: None,
+            verify: VerifyOptions::default(),
+        }
+    }
 }
 
 /// What a backfill did.
@@ -73,6 +110,12 @@ pub struct BackfillReport {
     pub tombstoned: u64,
     /// Chunks redone after a deadlock or lock wait timeout.
     pub retries: u64,
+    /// Chunks that waited for a replica of the target to catch up (`--max-lag`).
+    pub lag_waits: u64,
+    /// The replicas whose lag was watched.
+    pub replicas: Vec<String>,
+    /// The copy's time (the verify that ends a backfill has its own `took_ms`).
+    pub copy_ms: u64,
     pub took_ms: u64,
     pub verify: Option<VerifyReport>,
 }
@@ -117,28 +160,66 @@ pub async fn backfill(
     let started = Instant::now();
     let (mut a, mut b) = connections(from, to).await?;
     let result = async {
+        if let Some(j) = journal.as_deref_mut() {
+            tie_to_servers(j, &mut a, &mut b).await?;
+        }
         definition::refuse_replica_of_source(&mut a, &mut b, "a backfill").await?;
         let prepared = definition::prepare(&mut a, &mut b, tables, tombstones).await?;
         b.session("setting the isolation level", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
+        let lag = if opts.dry_run { None } else { opts.lag.as_ref() };
+        let mut throttle = Throttle::new(&mut b, opts.max_rate, opts.max_threads_running, lag).await?;
         let total = estimate(&mut a, tables).await?;
-        let mut out = BackfillReport { tables: tables.to_vec(), ..Default::default() };
+        let mut out = BackfillReport { tables: tables.to_vec(), replicas: throttle.replicas(), ..Default::default() };
+        let mut run = Run { opts, throttle: &mut throttle, started, total, progress: &mut *progress };
+        let mut copied = Ok(());
         for p in &prepared {
             let (lower, before) = journal.as_deref().map_or((None, 0), |j| checkpoint(j, &p.queries.table));
             out.chunks_before += before;
-            copy_table(&mut a, &mut b, p, lower, journal.as_deref_mut(), opts, &mut out, started, total, progress).await?;
+            copied = copy_table(&mut a, &mut b, p, lower, journal.as_deref_mut(), &mut run, &mut out).await;
+            if copied.is_err() {
+                break;
+            }
         }
-        Ok(out)
+        out.lag_waits = throttle.lag_waits;
+        throttle.close().await;
+        copied.map(|()| out)
     }
     .await;
     a.close().await;
     b.close().await;
     let mut out = result?;
+    out.copy_ms = started.elapsed().as_millis() as u64;
     if !opts.dry_run {
         progress("verifying");
         out.verify = Some(verify(from, to, tables, tombstones, &opts.verify, progress).await?);
     }
     out.took_ms = started.elapsed().as_millis() as u64;
     Ok(out)
+}
+
+/// Ties a journal to the servers: the first run records both identities; a later run against
+/// another target is refused before anything is read or written.
+async fn tie_to_servers(j: &mut Journal, a: &mut Server, b: &mut Server) -> Result<()> {
+    let target = Identity::read(b).await?;
+    let recorded = j.entries().iter().find_map(|e| match &e.record {
+        Record::Step { name, detail, .. } if name == SERVERS_STEP => {
+            Some(serde_json::from_value::<Identity>(detail.get("target").cloned().unwrap_or_default()))
+        }
+        _ => None,
+    });
+    match recorded {
+        Some(Ok(r)) => check_target(&r, &target, &b.target, j.path()),
+        Some(Err(e)) => Err(Error::Session(format!("the backfill journal {} names its target unreadably ({e})", j.path().display()))),
+        None => {
+            let source = Identity::read(a).await?;
+            j.append(Record::Step {
+                name: SERVERS_STEP.into(),
+                state: StepState::Done,
+                detail: serde_json::json!({ "source": source, "target": target, "source_address": a.target, "target_address": b.target }),
+            })?;
+            Ok(())
+        }
+    }
 }
 
 async fn estimate(a: &mut Server, tables: &[TableName]) -> Result<u64> {
@@ -154,51 +235,74 @@ async fn estimate(a: &mut Server, tables: &[TableName]) -> Result<u64> {
     Ok(n)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// One chunk as read from the source: its bounds and rows, and the source's position after the
+/// read (an upper bound of what the rows reflect).
+struct SourceChunk {
+    lower: Option<Vec<String>>,
+    upper: Vec<String>,
+    rows: Vec<SourceRow>,
+    position: Option<Position>,
+}
+
+/// Reads the next chunk after `lower` (at most `limit` rows, in key order); `None` at the end.
+async fn read_chunk(
+    a: &mut Server,
+    q: &TableQueries,
+    lower: Option<Vec<String>>,
+    limit: u64,
+    positions: bool,
+) -> Result<Option<SourceChunk>> {
+    let rows = source_rows(a, q, lower.as_deref(), limit).await?;
+    let Some(upper) = rows.last().map(|r| r.0.clone()) else { return Ok(None) };
+    let position = if positions { Some(position(a).await?) } else { None };
+    Ok(Some(SourceChunk { lower, upper, rows, position }))
+}
+
+/// Everything a table's copy needs besides the two connections.
+struct Run<'a> {
+    opts: &'a BackfillOptions,
+    throttle: &'a mut Throttle,
+    started: Instant,
+    total: u64,
+    progress: &'a mut (dyn FnMut(&str) + Send),
+}
+
+/// Copies one table, pipelined: while the target writes chunk N in its transaction, the source
+/// reads chunk N+1 (the target's locks, not the order of the reads, make a chunk safe: see the
+/// module doc).
 async fn copy_table(
     a: &mut Server,
     b: &mut Server,
     p: &Prepared,
-    mut lower: Option<Vec<String>>,
+    lower: Option<Vec<String>>,
     mut journal: Option<&mut Journal>,
-    opts: &BackfillOptions,
+    run: &mut Run<'_>,
     out: &mut BackfillReport,
-    started: Instant,
-    total: u64,
-    progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<()> {
     let q = &p.queries;
-    loop {
-        throttle(b, opts, out, started, progress).await?;
-        let upper = match q.key_after(a, lower.as_deref(), Some(opts.chunk_rows.max(1) - 1)).await? {
-            Some(u) => u,
-            None => match q.key_after(a, lower.as_deref(), None).await? {
-                Some(u) => u,
-                None => return Ok(()),
-            },
-        };
-        let detail = serde_json::json!({ "table": q.table, "lower": lower, "upper": upper });
+    let opts = run.opts;
+    let limit = opts.chunk_rows.max(1);
+    let positions = journal.is_some();
+    let mut next = read_chunk(a, q, lower, limit, positions).await?;
+    while let Some(chunk) = next.take() {
+        run.throttle.wait(b, out.rows_read, run.started, &mut *run.progress).await?;
+        let detail = serde_json::json!({ "table": q.table, "lower": chunk.lower, "upper": chunk.upper });
         if let Some(j) = journal.as_deref_mut() {
             j.append(Record::Step { name: "chunk".into(), state: StepState::Begun, detail: detail.clone() })?;
         }
-        let counts = loop {
-            match copy_chunk(a, b, p, lower.as_deref(), &upper, opts.dry_run).await {
-                Ok(c) => break c,
-                Err(e) if retryable(&e) => {
-                    let _ = b.session("rolling back", "ROLLBACK").await;
-                    out.retries += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Err(e) => {
-                    let _ = b.session("rolling back", "ROLLBACK").await;
-                    return Err(e);
-                }
-            }
-        };
+        let (written, read) =
+            tokio::join!(write_chunk(b, p, &chunk, opts.dry_run), read_chunk(a, q, Some(chunk.upper.clone()), limit, positions));
+        let counts = written?;
+        let target_position = if opts.dry_run { None } else { Some(position(b).await?) };
+        if let Some(t) = &target_position {
+            run.throttle.committed(&t.gtid);
+        }
         let mut done = detail;
         done["inserted"] = counts.inserted.into();
         done["present"] = counts.present.into();
         done["tombstoned"] = counts.tombstoned.into();
+        done["source_position"] = serde_json::to_value(&chunk.position).unwrap_or_default();
+        done["target_position"] = serde_json::to_value(&target_position).unwrap_or_default();
         if let Some(j) = journal.as_deref_mut() {
             j.append(Record::Step { name: "chunk".into(), state: StepState::Done, detail: done })?;
         }
@@ -207,40 +311,17 @@ async fn copy_table(
         out.inserted += counts.inserted;
         out.present += counts.present;
         out.tombstoned += counts.tombstoned;
-        let secs = started.elapsed().as_secs_f64().max(0.001);
+        out.retries += counts.retries;
+        let secs = run.started.elapsed().as_secs_f64().max(0.001);
         let rate = out.rows_read as f64 / secs;
-        let eta = if rate > 0.0 { total.saturating_sub(out.rows_read) as f64 / rate } else { 0.0 };
-        progress(&format!(
+        let eta = if rate > 0.0 { run.total.saturating_sub(out.rows_read) as f64 / rate } else { 0.0 };
+        (run.progress)(&format!(
             "{}: {} rows read, {} copied, {:.0} rows/s, ETA {:.0} s (estimate)",
             q.table, out.rows_read, out.inserted, rate, eta
         ));
-        lower = Some(upper);
+        next = read?;
     }
-}
-
-/// Waits while the target is busy (`Threads_running`) or the rate is above `--max-rate`.
-async fn throttle(
-    b: &mut Server,
-    opts: &BackfillOptions,
-    out: &BackfillReport,
-    started: Instant,
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<()> {
-    if let Some(rate) = opts.max_rate.filter(|r| *r > 0.0) {
-        let due = Duration::from_secs_f64(out.rows_read as f64 / rate);
-        if let Some(wait) = due.checked_sub(started.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
-    }
-    loop {
-        let running: Option<(String, String)> = b.first("reading Threads_running", "SHOW GLOBAL STATUS LIKE 'Threads_running'").await?;
-        let n = running.and_then(|(_, v)| v.parse::<u64>().ok()).unwrap_or(0);
-        if n <= opts.max_threads_running {
-            return Ok(());
-        }
-        progress(&format!("the target has {n} threads running (more than {}): waiting", opts.max_threads_running));
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    Ok(())
 }
 
 struct Counts {
@@ -248,43 +329,74 @@ struct Counts {
     inserted: u64,
     present: u64,
     tombstoned: u64,
+    retries: u64,
+}
+
+/// [`copy_chunk`], redone after a deadlock or a lock wait timeout (the transaction was rolled
+/// back, so nothing of it stayed).
+async fn write_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool) -> Result<Counts> {
+    let mut retries = 0;
+    loop {
+        match copy_chunk(b, p, chunk, dry_run).await {
+            Ok(c) => return Ok(Counts { retries, ..c }),
+            Err(e) if retryable(&e) => {
+                let _ = b.session("rolling back", "ROLLBACK").await;
+                retries += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => {
+                let _ = b.session("rolling back", "ROLLBACK").await;
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// At most this many values in one `INSERT` (a prepared statement takes 65,535).
+const MAX_PARAMS: usize = 60_000;
+/// An `INSERT` is sent once its values reach this size: well under `max_allowed_packet`
+/// (16 MiB on MariaDB, 64 MiB on MySQL by default), large enough to need few round trips.
+const MAX_INSERT_BYTES: usize = 4 << 20;
+
+fn value_size(v: &mysql_async::Value) -> usize {
+    match v {
+        mysql_async::Value::Bytes(b) => b.len() + 2,
+        _ => 9,
+    }
 }
 
 /// One chunk in one target transaction (see the module doc); `dry_run` counts without locking
 /// or writing.
-async fn copy_chunk(
-    a: &mut Server,
-    b: &mut Server,
-    p: &Prepared,
-    lower: Option<&[String]>,
-    upper: &[String],
-    dry_run: bool,
-) -> Result<Counts> {
+async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool) -> Result<Counts> {
     let q = &p.queries;
+    let (lower, upper) = (chunk.lower.as_deref(), Some(chunk.upper.as_slice()));
     let lock = if dry_run { "" } else { " FOR UPDATE" };
     if !dry_run {
         b.session("starting a transaction", "START TRANSACTION").await?;
     }
     let tombs: BTreeSet<Vec<String>> = match &p.tombstones {
-        Some(t) => q.keys_in(b, t, lower, Some(upper), lock).await?.into_iter().collect(),
+        Some(t) => q.keys_in(b, t, lower, upper, lock).await?.into_iter().collect(),
         None => BTreeSet::new(),
     };
-    let present: BTreeSet<Vec<String>> = q.keys_in(b, &q.table, lower, Some(upper), lock).await?.into_iter().collect();
-    let rows = source_rows(a, q, lower, upper).await?;
+    let present: BTreeSet<Vec<String>> = q.keys_in(b, &q.table, lower, upper, lock).await?.into_iter().collect();
     let ncols = q.column_names().len();
-    let mut c = Counts { read: rows.len() as u64, inserted: 0, present: 0, tombstoned: 0 };
+    let mut c = Counts { read: chunk.rows.len() as u64, inserted: 0, present: 0, tombstoned: 0, retries: 0 };
     let mut batch: Vec<mysql_async::Value> = Vec::new();
-    let per_insert = (60_000 / ncols.max(1)).clamp(1, 1000);
-    for (key, values) in rows {
-        if tombs.contains(&key) {
+    let mut bytes = 0usize;
+    for (key, values) in &chunk.rows {
+        if tombs.contains(key) {
             c.tombstoned += 1;
-        } else if present.contains(&key) {
+        } else if present.contains(key) {
             c.present += 1;
         } else {
             c.inserted += 1;
-            batch.extend(values);
-            if batch.len() / ncols >= per_insert && !dry_run {
-                insert(b, q, std::mem::take(&mut batch)).await?;
+            if !dry_run {
+                bytes += values.iter().map(value_size).sum::<usize>();
+                batch.extend(values.iter().cloned());
+                if batch.len() + ncols > MAX_PARAMS || bytes >= MAX_INSERT_BYTES {
+                    insert(b, q, std::mem::take(&mut batch)).await?;
+                    bytes = 0;
+                }
             }
         }
     }
@@ -299,16 +411,17 @@ async fn copy_chunk(
 
 type SourceRow = (Vec<String>, Vec<mysql_async::Value>);
 
-async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>, upper: &[String]) -> Result<Vec<SourceRow>> {
+/// The source's rows after `lower`, at most `limit`, in key order, each with its key.
+async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>, limit: u64) -> Result<Vec<SourceRow>> {
     let cols: Vec<String> = q.column_names().iter().map(|c| quote_ident(c)).collect();
     let order: Vec<String> = q.key_names().iter().map(|c| quote_ident(c)).collect();
     let sql = format!(
-        "SELECT {}, {} FROM {} FORCE INDEX ({}) WHERE {} ORDER BY {}",
+        "SELECT {}, {} FROM {} FORCE INDEX ({}) WHERE {} ORDER BY {} LIMIT {limit}",
         cols.join(", "),
         q.key_select(&q.table).join(", "),
         q.table.sql(),
         quote_ident(&q.index),
-        q.range(lower, Some(upper))?,
+        q.range(lower, None)?,
         order.join(", ")
     );
     let rows = a.rows_typed("reading the source's rows", &sql).await?;
@@ -337,54 +450,4 @@ async fn insert(b: &mut Server, q: &TableQueries, values: Vec<mysql_async::Value
     #[allow(clippy::disallowed_methods)]
     let inserted = b.execute_params(&sql, values).await;
     inserted.map_err(|source| Error::Statement { server: b.target.clone(), sql: format!("INSERT INTO {} ({n} rows)", q.table), source })
-}
-
-/// `backfill --cleanup-tombstones`: after a verify passed, deletes the tombstones in batches
-/// (each batch journaled before it runs). Returns the verify and the batches deleted.
-pub async fn cleanup_tombstones(
-    from: &Server,
-    to: &Server,
-    tables: &[TableName],
-    pattern: &str,
-    journal: &mut Journal,
-    opts: &VerifyOptions,
-    progress: &mut (dyn FnMut(&str) + Send),
-) -> Result<(VerifyReport, u64)> {
-    let report = verify(from, to, tables, Some(pattern), opts, progress).await?;
-    if !report.is_equal() {
-        return Err(Error::Session(format!(
-            "the servers differ ({} keys), so the tombstones stay: they are what keeps a backfill from bringing deleted rows back",
-            report.keys.len() + report.keys_not_listed
-        )));
-    }
-    let mut b = to.another().await?;
-    let mut batches = 0;
-    for t in tables {
-        let tomb = definition::tombstone_table(pattern, t);
-        loop {
-            let any: Option<u64> = b.first("reading tombstones", &format!("SELECT 1 FROM {} LIMIT 1", tomb.sql())).await?;
-            if any.is_none() {
-                break;
-            }
-            let sql = format!("DELETE FROM {} LIMIT 1000", tomb.sql());
-            journal.append(Record::Step {
-                name: "cleanup".into(),
-                state: StepState::Begun,
-                detail: serde_json::json!({ "table": tomb, "sql": sql }),
-            })?;
-            // A tombstone batch, journaled as begun above (clippy.toml).
-            #[allow(clippy::disallowed_methods)]
-            let deleted = b.execute_params(&sql, Vec::new()).await;
-            deleted.map_err(|source| Error::Statement { server: b.target.clone(), sql: sql.clone(), source })?;
-            journal.append(Record::Step {
-                name: "cleanup".into(),
-                state: StepState::Done,
-                detail: serde_json::json!({ "table": tomb }),
-            })?;
-            batches += 1;
-            progress(&format!("{tomb}: {batches} batches of tombstones deleted"));
-        }
-    }
-    b.close().await;
-    Ok((report, batches))
 }

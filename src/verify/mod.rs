@@ -13,10 +13,20 @@
 //! again after `recheck_delay`, up to `rechecks` times; a chunk that still differs is narrowed
 //! to keys (key and row hash per row on both sides, twice, `recheck_delay` apart), and only keys
 //! that differed both times, the same way, are reported. Reports carry keys, never row data.
+//!
+//! # Layout
+//!
+//! [`definition`]: the checks before any row is read; [`backfill`]: the copy (chunks, journal,
+//! pipeline); [`throttle`]: its brakes (rate, `Threads_running`, replica lag by GTID);
+//! [`position`]: server identities and binary log positions; [`cleanup`]: tombstone removal;
+//! [`readers`]: who still uses a copy.
 
 pub mod backfill;
+pub mod cleanup;
 pub mod definition;
+pub mod position;
 pub mod readers;
+pub mod throttle;
 
 use crate::compare::{open_session, ChunkSum, ALGORITHM};
 use crate::db::Server;
