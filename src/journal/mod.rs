@@ -279,16 +279,28 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| io(format!("creating {}", dir.display()), e))?;
         }
+        // The header is written and fsynced under a temporary name, then the file appears under
+        // its own name complete (a hard link: never over another process's new journal). A
+        // kill in between leaves no empty journal that every later run would refuse.
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.new-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
         let file = OpenOptions::new()
             .create_new(true)
             .read(true)
             .append(true)
-            .open(path)
-            .map_err(|e| io(format!("creating journal {}", path.display()), e))?;
+            .open(&tmp)
+            .map_err(|e| io(format!("creating journal {}", tmp.display()), e))?;
         lock(&file, path)?;
-        sync_dir(path)?;
         let mut j = Journal { path: path.to_path_buf(), file, entries: Vec::new(), next_op: 1 };
-        j.append(header)?;
+        let linked = j.write(header).and_then(|_| {
+            std::fs::hard_link(&tmp, path)
+                .map_err(|e| io(format!("creating journal {} (another privfence created it meanwhile?)", path.display()), e))
+        });
+        let _ = std::fs::remove_file(&tmp);
+        linked?;
+        sync_dir(path)?;
+        crash::point(&record_label(&j.entries[0].record));
         Ok(j)
     }
 
@@ -349,16 +361,22 @@ impl Journal {
 
     /// Appends a record and fsyncs it before returning. Then passes a crash point.
     pub fn append(&mut self, record: Record) -> Result<&Entry> {
+        self.write(record)?;
+        let label = record_label(&self.entries.last().expect("just pushed").record);
+        crash::point(&label);
+        Ok(self.entries.last().expect("just pushed"))
+    }
+
+    /// Writes and fsyncs one record (no crash point: [`Journal::append`] adds it).
+    fn write(&mut self, record: Record) -> Result<()> {
         let seq = self.entries.last().map_or(1, |e| e.seq + 1);
         let entry = Entry { seq, at: Utc::now(), record };
         let mut line = serde_json::to_string(&entry).expect("journal entries serialize");
         line.push('\n');
         self.file.write_all(line.as_bytes()).map_err(|e| io(format!("writing journal {}", self.path.display()), e))?;
         self.file.sync_data().map_err(|e| io(format!("syncing journal {}", self.path.display()), e))?;
-        let label = record_label(&entry.record);
         self.entries.push(entry);
-        crash::point(&label);
-        Ok(self.entries.last().expect("just pushed"))
+        Ok(())
     }
 
     /// Allocates the number of the next statement.
