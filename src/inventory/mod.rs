@@ -1,6 +1,7 @@
 //! Reading a server's privileges and objects into an [`Inventory`],
 //! and cross-checking it against the server's own `SHOW GRANTS`.
 
+pub mod capabilities;
 pub mod grants;
 pub mod objects;
 pub mod showgrants;
@@ -19,7 +20,7 @@ pub async fn take(server: &mut Server) -> Result<Inventory> {
     let (g, o) = tokio::join!(grants::read(server), objects::read(&mut second));
     second.close().await;
     let mut inv = g.map_err(|e| explain_denied(server, e, "read the grant tables", "SELECT on the mysql schema"))?;
-    crate::capability::require_inventory_capabilities(&inv, &server.current_user, &server.target)?;
+    capabilities::require_inventory_capabilities(&inv, &server.current_user, &server.target)?;
     let o = o?;
     if let Some((kind, name)) = o.hidden_bodies.first() {
         let needed = match server.info.flavour {
