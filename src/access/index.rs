@@ -117,6 +117,10 @@ impl<'a> Index<'a> {
 
     /// Same table, by the server's name comparison rules.
     pub fn same_table(&self, a: &TableName, b: &TableName) -> bool {
+        if !self.ci {
+            // Case-sensitive: no folded copies (this runs for every account on every table).
+            return a.schema == b.schema && a.name == b.name;
+        }
         self.fold(&a.schema) == self.fold(&b.schema) && self.fold(&a.name) == self.fold(&b.name)
     }
 
