@@ -104,8 +104,10 @@ if [ "$BUILD" = 1 ]; then
     cargo build --release --locked >&2 || die "cargo build --release failed"
 fi
 [ -x "$BINARY" ] || die "$BINARY is missing; run without --no-build"
-# The revision the binary was built from (HEAD may move while the benchmark runs).
-REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+local changes')"
+# The revision the binary was built from (HEAD may move while the benchmark runs; PF_REV
+# names it for a --binary built elsewhere).
+REV="${PF_REV:-}"
+[ -n "$REV" ] || REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+local changes')"
 
 # A short path: the sandbox's Unix socket path must stay under 100 bytes.
 WORK="$(mktemp -d /tmp/pf-bench.XXXXXX)"
@@ -275,7 +277,7 @@ bench_flavour() {
 
     # The other read commands: a policy whose service owns the tables of bench_s01 (about a
     # quarter of the accounts reach one of them), run once untimed and checked.
-    local policy="$WORK/policy.toml" journal="$WORK/session.journal" reports="$WORK/reports"
+    local policy="$WORK/policy.toml" journal="$WORK/session-$FLAVOUR.journal" reports="$WORK/reports"
     cat >"$policy" <<'TOML'
 [service.bench]
 description = "the benchmark's service: the 20 tables of bench_s01"
