@@ -10,7 +10,8 @@
 #   --smoke      what CI runs: 200 accounts and 2,000 table grants, one timed run of each
 #                command, docs left alone. Fails when privfence inventory fails, reports counts
 #                that differ from the grant tables, disagrees with SHOW GRANTS (--verify), or
-#                takes more than 10x the raw read.
+#                takes more than 10x the raw read; or when access, audit, plan or session start
+#                fails or finds nothing (their multiples are printed, not enforced).
 #   (default)    10,000 accounts and 100,000 table grants; rewrites this machine's results for
 #                each flavour run in docs/benchmarks.md (between its bench-inventory markers).
 #   --flavour    mariadb, mysql or both (default both; one after the other, never at once).
@@ -21,8 +22,9 @@
 #   --accounts N   N accounts and 10*N table grants instead of 10,000 (a multiple of 20; its
 #                results go to their own block in docs/benchmarks.md).
 #   --no-build   use the existing target/release/privfence instead of `cargo build --release`.
-#   --binary PATH  use this privfence binary (a debug build for server-bound experiments; its
-#                timings are not comparable with the release build's). Implies --no-build.
+#   --binary PATH  use this privfence binary: a saved release build (PF_REV=... names its
+#                revision), or a debug build for server-bound experiments (its timings are not
+#                comparable). Implies --no-build.
 #   --no-docs    print the results without touching docs/benchmarks.md.
 #   --keep       leave the loaded sandbox(es) running for profiling (their folders are printed;
 #                remove each with `target/release/privfence sandbox down --dir DIR`).
