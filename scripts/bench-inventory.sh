@@ -4,18 +4,27 @@
 # method and results in docs/benchmarks.md).
 #
 #   scripts/bench-inventory.sh [--smoke] [--flavour mariadb|mysql|both] [--runs N]
-#                              [--slow-runs N] [--no-build] [--no-docs] [--keep | --load-only]
+#                              [--slow-runs N] [--no-build | --binary PATH] [--no-docs]
+#                              [--keep | --load-only] [--accounts N]
 #
 #   --smoke      what CI runs: 200 accounts and 2,000 table grants, one timed run of each
 #                command, docs left alone. Fails when privfence inventory fails, reports counts
 #                that differ from the grant tables, disagrees with SHOW GRANTS (--verify), or
-#                takes more than 10x the raw read.
+#                takes more than 10x the raw read; or when access, audit, plan or session start
+#                fails or finds nothing (their multiples are printed, not enforced).
 #   (default)    10,000 accounts and 100,000 table grants; rewrites this machine's results for
 #                each flavour run in docs/benchmarks.md (between its bench-inventory markers).
 #   --flavour    mariadb, mysql or both (default both; one after the other, never at once).
 #   --runs N     timed runs of the fast commands (default 10; smoke 1).
-#   --slow-runs N  timed runs of `--verify` and pt-show-grants (default 3; smoke 1).
+#   --slow-runs N  timed runs of `--verify` and pt-show-grants (default 3; smoke 1). 0 leaves
+#                them out (untimed checks included): each SHOW GRANTS walks all the server's
+#                table grants, so at full size they take minutes per run on a busy machine.
+#   --accounts N   N accounts and 10*N table grants instead of 10,000 (a multiple of 20; its
+#                results go to their own block in docs/benchmarks.md).
 #   --no-build   use the existing target/release/privfence instead of `cargo build --release`.
+#   --binary PATH  use this privfence binary: a saved release build (PF_REV=... names its
+#                revision), or a debug build for server-bound experiments (its timings are not
+#                comparable). Implies --no-build.
 #   --no-docs    print the results without touching docs/benchmarks.md.
 #   --keep       leave the loaded sandbox(es) running for profiling (their folders are printed;
 #                remove each with `target/release/privfence sandbox down --dir DIR`).
@@ -36,7 +45,7 @@ REPO="$PWD"
 log() { printf 'bench-inventory: %s\n' "$*" >&2; }
 die() { printf 'bench-inventory: %s\n' "$*" >&2; exit 2; }
 
-SMOKE=0 FLAVOURS="mariadb mysql" RUNS="" SLOW_RUNS="" BUILD=1 DOCS=1 KEEP=0 LOAD_ONLY=0
+SMOKE=0 FLAVOURS="mariadb mysql" RUNS="" SLOW_RUNS="" ACCOUNTS_ARG="" BUILD=1 DOCS=1 KEEP=0 LOAD_ONLY=0 BINARY=target/release/privfence
 while [ "$#" -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
@@ -46,11 +55,13 @@ while [ "$#" -gt 0 ]; do
         --flavour=*) set -- --flavour "${1#*=}" "${@:2}"; continue ;;
         --runs) [ "$#" -ge 2 ] || die "--runs needs a value"; shift; RUNS="$1" ;;
         --slow-runs) [ "$#" -ge 2 ] || die "--slow-runs needs a value"; shift; SLOW_RUNS="$1" ;;
+        --accounts) [ "$#" -ge 2 ] || die "--accounts needs a value"; shift; ACCOUNTS_ARG="$1" ;;
         --no-build) BUILD=0 ;;
+        --binary) [ "$#" -ge 2 ] || die "--binary needs a path"; shift; BINARY="$1" BUILD=0 ;;
         --no-docs) DOCS=0 ;;
         --keep) KEEP=1 ;;
         --load-only) LOAD_ONLY=1 KEEP=1 DOCS=0 ;;
-        -h | --help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
     shift
@@ -64,6 +75,11 @@ if [ "$SMOKE" = 1 ]; then
 else
     ACCOUNTS=10000 SCHEMAS=50 TABLES=20
     RUNS="${RUNS:-10}" SLOW_RUNS="${SLOW_RUNS:-3}"
+fi
+if [ -n "$ACCOUNTS_ARG" ]; then
+    case "$ACCOUNTS_ARG" in '' | *[!0-9]*) die "--accounts takes a number" ;; esac
+    [ $((ACCOUNTS_ARG % 20)) -eq 0 ] && [ "$ACCOUNTS_ARG" -ge 100 ] || die "--accounts must be a multiple of 20, at least 100"
+    ACCOUNTS="$ACCOUNTS_ARG"
 fi
 GRANTS=$((ACCOUNTS * 10))
 SMOKE_MAX_RATIO=10
@@ -89,15 +105,17 @@ if [ "$BUILD" = 1 ]; then
     log "cargo build --release --locked"
     cargo build --release --locked >&2 || die "cargo build --release failed"
 fi
-[ -x target/release/privfence ] || die "target/release/privfence is missing; run without --no-build"
-# The revision the binary was built from (HEAD may move while the benchmark runs).
-REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+local changes')"
+[ -x "$BINARY" ] || die "$BINARY is missing; run without --no-build"
+# The revision the binary was built from (HEAD may move while the benchmark runs; PF_REV
+# names it for a --binary built elsewhere).
+REV="${PF_REV:-}"
+[ -n "$REV" ] || REV="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo '+local changes')"
 
 # A short path: the sandbox's Unix socket path must stay under 100 bytes.
 WORK="$(mktemp -d /tmp/pf-bench.XXXXXX)"
 # A private copy of the binary, so that a rebuild in the work tree cannot change it mid-run.
 PF="$WORK/privfence"
-cp target/release/privfence "$PF"
+cp "$BINARY" "$PF"
 STARTED=()
 cleanup() {
     local d
@@ -245,19 +263,55 @@ bench_flavour() {
     local json_size
     json_size="$(stat -c %s "$json")"
 
-    local verify_note verify_rc=0
-    "$PF" inventory --format json --verify --defaults-file "$CNF" >/dev/null 2>"$WORK/verify.err" || verify_rc=$?
-    verify_note="$(grep -E '^(verify|VERIFY)' "$WORK/verify.err" | head -1 | sed 's/^verify: //' || true)"
-    if [ "$verify_rc" -ne 0 ]; then
-        fail "$FLAVOUR: privfence inventory --verify exited with $verify_rc: $(head -c 2000 "$WORK/verify.err")"
+    local verify_note="not run (--slow-runs 0)" verify_rc=0 pt_rc=0 pt_size=0 pt_lines="-"
+    if [ "$SLOW_RUNS" -gt 0 ]; then
+        "$PF" inventory --format json --verify --defaults-file "$CNF" >/dev/null 2>"$WORK/verify.err" || verify_rc=$?
+        verify_note="$(grep -E '^(verify|VERIFY)' "$WORK/verify.err" | head -1 | sed 's/^verify: //' || true)"
+        if [ "$verify_rc" -ne 0 ]; then
+            fail "$FLAVOUR: privfence inventory --verify exited with $verify_rc: $(head -c 2000 "$WORK/verify.err")"
+        fi
+        pt-show-grants --defaults-file="$CNF" >"$WORK/pt.sql" 2>"$WORK/pt.err" || pt_rc=$?
+        [ "$pt_rc" -eq 0 ] || fail "$FLAVOUR: pt-show-grants exited with $pt_rc: $(head -c 1000 "$WORK/pt.err")"
+        pt_size="$(stat -c %s "$WORK/pt.sql")"
+        pt_lines="$(grep -c '^-- Grants for ' "$WORK/pt.sql" || true)"
+        [ ! -s "$WORK/pt.err" ] || log "pt-show-grants said on stderr: $(head -c 1000 "$WORK/pt.err")"
     fi
 
-    local pt_rc=0 pt_size pt_lines
-    pt-show-grants --defaults-file="$CNF" >"$WORK/pt.sql" 2>"$WORK/pt.err" || pt_rc=$?
-    [ "$pt_rc" -eq 0 ] || fail "$FLAVOUR: pt-show-grants exited with $pt_rc: $(head -c 1000 "$WORK/pt.err")"
-    pt_size="$(stat -c %s "$WORK/pt.sql")"
-    pt_lines="$(grep -c '^-- Grants for ' "$WORK/pt.sql" || true)"
-    [ ! -s "$WORK/pt.err" ] || log "pt-show-grants said on stderr: $(head -c 1000 "$WORK/pt.err")"
+    # The other read commands: a policy whose service owns the tables of bench_s01 (about a
+    # quarter of the accounts reach one of them), run once untimed and checked.
+    local policy="$WORK/policy.toml" journal="$WORK/session-$FLAVOUR.journal" reports="$WORK/reports"
+    cat >"$policy" <<'TOML'
+[service.bench]
+description = "the benchmark's service: the 20 tables of bench_s01"
+tables = ["bench_s01.*"]
+owners = ["'app_00000'@'%'"]
+TOML
+    local access_rc=0 access_n audit_rc=0 audit_n plan_rc=0 plan_account session_rc=0 session_n
+    "$PF" access 'bench_s01.*' --format json --defaults-file "$CNF" >"$WORK/access.json" 2>"$WORK/access.err" || access_rc=$?
+    [ "$access_rc" -eq 0 ] || fail "$FLAVOUR: privfence access exited with $access_rc: $(head -c 1000 "$WORK/access.err")"
+    access_n="$(jq '.entries | length' "$WORK/access.json" 2>/dev/null || echo 0)"
+    [ "$access_n" -gt 0 ] || fail "$FLAVOUR: privfence access found no one who can touch bench_s01"
+    # The plan's account: the first one that reaches bench_s01 through table grants only.
+    plan_account="$(jq -r '[.entries | group_by(.account)[] | select(all(.via.kind == "table") and .[0].account.user != "app_00000")
+        | .[0].account][0] | "\u0027\(.user)\u0027@\u0027\(.host)\u0027"' "$WORK/access.json" 2>/dev/null || true)"
+    "$PF" audit --policy "$policy" --out "$reports" --format json --defaults-file "$CNF" >"$WORK/audit.json" 2>"$WORK/audit.err" || audit_rc=$?
+    # 1 is drift found: expected here, every account but the owner is unexpected access.
+    [ "$audit_rc" -le 1 ] || fail "$FLAVOUR: privfence audit exited with $audit_rc: $(head -c 1000 "$WORK/audit.err")"
+    audit_n="$(jq '[.servers[].findings | length] | add' "$WORK/audit.json" 2>/dev/null || echo 0)"
+    [ "$audit_n" -gt 0 ] || fail "$FLAVOUR: privfence audit reported no findings"
+    "$PF" plan --policy "$policy" --service bench --account "$plan_account" --format json --defaults-file "$CNF" \
+        >"$WORK/plan.json" 2>"$WORK/plan.err" || plan_rc=$?
+    [ "$plan_rc" -eq 0 ] || fail "$FLAVOUR: privfence plan --account $plan_account exited with $plan_rc: $(head -c 1000 "$WORK/plan.err")"
+    # session start without --account and without a terminal: reads, lists the candidates with
+    # their evidence of use, and stops before anything is cut.
+    session_start() {
+        "$PF" session start --policy "$policy" --service bench --journal "$journal" --reports "$reports" \
+            --no-notify --defaults-file "$CNF" </dev/null
+    }
+    session_start >"$WORK/session.out" 2>"$WORK/session.err" || session_rc=$?
+    [ "$session_rc" -eq 0 ] || fail "$FLAVOUR: privfence session start exited with $session_rc: $(head -c 1000 "$WORK/session.err")"
+    session_n="$(grep -c "'app_" "$WORK/session.out" || true)"
+    [ "$session_n" -gt 0 ] || fail "$FLAVOUR: privfence session start listed no candidates"
 
     # Timings. The raw read: every grant table privfence reads, SELECT *, one client run.
     local tables
@@ -273,6 +327,7 @@ bench_flavour() {
     # row LABEL RUNS IGNORE_EXIT CMD...
     row() {
         local label="$1" runs="$2" ignore="$3"; shift 3
+        LAST_MEDIAN=""
         log "timing: $label ($runs run(s))"
         if ! time_cmd "$runs" "$ignore" "$@"; then
             fail "$FLAVOUR: $label failed while being timed"
@@ -292,9 +347,33 @@ bench_flavour() {
     row "\`privfence inventory --format json\`" "$RUNS" 0 "$PF" inventory --format json --defaults-file "$CNF"
     local pf_median="$LAST_MEDIAN"
     row "\`privfence inventory --format table\`" "$RUNS" 0 "$PF" inventory --format table --defaults-file "$CNF"
-    row "\`privfence inventory --format json --verify\`" "$SLOW_RUNS" 1 \
-        "$PF" inventory --format json --verify --defaults-file "$CNF"
-    row "\`pt-show-grants\`" "$SLOW_RUNS" 1 pt-show-grants --defaults-file="$CNF"
+    READ_RATIOS=("inventory --format json=$pf_median")
+    row "\`privfence access 'bench_s01.*' --format json\`" "$RUNS" 0 "$PF" access 'bench_s01.*' --format json --defaults-file "$CNF"
+    READ_RATIOS+=("access=$LAST_MEDIAN")
+    row "\`privfence audit --format json\` (exit 1: drift)" "$RUNS" 1 \
+        "$PF" audit --policy "$policy" --out "$reports" --format json --defaults-file "$CNF"
+    READ_RATIOS+=("audit=$LAST_MEDIAN")
+    row "\`privfence plan --account $plan_account --format json\`" "$RUNS" 0 \
+        "$PF" plan --policy "$policy" --service bench --account "$plan_account" --format json --defaults-file "$CNF"
+    READ_RATIOS+=("plan=$LAST_MEDIAN")
+    row "\`privfence session start\` (no \`--account\`: the candidate list, then stop)" "$RUNS" 0 \
+        "$PF" session start --policy "$policy" --service bench --journal "$journal" --reports "$reports" \
+        --no-notify --defaults-file "$CNF"
+    READ_RATIOS+=("session start=$LAST_MEDIAN")
+    # --verify: on the flavour's default connections (MySQL 4, MariaDB 1: see
+    # src/inventory/verify.rs), then on the other choice, then pt-show-grants.
+    local verify_median="" verify_other_median="" pt_median="" other_n=4 default_n=1
+    [ "$FLAVOUR" = mysql ] && other_n=1 default_n=4
+    if [ "$SLOW_RUNS" -gt 0 ]; then
+        row "\`privfence inventory --format json --verify\` (default: $default_n connection(s))" "$SLOW_RUNS" 1 \
+            "$PF" inventory --format json --verify --defaults-file "$CNF"
+        verify_median="$LAST_MEDIAN"
+        row "the same on $other_n connection(s) (\`PRIVFENCE_VERIFY_CONNECTIONS=$other_n\`)" "$SLOW_RUNS" 1 \
+            env PRIVFENCE_VERIFY_CONNECTIONS="$other_n" "$PF" inventory --format json --verify --defaults-file "$CNF"
+        verify_other_median="$LAST_MEDIAN"
+        row "\`pt-show-grants\`" "$SLOW_RUNS" 1 pt-show-grants --defaults-file="$CNF"
+        pt_median="$LAST_MEDIAN"
+    fi
 
     local ratio verdict
     ratio="$(awk -v a="$pf_median" -v b="$raw_median" 'BEGIN { printf "%.2f", a / b }')"
@@ -305,6 +384,34 @@ bench_flavour() {
     fi
     if [ "$SMOKE" = 1 ] && ! awk -v r="$ratio" -v t="$SMOKE_MAX_RATIO" 'BEGIN { exit !(r <= t) }'; then
         fail "$FLAVOUR: privfence inventory took ${ratio}x the raw read (smoke limit ${SMOKE_MAX_RATIO}x)"
+    fi
+    # Every read command against the raw read (target 2x each).
+    local multiples="" missed="" entry name median r
+    for entry in "${READ_RATIOS[@]}"; do
+        name="${entry%=*}" median="${entry##*=}"
+        [ -n "$median" ] || continue
+        r="$(awk -v a="$median" -v b="$raw_median" 'BEGIN { printf "%.2f", a / b }')"
+        multiples+="${multiples:+, }$name ${r}x"
+        awk -v r="$r" -v t="$TARGET_RATIO" 'BEGIN { exit !(r <= t) }' || missed+="${missed:+, }$name"
+    done
+    local reads_verdict
+    if [ -z "$missed" ]; then
+        reads_verdict="met: every read command within ${TARGET_RATIO}x the raw read ($multiples)"
+    else
+        reads_verdict="missed by $missed ($multiples; target ${TARGET_RATIO}x each)"
+    fi
+    local speedup speedup_other verify_verdict
+    if [ -z "$verify_median" ] || [ -z "$pt_median" ]; then
+        verify_verdict="not measured in this run"
+    else
+        speedup="$(awk -v a="$pt_median" -v b="$verify_median" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')"
+        speedup_other="$(awk -v a="$verify_other_median" -v b="$verify_median" 'BEGIN { if (b > 0 && a > 0) printf "%.2f", a / b; else print "?" }')"
+        if awk -v r="$speedup" 'BEGIN { exit !(r + 0 >= 4) }'; then
+            verify_verdict="met: pt-show-grants takes ${speedup}x as long as \`--verify\` (target 4x)"
+        else
+            verify_verdict="missed: pt-show-grants takes ${speedup}x as long as \`--verify\` (target 4x)"
+        fi
+        verify_verdict+="; $other_n connection(s) take ${speedup_other}x as long as the default $default_n"
     fi
 
     # The results block (also written to docs/benchmarks.md in full mode).
@@ -329,7 +436,11 @@ bench_flavour() {
              "$(fmt_int "$pt_lines") accounts ($(human_size "$pt_size"))."
         echo "- Load average before timing: $load_before (1, 5, 15 min)."
         echo "- \`--verify\`: ${verify_note:-exit $verify_rc}."
-        echo "- Target $verdict."
+        echo "- Target (inventory) $verdict."
+        echo "- Target (all read commands) $reads_verdict."
+        echo "- Target (\`--verify\`) $verify_verdict."
+        echo "- Policy: one service owning the 20 tables of \`bench_s01\`; \`access\` found $(fmt_int "$access_n")"\
+             "entries, \`audit\` $(fmt_int "$audit_n") findings, \`session start\` listed $(fmt_int "$session_n") candidates."
         echo
         echo "| command | runs | median s | min s | max s | vs raw read |"
         echo "|---|--:|--:|--:|--:|--:|"
@@ -352,7 +463,9 @@ bench_flavour() {
 # markers included, when the markers are missing).
 update_docs() {
     local flavour="$1" block="$2" doc="$REPO/docs/benchmarks.md"
-    local begin="<!-- bench-inventory:$flavour:begin -->" end="<!-- bench-inventory:$flavour:end -->"
+    local key="$flavour"
+    [ "$ACCOUNTS" -eq 10000 ] || key="$flavour-$ACCOUNTS"
+    local begin="<!-- bench-inventory:$key:begin -->" end="<!-- bench-inventory:$key:end -->"
     [ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
     if grep -qF "$begin" "$doc" && grep -qF "$end" "$doc"; then
         awk -v b="$begin" -v e="$end" -v f="$block" '

@@ -52,6 +52,48 @@ async fn corruption_is_caught(flavour: Flavour) {
     server.close().await;
 }
 
+/// `--verify` on several connections finds the same mismatches as on one, in the inventory's
+/// account order, whichever connection answered first.
+async fn concurrent_verify_keeps_order(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let mut stmts = vec!["CREATE DATABASE pfv_db".to_string(), "CREATE TABLE pfv_db.t (id INT PRIMARY KEY)".to_string()];
+    for i in 0..40 {
+        stmts.push(format!("CREATE USER 'pfv_{i:02}'@'%' IDENTIFIED BY 'pw'"));
+        stmts.push(format!("GRANT SELECT, INSERT ON pfv_db.t TO 'pfv_{i:02}'@'%'"));
+    }
+    admin_exec(sb, &stmts).await;
+    let (mut server, mut inv) = inventory(sb).await;
+    let mine = |a: &AccountName| a.user.starts_with("pfv_");
+    for n in [1, 4, 8] {
+        let clean = privfence::inventory::verify::verify_where_on(&mut server, &inv, mine, n).await.unwrap();
+        assert!(clean.is_empty(), "{flavour}: clean model on {n} connection(s): {clean:#?}");
+    }
+    let corrupt = ["pfv_05", "pfv_17", "pfv_33", "pfv_39"];
+    for g in &mut inv.grants {
+        if corrupt.contains(&g.grantee.user.as_str()) && matches!(g.object, GrantObject::Table { .. }) {
+            assert!(g.privileges.remove(&Privilege::known("INSERT")));
+        }
+    }
+    let serial = privfence::inventory::verify::verify_where_on(&mut server, &inv, mine, 1).await.unwrap();
+    let users: Vec<&str> = serial.iter().map(|m| m.account.user.as_str()).collect();
+    assert_eq!(users, corrupt, "{flavour}: one connection");
+    for n in [4, 8] {
+        let m = privfence::inventory::verify::verify_where_on(&mut server, &inv, mine, n).await.unwrap();
+        assert_eq!(m, serial, "{flavour}: {n} connections find the same mismatches in the same order");
+    }
+    server.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_concurrent_verify_keeps_order() {
+    concurrent_verify_keeps_order(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_concurrent_verify_keeps_order() {
+    concurrent_verify_keeps_order(Flavour::MySql).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_cross_check_catches_a_corrupted_model() {
     corruption_is_caught(Flavour::MariaDb).await;

@@ -28,15 +28,14 @@ pub struct Shadowing {
     pub detail: String,
 }
 
-/// Every account's effective global privileges (own, roles, PUBLIC, mandatory roles).
-fn effective_global(ix: &Index, a: &AccountName) -> PrivSet {
+/// Every account's effective global privileges (own, roles, PUBLIC, mandatory roles);
+/// `everyone` is what PUBLIC and the mandatory roles give (the same for every account).
+fn effective_global(ix: &Index, a: &AccountName, everyone: &PrivSet) -> PrivSet {
     let mut set = ix.global_all(a);
     for chain in ix.role_chains(a) {
         set.extend(ix.global_all(chain.last().expect("non-empty")));
     }
-    for (holder, _) in ix.everyone() {
-        set.extend(ix.global_all(&holder));
-    }
+    set.extend(everyone.iter().cloned());
     set
 }
 
@@ -61,17 +60,34 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
         Flavour::MySql => &["user", "db", "tables_priv", "columns_priv", "role_edges", "global_grants"],
     };
     let writes: PrivSet = ["INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER"].into_iter().map(Privilege::known).collect();
+    // What PUBLIC and the mandatory roles give is the same for every account: computed once
+    // here, not once per account (10,000 accounts made that most of `access`'s time).
+    let everyone_global: PrivSet = ix.everyone().iter().flat_map(|(h, _)| ix.global_all(h)).collect();
+    let grant_tables: Vec<(&str, TableName, PrivSet)> = grant_tables
+        .iter()
+        .map(|gt| {
+            let t = TableName::new("mysql", *gt);
+            let everyone = ix.everyone_privileges(&t);
+            (*gt, t, everyone)
+        })
+        .collect();
+    let tables: Vec<(&TableName, PrivSet)> = tables.iter().map(|t| (t, ix.everyone_privileges(t))).collect();
+    let all_privileges = |a: &AccountName, t: &TableName, everyone: &PrivSet| -> PrivSet {
+        let mut set = ix.own_privileges(a, t);
+        set.extend(everyone.iter().cloned());
+        set
+    };
     for acct in ix.inv.login_accounts().filter(|a| !a.locked) {
         let a = &acct.name;
-        let global = effective_global(ix, a);
+        let global = effective_global(ix, a, &everyone_global);
         for (privilege, cap, detail) in CAPABILITIES {
             if global.contains(&Privilege::known(privilege)) {
                 out.push(Escalation { account: a.clone(), capability: cap.to_string(), detail: detail.to_string() });
             }
         }
         let mut writable = Vec::new();
-        for gt in grant_tables {
-            let can = ix.all_privileges(a, &TableName::new("mysql", *gt));
+        for (gt, t, everyone) in &grant_tables {
+            let can = all_privileges(a, t, everyone);
             if can.intersection(&writes).next().is_some() {
                 writable.push(format!("mysql.{gt}"));
             }
@@ -87,7 +103,8 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
             });
         }
         let option = Privilege::known("GRANT OPTION");
-        let covered: Vec<String> = tables.iter().filter(|t| ix.all_privileges(a, t).contains(&option)).map(|t| t.sql()).collect();
+        let covered: Vec<String> =
+            tables.iter().filter(|(t, everyone)| all_privileges(a, t, everyone).contains(&option)).map(|(t, _)| t.sql()).collect();
         if global.contains(&option) {
             out.push(Escalation {
                 account: a.clone(),

@@ -117,6 +117,10 @@ impl<'a> Index<'a> {
 
     /// Same table, by the server's name comparison rules.
     pub fn same_table(&self, a: &TableName, b: &TableName) -> bool {
+        if !self.ci {
+            // Case-sensitive: no folded copies (this runs for every account on every table).
+            return a.schema == b.schema && a.name == b.name;
+        }
         self.fold(&a.schema) == self.fold(&b.schema) && self.fold(&a.name) == self.fold(&b.name)
     }
 
@@ -386,7 +390,20 @@ impl<'a> Index<'a> {
     /// Everything `account` can do on `table` (all paths, all roles active, PUBLIC and mandatory
     /// roles included): the security context of a definer object.
     pub fn all_privileges(&self, account: &AccountName, table: &TableName) -> PrivSet {
-        let mut set: PrivSet = self.own_paths(account, table).into_iter().flat_map(|(_, s)| s).collect();
+        let mut set = self.own_privileges(account, table);
+        set.extend(self.everyone_privileges(table));
+        set
+    }
+
+    /// The part of [`Self::all_privileges`] that comes through the account itself and its roles.
+    pub fn own_privileges(&self, account: &AccountName, table: &TableName) -> PrivSet {
+        self.own_paths(account, table).into_iter().flat_map(|(_, s)| s).collect()
+    }
+
+    /// The part of [`Self::all_privileges`] that every account gets (PUBLIC, mandatory roles):
+    /// the same for all, so callers that ask for many accounts compute it once per table.
+    pub fn everyone_privileges(&self, table: &TableName) -> PrivSet {
+        let mut set = PrivSet::new();
         for (holder, _) in self.everyone() {
             set.extend(self.holder_paths(&holder, table).into_iter().flat_map(|(_, s)| s));
         }

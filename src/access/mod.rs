@@ -92,6 +92,22 @@ pub fn analyse(inv: &Inventory, tables: &[TableName]) -> AccessReport {
 
 /// Everyone who may use an object: login accounts, plus the holders every account inherits
 /// (PUBLIC, mandatory roles), each with a wrapper for its paths.
+/// The entries of [`analyse`] that run through a definer object (`Via::Definer` and
+/// `Via::UnresolvedDefiner`), without the rest of the analysis: evidence of indirect use needs
+/// only these, and every other path costs a lookup per account and table.
+pub fn definer_paths(inv: &Inventory, tables: &[TableName]) -> Vec<Entry> {
+    let ix = Index::new(inv);
+    let definers = Definers::new(&ix);
+    let callers = callers(&ix);
+    let definer_entries = definer_entries(&ix, &definers, &callers, tables);
+    let mut entries = Vec::new();
+    for t in tables {
+        entries.extend(definer_entries.iter().filter(|e| ix.same_table(&e.table, t)).cloned());
+    }
+    entries.sort_by(|a, b| (&a.table, &a.account).cmp(&(&b.table, &b.account)));
+    entries
+}
+
 struct Caller {
     account: AccountName,
     locked: bool,

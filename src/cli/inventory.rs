@@ -28,7 +28,14 @@ pub async fn run(args: InventoryArgs, out: &mut Output) -> anyhow::Result<ExitCo
     let mut server = super::connect(&args.connect).await?;
     let mut inv = inventory::take(&mut server).await?;
     let mismatches = if args.verify {
-        let (m, fresh) = verify::verify_settled(&mut server, &inv).await?;
+        // A progress line on a terminal only (Output::progress rewrites it in place there).
+        let live = out.is_live();
+        let mut bar = |done: usize, total: usize| {
+            if live {
+                out.progress(&format!("verify: SHOW GRANTS {done}/{total} accounts"));
+            }
+        };
+        let (m, fresh) = verify::verify_settled_with(&mut server, &inv, &mut bar).await?;
         inv = fresh.unwrap_or(inv);
         Some(m)
     } else {

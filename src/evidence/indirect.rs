@@ -30,12 +30,14 @@ struct Path {
 }
 
 pub(crate) fn gather(inv: &Inventory, tables: &[TableName], ctx: &Ctx, facts: &Facts, out: &mut Collected) {
-    let report = access::analyse(inv, tables);
+    // Only the paths through definer objects matter here (the same entries `analyse` reports
+    // with those vias, without its per-account, per-table lookups of every other path).
+    let entries = access::definer_paths(inv, tables);
     let runs = Runs::new(inv, facts);
     for who in ctx.users.all() {
         // (kind, object) -> path
         let mut paths: BTreeMap<(String, String), Path> = BTreeMap::new();
-        for e in &report.entries {
+        for e in &entries {
             let (kind, object, definer, unresolved) = match &e.via {
                 Via::Definer { object_kind, object, definer, .. } => (object_kind, object, definer, false),
                 Via::UnresolvedDefiner { object_kind, object, definer, .. } => (object_kind, object, definer, true),

@@ -217,10 +217,13 @@ impl Users {
         for c in candidates {
             by_name.entry(c.user.clone()).or_default().push(c.clone());
         }
-        let namesakes = by_name
-            .keys()
-            .map(|u| (u.clone(), inv.login_accounts().filter(|a| &a.name.user == u).map(|a| a.name.clone()).collect()))
-            .collect();
+        // One pass over the login accounts (not one per candidate name: thousands of each).
+        let mut namesakes: BTreeMap<String, Vec<AccountName>> = by_name.keys().map(|u| (u.clone(), Vec::new())).collect();
+        for a in inv.login_accounts() {
+            if let Some(list) = namesakes.get_mut(&a.name.user) {
+                list.push(a.name.clone());
+            }
+        }
         Users { by_name, namesakes }
     }
 

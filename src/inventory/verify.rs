@@ -9,6 +9,10 @@ use crate::model::sql::{grantee_sql, ByGrantee};
 use crate::model::{AccountName, Inventory};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
 
 /// A difference between the model and the server for one account.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -72,7 +76,17 @@ pub async fn verify(server: &mut Server, inv: &Inventory) -> Result<Vec<Mismatch
 /// GRANTS` is not reported as the model's error (Spirit's checksum reports only mismatches that
 /// persist, for the same reason). Returns the fresh inventory when it took one.
 pub async fn verify_settled(server: &mut Server, inv: &Inventory) -> Result<(Vec<Mismatch>, Option<Inventory>)> {
-    let first = verify(server, inv).await?;
+    verify_settled_with(server, inv, &mut |_, _| {}).await
+}
+
+/// [`verify_settled`], calling `progress(done, total)` now and then (at most every
+/// [`PROGRESS_EVERY`]) while the first pass runs, and once at its end.
+pub async fn verify_settled_with(
+    server: &mut Server,
+    inv: &Inventory,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<(Vec<Mismatch>, Option<Inventory>)> {
+    let first = check(server, inv, |_| true, None, progress).await?;
     if first.is_empty() {
         return Ok((first, None));
     }
@@ -84,25 +98,162 @@ pub async fn verify_settled(server: &mut Server, inv: &Inventory) -> Result<(Vec
 
 /// Compares the model with `SHOW GRANTS` for the accounts `keep` selects.
 pub async fn verify_where(server: &mut Server, inv: &Inventory, keep: impl Fn(&AccountName) -> bool) -> Result<Vec<Mismatch>> {
-    let mut out = Vec::new();
+    check(server, inv, keep, None, &mut |_, _| {}).await
+}
+
+/// [`verify_where`] on exactly `connections` connections (1 to [`MAX_CONNECTIONS`]; `server`
+/// and `connections - 1` more), however few the accounts: for tests and benchmarks.
+pub async fn verify_where_on(
+    server: &mut Server,
+    inv: &Inventory,
+    keep: impl Fn(&AccountName) -> bool,
+    connections: usize,
+) -> Result<Vec<Mismatch>> {
+    check(server, inv, keep, Some(connections.clamp(1, MAX_CONNECTIONS)), &mut |_, _| {}).await
+}
+
+/// At most this many connections send `SHOW GRANTS` at once (`server` and up to seven more).
+pub const MAX_CONNECTIONS: usize = 8;
+/// The default number of connections on MySQL, whose `SHOW GRANTS` takes the grant cache's lock
+/// in shared mode: statements on several connections run at once, as far as the server's CPUs
+/// go (each walks the server's whole in-memory table grants).
+pub const MYSQL_CONNECTIONS: usize = 4;
+/// The default on MariaDB: one. Its `SHOW GRANTS` holds the grant cache's mutex for its whole
+/// walk, so statements on other connections only queue behind it; measured with 10,000
+/// accounts and 100,000 table grants, 2 or 4 connections were 15-50% slower than one
+/// (docs/benchmarks.md).
+pub const MARIADB_CONNECTIONS: usize = 1;
+/// An extra connection is opened for every this many accounts (fewer are checked on `server`
+/// alone: opening a connection costs more than the statements it would save).
+const ACCOUNTS_PER_CONNECTION: usize = 32;
+/// How often `progress` is called at most.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The connections to use for `accounts` accounts: `PRIVFENCE_VERIFY_CONNECTIONS` (1 to
+/// [`MAX_CONNECTIONS`], for benchmarks and experiments) or the flavour's default, never more
+/// than the accounts need.
+fn connections_for(accounts: usize, flavour: Flavour) -> usize {
+    pick_connections(accounts, flavour, std::env::var("PRIVFENCE_VERIFY_CONNECTIONS").ok().as_deref())
+}
+
+fn pick_connections(accounts: usize, flavour: Flavour, asked: Option<&str>) -> usize {
+    let default = match flavour {
+        Flavour::MySql => MYSQL_CONNECTIONS,
+        Flavour::MariaDb => MARIADB_CONNECTIONS,
+    };
+    let wanted = asked.and_then(|v| v.trim().parse::<usize>().ok()).unwrap_or(default).clamp(1, MAX_CONNECTIONS);
+    wanted.min(accounts.div_ceil(ACCOUNTS_PER_CONNECTION)).max(1)
+}
+
+/// The accounts `keep` selects, checked over a few connections at once: each connection takes
+/// the next unchecked account until none is left. Mismatches come back in the inventory's
+/// account order, whatever order the answers arrived in.
+async fn check(
+    server: &mut Server,
+    inv: &Inventory,
+    keep: impl Fn(&AccountName) -> bool,
+    connections: Option<usize>,
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<Vec<Mismatch>> {
+    let todo: Vec<&AccountName> = inv.accounts.iter().map(|a| &a.name).filter(|n| keep(n)).collect();
     let by = ByGrantee::new(inv);
-    for account in inv.accounts.iter().filter(|a| keep(&a.name)) {
-        let who = &account.name;
-        let sql = format!("SHOW GRANTS FOR {}", show_target(who, inv.server.flavour));
-        let server_lines: Vec<String> = server.rows_as::<String>("SHOW GRANTS", &sql).await?;
-        let mut unparsed = Vec::new();
-        let on_server = atom_set(&server_lines, inv, who, &mut unparsed);
-        let mut model_unparsed = Vec::new();
-        let in_model = atom_set(&by.sql(who), inv, who, &mut model_unparsed);
-        unparsed.extend(model_unparsed.into_iter().map(|l| format!("model: {l}")));
-        if on_server != in_model || !unparsed.is_empty() {
-            let only_on_server: Vec<String> = on_server.difference(&in_model).cloned().collect();
-            let only_in_model: Vec<String> = in_model.difference(&on_server).cloned().collect();
-            let explanation = explain(&only_on_server, &only_in_model, &unparsed);
-            out.push(Mismatch { account: who.clone(), only_on_server, only_in_model, unparsed, explanation });
+    let mut extra: Vec<Server> = Vec::new();
+    for _ in 1..connections.unwrap_or_else(|| connections_for(todo.len(), inv.server.flavour)) {
+        // A server that refuses more connections (max_user_connections) gets fewer.
+        match server.another().await {
+            Ok(s) => extra.push(s),
+            Err(_) => break,
         }
     }
-    Ok(out)
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let workers: Vec<_> =
+        std::iter::once(&mut *server).chain(extra.iter_mut()).map(|conn| worker(conn, inv, &by, &todo, &next, &done)).collect();
+    let mut last = std::time::Instant::now();
+    let joined = join_all(workers, || {
+        if last.elapsed() >= PROGRESS_EVERY {
+            last = std::time::Instant::now();
+            progress(done.load(Ordering::Relaxed), todo.len());
+        }
+    })
+    .await;
+    for s in extra {
+        s.close().await;
+    }
+    let mut found = joined?;
+    progress(done.load(Ordering::Relaxed), todo.len());
+    found.sort_by_key(|(i, _)| *i);
+    Ok(found.into_iter().map(|(_, m)| m).collect())
+}
+
+/// One connection's share: takes account after account off `todo` (through `next`) and returns
+/// the mismatches with their index in `todo`.
+async fn worker(
+    conn: &mut Server,
+    inv: &Inventory,
+    by: &ByGrantee<'_>,
+    todo: &[&AccountName],
+    next: &AtomicUsize,
+    done: &AtomicUsize,
+) -> Result<Vec<(usize, Mismatch)>> {
+    let mut out = Vec::new();
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(who) = todo.get(i) else { return Ok(out) };
+        if let Some(m) = check_one(conn, inv, by, who).await? {
+            out.push((i, m));
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Compares one account's `SHOW GRANTS` with its grants rendered from the model.
+async fn check_one(conn: &mut Server, inv: &Inventory, by: &ByGrantee<'_>, who: &AccountName) -> Result<Option<Mismatch>> {
+    let sql = format!("SHOW GRANTS FOR {}", show_target(who, inv.server.flavour));
+    let server_lines: Vec<String> = conn.rows_as::<String>("SHOW GRANTS", &sql).await?;
+    let mut unparsed = Vec::new();
+    let on_server = atom_set(&server_lines, inv, who, &mut unparsed);
+    let mut model_unparsed = Vec::new();
+    let in_model = atom_set(&by.sql(who), inv, who, &mut model_unparsed);
+    unparsed.extend(model_unparsed.into_iter().map(|l| format!("model: {l}")));
+    if on_server == in_model && unparsed.is_empty() {
+        return Ok(None);
+    }
+    let only_on_server: Vec<String> = on_server.difference(&in_model).cloned().collect();
+    let only_in_model: Vec<String> = in_model.difference(&on_server).cloned().collect();
+    let explanation = explain(&only_on_server, &only_in_model, &unparsed);
+    Ok(Some(Mismatch { account: who.clone(), only_on_server, only_in_model, unparsed, explanation }))
+}
+
+/// Runs `futures` concurrently on the current task until all have finished or one fails (the
+/// others are then dropped: their connections are closed by the caller). `tick` runs after
+/// every round of polling.
+async fn join_all<F, T>(futures: Vec<F>, mut tick: impl FnMut()) -> Result<Vec<T>>
+where
+    F: Future<Output = Result<Vec<T>>>,
+{
+    let mut pending: Vec<Option<Pin<Box<F>>>> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut out = Vec::new();
+    std::future::poll_fn(|cx| {
+        for slot in pending.iter_mut() {
+            if let Some(f) = slot {
+                if let Poll::Ready(r) = f.as_mut().poll(cx) {
+                    *slot = None;
+                    match r {
+                        Ok(v) => out.extend(v),
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+        tick();
+        if pending.iter().all(Option::is_none) {
+            Poll::Ready(Ok(std::mem::take(&mut out)))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
 }
 
 fn show_target(who: &AccountName, flavour: Flavour) -> String {
@@ -115,6 +266,20 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn connections_are_bounded_by_the_accounts_and_the_maximum() {
+        assert_eq!(pick_connections(10_000, Flavour::MySql, None), MYSQL_CONNECTIONS);
+        assert_eq!(pick_connections(10_000, Flavour::MariaDb, None), MARIADB_CONNECTIONS);
+        assert_eq!(pick_connections(10_000, Flavour::MariaDb, Some("6")), 6);
+        assert_eq!(pick_connections(10_000, Flavour::MySql, Some("99")), MAX_CONNECTIONS);
+        assert_eq!(pick_connections(10_000, Flavour::MySql, Some("0")), 1);
+        assert_eq!(pick_connections(10_000, Flavour::MySql, Some("x")), MYSQL_CONNECTIONS);
+        // A test's handful of accounts is checked on the caller's connection alone.
+        assert_eq!(pick_connections(5, Flavour::MySql, Some("8")), 1);
+        assert_eq!(pick_connections(0, Flavour::MySql, None), 1);
+        assert_eq!(pick_connections(70, Flavour::MySql, None), 3);
     }
 
     #[test]
