@@ -14,9 +14,54 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod steps;
+use steps::run_step;
+
 /// The steps, in order.
 pub const STEPS: [&str; 11] =
     ["preflight", "zero-lag", "owner", "reads", "compare", "ready", "fence", "catch-up", "promote", "writes", "archive"];
+
+/// A step of the promotion; its name is what the journal records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Preflight,
+    ZeroLag,
+    Owner,
+    Reads,
+    Compare,
+    Ready,
+    Fence,
+    CatchUp,
+    Promote,
+    Writes,
+    Archive,
+}
+
+impl Step {
+    /// Every step, in order (the order of [`STEPS`]).
+    pub const ALL: [Step; 11] = [
+        Step::Preflight,
+        Step::ZeroLag,
+        Step::Owner,
+        Step::Reads,
+        Step::Compare,
+        Step::Ready,
+        Step::Fence,
+        Step::CatchUp,
+        Step::Promote,
+        Step::Writes,
+        Step::Archive,
+    ];
+
+    /// Its name in the journal and on the command line.
+    pub fn name(self) -> &'static str {
+        STEPS[Step::ALL.iter().position(|s| *s == self).expect("every step is in ALL")]
+    }
+
+    pub fn parse(name: &str) -> Option<Step> {
+        STEPS.iter().position(|s| *s == name).map(|i| Step::ALL[i])
+    }
+}
 
 /// Step 3's record: the owners, what was found or created on the replica, and their grants'
 /// canonical snapshot (compared on the new server after the promotion, and by a revert).
@@ -327,204 +372,6 @@ pub async fn run(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_step(
-    name: &str,
-    j: &mut Journal,
-    primary: &mut Node,
-    replica: &mut Node,
-    inv: &Inventory,
-    svc: &Service<'_>,
-    opts: &Options,
-    st: &PromoteState,
-    out: &mut Output,
-) -> Result<Value> {
-    match name {
-        "preflight" => {
-            let input =
-                preflight::Input { policy: svc.policy, service: svc.name, today: svc.today, lock_wait_max: Duration::from_secs(10) };
-            let checks = preflight::run(primary, replica, inv, &input).await?;
-            for c in &checks {
-                out.status(&format!("  {:?} {}: {}", c.status, c.name, c.detail));
-            }
-            if let Some(spec) = &opts.sync_back {
-                let sb = crate::syncback::check::promotion(&mut replica.server, spec, &svc.tables, out).await?;
-                if crate::syncback::check::refuses(&sb) {
-                    let why = crate::syncback::check::failures(&sb);
-                    return Err(Error::Refused(format!("sync-back could not start after the promotion ({why}); nothing was changed")));
-                }
-            }
-            if preflight::refuses(&checks) {
-                return Err(Error::Refused("preflight refused (the failed checks are above); nothing was changed".into()));
-            }
-            Ok(json!({ "checks": checks }))
-        }
-        "zero-lag" => {
-            let deadline = Instant::now() + opts.lag_timeout;
-            loop {
-                let pos = primary.position().await?;
-                if replica.wait_for(&pos, Duration::from_secs(1)).await? {
-                    return Ok(json!({ "position": pos }));
-                }
-                check(opts)?;
-                if Instant::now() >= deadline {
-                    return Err(Error::Session(format!("the replica did not reach {pos} within {:?}", opts.lag_timeout)));
-                }
-                out.progress(&format!("waiting for the replica to contain {pos} ..."));
-            }
-        }
-        "owner" => {
-            let r = account::ensure(j, primary, replica, &svc.owners).await?;
-            let snapshot = crate::engine::snapshot::read(&mut primary.server, &svc.owners).await?;
-            Ok(serde_json::to_value(OwnerRecord { owners: svc.owners.clone(), on_replica: r, snapshot }).unwrap_or(Value::Null))
-        }
-        "reads" => {
-            match &opts.hooks.reads {
-                Some(cmd) => hook(cmd, replica, opts.hook_timeout, out).await?,
-                None if opts.yes => out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
-                None if out.is_live() && out.ask("Have the service's reads been moved to the replica") => {}
-                None => {
-                    return Err(Error::Session(
-                        "move the service's reads to the replica, then resume with --yes (or give --reads-hook)".into(),
-                    ))
-                }
-            }
-            Ok(json!({ "hook": opts.hooks.reads }))
-        }
-        "compare" => {
-            let mut say = |m: &str| out.progress(m);
-            let c = compare::compare(primary, replica, &svc.tables, opts.chunk_rows, &mut say).await?;
-            out.status(&format!("  {} chunk(s) equal, {} dirty", c.equal_chunks, c.dirty.len()));
-            Ok(serde_json::to_value(&c).unwrap_or(Value::Null))
-        }
-        "ready" => {
-            let mut waited = 0u64;
-            loop {
-                let go = match (&opts.hooks.go_file, &opts.hooks.go_command) {
-                    (Some(f), _) if f.exists() => true,
-                    (_, Some(cmd)) => {
-                        let c = crate::engine::command::Command::shell(cmd).stdout(crate::engine::command::Stdout::Null);
-                        let st = c.run(opts.hook_timeout).await.map_err(|e| Error::Session(format!("the go command: {e}")))?;
-                        st.success()
-                    }
-                    (Some(_), None) => false,
-                    (None, None) if opts.yes => true,
-                    (None, None) if out.is_live() => out.ask("Ready: the fence stops the service's writes. Go"),
-                    (None, None) => return Err(Error::Session("ready: give --go-file or --go-command, or --yes to go on at once".into())),
-                };
-                if go {
-                    return Ok(json!({ "waited_s": waited }));
-                }
-                check(opts)?;
-                let pos = primary.position().await?;
-                let behind = !replica.wait_for(&pos, Duration::from_millis(200)).await?;
-                out.progress(&format!("ready: waiting for the go ({waited} s; replica {})", if behind { "lagging" } else { "caught up" }));
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                waited += 1;
-            }
-        }
-        "fence" => {
-            let (f, r) = fence::fence(j, primary, inv, &svc.owners, &svc.tables, opts.lock_wait).await;
-            r?;
-            out.status(&format!("  fenced: GTID set {} (drained in {} ms)", f.gtid, f.drained_in.as_millis()));
-            Ok(serde_json::to_value(&f).unwrap_or(Value::Null))
-        }
-        "catch-up" => {
-            let gtid = st.record::<fence::Fenced>("fence")?.gtid;
-            let waited = tokio::select! {
-                w = replica.wait_for(&gtid, opts.lag_timeout) => w?,
-                _ = opts.interrupts.wait_beyond(0) => return Err(Error::Interrupted(opts.interrupts.reason())),
-            };
-            if !waited {
-                return Err(Error::Session(format!("the replica did not reach the fence's GTID set {gtid} in time")));
-            }
-            let earlier: compare::Comparison = st.record("compare")?;
-            let d = compare::delta(primary, replica, &earlier).await?;
-            if !d.is_clean() {
-                return Err(Error::Session(format!(
-                    "the tables differ after the fence: {} chunk(s)",
-                    d.differing.len() + d.differing_replica.len()
-                )));
-            }
-            let mut detail = serde_json::to_value(&d).unwrap_or(Value::Null);
-            // Where sync-back starts: the new server's binary log while the service is fenced
-            // (nothing of the service's can be after it yet, nothing before it is missing).
-            // Without a binary log there (or the privilege to read its position) there is no
-            // sync-back; the promotion itself does not need it.
-            detail["sync_back_from"] = match crate::syncback::check::current_position(&mut replica.server).await {
-                Ok(p) => json!(p),
-                Err(e) => {
-                    out.warn(&format!("no sync-back start position recorded: {e}"));
-                    Value::Null
-                }
-            };
-            Ok(detail)
-        }
-        "promote" => {
-            let snapshot = st.record::<OwnerRecord>("owner")?.snapshot;
-            let mut s = replica.server.another().await?;
-            let rinv = crate::inventory::grants::read(&mut s).await?;
-            s.close().await;
-            let mut rinv = rinv;
-            rinv.objects = inv.objects.clone();
-            let svc_def = svc.policy.service(svc.name).ok_or_else(|| Error::Session(format!("no service {:?}", svc.name)))?;
-            let exempt = |a: &AccountName| svc_def.exemption(a, svc.today).is_some();
-            let keep = promotion::Keep { owners: &svc.owners, exempt: &exempt, tool: &svc.tool };
-            let p = promotion::promote(j, replica, &rinv, &svc.tables, &keep, &snapshot).await?;
-            Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
-        }
-        "writes" => {
-            if let Some(cmd) = &opts.hooks.writes {
-                hook(cmd, replica, opts.hook_timeout, out).await?;
-            }
-            // A write through the service's own account that changes nothing: it needs the
-            // privileges and a writable server, and inserts no row.
-            let mut smoked = Vec::new();
-            if let Some(spec) = &opts.smoke_as {
-                // Journaled like every statement, although it changes no row.
-                let mut node = crate::engine::node::Node::connect(spec, "smoke").await?;
-                for t in &svc.tables {
-                    let sql = format!("INSERT INTO {} SELECT * FROM {} WHERE FALSE", t.sql(), t.sql());
-                    exec::run(j, &mut node, Phase::Promote, Some("smoke-write"), &sql, &[])
-                        .await
-                        .map_err(|e| Error::Session(format!("the smoke write through {} failed on the new server: {e}", spec.target())))?;
-                    smoked.push(t.to_string());
-                }
-                node.server.close().await;
-                out.status(&format!("  smoke write through {} on the new server: ok", spec.target()));
-            }
-            Ok(json!({ "hook": opts.hooks.writes, "smoke_write": smoked }))
-        }
-        "archive" => {
-            let mut renamed = Vec::new();
-            for t in &svc.tables {
-                let archived = TableName::new(&t.schema, format!("_{}_pf_archived", t.name));
-                let sql = format!("RENAME TABLE {} TO {}", t.sql(), archived.sql());
-                // Already renamed (a resume): the source no longer exists.
-                exec::run(j, primary, Phase::Promote, Some("archive"), &sql, &[1146]).await?;
-                renamed.push(archived);
-            }
-            // Nobody should write the archived tables: watch their write counters for a while.
-            let before = archive_writes(primary, &renamed).await;
-            tokio::time::sleep(opts.archive_watch).await;
-            let after = archive_writes(primary, &renamed).await;
-            let written: Vec<String> = renamed
-                .iter()
-                .zip(before.iter().zip(&after))
-                .filter(|(_, (b, a))| a > b)
-                .map(|(t, (b, a))| format!("{t}: {} write(s)", a - b))
-                .collect();
-            for w in &written {
-                out.warn(&format!("the archived table was written on the old primary: {w}"));
-            }
-            let archived = renamed.iter().map(|t| t.to_string()).collect();
-            let r = ArchiveRecord { archived, written_meanwhile: written, watched_ms: opts.archive_watch.as_millis() as u64 };
-            Ok(serde_json::to_value(r).unwrap_or(Value::Null))
-        }
-        other => Err(Error::Session(format!("unknown step {other}"))),
-    }
-}
-
 /// Undoes every step done so far, newest first. Refused after the point of no return.
 pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts: &Options, out: &mut Output) -> Result<()> {
     let st = PromoteState::fold(j.entries());
@@ -541,14 +388,15 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
             Some(StepState::Done) | Some(StepState::Begun) => {}
             _ => continue,
         }
-        match *name {
-            "fence" | "catch-up" => {
+        match Step::parse(name) {
+            Some(Step::Fence | Step::CatchUp) => {
                 let f = fence::from_journal(j.entries());
                 fence::unfence(j, primary, &f).await?;
             }
-            "owner" => {
-                // Begun but not done (a crash inside it): nothing recorded, nothing created to drop
-                // but what the journal's own statements say, which the drop tolerates.
+            Some(Step::Owner) => {
+                // Done: the record says which owners were created on the replica. Begun but not
+                // done (a crash inside it) has no record: an owner created before the crash is
+                // left on the replica (with exactly the primary's grants; known gap).
                 let r = st.record::<OwnerRecord>("owner").ok();
                 let created: Vec<&AccountName> = r
                     .iter()
@@ -568,7 +416,7 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
                     .await?;
                 }
             }
-            "reads" => {
+            Some(Step::Reads) => {
                 if let Some(cmd) = &opts.hooks.reads_back {
                     hook(cmd, replica, opts.hook_timeout, out).await?;
                 }
