@@ -259,8 +259,36 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     if tables.is_empty() {
         anyhow::bail!("service {:?} matches no table on {}; check the policy's table patterns", svc.name, server.target);
     }
-    let remaining = guide::remaining(&inv, &svc, &tables, today);
-    let opts = Options {
+    // The plan is built (and refused if it cannot be exact) before the journal is touched.
+    let tool = server.current_user.clone();
+    let preset = preset_plan(&a, &inv, &ctx.policy, &svc.name, &tool, today)?;
+    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, start_options(&a, interrupts)).await?;
+    let k = Start { policy: &ctx.policy, svc: &svc, inv: &inv, tables: &tables, tool: &tool, today };
+    let mut prompt = |out: &mut Output, question: &str| -> String {
+        out.status(question);
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        line.trim().to_string()
+    };
+    let result = start_core(&a, &mut s, &mut server, &k, preset, &mut prompt, out).await;
+    server.close().await;
+    s.close().await;
+    result
+}
+
+/// What `session start` read before the session opened.
+struct Start<'a> {
+    policy: &'a crate::policy::Policy,
+    svc: &'a crate::policy::Service,
+    inv: &'a crate::model::Inventory,
+    tables: &'a [crate::model::TableName],
+    tool: &'a crate::model::AccountName,
+    today: chrono::NaiveDate,
+}
+
+/// The session's options from `session start`'s arguments.
+fn start_options(a: &StartArgs, interrupts: Interrupts) -> Options {
+    Options {
         window: a.window,
         poll: a.poll,
         kill_connections: a.kill_connections,
@@ -276,100 +304,120 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         interrupts,
         failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
         ..base_options(&a.common)
-    };
-    // The plan is built (and refused if it cannot be exact) before the journal is touched.
-    let tool = server.current_user.clone();
-    let plan = preset_plan(&a, &inv, &ctx.policy, &svc.name, &tool, today)?;
-    let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, opts).await?;
+    }
+}
+
+/// `session start` on an open session: the candidates and their evidence, the account (preset,
+/// or asked through `prompt`), the checklist, the replicas' health, the cut and its watch.
+async fn start_core(
+    a: &StartArgs,
+    s: &mut Session,
+    server: &mut crate::db::Server,
+    k: &Start<'_>,
+    preset: Option<(plan::Plan, String)>,
+    prompt: &mut dyn FnMut(&mut Output, &str) -> String,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
     if let Some(t) = s.journal.state().open_turn() {
-        let msg = format!(
+        anyhow::bail!(
             "the turn of {} in {} is unfinished (interrupted?); run `privfence session resume` (restores it) or `session rollback` first",
             t.account,
             s.journal.path().display()
         );
-        s.close().await;
-        server.close().await;
-        anyhow::bail!(msg);
     }
+    let remaining = guide::remaining(k.inv, k.svc, k.tables, k.today);
     out.data(&report::candidates::remaining(&remaining));
     if remaining.is_empty() {
-        out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", svc.name));
+        out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", k.svc.name));
         write_reports(&s.journal, Some(remaining), &a.common.reports, out)?;
-        s.close().await;
-        server.close().await;
         return Ok(ExitCode::Ok);
     }
-    // Evidence of non-use, optionally sampled with extra settings on (journaled, turned off).
+    let ranked = ranked_candidates(a, s, server, k, &remaining, out).await?;
+    let (plan, account) = match preset {
+        Some(x) => x,
+        None if out.is_live() && !a.yes => {
+            let pick = prompt(out, "Account to cut (its rank, or 'user'@'host'; empty to stop):");
+            let acc = match pick.parse::<usize>() {
+                Ok(n) if n >= 1 && n <= ranked.len() => ranked[n - 1].account.sql(),
+                _ => pick,
+            };
+            if acc.is_empty() {
+                return Ok(ExitCode::Ok);
+            }
+            (build_plan(k.inv, k.policy, &k.svc.name, &acc, plan_options(a), k.tool)?, acc)
+        }
+        None => {
+            out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
+            return Ok(ExitCode::Ok);
+        }
+    };
+    let chosen = report::candidates::chosen_lines(&ranked, &plan.accounts);
+    if plan.is_empty() {
+        out.status(&format!("{account} cannot touch the tables of {:?}: nothing to do", k.svc.name));
+        return Ok(ExitCode::Ok);
+    }
+    out.data(&report::plan::table(&plan, &[]));
+    if !confirm_checklist(a, s, &account, &k.svc.name, out).await? {
+        return Ok(ExitCode::Error);
+    }
+    let deps = guide::dependents(k.inv, k.tables);
+    let result = match s.cut_and_watch(&plan, &account, k.tables, &deps, chosen, out).await {
+        Ok(r) => r,
+        // Refused before anything changed (the turn is closed as abandoned).
+        Err(e) if s.journal.state().open_turn().is_none() => return Err(e.into()),
+        Err(e) => {
+            out.status(&format!("privfence: error: {e}"));
+            out.status("the journal knows what was done: `privfence session resume` finishes the restore");
+            return Ok(ExitCode::JournalAttention);
+        }
+    };
+    let code = show_result(&result, out, s.opts.notify).await;
+    let remaining = remaining_now(s, k.svc, k.today).await;
+    write_reports(&s.journal, remaining, &a.common.reports, out)?;
+    Ok(code)
+}
+
+/// Evidence of non-use of each remaining account, ranked; optionally sampled with extra
+/// settings on (journaled, turned back off).
+async fn ranked_candidates(
+    a: &StartArgs,
+    s: &mut Session,
+    server: &mut crate::db::Server,
+    k: &Start<'_>,
+    remaining: &[guide::Reach],
+    out: &mut Output,
+) -> anyhow::Result<Vec<crate::evidence::Candidate>> {
     let candidates: Vec<crate::model::AccountName> = remaining.iter().map(|r| r.account.clone()).collect();
     let mut ranked = match a.evidence_sample {
         Some(sample) => {
             let list = crate::model::setting::merge(
-                crate::evidence::wanted_settings(&mut server).await?,
-                crate::signals::wanted_settings(&mut server).await?,
+                crate::evidence::wanted_settings(server).await?,
+                crate::signals::wanted_settings(server).await?,
             );
             s.settings_on(&list).await?;
             out.status(&format!("sampling evidence for {sample:?} with {} setting(s) turned on (journaled) ...", list.len()));
-            let r = crate::evidence::gather_sampled(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref(), sample).await;
+            let r = crate::evidence::gather_sampled(server, k.inv, k.tables, &candidates, a.audit_log.as_deref(), sample).await;
             s.settings_off(out).await?;
             r?
         }
-        None => crate::evidence::gather(&mut server, &inv, &tables, &candidates, a.audit_log.as_deref()).await?,
+        None => crate::evidence::gather(server, k.inv, k.tables, &candidates, a.audit_log.as_deref()).await?,
     };
     crate::evidence::rank(&mut ranked);
     out.data(&report::candidates::ranked(&ranked));
-    let (plan, account) = match plan {
-        Some(x) => x,
-        None if out.is_live() && !a.yes => {
-            out.status("Account to cut (its rank, or 'user'@'host'; empty to stop):");
-            let mut line = String::new();
-            let _ = std::io::stdin().read_line(&mut line);
-            let pick = line.trim();
-            let acc = match pick.parse::<usize>() {
-                Ok(n) if n >= 1 && n <= ranked.len() => ranked[n - 1].account.sql(),
-                _ => pick.to_string(),
-            };
-            if acc.is_empty() {
-                s.close().await;
-                server.close().await;
-                return Ok(ExitCode::Ok);
-            }
-            match build_plan(&inv, &ctx.policy, &svc.name, &acc, plan_options(&a), &tool) {
-                Ok(p) => (p, acc),
-                Err(e) => {
-                    s.close().await;
-                    server.close().await;
-                    return Err(e);
-                }
-            }
-        }
-        None => {
-            out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
-            s.close().await;
-            server.close().await;
-            return Ok(ExitCode::Ok);
-        }
-    };
-    server.close().await;
-    let chosen = report::candidates::chosen_lines(&ranked, &plan.accounts);
-    if plan.is_empty() {
-        out.status(&format!("{account} cannot touch the tables of {:?}: nothing to do", svc.name));
-        s.close().await;
-        return Ok(ExitCode::Ok);
-    }
-    out.data(&report::plan::table(&plan, &[]));
-    if !confirm(
-        &a,
-        out,
-        &format!(
-            "Checklist: {account}'s code base has been examined for direct and indirect use of {:?}'s tables (joins and views included). Confirm",
-            svc.name
-        ),
-    ) {
-        s.close().await;
-        return Ok(ExitCode::Error);
+    Ok(ranked)
+}
+
+/// The operator's checklist (journaled when confirmed) and the replicas' health (a problem needs
+/// an acknowledgement, journaled too). False when the checklist was not confirmed.
+async fn confirm_checklist(a: &StartArgs, s: &mut Session, account: &str, service: &str, out: &mut Output) -> anyhow::Result<bool> {
+    let question = format!(
+        "Checklist: {account}'s code base has been examined for direct and indirect use of {service:?}'s tables (joins and views included). Confirm"
+    );
+    if !confirm(a, out, &question) {
+        return Ok(false);
     }
     s.journal.append(Record::Note {
-        account: Some(account.clone()),
+        account: Some(account.to_string()),
         text: "checklist confirmed: code base examined for direct and indirect use (joins, views)".into(),
     })?;
     let problems = s.replica_problems().await?;
@@ -379,32 +427,11 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         }
         let acknowledged = a.ack_replicas || (out.is_live() && !a.yes && out.ask("Cut anyway"));
         if !acknowledged {
-            s.close().await;
             anyhow::bail!("replica problems (above): fix them, or acknowledge with --ack-replicas");
         }
-        s.journal.append(Record::Note { account: Some(account.clone()), text: format!("acknowledged: {}", problems.join("; ")) })?;
+        s.journal.append(Record::Note { account: Some(account.to_string()), text: format!("acknowledged: {}", problems.join("; ")) })?;
     }
-    let deps = guide::dependents(&inv, &tables);
-    let result = s.cut_and_watch(&plan, &account, &tables, &deps, chosen, out).await;
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            let open = s.journal.state().open_turn().is_some();
-            s.close().await;
-            if !open {
-                // Refused before anything changed (the turn is closed as abandoned).
-                return Err(e.into());
-            }
-            out.status(&format!("privfence: error: {e}"));
-            out.status("the journal knows what was done: `privfence session resume` finishes the restore");
-            return Ok(ExitCode::JournalAttention);
-        }
-    };
-    let code = show_result(&result, out, s.opts.notify).await;
-    let remaining = remaining_now(&mut s, &svc, today).await;
-    write_reports(&s.journal, remaining, &a.common.reports, out)?;
-    s.close().await;
-    Ok(code)
+    Ok(true)
 }
 
 fn build_plan(
