@@ -200,9 +200,12 @@ async fn full_run(flavour: Flavour) {
         archive_watch: Duration::from_millis(300),
         ..Options::default()
     };
-    let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let said = Captured::default();
+    let mut out = Output::new(Box::new(std::io::sink()), Box::new(said.clone()));
     let fence_at = Instant::now();
-    run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await.expect("promotion");
+    run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out)
+        .await
+        .unwrap_or_else(|e| panic!("promotion: {e}\n{}", said.text()));
     let ready = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if seq.lock().unwrap().acked.iter().any(|(_, _, t)| t == "replica") {

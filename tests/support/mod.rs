@@ -328,3 +328,24 @@ pub fn model_allows(p: &Probe, table_level: &BTreeSet<String>, cols: &BTreeMap<S
         table_level.contains(privilege) || col.as_ref().is_some_and(|c| cols.get(c).is_some_and(|s| s.contains(privilege)))
     })
 }
+
+/// A writer for `Output` that keeps what was written (a test prints it when it fails).
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    #[allow(dead_code)]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
