@@ -79,8 +79,13 @@ pub async fn promote(sb: &Sandbox, dir: &Path, opts: Options) -> Result<PathBuf,
         today: chrono::Local::now().date_naive(),
         tool,
     };
-    let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+    let said = support::Captured::default();
+    let mut out = Output::new(Box::new(std::io::sink()), Box::new(said.clone()));
     let r = run::run(&mut j, &mut primary, &mut rep, &inv, &svc, &opts, &mut out).await;
+    if r.is_err() {
+        // Shown with the failing test's output: which check refused, and why.
+        println!("the promotion said:\n{}", said.text());
+    }
     primary.server.close().await;
     rep.server.close().await;
     r.map(|_| jpath)

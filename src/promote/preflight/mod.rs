@@ -109,6 +109,17 @@ pub fn refuses(checks: &[Check]) -> bool {
 /// Errors only when a server cannot be read at all; a single check that cannot be made comes
 /// back as a `Fail` saying why.
 pub async fn run(primary: &mut Node, replica: &mut Node, inv: &Inventory, input: &Input<'_>) -> Result<Vec<Check>> {
+    let checks = run_once(primary, replica, inv, input).await?;
+    if !refuses(&checks) {
+        return Ok(checks);
+    }
+    // What a busy server shows for a moment (a lock a statement holds, a replica's IO thread
+    // reconnecting) is not a refusal: only what fails again a second later is.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    run_once(primary, replica, inv, input).await
+}
+
+async fn run_once(primary: &mut Node, replica: &mut Node, inv: &Inventory, input: &Input<'_>) -> Result<Vec<Check>> {
     let svc = input.policy.service(input.service).ok_or_else(|| {
         let known: Vec<&str> = input.policy.services.iter().map(|s| s.name.as_str()).collect();
         Error::BadInput(format!("no service {:?} in the policy (it has: {})", input.service, known.join(", ")))
@@ -134,13 +145,7 @@ pub async fn run(primary: &mut Node, replica: &mut Node, inv: &Inventory, input:
     let replica_inv = crate::inventory::take(&mut replica.server).await;
     checks.push(isolation(inv, replica_inv.as_ref().map_err(|e| e.to_string()), svc, &tables, input.today));
     checks.push(boundary(inv, &tables));
-    let mut locks = observe_locks(primary, &tables, input.lock_wait_max).await;
-    if locks.as_ref().is_ok_and(|l| long_transactions(l).status == Status::Fail || metadata_locks(l).status == Status::Fail) {
-        // A lock seen once may be a statement's moment (a busy service queues briefly): only what
-        // is still there a second later blocks the fence.
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        locks = observe_locks(primary, &tables, input.lock_wait_max).await;
-    }
+    let locks = observe_locks(primary, &tables, input.lock_wait_max).await;
     checks.extend(match locks {
         Ok(l) => vec![long_transactions(&l), metadata_locks(&l)],
         Err(e) => vec![
