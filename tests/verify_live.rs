@@ -414,10 +414,18 @@ async fn killed_and_rerun(flavour: Flavour) {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = Rng(99 + flavour as u64);
     let mut killed = 0;
+    let journal = dir.path().join("backfill.journal");
+    let begun = || std::fs::read_to_string(&journal).map(|t| t.matches("\"begun\"").count()).unwrap_or(0);
     for _ in 0..10 {
-        let mut child = backfill_cli(&p, dir.path(), &["--max-rate", "8000"]).spawn().unwrap();
-        // Up to 3 s: a start (connect, inventory, checks) can take a second on a busy machine.
-        tokio::time::sleep(Duration::from_millis(100 + rng.next(2900))).await;
+        let before = begun();
+        let mut child = backfill_cli(&p, dir.path(), &["--max-rate", "2000"]).spawn().unwrap();
+        // Killed at a random moment after this run began its first chunk (however long its
+        // start takes on a busy machine), so the kill lands while it copies.
+        let started = std::time::Instant::now();
+        while begun() == before && child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(20) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.next(400))).await;
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
             killed += 1;
