@@ -25,16 +25,6 @@ fn privfence(args: &[&str]) -> Output {
         .expect("run privfence")
 }
 
-/// Validates a document against `docs/schemas/NAME` (draft 2020-12), with every error listed.
-fn validate(name: &str, doc: &Value) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let v = jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{name}: {errors:#?}");
-    assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
-}
-
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }

@@ -8,7 +8,6 @@ mod support;
 
 use privfence::db::Flavour;
 use privfence::model::ident::quote_ident as qi;
-use serde_json::Value;
 use std::process::{Command, Output};
 use support::session::*;
 use support::*;
@@ -22,16 +21,6 @@ fn privfence(args: &[String]) -> Output {
         .stdin(std::process::Stdio::null())
         .output()
         .expect("run privfence")
-}
-
-/// Validates a document against `docs/schemas/NAME` (draft 2020-12), with every error listed.
-fn validate(name: &str, doc: &Value) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let v = jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{name}: {errors:#?}");
-    assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
 }
 
 fn text(o: &Output) -> String {

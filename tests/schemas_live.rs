@@ -26,15 +26,6 @@ fn target(flavour: Flavour) -> &'static Sandbox {
     })
 }
 
-fn validate(name: &str, doc: &Value) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
-    let schema: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let v = jsonschema::draft202012::new(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
-    let errors: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
-    assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
-}
-
 async fn verify_and_backfill(flavour: Flavour) {
     let (src, dst) = (sandbox(flavour), target(flavour));
     let schema = format!("pfsc_{}", &flavour.name()[..2]);
