@@ -83,9 +83,54 @@ pub enum Error {
     #[error("{server}: {sql}: {outcome}")]
     RedactedStatement { server: String, sql: String, outcome: String },
 
-    /// A guided session cannot go on as asked; the message says why and what to do.
+    /// Legacy catch-all, kept for the modules not yet converted to the typed variants below
+    /// (`syncback`, `verify`, `compare`, `promote::revert`, `promote::compare`); new code uses a
+    /// typed variant. Exit code 2 (4 when a promotion step was left begun).
     #[error("{0}")]
     Session(String),
+
+    /// The journal and what was asked disagree: another run holds the service's lock, a turn is
+    /// still open, the promotion was aborted or is past the point of no return, a record a step
+    /// needs is missing. This command changed nothing; `todo` names what resolves it. Exit 2.
+    #[error("{what}; {todo}")]
+    JournalState { what: String, todo: &'static str },
+
+    /// A server is not the one the journal names (another `server_uuid`), or a server the journal
+    /// needs was not given. Nothing was changed on it. Exit 2.
+    #[error("{what}; {todo}")]
+    WrongServer { what: String, todo: &'static str },
+
+    /// A replica is not ready for the step: it did not apply a position within the limit, or its
+    /// replication settings could not be read. The journal keeps the step; exit 2 (4 when a
+    /// promotion step was left begun).
+    #[error("{what}; {todo}")]
+    ReplicaNotReady { what: String, todo: &'static str },
+
+    /// Two servers (or a server and the journal's snapshot) differ where they must agree: an
+    /// account's grants, the tables after the fence. Exit 2 (4 when a promotion step was left
+    /// begun).
+    #[error("{what}; {todo}")]
+    Mismatch { what: String, todo: &'static str },
+
+    /// An external command (a hook, the go command) or the smoke write failed or timed out.
+    /// Exit 2 (4 when a promotion step was left begun).
+    #[error("{what}; {todo}")]
+    External { what: String, todo: &'static str },
+
+    /// The work waits for the operator: a step that needs a decision or an option that was not
+    /// given. Exit 2 (4 when a promotion step was left begun).
+    #[error("{what}; {todo}")]
+    NeedsOperator { what: String, todo: &'static str },
+
+    /// A server setting leaves privfence unable to do the job safely (no privilege-error source
+    /// to watch a cut with). Nothing was changed. Exit 2.
+    #[error("{what}; {todo}")]
+    Setting { what: String, todo: &'static str },
+
+    /// privfence met a value it cannot interpret (a grant it cannot normalise, a step name it
+    /// does not know): a bug or an unsupported server. Exit 2.
+    #[error("{0}; please report this (with `privfence --version` and the server's version)")]
+    Unexpected(String),
 
     /// Refused before anything changed (a preflight that failed, a fail-safe that cannot be
     /// armed); the message says why and what to do. Exit code 2.

@@ -154,7 +154,7 @@ impl Node {
         let secs = timeout.as_secs_f64().max(0.1);
         let sql = match (self.flavour(), position.strip_prefix("binlog:").and_then(|p| p.rsplit_once(':'))) {
             (Flavour::MySql, Some((file, pos))) => {
-                let pos: u64 = pos.parse().map_err(|_| crate::error::Error::Session(format!("bad binlog position {position:?}")))?;
+                let pos: u64 = pos.parse().map_err(|_| crate::error::Error::Unexpected(format!("bad binlog position {position:?}")))?;
                 format!("SELECT IF(SOURCE_POS_WAIT({}, {pos}, {}) >= 0, 0, 1)", quote_str(file), secs.ceil() as u64)
             }
             (Flavour::MySql, None) => format!("SELECT WAIT_FOR_EXECUTED_GTID_SET({}, {secs:.1})", quote_str(position)),

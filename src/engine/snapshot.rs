@@ -14,7 +14,7 @@ pub fn of(inv: &Inventory, who: &[AccountName]) -> Result<BTreeSet<String>> {
     for a in who {
         for sql in by.sql(a) {
             let atoms = crate::inventory::showgrants::atoms(&sql, inv.server.flavour, &inv.levels, a)
-                .map_err(|e| Error::Session(format!("cannot normalise {}'s grants ({e}); please report this", a.sql())))?;
+                .map_err(|e| Error::Unexpected(format!("cannot normalise {}'s grants ({e})", a.sql())))?;
             out.extend(atoms.into_iter().map(|atom| format!("{} {atom}", a.sql())));
         }
     }

@@ -47,8 +47,10 @@ pub async fn ensure(j: &mut Journal, primary: &mut Node, replica: &mut Node, own
             primary.server.rows("asking for hex hashes", "SET SESSION print_identified_with_as_hex = ON").await?;
         }
         let rows = primary.server.rows("reading the account's definition", &format!("SHOW CREATE USER {who}")).await?;
-        let create =
-            rows.first().map(|r| text(r, 0)).ok_or_else(|| Error::Session(format!("{} does not exist on the primary", a.sql())))?;
+        let create = rows
+            .first()
+            .map(|r| text(r, 0))
+            .ok_or_else(|| Error::UnknownAccount(format!("{} (the service's owner, on the primary)", a.sql())))?;
         let redacted = crate::inventory::showgrants::redact(&create);
         // The grants come from the model (never a credential clause), as the snapshot does.
         let inv = crate::inventory::grants::read(&mut primary.server).await?;
@@ -65,7 +67,10 @@ pub async fn ensure(j: &mut Journal, primary: &mut Node, replica: &mut Node, own
     let theirs = snapshot::read(&mut replica.server, owner).await?;
     let ours = snapshot::read(&mut primary.server, owner).await?;
     if theirs != ours {
-        return Err(Error::Session(format!("the service's account differs on the replica: {}", snapshot::diff(&ours, &theirs).join("; "))));
+        return Err(Error::Mismatch {
+            what: format!("the service's account differs on the replica: {}", snapshot::diff(&ours, &theirs).join("; ")),
+            todo: "make its grants on the replica equal the primary's (or drop it there), then `privfence promote resume`",
+        });
     }
     Ok(out)
 }

@@ -76,10 +76,13 @@ pub async fn promote(
     }
     let now = crate::engine::snapshot::read(&mut replica.server, keep.owners).await?;
     if &now != snapshot {
-        return Err(Error::Session(format!(
-            "the owner's grants on the new server differ from the primary's before the fence: {}",
-            crate::engine::snapshot::diff(snapshot, &now).join("; ")
-        )));
+        return Err(Error::Mismatch {
+            what: format!(
+                "the owner's grants on the new server differ from the primary's before the fence: {}",
+                crate::engine::snapshot::diff(snapshot, &now).join("; ")
+            ),
+            todo: "someone changed them after the owner step: make them equal again, then `privfence promote resume`",
+        });
     }
     // Replication accounts are infrastructure, not applications: kept.
     let replication: BTreeSet<&AccountName> = inv

@@ -185,9 +185,15 @@ impl PromoteState {
     pub fn record<T: serde::de::DeserializeOwned>(&self, step: &str) -> Result<T> {
         let detail = self.steps.get(step).filter(|x| x.0 == StepState::Done).map(|x| x.1.clone());
         let Some(detail) = detail else {
-            return Err(Error::Session(format!("the journal has no finished {step:?} step to read")));
+            return Err(Error::JournalState {
+                what: format!("the journal has no finished {step:?} step to read"),
+                todo: "the journal is incomplete or was edited: `privfence promote status` shows its steps",
+            });
         };
-        serde_json::from_value(detail).map_err(|e| Error::Session(format!("the journal's {step:?} step record is unreadable: {e}")))
+        serde_json::from_value(detail).map_err(|e| Error::JournalState {
+            what: format!("the journal's {step:?} step record is unreadable: {e}"),
+            todo: "it was written by another privfence version or edited: finish the promotion with the version that started it",
+        })
     }
 
     pub fn finished(&self) -> bool {
@@ -279,7 +285,10 @@ fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<
 async fn hook(cmd: &str, replica: &Node, limit: Duration, out: &mut Output) -> Result<()> {
     let server = format!("{}:{}", replica.spec().host, replica.spec().port);
     let c = crate::engine::command::Command::shell(cmd).env("PRIVFENCE_NEW_SERVER", server);
-    c.check(limit).await.map_err(|e| Error::Session(format!("the hook failed (--hook-timeout bounds it): {e}")))?;
+    c.check(limit).await.map_err(|e| Error::External {
+        what: format!("the hook failed: {e}"),
+        todo: "fix the hook (--hook-timeout bounds it), then `privfence promote resume`",
+    })?;
     out.status(&format!("hook `{cmd}`: ok"));
     Ok(())
 }
@@ -304,7 +313,7 @@ pub async fn run(
             return Err(interrupted(j, primary, opts, &mut guard, out).await);
         }
         if st.state(name) == Some(StepState::Undone) {
-            return Err(Error::Session("this promotion was aborted; start a new one with a new journal".into()));
+            return Err(Error::JournalState { what: "this promotion was aborted".into(), todo: "start a new one with a new journal" });
         }
         if i == PONR && !st.point_of_no_return {
             if let Some(g) = guard.take() {
@@ -376,9 +385,10 @@ pub async fn run(
 pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts: &Options, out: &mut Output) -> Result<()> {
     let st = PromoteState::fold(j.entries());
     if st.point_of_no_return {
-        return Err(Error::Session(
-            "the promotion passed the point of no return: the replica is the service's server now; abort cannot undo that".into(),
-        ));
+        return Err(Error::JournalState {
+            what: "the promotion passed the point of no return: the replica is the service's server now".into(),
+            todo: "abort cannot undo that: `privfence promote resume` finishes it, `promote revert` moves the service back",
+        });
     }
     if let Some(name) = guard::live(j.entries()) {
         guard::disarm_named(j, primary, &name).await?;
@@ -459,7 +469,10 @@ pub async fn cleanup(
     }
     let st = PromoteState::fold(j.entries());
     if !st.finished() {
-        return Err(Error::Session("the promotion has not finished: nothing to clean up".into()));
+        return Err(Error::JournalState {
+            what: "the promotion has not finished: nothing to clean up".into(),
+            todo: "`privfence promote resume` finishes it first",
+        });
     }
     let mut dropped = Vec::new();
     let archived = st.record::<ArchiveRecord>("archive")?.archived;

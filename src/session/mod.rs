@@ -167,11 +167,14 @@ impl Session {
                 .await
                 .ok()
                 .flatten();
-            return Err(Error::Session(format!(
-                "another privfence session for service {service:?} is running on {} (it holds the lock {name:?}{}); wait for it to finish",
-                nodes[0].server.target,
-                holder.map(|h| format!(" on connection {h}")).unwrap_or_default()
-            )));
+            return Err(Error::JournalState {
+                what: format!(
+                    "another privfence session for service {service:?} is running on {} (it holds the lock {name:?}{})",
+                    nodes[0].server.target,
+                    holder.map(|h| format!(" on connection {h}")).unwrap_or_default()
+                ),
+                todo: "wait for it to finish",
+            });
         }
         let mut journal = Journal::open_or_create(journal_path, header)?;
         let topo = Topology { nodes };
@@ -179,20 +182,23 @@ impl Session {
         if let Some(known) = journal.state().topologies.first() {
             if let Some(p) = known.iter().find(|s| s.name == "primary") {
                 if p.identity != refs[0].identity {
-                    return Err(Error::Session(format!(
-                        "this journal's primary is {} ({}), but {} is {}: connect to the journal's servers",
-                        p.target, p.identity, refs[0].target, refs[0].identity
-                    )));
+                    return Err(Error::WrongServer {
+                        what: format!(
+                            "this journal's primary is {} ({}), but {} is {}",
+                            p.target, p.identity, refs[0].target, refs[0].identity
+                        ),
+                        todo: "connect to the journal's servers",
+                    });
                 }
             }
             let open_cut = journal.state().turns.iter().any(|t| t.is_cut());
             let known_replicas: BTreeSet<&str> = known.iter().filter(|s| s.name != "primary").map(|s| s.identity.as_str()).collect();
             let given: BTreeSet<&str> = refs.iter().skip(1).map(|s| s.identity.as_str()).collect();
             if open_cut && !known_replicas.is_subset(&given) {
-                return Err(Error::Session(format!(
-                    "the journal knows {} replica(s) that were not given (--replica): a restore must reach every server the cut reached",
-                    known_replicas.difference(&given).count()
-                )));
+                return Err(Error::WrongServer {
+                    what: format!("the journal knows {} replica(s) that were not given", known_replicas.difference(&given).count()),
+                    todo: "give every one with --replica: a restore must reach every server the cut reached",
+                });
             }
         }
         journal.append(Record::Topology { servers: refs })?;
@@ -287,12 +293,12 @@ impl Session {
         out: &mut Output,
     ) -> Result<(usize, String, Vec<AccountName>)> {
         if let Some(t) = self.journal.state().open_turn() {
-            return Err(Error::Session(format!(
-                "the turn of {} is still open; run `privfence session resume` or `session rollback` first",
-                t.account
-            )));
+            return Err(Error::JournalState {
+                what: format!("the turn of {} is still open", t.account),
+                todo: "run `privfence session resume` or `session rollback` first",
+            });
         }
-        let user = plan.accounts.first().map(|a| a.user.clone()).ok_or_else(|| Error::Session("the plan names no account".into()))?;
+        let user = plan.accounts.first().map(|a| a.user.clone()).ok_or_else(|| Error::Unexpected("the plan names no account".into()))?;
         // From here on a signal restores (between statements) instead of ending the process.
         self.opts.interrupts.guard();
         let grantees = grantees_of(plan);
@@ -513,7 +519,7 @@ fn tripped_verdict() -> Watched {
 /// stops between statements and the journal keeps the rest for `session resume`.
 fn stop_requested(interrupts: &interrupt::Interrupts, seen: u32) -> Result<()> {
     if interrupts.sigints() > seen {
-        return Err(Error::Session(
+        return Err(Error::Interrupted(
             "interrupted (SIGINT) during the restore: stopped between two statements; the journal keeps the state and \
              `privfence session resume` finishes the restore"
                 .into(),

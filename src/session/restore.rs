@@ -18,7 +18,14 @@ impl Session {
         let started = Instant::now();
         let seen = self.opts.interrupts.sigints();
         let state = self.journal.state();
-        let t = state.turns.get(turn).ok_or_else(|| Error::Session(format!("no turn {turn} in the journal")))?.clone();
+        let t = state
+            .turns
+            .get(turn)
+            .ok_or_else(|| Error::JournalState {
+                what: format!("no turn {turn} in the journal"),
+                todo: "`privfence session status` lists the turns it has",
+            })?
+            .clone();
         if t.restore_begun.is_none() || t.restore_done.is_some() {
             self.journal.append(Record::RestoreBegin { reason: reason.to_string() })?;
         }
@@ -192,9 +199,10 @@ impl Session {
         if let Some(a) = account {
             turns.retain(|t| t.account == a || t.accounts.iter().any(|x| x.sql() == a || x.user == a));
             if turns.is_empty() && results.is_empty() {
-                return Err(Error::Session(format!(
-                    "{a} has no cut in force in this journal; `privfence session status` lists the accounts and their verdicts"
-                )));
+                return Err(Error::JournalState {
+                    what: format!("{a} has no cut in force in this journal"),
+                    todo: "`privfence session status` lists the accounts and their verdicts",
+                });
             }
         }
         turns.reverse();

@@ -261,11 +261,14 @@ impl Session {
             let blind = !m.sources().iter().any(|s| s.available && signals::reports_errors(s));
             monitors.push(m);
             if blind {
-                let e = Error::Session(format!(
-                    "{} ({}) has no privilege-error source privfence can read (performance_schema off, no userstat, no \
-                     sql_errlog given): nothing was changed; `privfence doctor` lists the sources",
-                    n.name, n.server.target
-                ));
+                let e = Error::Setting {
+                    what: format!(
+                        "{} ({}) has no privilege-error source privfence can read (performance_schema off, no userstat, no \
+                         sql_errlog given): nothing was changed",
+                        n.name, n.server.target
+                    ),
+                    todo: "`privfence doctor` lists the sources and how to turn one on",
+                };
                 failure =
                     Some((format!("{} has no privilege-error source privfence can read: a cut there could not be watched", n.name), e));
                 break;
@@ -330,10 +333,10 @@ impl Session {
             out.warn(&format!("blind spot: {b}; an application that can no longer log in there runs no statement, so its window can be inconclusive at best"));
         }
         if !lost.is_empty() && !self.opts.accept_login_blind_spot {
-            return Err(Error::Session(format!(
-                "nothing was changed: the plan takes away a default database and {}; enable one of those sources, or accept the blind spot with --accept-login-blind-spot",
-                blind.join("; ")
-            )));
+            return Err(Error::Setting {
+                what: format!("nothing was changed: the plan takes away a default database and {}", blind.join("; ")),
+                todo: "enable one of those sources, or accept the blind spot with --accept-login-blind-spot",
+            });
         }
         Ok(())
     }

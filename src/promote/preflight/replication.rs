@@ -32,7 +32,10 @@ pub(super) async fn read_vars(node: &mut Node) -> Result<Vars> {
         }
     };
     let rows = node.server.rows("reading the replication settings", sql).await?;
-    let r = rows.first().ok_or_else(|| Error::Session(format!("{}: reading the replication settings returned no row", node.name)))?;
+    let r = rows.first().ok_or_else(|| Error::ReplicaNotReady {
+        what: format!("{}: reading the replication settings returned no row", node.name),
+        todo: "check that the server is up and privfence's account can read its global variables, then run again",
+    })?;
     let one = |i| text(r, i) == "1";
     Ok(Vars {
         server_id: text(r, 0),

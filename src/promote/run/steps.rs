@@ -26,7 +26,7 @@ pub(super) async fn run_step(
     st: &PromoteState,
     out: &mut Output,
 ) -> Result<Value> {
-    let step = Step::parse(name).ok_or_else(|| Error::Session(format!("unknown step {name}")))?;
+    let step = Step::parse(name).ok_or_else(|| Error::Unexpected(format!("unknown step {name} in the journal")))?;
     let mut c = Ctx { j, primary, replica, inv, svc, opts, st, out };
     let c = &mut c;
     match step {
@@ -72,7 +72,10 @@ async fn step_zero_lag(c: &mut Ctx<'_>) -> Result<Value> {
         }
         check(c.opts)?;
         if Instant::now() >= deadline {
-            return Err(Error::Session(format!("the c.replica did not reach {pos} within {:?}", c.opts.lag_timeout)));
+            return Err(Error::ReplicaNotReady {
+                what: format!("the replica did not reach {pos} within {:?}", c.opts.lag_timeout),
+                todo: "let it catch up (or raise --lag-timeout), then `privfence promote resume`",
+            });
         }
         c.out.progress(&format!("waiting for the c.replica to contain {pos} ..."));
     }
@@ -90,7 +93,10 @@ async fn step_reads(c: &mut Ctx<'_>) -> Result<Value> {
         None if c.opts.yes => c.out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
         None if c.out.is_live() && c.out.ask("Have the service's reads been moved to the c.replica") => {}
         None => {
-            return Err(Error::Session("move the service's reads to the c.replica, then resume with --yes (or give --reads-hook)".into()))
+            return Err(Error::NeedsOperator {
+                what: "the service's reads are still on the primary".into(),
+                todo: "move them to the replica, then resume with --yes (or give --reads-hook)",
+            })
         }
     }
     Ok(json!({ "hook": c.opts.hooks.reads }))
@@ -110,13 +116,21 @@ async fn step_ready(c: &mut Ctx<'_>) -> Result<Value> {
             (Some(f), _) if f.exists() => true,
             (_, Some(cmd)) => {
                 let go = crate::engine::command::Command::shell(cmd).stdout(crate::engine::command::Stdout::Null);
-                let status = go.run(c.opts.hook_timeout).await.map_err(|e| Error::Session(format!("the go command: {e}")))?;
+                let status = go.run(c.opts.hook_timeout).await.map_err(|e| Error::External {
+                    what: format!("the go command failed: {e}"),
+                    todo: "fix it (--hook-timeout bounds it), then `privfence promote resume`",
+                })?;
                 status.success()
             }
             (Some(_), None) => false,
             (None, None) if c.opts.yes => true,
             (None, None) if c.out.is_live() => c.out.ask("Ready: the fence stops the service's writes. Go"),
-            (None, None) => return Err(Error::Session("ready: give --go-file or --go-command, or --yes to go on at once".into())),
+            (None, None) => {
+                return Err(Error::NeedsOperator {
+                    what: "ready: nothing says when to go".into(),
+                    todo: "give --go-file or --go-command, or --yes to go on at once",
+                })
+            }
         };
         if go {
             return Ok(json!({ "waited_s": waited }));
@@ -144,15 +158,18 @@ async fn step_catch_up(c: &mut Ctx<'_>) -> Result<Value> {
         _ = c.opts.interrupts.wait_beyond(0) => return Err(Error::Interrupted(c.opts.interrupts.reason())),
     };
     if !waited {
-        return Err(Error::Session(format!("the c.replica did not reach the fence's GTID set {gtid} in time")));
+        return Err(Error::ReplicaNotReady {
+            what: format!("the replica did not reach the fence's GTID set {gtid} in time"),
+            todo: "let it catch up (or raise --lag-timeout), then `privfence promote resume` (or `promote abort`)",
+        });
     }
     let earlier: compare::Comparison = c.st.record("compare")?;
     let d = compare::delta(c.primary, c.replica, &earlier).await?;
     if !d.is_clean() {
-        return Err(Error::Session(format!(
-            "the tables differ after the fence: {} chunk(s)",
-            d.differing.len() + d.differing_replica.len()
-        )));
+        return Err(Error::Mismatch {
+            what: format!("the tables differ after the fence: {} chunk(s)", d.differing.len() + d.differing_replica.len()),
+            todo: "something besides replication wrote to one of them: `privfence promote abort` takes the fence down",
+        });
     }
     let mut detail = serde_json::to_value(&d).unwrap_or(Value::Null);
     // Where sync-back starts: the new server's binary log while the service is fenced
@@ -176,7 +193,10 @@ async fn step_promote(c: &mut Ctx<'_>) -> Result<Value> {
     s.close().await;
     let mut rinv = rinv;
     rinv.objects = c.inv.objects.clone();
-    let svc_def = c.svc.policy.service(c.svc.name).ok_or_else(|| Error::Session(format!("no service {:?}", c.svc.name)))?;
+    let svc_def = c.svc.policy.service(c.svc.name).ok_or_else(|| Error::JournalState {
+        what: format!("no service {:?} in the policy", c.svc.name),
+        todo: "use the policy the promotion started with (--policy)",
+    })?;
     let exempt = |a: &AccountName| svc_def.exemption(a, c.svc.today).is_some();
     let keep = promotion::Keep { owners: &c.svc.owners, exempt: &exempt, tool: &c.svc.tool };
     let p = promotion::promote(c.j, c.replica, &rinv, &c.svc.tables, &keep, &snapshot).await?;
@@ -195,9 +215,10 @@ async fn step_writes(c: &mut Ctx<'_>) -> Result<Value> {
         let mut node = crate::engine::node::Node::connect(spec, "smoke").await?;
         for t in &c.svc.tables {
             let sql = format!("INSERT INTO {} SELECT * FROM {} WHERE FALSE", t.sql(), t.sql());
-            exec::run(c.j, &mut node, Phase::Promote, Some("smoke-write"), &sql, &[])
-                .await
-                .map_err(|e| Error::Session(format!("the smoke write through {} failed on the new server: {e}", spec.target())))?;
+            exec::run(c.j, &mut node, Phase::Promote, Some("smoke-write"), &sql, &[]).await.map_err(|e| Error::External {
+                what: format!("the smoke write through {} failed on the new server: {e}", spec.target()),
+                todo: "check the service account's grants there, then `privfence promote resume`",
+            })?;
             smoked.push(t.to_string());
         }
         node.server.close().await;
