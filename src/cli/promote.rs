@@ -151,41 +151,76 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         out.data(&status_table(&st));
         return Ok(ExitCode::Ok);
     }
-    let known = Known::read(&path)?;
-    let policy_path = match (&a.policy, &known.policy) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => PathBuf::from(p),
-        (None, None) => anyhow::bail!("give --policy: there is no promotion journal for {:?} at {}", a.service, path.display()),
-    };
-    let today = chrono::Local::now().date_naive();
-    let policy = match crate::policy::load(&policy_path, today) {
-        Ok(p) => p,
-        Err(e) => {
-            out.status(&e.to_string());
-            return Ok(ExitCode::Error);
+    let Some(mut p) = Prepared::open(&a, &path, what, out).await? else { return Ok(ExitCode::Error) };
+    if what == "plan" {
+        return plan(&a, &mut p, out).await;
+    }
+    execute(&a, what, &path, p, out).await
+}
+
+/// What every verb but `status` and `revert` works on: the policy, both servers, the primary's
+/// inventory, the tables and owners of the service, and the run's options.
+struct Prepared {
+    policy_path: PathBuf,
+    policy: crate::policy::Policy,
+    today: chrono::NaiveDate,
+    primary: Node,
+    replica: Node,
+    inv: crate::model::Inventory,
+    tables: Vec<crate::model::TableName>,
+    owners: Vec<crate::model::AccountName>,
+    /// Whether the journal already names the servers (else the topology is recorded).
+    known_servers: bool,
+    opts: Options,
+}
+
+impl Prepared {
+    /// Reads the journal's policy and servers, connects and checks them. `None`: the policy
+    /// did not load (its error was shown).
+    async fn open(a: &Args, path: &std::path::Path, what: &str, out: &mut Output) -> anyhow::Result<Option<Prepared>> {
+        let known = Known::read(path)?;
+        let policy_path = match (&a.policy, &known.policy) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => PathBuf::from(p),
+            (None, None) => anyhow::bail!("give --policy: there is no promotion journal for {:?} at {}", a.service, path.display()),
+        };
+        let today = chrono::Local::now().date_naive();
+        let policy = match crate::policy::load(&policy_path, today) {
+            Ok(p) => p,
+            Err(e) => {
+                out.status(&e.to_string());
+                return Ok(None);
+            }
+        };
+        let svc_def =
+            policy.service(&a.service).ok_or_else(|| anyhow::anyhow!("no service {:?} in {}", a.service, policy_path.display()))?.clone();
+        let base = a.connect.input().resolve(&|k| std::env::var(k).ok())?;
+        let mut primary = Node::connect(&address(&base, a, &known.address(&a.primary, "primary", "--primary")?)?, "primary").await?;
+        let replica = Node::connect(&address(&base, a, &known.address(&a.replica, "replica", "--replica")?)?, "replica").await?;
+        known.same_servers(&[&primary, &replica])?;
+        let inv = crate::inventory::take(&mut primary.server).await?;
+        // A promotion under way keeps the tables it started with (the archive step renames them).
+        let journaled = if path.exists() { crate::journal::State::fold(&Journal::read(path)?).tables } else { Vec::new() };
+        let tables = if journaled.is_empty() { crate::session::guide::service_tables(&inv, &svc_def) } else { journaled };
+        if tables.is_empty() {
+            anyhow::bail!("service {:?} matches no table on the primary", a.service);
         }
-    };
-    let svc_def =
-        policy.service(&a.service).ok_or_else(|| anyhow::anyhow!("no service {:?} in {}", a.service, policy_path.display()))?.clone();
-    let base = a.connect.input().resolve(&|k| std::env::var(k).ok())?;
-    let mut primary = Node::connect(&address(&base, &a, &known.address(&a.primary, "primary", "--primary")?)?, "primary").await?;
-    let mut replica = Node::connect(&address(&base, &a, &known.address(&a.replica, "replica", "--replica")?)?, "replica").await?;
-    known.same_servers(&[&primary, &replica])?;
-    let inv = crate::inventory::take(&mut primary.server).await?;
-    // A promotion under way keeps the tables it started with (the archive step renames them).
-    let journaled = if path.exists() { crate::journal::State::fold(&Journal::read(&path)?).tables } else { Vec::new() };
-    let tables = if journaled.is_empty() { crate::session::guide::service_tables(&inv, &svc_def) } else { journaled };
-    if tables.is_empty() {
-        anyhow::bail!("service {:?} matches no table on the primary", a.service);
+        let owners: Vec<_> = inv.login_accounts().filter(|x| svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
+        let interrupts = crate::engine::interrupt::Interrupts::install()?;
+        if what != "plan" {
+            // From here a signal is honoured between statements: before the point of no return the
+            // fence comes down and the promotion stops resumable; after it, it stops between steps.
+            interrupts.guard();
+        }
+        let opts = options(a, interrupts, &primary, &replica)?;
+        let known_servers = !known.servers.is_empty();
+        Ok(Some(Prepared { policy_path, policy, today, primary, replica, inv, tables, owners, known_servers, opts }))
     }
-    let owners: Vec<_> = inv.login_accounts().filter(|x| svc_def.is_owner(&x.name)).map(|x| x.name.clone()).collect();
-    let interrupts = crate::engine::interrupt::Interrupts::install()?;
-    if what != "plan" {
-        // From here a signal is honoured between statements: before the point of no return the
-        // fence comes down and the promotion stops resumable; after it, it stops between steps.
-        interrupts.guard();
-    }
-    let opts = Options {
+}
+
+/// The run's options from the arguments.
+fn options(a: &Args, interrupts: crate::engine::interrupt::Interrupts, primary: &Node, replica: &Node) -> anyhow::Result<Options> {
+    Ok(Options {
         interrupts,
         failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
         hook_timeout: a.hook_timeout,
@@ -215,30 +250,37 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
             (Some(f), true) => Some(super::syncback::spec_at(f, primary.spec())?),
             _ => None,
         },
-    };
-    if what == "plan" {
-        let input = preflight::Input { policy: &policy, service: &a.service, today, lock_wait_max: Duration::from_secs(10) };
-        let checks = preflight::run(&mut primary, &mut replica, &inv, &input).await?;
-        let (ppos, rpos) = (primary.position().await?, replica.position().await?);
-        out.data(&format!(
-            "Promotion of service {:?}: {} table(s), owner(s) {}\nprimary {} at {}\nreplica {} at {}\n",
-            a.service,
-            tables.len(),
-            owners.iter().map(|o| o.sql()).collect::<Vec<_>>().join(", "),
-            primary.server.target,
-            ppos,
-            replica.server.target,
-            rpos
-        ));
-        let mut t = comfy_table::Table::new();
-        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-        t.set_header(vec!["check", "status", "detail"]);
-        for c in &checks {
-            t.add_row(vec![c.name.clone(), format!("{:?}", c.status), c.detail.clone()]);
-        }
-        out.data(&format!("{t}\nSteps: {}\n", STEPS.join(" → ")));
-        return Ok(if preflight::refuses(&checks) { ExitCode::Found } else { ExitCode::Ok });
+    })
+}
+
+/// `promote plan`: the preflight checks and the steps, with both servers' positions.
+async fn plan(a: &Args, p: &mut Prepared, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let input = preflight::Input { policy: &p.policy, service: &a.service, today: p.today, lock_wait_max: Duration::from_secs(10) };
+    let checks = preflight::run(&mut p.primary, &mut p.replica, &p.inv, &input).await?;
+    let (ppos, rpos) = (p.primary.position().await?, p.replica.position().await?);
+    out.data(&format!(
+        "Promotion of service {:?}: {} table(s), owner(s) {}\nprimary {} at {}\nreplica {} at {}\n",
+        a.service,
+        p.tables.len(),
+        p.owners.iter().map(|o| o.sql()).collect::<Vec<_>>().join(", "),
+        p.primary.server.target,
+        ppos,
+        p.replica.server.target,
+        rpos
+    ));
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+    t.set_header(vec!["check", "status", "detail"]);
+    for c in &checks {
+        t.add_row(vec![c.name.clone(), format!("{:?}", c.status), c.detail.clone()]);
     }
+    out.data(&format!("{t}\nSteps: {}\n", STEPS.join(" → ")));
+    Ok(if preflight::refuses(&checks) { ExitCode::Found } else { ExitCode::Ok })
+}
+
+/// `promote run|resume|abort|cleanup` under the service's promotion lock.
+async fn execute(a: &Args, what: &str, path: &std::path::Path, p: Prepared, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let Prepared { policy_path, policy, today, mut primary, mut replica, inv, tables, owners, known_servers, opts } = p;
     // One promotion per service at a time.
     let mut lock = primary.server.another().await?;
     let name = crate::engine::exec::lock_name("privfence-promote:", &a.service);
@@ -252,8 +294,8 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         policy: policy_path.display().to_string(),
         tables: tables.clone(),
     };
-    let mut j = Journal::open_or_create(&path, header)?;
-    if known.servers.is_empty() {
+    let mut j = Journal::open_or_create(path, header)?;
+    if !known_servers {
         // Where the promotion runs, so that status, resume and abort need only the service.
         j.append(Record::Topology { servers: vec![primary.reference(), replica.reference()] })?;
     }
@@ -273,25 +315,37 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
         Ok(()) if opts.sync_back.is_some() && st.finished() && what != "cleanup" && what != "abort" => {
             let source = replica.spec().clone();
             let target = opts.sync_back.clone().unwrap_or_else(|| source.clone());
-            super::syncback::after_promotion(&a.service, &policy_path, source, target, &svc.tables, &path, opts.interrupts.clone(), out)
+            super::syncback::after_promotion(&a.service, &policy_path, source, target, &svc.tables, path, opts.interrupts.clone(), out)
                 .await
         }
         Ok(()) => Ok(ExitCode::Ok),
-        Err(e @ crate::error::Error::Refused(_)) => {
+        Err(e) => Ok(failed(e, &st, path, out)),
+    }
+}
+
+/// The exit code of a promotion that stopped with `e`: a refusal changed nothing (2), a signal
+/// leaves it resumable (4), any other error is 4 when a step was left begun, else 2.
+fn failed(e: crate::error::Error, st: &PromoteState, path: &std::path::Path, out: &mut Output) -> ExitCode {
+    match e {
+        e @ crate::error::Error::Refused(_) => {
             out.status(&format!("privfence: refused: {e}"));
-            Ok(ExitCode::Error)
+            ExitCode::Error
         }
-        Err(e @ crate::error::Error::Interrupted(_)) => {
+        e @ crate::error::Error::Interrupted(_) => {
             out.status(&format!("privfence: {e}"));
-            Ok(ExitCode::JournalAttention)
+            ExitCode::JournalAttention
         }
-        Err(e) => {
+        e => {
             out.status(&format!("privfence: error: {e}"));
             out.status(&format!(
                 "the journal ({}) keeps the state: fix the cause, then `promote resume`, or `promote abort`",
                 path.display()
             ));
-            Ok(if st.steps.values().any(|s| s.0 == StepState::Begun) { ExitCode::JournalAttention } else { ExitCode::Error })
+            if st.steps.values().any(|s| s.0 == StepState::Begun) {
+                ExitCode::JournalAttention
+            } else {
+                ExitCode::Error
+            }
         }
     }
 }

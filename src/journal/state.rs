@@ -145,149 +145,11 @@ pub struct State {
 
 impl State {
     pub fn fold(entries: &[Entry]) -> State {
-        let mut s = State::default();
-        let mut current: Option<usize> = None;
-        let mut setting_ops: BTreeMap<u64, (String, String, Option<String>)> = BTreeMap::new();
+        let mut f = Folder::default();
         for e in entries {
-            match &e.record {
-                Record::Header { service, policy, tables, .. } => {
-                    s.service = service.clone();
-                    s.policy = policy.clone();
-                    s.tables = tables.clone();
-                    s.created = Some(e.at);
-                }
-                Record::Topology { servers } => s.topologies.push(servers.clone()),
-                Record::Note { account, text } => s.notes.push((e.at, account.clone(), text.clone())),
-                Record::AccountBegin { account, accounts, grantees, fingerprint, steps, snapshot, evidence } => {
-                    s.turns.push(AccountState {
-                        turn: s.turns.len(),
-                        account: account.clone(),
-                        accounts: accounts.clone(),
-                        grantees: grantees.clone(),
-                        fingerprint: fingerprint.clone(),
-                        steps: steps.clone(),
-                        snapshot: snapshot.clone(),
-                        evidence: evidence.clone(),
-                        begun: e.at,
-                        ops: Vec::new(),
-                        watermarks: BTreeMap::new(),
-                        cut_done: None,
-                        watch_begun: None,
-                        restore_begun: None,
-                        restore_done: None,
-                        verdict: None,
-                        earlier_verdicts: Vec::new(),
-                        failsafe: None,
-                    });
-                    current = Some(s.turns.len() - 1);
-                }
-                Record::Reopen { turn } => {
-                    if let Some(t) = s.turns.get_mut(*turn) {
-                        if let Some(v) = t.verdict.take() {
-                            t.earlier_verdicts.push(v);
-                        }
-                        t.restore_begun = None;
-                        t.restore_done = None;
-                        current = Some(*turn);
-                    }
-                }
-                Record::Intent { op, server, phase, step, sql, undo } => {
-                    let o = Op {
-                        op: *op,
-                        server: server.clone(),
-                        phase: *phase,
-                        step: step.clone(),
-                        sql: sql.clone(),
-                        undo: undo.clone(),
-                        at: e.at,
-                        outcome: None,
-                    };
-                    if *phase == Phase::Setting {
-                        setting_ops.insert(*op, (server.clone(), step.clone().unwrap_or_default(), undo.clone()));
-                        // Turning on: counts as on from the intent (it may have run).
-                        if let Some(u) = undo {
-                            s.settings_on.push((server.clone(), step.clone().unwrap_or_default(), u.clone()));
-                        }
-                    } else if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.ops.push(o);
-                    }
-                }
-                Record::Outcome { op, ok, error } => {
-                    if let Some((server, name, undo)) = setting_ops.get(op) {
-                        // A successful "off" clears the setting.
-                        if undo.is_none() && *ok {
-                            s.settings_on.retain(|(sv, n, _)| !(sv == server && n == name));
-                        }
-                        continue;
-                    }
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        if let Some(o) = t.ops.iter_mut().rev().find(|o| o.op == *op) {
-                            o.outcome = Some((*ok, error.clone()));
-                        }
-                    }
-                }
-                Record::Watermark { server, purpose, id, boot } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.watermarks.insert((server.clone(), purpose.clone()), (*id, *boot));
-                    }
-                }
-                Record::CutDone { after } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.cut_done = Some((e.at, after.clone()));
-                    }
-                }
-                Record::WatchBegin { window_ms, .. } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.watch_begun = Some((e.at, *window_ms));
-                    }
-                }
-                Record::RestoreBegin { reason } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        if t.restore_begun.is_none() || t.restore_done.is_some() {
-                            t.restore_begun = Some((e.at, reason.clone()));
-                            t.restore_done = None;
-                        }
-                    }
-                }
-                Record::RestoreDone { exact, conflicts } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.restore_done = Some((e.at, *exact, conflicts.clone()));
-                    }
-                }
-                Record::Step { .. } | Record::PointOfNoReturn { .. } => {}
-                Record::Failsafe { name, state, detail } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        let f = t.failsafe.get_or_insert_with(|| FailsafeInfo {
-                            name: name.clone(),
-                            state: *state,
-                            plan: serde_json::Value::Null,
-                            armed_at: None,
-                            fired: None,
-                        });
-                        f.state = *state;
-                        match state {
-                            FailsafeState::Arming => f.plan = detail.clone(),
-                            FailsafeState::Armed => f.armed_at = Some(e.at),
-                            FailsafeState::Fired => f.fired = Some(detail.clone()),
-                            FailsafeState::Disarmed => {}
-                        }
-                    }
-                }
-                Record::Verdict { verdict, reason, evidence, activity } => {
-                    if let Some(t) = current.and_then(|i| s.turns.get_mut(i)) {
-                        t.verdict = Some(VerdictRecord {
-                            verdict: *verdict,
-                            reason: reason.clone(),
-                            evidence: evidence.clone(),
-                            activity: *activity,
-                            at: e.at,
-                        });
-                    }
-                    current = None;
-                }
-            }
+            f.entry(e);
         }
-        s
+        f.s
     }
 
     /// The turn that has no verdict yet (at most one: a session cuts one account at a time).
@@ -304,5 +166,175 @@ impl State {
         let mut v: Vec<&AccountState> = by.into_values().collect();
         v.sort_by_key(|t| t.turn);
         v
+    }
+}
+
+/// The fold's running state: the session so far, the turn records apply to, and the setting
+/// statements by op id (their outcomes turn a setting off).
+#[derive(Default)]
+struct Folder {
+    s: State,
+    current: Option<usize>,
+    /// op → (server, setting name, undo); `undo` is `None` for a statement that turns it off.
+    setting_ops: BTreeMap<u64, (String, String, Option<String>)>,
+}
+
+impl Folder {
+    fn turn(&mut self) -> Option<&mut AccountState> {
+        self.current.and_then(|i| self.s.turns.get_mut(i))
+    }
+
+    fn entry(&mut self, e: &Entry) {
+        let s = &mut self.s;
+        match &e.record {
+            Record::Header { service, policy, tables, .. } => {
+                s.service = service.clone();
+                s.policy = policy.clone();
+                s.tables = tables.clone();
+                s.created = Some(e.at);
+            }
+            Record::Topology { servers } => s.topologies.push(servers.clone()),
+            Record::Note { account, text } => s.notes.push((e.at, account.clone(), text.clone())),
+            Record::AccountBegin { .. } => {
+                if let Some(t) = AccountState::begun(s.turns.len(), e) {
+                    s.turns.push(t);
+                    self.current = Some(s.turns.len() - 1);
+                }
+            }
+            Record::Reopen { turn } => {
+                if let Some(t) = s.turns.get_mut(*turn) {
+                    if let Some(v) = t.verdict.take() {
+                        t.earlier_verdicts.push(v);
+                    }
+                    t.restore_begun = None;
+                    t.restore_done = None;
+                    self.current = Some(*turn);
+                }
+            }
+            Record::Intent { .. } => self.intent(e),
+            Record::Outcome { op, ok, error } => {
+                if let Some((server, name, undo)) = self.setting_ops.get(op) {
+                    // A successful "off" clears the setting.
+                    if undo.is_none() && *ok {
+                        s.settings_on.retain(|(sv, n, _)| !(sv == server && n == name));
+                    }
+                    return;
+                }
+                if let Some(o) = self.turn().and_then(|t| t.ops.iter_mut().rev().find(|o| o.op == *op)) {
+                    o.outcome = Some((*ok, error.clone()));
+                }
+            }
+            Record::Step { .. } | Record::PointOfNoReturn { .. } => {}
+            Record::Verdict { verdict, reason, evidence, activity } => {
+                if let Some(t) = self.turn() {
+                    t.verdict = Some(VerdictRecord {
+                        verdict: *verdict,
+                        reason: reason.clone(),
+                        evidence: evidence.clone(),
+                        activity: *activity,
+                        at: e.at,
+                    });
+                }
+                self.current = None;
+            }
+            Record::Watermark { .. }
+            | Record::CutDone { .. }
+            | Record::WatchBegin { .. }
+            | Record::RestoreBegin { .. }
+            | Record::RestoreDone { .. }
+            | Record::Failsafe { .. } => {
+                if let Some(t) = self.turn() {
+                    t.record(e);
+                }
+            }
+        }
+    }
+
+    /// A statement's intent: a setting's (session-wide) or the current turn's.
+    fn intent(&mut self, e: &Entry) {
+        let Record::Intent { op, server, phase, step, sql, undo } = &e.record else { return };
+        if *phase == Phase::Setting {
+            self.setting_ops.insert(*op, (server.clone(), step.clone().unwrap_or_default(), undo.clone()));
+            // Turning on: counts as on from the intent (it may have run).
+            if let Some(u) = undo {
+                self.s.settings_on.push((server.clone(), step.clone().unwrap_or_default(), u.clone()));
+            }
+            return;
+        }
+        let o = Op {
+            op: *op,
+            server: server.clone(),
+            phase: *phase,
+            step: step.clone(),
+            sql: sql.clone(),
+            undo: undo.clone(),
+            at: e.at,
+            outcome: None,
+        };
+        if let Some(t) = self.turn() {
+            t.ops.push(o);
+        }
+    }
+}
+
+impl AccountState {
+    /// A new turn from its `account_begin` entry.
+    fn begun(turn: usize, e: &Entry) -> Option<AccountState> {
+        let Record::AccountBegin { account, accounts, grantees, fingerprint, steps, snapshot, evidence } = &e.record else {
+            return None;
+        };
+        Some(AccountState {
+            turn,
+            account: account.clone(),
+            accounts: accounts.clone(),
+            grantees: grantees.clone(),
+            fingerprint: fingerprint.clone(),
+            steps: steps.clone(),
+            snapshot: snapshot.clone(),
+            evidence: evidence.clone(),
+            begun: e.at,
+            ops: Vec::new(),
+            watermarks: BTreeMap::new(),
+            cut_done: None,
+            watch_begun: None,
+            restore_begun: None,
+            restore_done: None,
+            verdict: None,
+            earlier_verdicts: Vec::new(),
+            failsafe: None,
+        })
+    }
+
+    /// A record that belongs to this turn alone (watermarks, cut, watch, restore, fail-safe).
+    fn record(&mut self, e: &Entry) {
+        match &e.record {
+            Record::Watermark { server, purpose, id, boot } => {
+                self.watermarks.insert((server.clone(), purpose.clone()), (*id, *boot));
+            }
+            Record::CutDone { after } => self.cut_done = Some((e.at, after.clone())),
+            Record::WatchBegin { window_ms, .. } => self.watch_begun = Some((e.at, *window_ms)),
+            Record::RestoreBegin { reason } if self.restore_begun.is_none() || self.restore_done.is_some() => {
+                self.restore_begun = Some((e.at, reason.clone()));
+                self.restore_done = None;
+            }
+            Record::RestoreDone { exact, conflicts } => self.restore_done = Some((e.at, *exact, conflicts.clone())),
+            Record::Failsafe { name, state, detail } => {
+                let f = self.failsafe.get_or_insert_with(|| FailsafeInfo {
+                    name: name.clone(),
+                    state: *state,
+                    plan: serde_json::Value::Null,
+                    armed_at: None,
+                    fired: None,
+                });
+                f.state = *state;
+                match state {
+                    FailsafeState::Arming => f.plan = detail.clone(),
+                    FailsafeState::Armed => f.armed_at = Some(e.at),
+                    FailsafeState::Fired => f.fired = Some(detail.clone()),
+                    FailsafeState::Disarmed => {}
+                }
+            }
+            _ => {}
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! Building a plan: resolve the service and the account(s), analyse their access, and rewrite
 //! every path the account's own grants (or its roles) give it to the service's tables.
 
-use super::rewrite::{Ops, Privs};
+use super::rewrite::Ops;
+use super::roles::{members, roles, After};
 use super::simulate::Effect;
-use super::{fingerprint, Alternative, Change, Plan, Step, StepKind, PLAN_FORMAT};
+use super::{fingerprint, Change, Plan, Step, StepKind, PLAN_FORMAT};
 use crate::access::{self, index::Index, Entry, Via};
 use crate::db::Flavour;
-use crate::model::sql::grantee_sql;
 use crate::model::{AccountName, GrantObject, Inventory, TableName};
 use crate::policy::Policy;
 use std::collections::BTreeSet;
@@ -87,25 +87,8 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
         return Err(PlanError::NoTables(service.into()));
     }
     let (accts, bare) = accounts(inv, account)?;
-    let today = opts.today.unwrap_or_else(|| chrono::Local::now().date_naive());
-    for a in &accts {
-        if svc.is_owner(a) {
-            return Err(PlanError::Owner { account: a.sql(), service: service.into() });
-        }
-        if let (Some(e), false) = (svc.exemption(a, today), opts.even_if_exempt) {
-            return Err(PlanError::Exempt { account: a.sql(), service: service.into(), reason: e.reason.clone() });
-        }
-    }
     let report = access::analyse(inv, &tables);
-    if !bare {
-        let user = &accts[0].user;
-        let others: BTreeSet<String> =
-            report.entries.iter().filter(|e| &e.account.user == user && !accts.contains(&e.account)).map(|e| e.account.sql()).collect();
-        if !others.is_empty() {
-            return Err(PlanError::OtherHostRows { user: user.clone(), rows: others.into_iter().collect::<Vec<_>>().join(", ") });
-        }
-    }
-    check_definer(&report.entries, &accts, opts)?;
+    may_cut(svc, service, &accts, bare, &report.entries, opts)?;
     let ix = Index::new(inv);
     let mut plan = Plan {
         format: PLAN_FORMAT,
@@ -122,19 +105,10 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
     let mut revokes: Vec<Step> = Vec::new();
     let mut roles_involved: BTreeSet<AccountName> = BTreeSet::new();
     // Every grantee's grants after the plan, for the default-database check.
-    let mut after: Vec<(AccountName, GrantObject, crate::model::PrivSet)> = Vec::new();
+    let mut after: After = Vec::new();
     let partial = inv.server.flavour == Flavour::MySql && inv.server.partial_revokes;
     // Definer views that reach the service's tables are not re-granted by a rewrite.
-    let leave_out: BTreeSet<TableName> = report
-        .entries
-        .iter()
-        .filter_map(|e| match &e.via {
-            Via::Definer { object_kind, object, .. } if object_kind == "view" => {
-                inv.objects.tables.iter().map(|t| &t.name).find(|t| &t.sql() == object).cloned()
-            }
-            _ => None,
-        })
-        .collect();
+    let leave_out = definer_views(inv, &report.entries);
     for a in &accts {
         let entries: Vec<&Entry> = report.entries.iter().filter(|e| &e.account == a).collect();
         let mut ops = Ops::new(&ix, a.clone());
@@ -162,6 +136,49 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
     plan.fingerprint = fingerprint::of(inv, &accts, &roles_involved, &tables);
     self_check(&ix, inv, &plan, &accts, &tables, &leave_out)?;
     Ok(plan)
+}
+
+/// Refuses to plan a cut of an owner, of an exempt account (unless asked), of one host row
+/// of a user whose other rows reach the tables too, or of a definer (unless asked).
+fn may_cut(
+    svc: &crate::policy::Service,
+    service: &str,
+    accts: &[AccountName],
+    bare: bool,
+    entries: &[Entry],
+    opts: &PlanOptions,
+) -> Result<(), PlanError> {
+    let today = opts.today.unwrap_or_else(|| chrono::Local::now().date_naive());
+    for a in accts {
+        if svc.is_owner(a) {
+            return Err(PlanError::Owner { account: a.sql(), service: service.into() });
+        }
+        if let (Some(e), false) = (svc.exemption(a, today), opts.even_if_exempt) {
+            return Err(PlanError::Exempt { account: a.sql(), service: service.into(), reason: e.reason.clone() });
+        }
+    }
+    if !bare {
+        let user = &accts[0].user;
+        let others: BTreeSet<String> =
+            entries.iter().filter(|e| &e.account.user == user && !accts.contains(&e.account)).map(|e| e.account.sql()).collect();
+        if !others.is_empty() {
+            return Err(PlanError::OtherHostRows { user: user.clone(), rows: others.into_iter().collect::<Vec<_>>().join(", ") });
+        }
+    }
+    check_definer(entries, accts, opts)
+}
+
+/// The views whose definer's access reaches the service's tables.
+fn definer_views(inv: &Inventory, entries: &[Entry]) -> BTreeSet<TableName> {
+    entries
+        .iter()
+        .filter_map(|e| match &e.via {
+            Via::Definer { object_kind, object, .. } if object_kind == "view" => {
+                inv.objects.tables.iter().map(|t| &t.name).find(|t| &t.sql() == object).cloned()
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Applies the plan to a copy of the model and refuses it if anything but the service's
@@ -195,7 +212,7 @@ fn self_check(
     }
 }
 
-fn number(mut steps: Vec<Step>) -> Vec<Step> {
+pub(super) fn number(mut steps: Vec<Step>) -> Vec<Step> {
     for (i, s) in steps.iter_mut().enumerate() {
         s.id = format!("{:02}-{}", i + 1, if s.kind == StepKind::Grant { "grant" } else { "revoke" });
     }
@@ -273,31 +290,6 @@ fn objects_used(ix: &Index, ops: &mut Ops, entries: &[&Entry], warnings: &mut Ve
     }
 }
 
-/// Members of a role (accounts that hold it directly or through other roles).
-fn members(ix: &Index, role: &AccountName) -> Vec<AccountName> {
-    ix.inv.login_accounts().filter(|a| ix.role_chains(&a.name).iter().any(|c| c.contains(&role))).map(|a| a.name.clone()).collect()
-}
-
-/// Does editing `role` change `member`'s access to a service table? Only if something it
-/// gets there through the role is not also reachable another way (MariaDB makes a role's
-/// creator a member; an administrator with global privileges loses nothing).
-fn depends_on(all: &[Entry], member: &AccountName, role: &AccountName) -> bool {
-    let through = |e: &Entry| matches!(&e.via, Via::Role { chain, .. } if chain.contains(role));
-    all.iter().filter(|e| &e.account == member && through(e)).any(|e| {
-        e.privileges.iter().any(|p| {
-            !all.iter().any(|o| {
-                &o.account == member
-                    && o.table == e.table
-                    && !through(o)
-                    && o.privileges.contains(p)
-                    && !matches!(o.via, Via::Definer { .. } | Via::ForeignKey { .. } | Via::UnresolvedDefiner { .. })
-            })
-        })
-    })
-}
-
-/// Roles that reach the service's tables: either edit the role, or take it away from the
-/// account and give it the role's other privileges directly.
 /// Declares the accounts that will no longer be able to `USE` a service schema: nothing left
 /// there (own grants or those of a role active at login; PUBLIC's do not count on MariaDB).
 fn default_database(
@@ -339,243 +331,6 @@ fn default_database(
                     account: a.clone(),
                     detail: format!("can no longer connect with `{schema}` as its default database (USE fails with error 1044): it keeps no privilege there"),
                 });
-            }
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn roles(
-    ix: &Index,
-    a: &AccountName,
-    entries: &[&Entry],
-    all: &[Entry],
-    tables: &[TableName],
-    grants: &mut Vec<Step>,
-    revokes: &mut Vec<Step>,
-    plan: &mut Plan,
-    after: &mut Vec<(AccountName, GrantObject, crate::model::PrivSet)>,
-) {
-    let mut top: BTreeSet<AccountName> = BTreeSet::new();
-    let mut holders: BTreeSet<AccountName> = BTreeSet::new();
-    for e in entries {
-        if let Via::Role { chain, .. } = &e.via {
-            top.insert(chain[0].clone());
-            holders.insert(chain.last().expect("non-empty").clone());
-        }
-    }
-    let partial = ix.inv.server.flavour == Flavour::MySql && ix.inv.server.partial_revokes;
-    for d in top {
-        // Option 1: edit every role of d's closure that holds service-table privileges.
-        let mut edit_steps = (Vec::new(), Vec::new());
-        let mut edit_changes = Vec::new();
-        let mut affected: BTreeSet<AccountName> = BTreeSet::new();
-        let mut edit_after = Vec::new();
-        for h in holders.iter().filter(|h| **h == d || ix.role_chains(&d).iter().any(|c| c.last() == Some(h))) {
-            let mut ops = Ops::new(ix, h.clone());
-            ops.table_grants(tables);
-            ops.schema_rows(tables);
-            ops.global(tables, partial);
-            let (g, r) = ops.steps();
-            edit_steps.0.extend(g);
-            edit_steps.1.extend(r);
-            edit_after.extend(ops.after().into_iter().map(|(o, p)| (h.clone(), o, p)));
-            edit_changes.extend(ops.changes);
-            affected.extend(members(ix, h).into_iter().filter(|m| depends_on(all, m, h)));
-        }
-        let others: Vec<AccountName> = affected.iter().filter(|m| *m != a).cloned().collect();
-        let edit = Alternative {
-            name: format!("edit role {}", d.sql()),
-            proposed: others.is_empty(),
-            description: if others.is_empty() {
-                format!("Rewrite the role's grants; {} is its only member", a.sql())
-            } else {
-                format!(
-                    "Rewrite the role's grants; this also cuts its other members: {}",
-                    others.iter().map(|m| m.sql()).collect::<Vec<_>>().join(", ")
-                )
-            },
-            steps: number(edit_steps.0.iter().chain(&edit_steps.1).cloned().collect()),
-            changes: edit_changes,
-        };
-        // Option 2: revoke d from the account; give it d's other privileges directly.
-        let (take_steps, take_changes) = take_role(ix, a, &d, tables);
-        let take = Alternative {
-            name: format!("take role {} from {}", d.sql(), a.sql()),
-            proposed: !others.is_empty(),
-            description: format!(
-                "Revoke {} from {} and grant it the role's other privileges directly; the role and its other members are untouched",
-                d.sql(),
-                a.sql()
-            ),
-            steps: number(take_steps.0.iter().chain(&take_steps.1).cloned().collect()),
-            changes: take_changes,
-        };
-        if edit.proposed {
-            after.extend(edit_after);
-        } else {
-            // The account no longer holds the role: record it as holding nothing through it.
-            after.push((d.clone(), GrantObject::Global, crate::model::PrivSet::new()));
-        }
-        let (chosen, other) = if edit.proposed { (edit, take) } else { (take, edit) };
-        plan.warnings.push(format!(
-            "{} reaches the service's tables through role {}: proposed: {}; alternative: {}",
-            a.sql(),
-            d.sql(),
-            chosen.name,
-            other.name
-        ));
-        let (g, r): (Vec<Step>, Vec<Step>) = chosen.steps.iter().cloned().partition(|s| s.kind == StepKind::Grant);
-        grants.extend(g);
-        revokes.extend(r);
-        plan.changes.extend(chosen.changes.clone());
-        plan.alternatives.push(chosen);
-        plan.alternatives.push(other);
-    }
-}
-
-/// Steps that revoke role `d` from `a` and grant `a` directly what `d` (and the roles under it)
-/// gave on everything but the service's tables. Sub-roles that do not reach the tables are
-/// granted directly; default-role status is restored by the inverse.
-fn take_role(ix: &Index, a: &AccountName, d: &AccountName, tables: &[TableName]) -> ((Vec<Step>, Vec<Step>), Vec<Change>) {
-    let flavour = ix.inv.server.flavour;
-    let mut ops = Ops::new(ix, a.clone());
-    let mut direct_roles: Vec<AccountName> = Vec::new();
-    let reaches = |r: &AccountName| {
-        tables.iter().any(|t| !ix.direct_as_role(r, t).is_empty() || ix.via_roles(r, |x| ix.direct_as_role(x, t)).iter().any(|_| true))
-    };
-    let mut queue = vec![d.clone()];
-    let mut seen = BTreeSet::new();
-    while let Some(r) = queue.pop() {
-        if !seen.insert(r.clone()) {
-            continue;
-        }
-        for g in ix.inv.grants.iter().filter(|g| g.grantee == r) {
-            copy_grant(ix, &mut ops, g, tables);
-        }
-        for child in ix.inv.role_grants.iter().filter(|x| x.grantee == r) {
-            if reaches(&child.role) {
-                queue.push(child.role.clone());
-            } else if !direct_roles.contains(&child.role) {
-                direct_roles.push(child.role.clone());
-            }
-        }
-    }
-    let (mut grants, mut revokes) = ops.steps();
-    let who = grantee_sql(a, flavour);
-    for r in direct_roles {
-        let role = grantee_sql(&r, flavour);
-        grants.push(Step {
-            id: String::new(),
-            account: a.clone(),
-            kind: StepKind::Grant,
-            forward: format!("GRANT {role} TO {who}"),
-            inverse: format!("REVOKE {role} FROM {who}"),
-            why: format!("keeps role {} that {} gave", r.sql(), d.sql()),
-            effect: Some(Effect::GrantRole { grantee: a.clone(), role: r.clone() }),
-        });
-    }
-    let admin = ix.inv.role_grants.iter().any(|x| &x.grantee == a && &x.role == d && x.admin);
-    let role = grantee_sql(d, flavour);
-    let defaults: Vec<&AccountName> = ix.inv.default_roles.iter().filter(|x| &x.account == a).map(|x| &x.role).collect();
-    if defaults.contains(&d) {
-        // Its own step, before the role is revoked: the inverse then re-grants the role first
-        // and makes it a default role again after.
-        let list = |rs: &[&AccountName]| {
-            if rs.is_empty() {
-                "NONE".to_string()
-            } else {
-                rs.iter().map(|r| grantee_sql(r, flavour)).collect::<Vec<_>>().join(", ")
-            }
-        };
-        let rest: Vec<&AccountName> = defaults.iter().copied().filter(|r| *r != d).collect();
-        let (forward, inverse) = match flavour {
-            Flavour::MariaDb => (format!("SET DEFAULT ROLE NONE FOR {who}"), format!("SET DEFAULT ROLE {role} FOR {who}")),
-            Flavour::MySql => {
-                (format!("ALTER USER {who} DEFAULT ROLE {}", list(&rest)), format!("ALTER USER {who} DEFAULT ROLE {}", list(&defaults)))
-            }
-        };
-        revokes.push(Step {
-            id: String::new(),
-            account: a.clone(),
-            kind: StepKind::Revoke,
-            forward,
-            inverse,
-            why: format!("{} is a default role", d.sql()),
-            effect: Some(Effect::NotDefault { grantee: a.clone(), role: d.clone() }),
-        });
-    }
-    let inverse = format!("GRANT {role} TO {who}{}", if admin { " WITH ADMIN OPTION" } else { "" });
-    revokes.push(Step {
-        id: String::new(),
-        account: a.clone(),
-        kind: StepKind::Revoke,
-        forward: format!("REVOKE {role} FROM {who}"),
-        inverse,
-        why: format!("role {} reaches the service's tables", d.sql()),
-        effect: Some(Effect::RevokeRole { grantee: a.clone(), role: d.clone() }),
-    });
-    let mut changes = ops.changes.clone();
-    changes.push(Change {
-        account: a.clone(),
-        detail: format!("no longer holds role {}: later changes to the role do not reach it", d.sql()),
-    });
-    if !ix.active_at_login(a, d) {
-        changes.push(Change {
-            account: a.clone(),
-            detail: format!("what role {} gave only after SET ROLE is granted directly: active at every login", d.sql()),
-        });
-    }
-    ((grants, revokes), changes)
-}
-
-/// Copies one of a role's grants to the account, minus the service's tables: exact rows for
-/// every schema a schema-level or global table privilege covered, per-table grants in the
-/// service schemas.
-fn copy_grant(ix: &Index, ops: &mut Ops, g: &crate::model::Grant, tables: &[TableName]) {
-    let inv = ix.inv;
-    let ci = inv.server.lower_case_table_names != 0;
-    let privs = Privs { set: g.privileges.clone(), option: g.grant_option };
-    match &g.object {
-        GrantObject::Table { table } | GrantObject::Column { table, .. } if tables.iter().any(|t| ix.same_table(t, table)) => {}
-        GrantObject::Table { .. } | GrantObject::Column { .. } | GrantObject::Routine { .. } => {
-            ops.desire(g.object.clone(), privs, format!("given by role {}", g.grantee.sql()))
-        }
-        GrantObject::Global | GrantObject::Schema { .. } => {
-            let service_schemas: BTreeSet<&str> = tables.iter().map(|t| t.schema.as_str()).collect();
-            let table_privs: crate::model::PrivSet =
-                g.privileges.iter().filter(|p| crate::model::privilege::TABLE_PRIVILEGES.contains(&p.as_str())).cloned().collect();
-            let rest = Privs { set: g.privileges.iter().filter(|p| !table_privs.contains(*p)).cloned().collect(), option: g.grant_option };
-            if g.object == GrantObject::Global {
-                ops.desire(GrantObject::Global, rest, format!("given by role {}", g.grantee.sql()));
-            }
-            let matches = |x: &str| match &g.object {
-                GrantObject::Schema { pattern } => pattern.matches(x, ci, inv.server.partial_revokes),
-                _ => true,
-            };
-            for x in inv.objects.schemas.iter().filter(|x| matches(x) && *x != "information_schema") {
-                if service_schemas.contains(x.as_str()) {
-                    for t in inv.objects.tables.iter().filter(|t| &t.name.schema == x && !tables.contains(&t.name)) {
-                        let set = table_privs.iter().filter(|p| inv.levels.table.contains(*p)).cloned().collect();
-                        ops.desire(
-                            GrantObject::Table { table: t.name.clone() },
-                            Privs { set, option: g.grant_option },
-                            format!("given by role {} on `{x}`", g.grantee.sql()),
-                        );
-                    }
-                } else {
-                    let mut want = Privs {
-                        set: if g.object == GrantObject::Global { table_privs.clone() } else { g.privileges.clone() },
-                        option: g.grant_option,
-                    };
-                    // The new exact row shadows the account's own wildcard rows: carry them.
-                    want.union(&Privs::of(&ix.schema_rows(&ops.grantee, x)));
-                    ops.desire(
-                        GrantObject::Schema { pattern: crate::model::SchemaPattern::exact(x) },
-                        want,
-                        format!("given by role {}", g.grantee.sql()),
-                    );
-                }
             }
         }
     }

@@ -11,6 +11,7 @@
 mod build;
 pub mod fingerprint;
 mod rewrite;
+mod roles;
 pub mod saved;
 pub mod simulate;
 

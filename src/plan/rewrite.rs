@@ -179,7 +179,13 @@ impl<'a> Ops<'a> {
                 ));
             }
         }
-        for r in &remove {
+        self.revoke_schema_rows(&remove, &schemas);
+    }
+
+    /// Revokes the schema rows that reach a service schema: an exact row keeps its non-table
+    /// privileges (only the table ones are revoked), a wildcard row goes.
+    fn revoke_schema_rows(&mut self, remove: &[&Grant], schemas: &BTreeSet<&str>) {
+        for r in remove {
             let GrantObject::Schema { pattern } = &r.object else { continue };
             let exact_service = pattern.literal().is_some_and(|l| schemas.contains(l.as_str()));
             if exact_service {

@@ -151,13 +151,6 @@ pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalF
     };
     let mut out = Vec::new();
     let actors = actor_blind_spots(&f, &target.user);
-    let src = |name: &str, covers: &str, blind: Vec<String>, available: bool| SourceInfo {
-        name: name.to_string(),
-        covers: covers.to_string(),
-        blind_spots: blind,
-        available,
-        logins: false,
-    };
     if !f.pfs {
         out.push(src(
             "performance_schema",
@@ -166,47 +159,69 @@ pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalF
             false,
         ));
     }
-    if flavour == Flavour::MySql {
-        let mut blind = vec!["names no table and no statement (the statement history does)".to_string()];
-        blind.extend(actors.iter().cloned());
-        if f.pfs && !f.error_instrument {
-            blind.push("the `error` instrument is disabled in setup_instruments".into());
-        }
-        let covers = "privilege errors (1044 1142 1143 1345 1356 1370 1449) of every account, raised and handled, and refused logins (1044 1045 3118) per account";
-        out.push(SourceInfo { logins: true, ..src(ERROR_SUMMARY, covers, blind, caps.error_summary) });
-        let mut blind = Vec::new();
-        if !f.error_log_table {
-            blind.push("performance_schema.error_log needs MySQL 8.0.22 or later".to_string());
-        } else if f.verbosity < 3 {
-            blind.push(format!(
-                "log_error_verbosity={}: refused logins are logged only at 3 (SET GLOBAL log_error_verbosity = 3)",
-                f.verbosity
-            ));
-        }
-        let covers = "refused logins (Access denied notes MY-010914, MY-010926) with the account as the client gave it";
-        out.push(SourceInfo { logins: true, ..src(logins::ERROR_LOG_TABLE, covers, blind, caps.error_log_table) });
-    }
-    if flavour == Flavour::MariaDb {
-        out.push(errlog_source(&f, files));
-        let blind = if f.userstat {
-            vec!["per user name: no host, no error number".to_string()]
-        } else {
-            vec!["userstat=OFF: SET GLOBAL userstat = ON makes it count (no restart)".to_string()]
-        };
-        let covers = "refused connection attempts per user (a default database refused, a wrong password, a locked account)";
-        out.push(SourceInfo { logins: true, ..src(logins::DENIED_CONNECTIONS, covers, blind, caps.denied_connections) });
-        let (blind, available) = match &files.audit_log {
-            Some(_) => (vec!["lines the server writes to a file this machine can read".to_string()], true),
-            None => (vec!["server_audit is not active with CONNECT events and a file readable here".to_string()], false),
-        };
-        out.push(SourceInfo { logins: true, ..src(logins::AUDIT_LOG, "FAILED_CONNECT lines: user, host, error", blind, available) });
-        let (blind, available) = match &files.error_log {
-            Some(_) => (Vec::new(), true),
-            None => (vec!["the error log is not readable here, or log_warnings < 2".to_string()], false),
-        };
-        out.push(SourceInfo { logins: true, ..src(logins::ERROR_LOG_FILE, "Access denied warnings of refused logins", blind, available) });
+    match flavour {
+        Flavour::MySql => out.extend(mysql_error_sources(&f, &caps, &actors)),
+        Flavour::MariaDb => out.extend(mariadb_login_sources(&f, &caps, files)),
     }
     out.push(history_source(&f, flavour, &actors));
+    out.extend(activity_sources(&f, flavour));
+    out.push(src(UPTIME, "restarts: the start time moved or Uptime went down; dropped connections", Vec::new(), true));
+    Ok((caps, out))
+}
+
+/// One source of the report.
+fn src(name: &str, covers: &str, blind: Vec<String>, available: bool) -> SourceInfo {
+    SourceInfo { name: name.to_string(), covers: covers.to_string(), blind_spots: blind, available, logins: false }
+}
+
+/// MySQL: the error summary and the error log table.
+fn mysql_error_sources(f: &Found, caps: &Caps, actors: &[String]) -> Vec<SourceInfo> {
+    let mut out = Vec::new();
+    let mut blind = vec!["names no table and no statement (the statement history does)".to_string()];
+    blind.extend(actors.iter().cloned());
+    if f.pfs && !f.error_instrument {
+        blind.push("the `error` instrument is disabled in setup_instruments".into());
+    }
+    let covers = "privilege errors (1044 1142 1143 1345 1356 1370 1449) of every account, raised and handled, and refused logins (1044 1045 3118) per account";
+    out.push(SourceInfo { logins: true, ..src(ERROR_SUMMARY, covers, blind, caps.error_summary) });
+    let mut blind = Vec::new();
+    if !f.error_log_table {
+        blind.push("performance_schema.error_log needs MySQL 8.0.22 or later".to_string());
+    } else if f.verbosity < 3 {
+        blind
+            .push(format!("log_error_verbosity={}: refused logins are logged only at 3 (SET GLOBAL log_error_verbosity = 3)", f.verbosity));
+    }
+    let covers = "refused logins (Access denied notes MY-010914, MY-010926) with the account as the client gave it";
+    out.push(SourceInfo { logins: true, ..src(logins::ERROR_LOG_TABLE, covers, blind, caps.error_log_table) });
+    out
+}
+
+/// MariaDB: sql_errlog, denied connections, the audit log and the error log file.
+fn mariadb_login_sources(f: &Found, caps: &Caps, files: &SignalFiles) -> Vec<SourceInfo> {
+    let mut out = vec![errlog_source(f, files)];
+    let blind = if f.userstat {
+        vec!["per user name: no host, no error number".to_string()]
+    } else {
+        vec!["userstat=OFF: SET GLOBAL userstat = ON makes it count (no restart)".to_string()]
+    };
+    let covers = "refused connection attempts per user (a default database refused, a wrong password, a locked account)";
+    out.push(SourceInfo { logins: true, ..src(logins::DENIED_CONNECTIONS, covers, blind, caps.denied_connections) });
+    let (blind, available) = match &files.audit_log {
+        Some(_) => (vec!["lines the server writes to a file this machine can read".to_string()], true),
+        None => (vec!["server_audit is not active with CONNECT events and a file readable here".to_string()], false),
+    };
+    out.push(SourceInfo { logins: true, ..src(logins::AUDIT_LOG, "FAILED_CONNECT lines: user, host, error", blind, available) });
+    let (blind, available) = match &files.error_log {
+        Some(_) => (Vec::new(), true),
+        None => (vec!["the error log is not readable here, or log_warnings < 2".to_string()], false),
+    };
+    out.push(SourceInfo { logins: true, ..src(logins::ERROR_LOG_FILE, "Access denied warnings of refused logins", blind, available) });
+    out
+}
+
+/// Activity and connections: the status counters and threads, or the processlist and userstat.
+fn activity_sources(f: &Found, flavour: Flavour) -> Vec<SourceInfo> {
+    let mut out = Vec::new();
     if f.pfs {
         let mut blind = vec![
             "handler calls come from any table, information_schema and SHOW included; pings in the same poll interval as a table statement count along (min(statements, handler calls))".to_string(),
@@ -221,23 +236,22 @@ pub async fn discover(server: &mut Server, target: &WatchTarget, files: &SignalF
         };
         out.push(src(STATUS, covers, blind, true));
         out.push(src(THREADS, "the account's open connections and whether they are instrumented", Vec::new(), true));
-    } else {
-        out.push(src(PROCESSLIST, "the account's open connections", Vec::new(), true));
-        if flavour == Flavour::MariaDb {
-            let blind = if f.userstat {
-                vec![
-                    "ACCESS_DENIED counts table denials of SELECT and DML, not 1044, 1143, 1345, 1370 nor SHOW's 1142; no host, no table"
-                        .into(),
-                    "activity counts only while no pre-cut connection is open, and reads of empty tables count nothing".into(),
-                ]
-            } else {
-                vec!["userstat=OFF (SET GLOBAL userstat=ON; see wanted_settings)".into()]
-            };
-            out.push(src(USER_STATISTICS, "denied accesses per user (ACCESS_DENIED) and rows read or written per user", blind, f.userstat));
-        }
+        return out;
     }
-    out.push(src(UPTIME, "restarts: the start time moved or Uptime went down; dropped connections", Vec::new(), true));
-    Ok((caps, out))
+    out.push(src(PROCESSLIST, "the account's open connections", Vec::new(), true));
+    if flavour == Flavour::MariaDb {
+        let blind = if f.userstat {
+            vec![
+                "ACCESS_DENIED counts table denials of SELECT and DML, not 1044, 1143, 1345, 1370 nor SHOW's 1142; no host, no table"
+                    .into(),
+                "activity counts only while no pre-cut connection is open, and reads of empty tables count nothing".into(),
+            ]
+        } else {
+            vec!["userstat=OFF (SET GLOBAL userstat=ON; see wanted_settings)".into()]
+        };
+        out.push(src(USER_STATISTICS, "denied accesses per user (ACCESS_DENIED) and rows read or written per user", blind, f.userstat));
+    }
+    out
 }
 
 fn errlog_source(f: &Found, files: &SignalFiles) -> SourceInfo {

@@ -66,9 +66,15 @@ pub(super) fn filter_findings(
     primary_id: &str,
     ci: bool,
 ) -> Vec<(Status, String)> {
+    let mut out = db_findings(f, &schemas_of(targets, ci), ci);
+    out.extend(table_findings(f, targets, ci));
+    out.extend(other_findings(f, &schemas_of(service, ci), primary_id, ci));
+    out
+}
+
+/// The database filters: `Replicate_Do_DB`, `Replicate_Ignore_DB`.
+fn db_findings(f: &Filters, schemas: &[String], ci: bool) -> Vec<(Status, String)> {
     let mut out = Vec::new();
-    let schemas = schemas_of(targets, ci);
-    let service_schemas = schemas_of(service, ci);
     if !f.do_db.is_empty() {
         let missing: Vec<&String> = schemas.iter().filter(|s| !in_list(&f.do_db, s, ci)).collect();
         out.push((
@@ -103,6 +109,12 @@ pub(super) fn filter_findings(
             ));
         }
     }
+    out
+}
+
+/// The table filters: `Replicate_(Wild_)Do_Table`, `Replicate_(Wild_)Ignore_Table`.
+fn table_findings(f: &Filters, targets: &[TableName], ci: bool) -> Vec<(Status, String)> {
+    let mut out = Vec::new();
     if !f.do_table.is_empty() || !f.wild_do.is_empty() {
         let dropped: Vec<&TableName> = targets
             .iter()
@@ -133,6 +145,12 @@ pub(super) fn filter_findings(
             }
         }
     }
+    out
+}
+
+/// Schema rewrites, GTID domain filters, ignored server ids.
+fn other_findings(f: &Filters, service_schemas: &[String], primary_id: &str, ci: bool) -> Vec<(Status, String)> {
+    let mut out = Vec::new();
     for r in &f.rewrite_db {
         let words: Vec<&str> = r.split(['(', ')', '-', '>', ' ', ',']).filter(|w| !w.is_empty()).collect();
         let hits =

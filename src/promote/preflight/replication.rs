@@ -275,16 +275,7 @@ pub(super) async fn source(
     links: &[Link],
     listed: &[String],
 ) -> (Check, Option<usize>) {
-    let mut f: Vec<(Status, String)> = Vec::new();
-    if pv.server_id == rv.server_id {
-        f.push((
-            Status::Fail,
-            format!("both servers have server_id {}: a replica ignores events carrying its own server_id", pv.server_id),
-        ));
-    }
-    if primary.flavour() == Flavour::MySql && primary.identity == replica.identity {
-        f.push((Status::Fail, format!("both connections reach the same server (server_uuid {})", primary.identity)));
-    }
+    let mut f = same_server_findings(primary, pv, rv, replica);
     if links.is_empty() {
         f.push((
             Status::Fail,
@@ -297,6 +288,72 @@ pub(super) async fn source(
         ));
         return (Check::from_findings(SOURCE, f, ""), None);
     }
+    let Some(i) = primary_link(primary, replica, pv, links, listed, &mut f).await else {
+        let seen: Vec<String> = links.iter().map(Link::describe).collect();
+        f.retain(|(s, _)| *s == Status::Fail);
+        f.push((
+            Status::Fail,
+            format!(
+                "{} replicates from {}, not from the primary {} (server {}); check --replica, or attach it to this primary first",
+                replica.name,
+                seen.join(", "),
+                primary.server.target,
+                primary.identity
+            ),
+        ));
+        return (Check::from_findings(SOURCE, f, ""), None);
+    };
+    let l = &links[i];
+    if let Some(problem) = l.health.problem() {
+        f.push(if l.health.io_running && l.health.sql_running {
+            (Status::Warn, format!("{}: {problem}; the promotion waits until it has applied everything", l.describe()))
+        } else {
+            (
+                Status::Fail,
+                format!("{}: {problem}; fix and start it (START REPLICA), let it catch up, then run the preflight again", l.describe()),
+            )
+        });
+    }
+    let seen = format!(
+        "{} replicates from {}: {}; the primary lists replicas [{}]",
+        replica.name,
+        l.describe(),
+        link_evidence(l, primary, pv),
+        listed.join(", ")
+    );
+    if f.is_empty() {
+        return (Check::new(SOURCE, Status::Pass, format!("{seen}; IO and SQL threads running")), Some(i));
+    }
+    let mut c = Check::from_findings(SOURCE, f, "");
+    c.detail = format!("{seen}; {}", c.detail);
+    (c, Some(i))
+}
+
+/// Both connections reaching one server (or two servers sharing a server_id).
+fn same_server_findings(primary: &Node, pv: &Vars, rv: &Vars, replica: &Node) -> Vec<(Status, String)> {
+    let mut f = Vec::new();
+    if pv.server_id == rv.server_id {
+        f.push((
+            Status::Fail,
+            format!("both servers have server_id {}: a replica ignores events carrying its own server_id", pv.server_id),
+        ));
+    }
+    if primary.flavour() == Flavour::MySql && primary.identity == replica.identity {
+        f.push((Status::Fail, format!("both connections reach the same server (server_uuid {})", primary.identity)));
+    }
+    f
+}
+
+/// The replica's link from the primary (by uuid, server_id or address), warning in `f` of
+/// every other link.
+async fn primary_link(
+    primary: &Node,
+    replica: &Node,
+    pv: &Vars,
+    links: &[Link],
+    listed: &[String],
+    f: &mut Vec<(Status, String)>,
+) -> Option<usize> {
     let pspec = primary.spec();
     let primary_addrs = if pspec.socket.is_some() { BTreeSet::new() } else { resolve(&pspec.host, pspec.port).await };
     let rspec = replica.spec();
@@ -323,47 +380,19 @@ pub(super) async fn source(
             ));
         }
     }
-    let Some(i) = found else {
-        let seen: Vec<String> = links.iter().map(Link::describe).collect();
-        f.retain(|(s, _)| *s == Status::Fail);
-        f.push((
-            Status::Fail,
-            format!(
-                "{} replicates from {}, not from the primary {} (server {}); check --replica, or attach it to this primary first",
-                replica.name,
-                seen.join(", "),
-                primary.server.target,
-                primary.identity
-            ),
-        ));
-        return (Check::from_findings(SOURCE, f, ""), None);
-    };
-    let l = &links[i];
-    if let Some(problem) = l.health.problem() {
-        f.push(if l.health.io_running && l.health.sql_running {
-            (Status::Warn, format!("{}: {problem}; the promotion waits until it has applied everything", l.describe()))
-        } else {
-            (
-                Status::Fail,
-                format!("{}: {problem}; fix and start it (START REPLICA), let it catch up, then run the preflight again", l.describe()),
-            )
-        });
-    }
-    let evidence = if l.source_uuid == primary.identity {
+    found
+}
+
+/// Why the link is the primary's.
+fn link_evidence(l: &Link, primary: &Node, pv: &Vars) -> String {
+    if l.source_uuid == primary.identity {
         "its Source_UUID is the primary's server_uuid".to_string()
     } else if l.source_server_id == pv.server_id {
         let label = if primary.flavour() == Flavour::MySql { "Source_Server_Id" } else { "Master_Server_Id" };
         format!("{label} {} is the primary's server_id", pv.server_id)
     } else {
         "its source address resolves to the primary's".to_string()
-    };
-    let seen = format!("{} replicates from {}: {evidence}; the primary lists replicas [{}]", replica.name, l.describe(), listed.join(", "));
-    if f.is_empty() {
-        return (Check::new(SOURCE, Status::Pass, format!("{seen}; IO and SQL threads running")), Some(i));
     }
-    let mut c = Check::from_findings(SOURCE, f, "");
-    c.detail = format!("{seen}; {}", c.detail);
-    (c, Some(i))
 }
 
 pub(super) async fn errant(primary: &mut Node, pv: &Vars, rv: &Vars) -> Result<Check> {
