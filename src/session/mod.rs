@@ -20,17 +20,16 @@ pub mod guide;
 mod restore;
 mod watch;
 
-// The engine's modules under their old paths, until every caller imports `crate::engine`.
-pub use crate::engine::{exec, failsafe, interrupt, node, snapshot};
+use crate::engine::{exec, interrupt, snapshot};
 
 use crate::db::ConnectSpec;
+use crate::engine::node::{Node, Topology};
 use crate::error::{Error, Result};
 use crate::journal::{Journal, JournalStep, Phase, Record, Verdict};
 use crate::model::{AccountName, TableName};
 use crate::output::Output;
 use crate::plan::Plan;
 use crate::signals::Monitor;
-use node::{Node, Topology};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
