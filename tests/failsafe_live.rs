@@ -13,57 +13,28 @@ use privfence::journal::{Journal, Record};
 use privfence::sandbox::Sandbox;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::session::Fixture;
+use support::session::{common_args, privfence, privfence_command, Fixture};
 use support::*;
-
-fn common_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "--policy".into(),
-        f.policy().display().to_string(),
-        "--service".into(),
-        f.service(),
-        "--journal".into(),
-        f.journal().display().to_string(),
-        "--reports".into(),
-        reports.display().to_string(),
-        "--no-notify".into(),
-        "--defaults-file".into(),
-        sb.primary.client_cnf.display().to_string(),
-    ];
-    if let Some(r) = &sb.replica {
-        a.extend(["--replica".to_string(), format!("{}:{}", r.host, r.port)]);
-    }
-    a
-}
 
 fn start_args(sb: &Sandbox, f: &Fixture, reports: &Path, extra: &[&str]) -> Vec<String> {
     let mut a = vec!["session".to_string(), "start".into()];
-    a.extend(common_args(sb, f, reports));
+    a.extend(common_args(sb, f, reports, true));
     a.extend(["--account", &f.account(), "--yes", "--kill-connections", "--poll", "50ms"].iter().map(|s| s.to_string()));
     a.extend(extra.iter().map(|s| s.to_string()));
     a
 }
 
-fn command(args: &[String], env: &[(&str, String)]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_privfence"));
-    c.args(args).env_remove("MYSQL_PWD").env_remove("DBUS_SESSION_BUS_ADDRESS").env("HOME", "/nonexistent");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c
-}
-
 fn run(args: &[String]) -> std::process::Output {
-    command(args, &[]).output().expect("run privfence")
+    privfence(args, &[])
 }
 
 /// Starts privfence in the background, its output in files of the fixture's folder.
 fn spawn(args: &[String], env: &[(&str, String)], f: &Fixture, name: &str) -> Child {
     let out = std::fs::File::create(f.dir.path().join(format!("{name}.out"))).unwrap();
     let err = std::fs::File::create(f.dir.path().join(format!("{name}.err"))).unwrap();
-    command(args, env).stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn privfence")
+    privfence_command(args, env).stdin(Stdio::null()).stdout(out).stderr(err).spawn().expect("spawn privfence")
 }
 
 fn output_of(f: &Fixture, name: &str) -> String {
@@ -200,7 +171,7 @@ async fn second_sigint(flavour: Flavour) {
         text(&status)
     );
     let mut args = vec!["session".to_string(), "resume".into()];
-    args.extend(common_args(sb, &f, &reports));
+    args.extend(common_args(sb, &f, &reports, true));
     let r = run(&args);
     assert_eq!(r.status.code(), Some(3), "resume finishes the restore: {}", text(&r));
     exact_everywhere(sb, &f, &before, "after resume").await;
@@ -249,7 +220,7 @@ async fn owners_and_exempt(flavour: Flavour) {
         c
     };
     let mut args = vec!["session".to_string(), "start".into()];
-    args.extend(common_args(sb, &f, &reports));
+    args.extend(common_args(sb, &f, &reports, true));
     args.extend(["--account".to_string(), owner.clone(), "--yes".into()]);
     let o = run(&args);
     assert_eq!(o.status.code(), Some(2), "session start refuses an owner: {}", text(&o));
@@ -318,7 +289,7 @@ async fn kill9_mid_watch(flavour: Flavour) {
     );
     eprintln!("{}: restored by the server {took:?} after kill -9 (failsafe-after 4s)", flavour.name());
     let mut args = vec!["session".to_string(), "resume".into()];
-    args.extend(common_args(sb, &f, &reports));
+    args.extend(common_args(sb, &f, &reports, true));
     let r = run(&args);
     assert_eq!(r.status.code(), Some(3), "resume closes the turn as restored: {}", text(&r));
     assert!(text(&r).contains("server-side fail-safe after"), "resume cites the fail-safe: {}", text(&r));

@@ -17,7 +17,6 @@ use privfence::sandbox::{self, Sandbox};
 use privfence::session::{self, Session};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use support::session::*;
 use support::*;
@@ -73,34 +72,9 @@ async fn passes_and_inconclusive(flavour: Flavour) {
 
 both_flavours!(pass_and_inconclusive, passes_and_inconclusive);
 
-fn privfence(args: &[String], env: &[(&str, String)]) -> std::process::Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_privfence"));
-    c.args(args).env_remove("MYSQL_PWD").env_remove("DBUS_SESSION_BUS_ADDRESS").env("HOME", "/nonexistent");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().expect("run privfence")
-}
-
-fn common_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
-    vec![
-        "--policy".into(),
-        f.policy().display().to_string(),
-        "--service".into(),
-        f.service(),
-        "--journal".into(),
-        f.journal().display().to_string(),
-        "--reports".into(),
-        reports.display().to_string(),
-        "--no-notify".into(),
-        "--defaults-file".into(),
-        sb.primary.client_cnf.display().to_string(),
-    ]
-}
-
 fn start_args(sb: &Sandbox, f: &Fixture, reports: &Path) -> Vec<String> {
     let mut a = vec!["session".to_string(), "start".into()];
-    a.extend(common_args(sb, f, reports));
+    a.extend(common_args(sb, f, reports, false));
     a.extend(["--account", &f.account(), "--yes", "--kill-connections", "--window", "4s", "--poll", "50ms"].iter().map(|s| s.to_string()));
     a
 }
@@ -170,7 +144,7 @@ async fn crash_everywhere(flavour: Flavour) {
         seen.insert(label.split(' ').next().unwrap_or_default().to_string());
         let verb = if n % 2 == 0 { "resume" } else { "rollback" };
         let mut args = vec!["session".to_string(), verb.to_string()];
-        args.extend(common_args(sb, &f, &reports));
+        args.extend(common_args(sb, &f, &reports, false));
         let r = privfence(&args, &[]);
         assert!(matches!(r.status.code(), Some(0) | Some(3)), "{verb} after a crash at point {n} ({label}) succeeds: {}", text(&r));
         assert_eq!(f.canonical(&sb.primary).await, before, "grants exactly as before after {verb} at point {n} ({label})");
@@ -354,7 +328,7 @@ async fn candidates_listing(flavour: Flavour) {
     let before = f.canonical(&sb.primary).await;
     let reports = f.dir.path().join("reports");
     let mut args = vec!["session".to_string(), "start".into()];
-    args.extend(common_args(sb, &f, &reports));
+    args.extend(common_args(sb, &f, &reports, false));
     let o = privfence(&args, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout).to_string();
@@ -382,7 +356,7 @@ async fn conflicting_change(flavour: Flavour) {
     admin_exec(sb, &[format!("GRANT UPDATE ON {}.orders TO {}", qi(&f.schema), f.account())]).await;
     let reports = f.dir.path().join("reports");
     let mut args = vec!["session".to_string(), "rollback".into()];
-    args.extend(common_args(sb, &f, &reports));
+    args.extend(common_args(sb, &f, &reports, false));
     args.extend(["--account".to_string(), f.account()]);
     let o = privfence(&args, &[]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));

@@ -195,3 +195,42 @@ impl Fixture {
         })
     }
 }
+
+/// The privfence binary with `args` and `env`, without the caller's `MYSQL_PWD`, D-Bus session
+/// or home (so no option file of the machine's user is read).
+pub fn privfence_command(args: &[String], env: &[(&str, String)]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"));
+    c.args(args).env_remove("MYSQL_PWD").env_remove("DBUS_SESSION_BUS_ADDRESS").env("HOME", "/nonexistent");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs the privfence binary to its end (see [`privfence_command`]).
+pub fn privfence(args: &[String], env: &[(&str, String)]) -> std::process::Output {
+    privfence_command(args, env).output().expect("run privfence")
+}
+
+/// The flags every `session` verb takes in these tests: the fixture's policy, service, journal,
+/// the reports folder, no desktop notification, the sandbox's admin option file; with
+/// `with_replica`, the sandbox's replica too.
+pub fn common_args(sb: &Sandbox, f: &Fixture, reports: &std::path::Path, with_replica: bool) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--policy".into(),
+        f.policy().display().to_string(),
+        "--service".into(),
+        f.service(),
+        "--journal".into(),
+        f.journal().display().to_string(),
+        "--reports".into(),
+        reports.display().to_string(),
+        "--no-notify".into(),
+        "--defaults-file".into(),
+        sb.primary.client_cnf.display().to_string(),
+    ];
+    if let (Some(r), true) = (&sb.replica, with_replica) {
+        a.extend(["--replica".to_string(), format!("{}:{}", r.host, r.port)]);
+    }
+    a
+}
