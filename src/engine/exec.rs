@@ -60,7 +60,8 @@ pub async fn execute(j: &mut Journal, node: &mut Node, s: Stmt<'_>) -> Result<()
         undo: s.undo.map(str::to_string),
     })?;
     let result = node.server.execute(s.sql).await;
-    crash::point(&format!("executed op {op}"));
+    // `executed PHASE STEP op N`: a test can crash right after a named statement ran.
+    crash::point(&format!("executed {:?} {} op {op}", s.phase, s.step.unwrap_or("-")));
     let e = match result {
         Ok(()) => {
             j.append(Record::Outcome { op, ok: true, error: None })?;

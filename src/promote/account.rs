@@ -9,7 +9,7 @@ use crate::db::server::text;
 use crate::engine::node::Node;
 use crate::engine::{exec, snapshot};
 use crate::error::{Error, Result};
-use crate::journal::{Journal, Phase};
+use crate::journal::{Entry, Journal, Phase, Record};
 use crate::model::AccountName;
 
 /// What step 3 found or did.
@@ -73,4 +73,109 @@ pub async fn ensure(j: &mut Journal, primary: &mut Node, replica: &mut Node, own
         });
     }
     Ok(out)
+}
+
+/// The owners step 3 created on the replica, as the journal tells it: every `create-owner`
+/// intent that did not fail, whether or not its outcome or the step's record was written (a
+/// crash inside the step leaves no record). Step 3 journals that intent only for an account it
+/// found absent on the replica, so each of these was absent before the promotion.
+pub fn created(entries: &[Entry]) -> Vec<AccountName> {
+    let failed: Vec<u64> = entries
+        .iter()
+        .filter_map(|e| match &e.record {
+            Record::Outcome { op, ok: false, .. } => Some(*op),
+            _ => None,
+        })
+        .collect();
+    let mut out: Vec<AccountName> = Vec::new();
+    for e in entries {
+        let Record::Intent { op, phase: Phase::Promote, step: Some(step), sql, .. } = &e.record else { continue };
+        if step != "create-owner" || failed.contains(op) {
+            continue;
+        }
+        if let Some(a) = created_account(sql) {
+            if !out.contains(&a) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}
+
+/// The account of a journaled (redacted) `SHOW CREATE USER` statement: `CREATE USER `u`@`h` ...`.
+fn created_account(sql: &str) -> Option<AccountName> {
+    let rest = sql.strip_prefix("CREATE USER ")?;
+    let rest = rest.strip_prefix("IF NOT EXISTS ").unwrap_or(rest);
+    let (user, rest) = quoted(rest)?;
+    let (host, _) = quoted(rest.strip_prefix('@')?)?;
+    Some(AccountName::new(&user, &host))
+}
+
+/// A name in backticks or single quotes (the quote doubled inside it), and what follows it.
+fn quoted(s: &str) -> Option<(String, &str)> {
+    let q = s.chars().next().filter(|c| *c == '`' || *c == '\'')?;
+    let mut out = String::new();
+    let mut chars = s[1..].char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == q {
+            if chars.peek().is_some_and(|(_, n)| *n == q) {
+                out.push(q);
+                chars.next();
+                continue;
+            }
+            return Some((out, &s[1 + i + 1..]));
+        }
+        out.push(c);
+    }
+    None
+}
+
+/// Drops the owners step 3 created on the replica (binary logging off, as they were created).
+/// An account that is not there (never created, or dropped already) is skipped.
+pub async fn drop_created(j: &mut Journal, replica: &mut Node, created: &[AccountName]) -> Result<Vec<AccountName>> {
+    let flavour = replica.flavour();
+    let mut there = Vec::new();
+    for a in created {
+        let n: Option<i64> = replica
+            .server
+            .first(
+                "looking for the account on the replica",
+                &format!(
+                    "SELECT COUNT(*) FROM mysql.user WHERE User = {} AND Host = {}",
+                    crate::model::ident::quote_str(&a.user),
+                    crate::model::ident::quote_str(&a.host)
+                ),
+            )
+            .await?;
+        if n.unwrap_or(0) > 0 {
+            there.push(a.clone());
+        }
+    }
+    if there.is_empty() {
+        return Ok(there);
+    }
+    let dropped = there.clone();
+    exec::unlogged(j, replica, Phase::Abort, async move |j: &mut Journal, replica: &mut Node| {
+        for a in &there {
+            let sql = format!("DROP USER IF EXISTS {}", crate::model::sql::grantee_sql(a, flavour));
+            exec::run(j, replica, Phase::Abort, Some("drop-owner"), &sql, &[]).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(dropped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_of_a_journaled_create_user() {
+        let a = created_account("CREATE USER `svc``o`@`%` IDENTIFIED ...").unwrap();
+        assert_eq!(a, AccountName::new("svc`o", "%"));
+        let a = created_account("CREATE USER 'x'@'10.0.0.%' REQUIRE NONE").unwrap();
+        assert_eq!(a, AccountName::new("x", "10.0.0.%"));
+        assert!(created_account("GRANT SELECT ON *.* TO `x`@`%`").is_none());
+    }
 }

@@ -10,11 +10,13 @@ use crate::journal::{Entry, Journal, Phase, Record, StepState};
 use crate::model::{AccountName, Inventory, TableName};
 use crate::output::Output;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod records;
 mod steps;
+pub use records::*;
 use steps::run_step;
 
 /// The steps, in order.
@@ -61,23 +63,6 @@ impl Step {
     pub fn parse(name: &str) -> Option<Step> {
         STEPS.iter().position(|s| *s == name).map(|i| Step::ALL[i])
     }
-}
-
-/// Step 3's record: the owners, what was found or created on the replica, and their grants'
-/// canonical snapshot (compared on the new server after the promotion, and by a revert).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct OwnerRecord {
-    pub owners: Vec<AccountName>,
-    pub on_replica: Vec<account::OnReplica>,
-    pub snapshot: BTreeSet<String>,
-}
-
-/// Step 11's record: the archived tables, and writes seen on them while they were watched.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct ArchiveRecord {
-    pub archived: Vec<String>,
-    pub written_meanwhile: Vec<String>,
-    pub watched_ms: u64,
 }
 
 /// Index of the first step after the point of no return.
@@ -293,6 +278,33 @@ async fn hook(cmd: &str, replica: &Node, limit: Duration, out: &mut Output) -> R
     Ok(())
 }
 
+/// Crosses the point of no return: the fail-safe is disarmed first; one that fired meanwhile
+/// took the fence down, so the replica must not be promoted on this fence.
+async fn point_of_no_return(j: &mut Journal, primary: &mut Node, st: &PromoteState, guard: &mut Option<guard::Guard>) -> Result<()> {
+    if let Some(g) = guard.take() {
+        if let Some(f) = guard::disarm(j, primary, g).await? {
+            refence(j, &f.reason())?;
+            return Err(Error::Interrupted(format!(
+                "the primary took the fence down by itself ({}); nothing was promoted: `privfence promote resume` fences again",
+                f.reason()
+            )));
+        }
+    }
+    let gtid = st.record::<fence::Fenced>("fence")?.gtid;
+    j.append(Record::PointOfNoReturn { gtid })?;
+    Ok(())
+}
+
+/// The fence or the catch-up failed with `e`: the fence comes down, the fail-safe is disarmed.
+async fn unfence_after(j: &mut Journal, primary: &mut Node, guard: &mut Option<guard::Guard>, e: &Error) -> Result<()> {
+    let f = fence::from_journal(j.entries());
+    fence::unfence(j, primary, &f).await?;
+    if let Some(g) = guard.take() {
+        guard::disarm(j, primary, g).await?;
+    }
+    step(j, "fence", StepState::Undone, json!({"reason": e.to_string()}))
+}
+
 /// Runs (or resumes) the promotion up to the end. `inv` is the primary's inventory.
 pub async fn run(
     j: &mut Journal,
@@ -316,19 +328,7 @@ pub async fn run(
             return Err(Error::JournalState { what: "this promotion was aborted".into(), todo: "start a new one with a new journal" });
         }
         if i == PONR && !st.point_of_no_return {
-            if let Some(g) = guard.take() {
-                // Disarmed before the point of no return; a fail-safe that fired meanwhile took
-                // the fence down, so the replica must not be promoted on this fence.
-                if let Some(f) = guard::disarm(j, primary, g).await? {
-                    refence(j, &f.reason())?;
-                    return Err(Error::Interrupted(format!(
-                        "the primary took the fence down by itself ({}); nothing was promoted: `privfence promote resume` fences again",
-                        f.reason()
-                    )));
-                }
-            }
-            let gtid = st.record::<fence::Fenced>("fence")?.gtid;
-            j.append(Record::PointOfNoReturn { gtid })?;
+            point_of_no_return(j, primary, &st, &mut guard).await?;
         }
         if *name == "preflight" {
             // The preflight reads only: a refusal journals nothing and leaves nothing to resume.
@@ -360,12 +360,7 @@ pub async fn run(
             Err(e) if i < PONR && (name == &"fence" || name == &"catch-up") => {
                 // Anything that blocks the fence or the catch-up undoes the fence at once.
                 out.warn(&format!("{name} failed ({e}); undoing the fence"));
-                let f = fence::from_journal(j.entries());
-                fence::unfence(j, primary, &f).await?;
-                if let Some(g) = guard.take() {
-                    guard::disarm(j, primary, g).await?;
-                }
-                step(j, "fence", StepState::Undone, json!({"reason": e.to_string()}))?;
+                unfence_after(j, primary, &mut guard, &e).await?;
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -404,26 +399,18 @@ pub async fn abort(j: &mut Journal, primary: &mut Node, replica: &mut Node, opts
                 fence::unfence(j, primary, &f).await?;
             }
             Some(Step::Owner) => {
-                // Done: the record says which owners were created on the replica. Begun but not
-                // done (a crash inside it) has no record: an owner created before the crash is
-                // left on the replica (with exactly the primary's grants; known gap).
-                let r = st.record::<OwnerRecord>("owner").ok();
-                let created: Vec<&AccountName> = r
-                    .iter()
-                    .flat_map(|r| r.owners.iter().zip(&r.on_replica))
-                    .filter(|(_, o)| **o == account::OnReplica::Created)
-                    .map(|(a, _)| a)
-                    .collect();
-                if !created.is_empty() {
-                    let flavour = replica.flavour();
-                    exec::unlogged(j, replica, Phase::Abort, async |j: &mut Journal, replica: &mut Node| {
-                        for a in created {
-                            let sql = format!("DROP USER IF EXISTS {}", crate::model::sql::grantee_sql(a, flavour));
-                            exec::run(j, replica, Phase::Abort, Some("drop-owner"), &sql, &[]).await?;
+                // The owners the step created, from its record and from its journaled
+                // `create-owner` intents (a crash inside the step leaves no record).
+                let mut created = account::created(j.entries());
+                if let Ok(r) = st.record::<OwnerRecord>("owner") {
+                    for (a, o) in r.owners.iter().zip(&r.on_replica) {
+                        if *o == account::OnReplica::Created && !created.contains(a) {
+                            created.push(a.clone());
                         }
-                        Ok(())
-                    })
-                    .await?;
+                    }
+                }
+                for a in account::drop_created(j, replica, &created).await? {
+                    out.status(&format!("dropped {} on the replica (the promotion created it)", a.sql()));
                 }
             }
             Some(Step::Reads) => {

@@ -34,7 +34,7 @@ use crate::policy::{Policy, Service};
 use crate::session::guide::{self, Reach};
 use chrono::NaiveDate;
 use mysql_async::Row;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -53,7 +53,7 @@ pub const READ_ONLY_BYPASS: &str = "read_only bypass";
 pub const MANAGED: &str = "managed service";
 
 /// How a check came out. Ordered: the worst of several is their maximum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -64,7 +64,7 @@ pub enum Status {
 }
 
 /// One preflight check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Check {
     /// One of the constants of this module ([`VERSIONS`]...).
     pub name: String,

@@ -1,5 +1,6 @@
 //! What each step of the promotion does, and the record it journals.
 
+use super::records::detail;
 use super::*;
 
 /// What a step works with.
@@ -60,7 +61,7 @@ async fn step_preflight(c: &mut Ctx<'_>) -> Result<Value> {
     if preflight::refuses(&checks) {
         return Err(Error::Refused("preflight refused (the failed checks are above); nothing was changed".into()));
     }
-    Ok(json!({ "checks": checks }))
+    Ok(detail(&PreflightRecord { checks }))
 }
 
 async fn step_zero_lag(c: &mut Ctx<'_>) -> Result<Value> {
@@ -68,7 +69,7 @@ async fn step_zero_lag(c: &mut Ctx<'_>) -> Result<Value> {
     loop {
         let pos = c.primary.position().await?;
         if c.replica.wait_for(&pos, Duration::from_secs(1)).await? {
-            return Ok(json!({ "position": pos }));
+            return Ok(detail(&ZeroLagRecord { position: pos }));
         }
         check(c.opts)?;
         if Instant::now() >= deadline {
@@ -77,21 +78,21 @@ async fn step_zero_lag(c: &mut Ctx<'_>) -> Result<Value> {
                 todo: "let it catch up (or raise --lag-timeout), then `privfence promote resume`",
             });
         }
-        c.out.progress(&format!("waiting for the c.replica to contain {pos} ..."));
+        c.out.progress(&format!("waiting for the replica to contain {pos} ..."));
     }
 }
 
 async fn step_owner(c: &mut Ctx<'_>) -> Result<Value> {
     let r = account::ensure(c.j, c.primary, c.replica, &c.svc.owners).await?;
     let snapshot = crate::engine::snapshot::read(&mut c.primary.server, &c.svc.owners).await?;
-    Ok(serde_json::to_value(OwnerRecord { owners: c.svc.owners.clone(), on_replica: r, snapshot }).unwrap_or(Value::Null))
+    Ok(detail(&OwnerRecord { owners: c.svc.owners.clone(), on_replica: r, snapshot }))
 }
 
 async fn step_reads(c: &mut Ctx<'_>) -> Result<Value> {
     match &c.opts.hooks.reads {
         Some(cmd) => hook(cmd, c.replica, c.opts.hook_timeout, c.out).await?,
         None if c.opts.yes => c.out.status("  no reads hook: the service's reads are assumed moved (--yes)"),
-        None if c.out.is_live() && c.out.ask("Have the service's reads been moved to the c.replica") => {}
+        None if c.out.is_live() && c.out.ask("Have the service's reads been moved to the replica") => {}
         None => {
             return Err(Error::NeedsOperator {
                 what: "the service's reads are still on the primary".into(),
@@ -99,14 +100,14 @@ async fn step_reads(c: &mut Ctx<'_>) -> Result<Value> {
             })
         }
     }
-    Ok(json!({ "hook": c.opts.hooks.reads }))
+    Ok(detail(&ReadsRecord { hook: c.opts.hooks.reads.clone() }))
 }
 
 async fn step_compare(c: &mut Ctx<'_>) -> Result<Value> {
     let mut say = |m: &str| c.out.progress(m);
     let cmp = compare::compare(c.primary, c.replica, &c.svc.tables, c.opts.chunk_rows, &mut say).await?;
     c.out.status(&format!("  {} chunk(s) equal, {} dirty", cmp.equal_chunks, cmp.dirty.len()));
-    Ok(serde_json::to_value(&cmp).unwrap_or(Value::Null))
+    Ok(detail::<CompareRecord>(&cmp))
 }
 
 async fn step_ready(c: &mut Ctx<'_>) -> Result<Value> {
@@ -133,12 +134,12 @@ async fn step_ready(c: &mut Ctx<'_>) -> Result<Value> {
             }
         };
         if go {
-            return Ok(json!({ "waited_s": waited }));
+            return Ok(detail(&ReadyRecord { waited_s: waited }));
         }
         check(c.opts)?;
         let pos = c.primary.position().await?;
         let behind = !c.replica.wait_for(&pos, Duration::from_millis(200)).await?;
-        c.out.progress(&format!("ready: waiting for the go ({waited} s; c.replica {})", if behind { "lagging" } else { "caught up" }));
+        c.out.progress(&format!("ready: waiting for the go ({waited} s; replica {})", if behind { "lagging" } else { "caught up" }));
         tokio::time::sleep(Duration::from_secs(1)).await;
         waited += 1;
     }
@@ -148,7 +149,7 @@ async fn step_fence(c: &mut Ctx<'_>) -> Result<Value> {
     let (f, r) = fence::fence(c.j, c.primary, c.inv, &c.svc.owners, &c.svc.tables, c.opts.lock_wait).await;
     r?;
     c.out.status(&format!("  fenced: GTID set {} (drained in {} ms)", f.gtid, f.drained_in.as_millis()));
-    Ok(serde_json::to_value(&f).unwrap_or(Value::Null))
+    Ok(detail::<FenceRecord>(&f))
 }
 
 async fn step_catch_up(c: &mut Ctx<'_>) -> Result<Value> {
@@ -171,19 +172,18 @@ async fn step_catch_up(c: &mut Ctx<'_>) -> Result<Value> {
             todo: "something besides replication wrote to one of them: `privfence promote abort` takes the fence down",
         });
     }
-    let mut detail = serde_json::to_value(&d).unwrap_or(Value::Null);
     // Where sync-back starts: the new server's binary log while the service is fenced
     // (nothing of the service's can be after it yet, nothing before it is missing).
     // Without a binary log there (or the privilege to read its position) there is no
     // sync-back; the promotion itself does not need it.
-    detail["sync_back_from"] = match crate::syncback::check::current_position(&mut c.replica.server).await {
-        Ok(p) => json!(p),
+    let sync_back_from = match crate::syncback::check::current_position(&mut c.replica.server).await {
+        Ok(p) => Some(p),
         Err(e) => {
             c.out.warn(&format!("no sync-back start position recorded: {e}"));
-            Value::Null
+            None
         }
     };
-    Ok(detail)
+    Ok(detail(&CatchUpRecord { delta: d, sync_back_from }))
 }
 
 async fn step_promote(c: &mut Ctx<'_>) -> Result<Value> {
@@ -200,7 +200,7 @@ async fn step_promote(c: &mut Ctx<'_>) -> Result<Value> {
     let exempt = |a: &AccountName| svc_def.exemption(a, c.svc.today).is_some();
     let keep = promotion::Keep { owners: &c.svc.owners, exempt: &exempt, tool: &c.svc.tool };
     let p = promotion::promote(c.j, c.replica, &rinv, &c.svc.tables, &keep, &snapshot).await?;
-    Ok(serde_json::to_value(&p).unwrap_or(Value::Null))
+    Ok(detail::<PromoteRecord>(&p))
 }
 
 async fn step_writes(c: &mut Ctx<'_>) -> Result<Value> {
@@ -224,7 +224,7 @@ async fn step_writes(c: &mut Ctx<'_>) -> Result<Value> {
         node.server.close().await;
         c.out.status(&format!("  smoke write through {} on the new server: ok", spec.target()));
     }
-    Ok(json!({ "hook": c.opts.hooks.writes, "smoke_write": smoked }))
+    Ok(detail(&WritesRecord { hook: c.opts.hooks.writes.clone(), smoke_write: smoked }))
 }
 
 async fn step_archive(c: &mut Ctx<'_>) -> Result<Value> {
@@ -247,9 +247,9 @@ async fn step_archive(c: &mut Ctx<'_>) -> Result<Value> {
         .map(|(t, (b, a))| format!("{t}: {} write(s)", a - b))
         .collect();
     for w in &written {
-        c.out.warn(&format!("the archived table was written on the old c.primary: {w}"));
+        c.out.warn(&format!("the archived table was written on the old primary: {w}"));
     }
     let archived = renamed.iter().map(|t| t.to_string()).collect();
     let r = ArchiveRecord { archived, written_meanwhile: written, watched_ms: c.opts.archive_watch.as_millis() as u64 };
-    Ok(serde_json::to_value(r).unwrap_or(Value::Null))
+    Ok(detail(&r))
 }
