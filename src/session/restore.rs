@@ -38,14 +38,7 @@ impl Session {
         }
         let user = t.accounts.first().map(|a| a.user.clone()).unwrap_or_default();
         let current = snapshot::read(&mut self.topo.primary().server, &t.grantees).await?;
-        // Someone else's changes show as differences from the grants right after the cut, as
-        // long as no restore statement of ours has run yet (after an interrupted restore, the
-        // differences are partly ours: the final check against the snapshot tells).
-        let restarted = t.ops.iter().any(|o| o.phase == Phase::Restore) || t.failsafe.as_ref().is_some_and(|f| f.fired.is_some());
-        let conflicts = match (&t.cut_done, restarted) {
-            (Some((_, after)), false) => snapshot::diff(&after.iter().cloned().collect(), &current),
-            _ => Vec::new(),
-        };
+        let conflicts = conflicts(&t, &current);
         if !conflicts.is_empty() {
             out.warn(&format!(
                 "the grants of {} changed since the cut, not by this session; only the session's own changes are undone:\n  {}",
@@ -53,16 +46,7 @@ impl Session {
                 conflicts.join("\n  ")
             ));
         }
-        // Steps whose statement may have run: an intent without an outcome counts, a statement
-        // the server refused does not.
-        let sent: BTreeSet<&str> = t
-            .ops
-            .iter()
-            .filter(|o| o.phase == Phase::Cut)
-            .filter(|o| !matches!(&o.outcome, Some((false, Some(e))) if !e.contains("may or may not have run")))
-            .filter_map(|o| o.step.as_deref())
-            .collect();
-        let inverses: Vec<&JournalStep> = t.steps.iter().rev().filter(|s| sent.contains(s.id.as_str())).collect();
+        let inverses = sent_inverses(&t);
         let first_removal = inverses.iter().position(|s| s.inverse.starts_with("REVOKE ")).unwrap_or(inverses.len());
         for s in &inverses[..first_removal] {
             self.stop_requested(seen)?;
@@ -248,4 +232,28 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Someone else's changes: the differences from the grants right after the cut, as long as no
+/// restore statement of ours has run yet (after an interrupted restore, the differences are
+/// partly ours: the final check against the snapshot tells).
+fn conflicts(t: &AccountState, current: &BTreeSet<String>) -> Vec<String> {
+    let restarted = t.ops.iter().any(|o| o.phase == Phase::Restore) || t.failsafe.as_ref().is_some_and(|f| f.fired.is_some());
+    match (&t.cut_done, restarted) {
+        (Some((_, after)), false) => snapshot::diff(&after.iter().cloned().collect(), current),
+        _ => Vec::new(),
+    }
+}
+
+/// The inverses of the cut steps whose statement may have run, last first: an intent without
+/// an outcome counts, a statement the server refused does not.
+fn sent_inverses(t: &AccountState) -> Vec<&JournalStep> {
+    let sent: BTreeSet<&str> = t
+        .ops
+        .iter()
+        .filter(|o| o.phase == Phase::Cut)
+        .filter(|o| !matches!(&o.outcome, Some((false, Some(e))) if !e.contains("may or may not have run")))
+        .filter_map(|o| o.step.as_deref())
+        .collect();
+    t.steps.iter().rev().filter(|s| sent.contains(s.id.as_str())).collect()
 }
