@@ -122,8 +122,48 @@ pub struct Args {
     /// `cleanup` only: the service's name, typed back.
     #[arg(long)]
     pub confirm: Option<String>,
+    /// `status` only: a table, or JSON (docs/formats.md, schema docs/schemas/promote-status.json).
+    #[arg(long, value_enum, ignore_case = true, default_value_t = StatusFormat::Table)]
+    pub format: StatusFormat,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+/// How `promote status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StatusFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+/// Version of the `promote status --format json` document.
+pub const STATUS_FORMAT: u32 = 1;
+
+/// `promote status --format json`: every step with its state and duration, and whether the
+/// point of no return is passed (docs/formats.md).
+fn status_json(service: &str, journal: &std::path::Path, st: &PromoteState) -> String {
+    let steps: Vec<serde_json::Value> = STEPS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (state, took) = match st.steps.get(*s) {
+                Some((state, d)) => (Some(format!("{state:?}").to_lowercase()), d["took_ms"].as_u64()),
+                None => (None, None),
+            };
+            serde_json::json!({ "n": i + 1, "name": s, "state": state, "took_ms": took })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "format": STATUS_FORMAT,
+        "kind": "promote-status",
+        "service": service,
+        "journal": journal.display().to_string(),
+        "point_of_no_return": st.point_of_no_return,
+        "finished": st.finished(),
+        "steps": steps,
+    });
+    format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 
 fn address(base: &ConnectSpec, a: &Args, given: &str) -> anyhow::Result<ConnectSpec> {
@@ -148,7 +188,10 @@ pub async fn run(cmd: PromoteCommand, out: &mut Output) -> anyhow::Result<ExitCo
     let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.promote", a.service)));
     if what == "status" {
         let st = PromoteState::fold(&Journal::read(&path)?);
-        out.data(&status_table(&st));
+        out.data(&match a.format {
+            StatusFormat::Table => status_table(&st),
+            StatusFormat::Json => status_json(&a.service, &path, &st),
+        });
         return Ok(ExitCode::Ok);
     }
     let Some(mut p) = Prepared::open(&a, &path, what, out).await? else { return Ok(ExitCode::Error) };
