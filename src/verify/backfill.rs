@@ -174,11 +174,11 @@ pub async fn backfill(
         let prepared = definition::prepare(&mut a, &mut b, tables, tombstones).await?;
         b.session("setting the isolation level", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
         let lag = if opts.dry_run { None } else { opts.lag.as_ref() };
-        let heartbeat = match lag {
-            Some(l) if l.by == LagBy::Heartbeat => Some(arm_heartbeat(to, journal.as_deref_mut(), tables).await?),
-            _ => None,
-        };
-        let mut throttle = Throttle::new(&mut b, opts.max_rate, opts.max_threads_running, lag, heartbeat).await?;
+        let mut throttle = Throttle::new(&mut b, opts.max_rate, opts.max_threads_running, lag).await?;
+        // Armed once every check has passed (it is the backfill's first change).
+        if lag.is_some_and(|l| l.by == LagBy::Heartbeat) {
+            throttle.beat_with(arm_heartbeat(to, journal.as_deref_mut(), tables).await?);
+        }
         let total = estimate(&mut a, tables).await?;
         let mut out = BackfillReport { tables: tables.to_vec(), replicas: throttle.replicas(), ..Default::default() };
         let mut run = Run { opts, throttle: &mut throttle, started, total, progress: &mut *progress };

@@ -76,7 +76,7 @@ impl Heartbeat {
     }
 
     /// The next beat: its number and the statement a chunk's transaction runs before `COMMIT`.
-    pub fn next(&mut self) -> (u64, String) {
+    pub fn advance(&mut self) -> (u64, String) {
         self.seq += 1;
         (self.seq, format!("UPDATE {TABLE} SET seq = {}, at = NOW(6) WHERE name = {}", self.seq, quote_str(&self.name)))
     }

@@ -69,15 +69,10 @@ pub struct Throttle {
 
 impl Throttle {
     /// Connects to the target's replicas when `lag` is given; refuses a target without GTIDs
-    /// (by GTID). `heartbeat` is the armed row with `--lag-by heartbeat`.
-    pub async fn new(
-        to: &mut Server,
-        max_rate: Option<f64>,
-        max_threads_running: u64,
-        lag: Option<&LagOptions>,
-        heartbeat: Option<Heartbeat>,
-    ) -> Result<Throttle> {
-        let mut t = Throttle { max_rate, max_threads_running, max_lag: Duration::ZERO, replicas: Vec::new(), heartbeat, lag_waits: 0 };
+    /// (by GTID). Changes nothing: the heartbeat row is armed after ([`Throttle::beat_with`]).
+    pub async fn new(to: &mut Server, max_rate: Option<f64>, max_threads_running: u64, lag: Option<&LagOptions>) -> Result<Throttle> {
+        let mut t =
+            Throttle { max_rate, max_threads_running, max_lag: Duration::ZERO, replicas: Vec::new(), heartbeat: None, lag_waits: 0 };
         let Some(lag) = lag else { return Ok(t) };
         t.max_lag = lag.max;
         if lag.by == LagBy::Gtid {
@@ -98,9 +93,14 @@ impl Throttle {
         Ok(t)
     }
 
+    /// Measures lag by `heartbeat` (`--lag-by heartbeat`, once its row is armed).
+    pub fn beat_with(&mut self, heartbeat: Heartbeat) {
+        self.heartbeat = Some(heartbeat);
+    }
+
     /// The next chunk's heartbeat statement and beat (`None` by GTID or without `--max-lag`).
     pub fn beat(&mut self) -> Option<(u64, String)> {
-        self.heartbeat.as_mut().map(Heartbeat::next)
+        self.heartbeat.as_mut().map(Heartbeat::advance)
     }
 
     /// `HOST:PORT` of each replica watched.
