@@ -2,8 +2,8 @@
 //! a backfill under live dual writes with tombstones, `kill -9` of the backfill at random points
 //! and reruns, verify under dual writes (no false mismatch; a one-side change found by key),
 //! tombstoned keys counted as deleted, every refusal, checkpoints that carry both servers'
-//! positions and a journal refused against another target, and `--max-lag` holding the copy
-//! while a replica of the target stops applying.
+//! positions and a journal refused against another target, and `--max-lag` (by GTID, then by
+//! heartbeat) holding the copy while a replica of the target stops applying.
 #![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
@@ -16,7 +16,7 @@ use privfence::journal::{Journal, Record, StepState, JOURNAL_FORMAT};
 use privfence::model::TableName;
 use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
 use privfence::verify::backfill::{backfill, cleanup_tombstones, BackfillOptions};
-use privfence::verify::throttle::LagOptions;
+use privfence::verify::throttle::{LagBy, LagOptions};
 use privfence::verify::{verify, DiffKind, VerifyOptions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -544,8 +544,14 @@ async fn journal_tied_to_target(flavour: Flavour) {
 both_flavours!(checkpoints_carry_both_positions_and_the_journal_is_tied_to_its_target, journal_tied_to_target);
 
 async fn max_lag_holds_the_copy(flavour: Flavour) {
+    // One after the other: both stop the same replica.
+    lag_holds(flavour, LagBy::Gtid).await;
+    lag_holds(flavour, LagBy::Heartbeat).await;
+}
+
+async fn lag_holds(flavour: Flavour, by: LagBy) {
     // The target is the primary of a pair; its replica stops applying for a while.
-    let p = Pair { src: sandbox(flavour), dst: pair(flavour), schema: "vf_lag".into() };
+    let p = Pair { src: sandbox(flavour), dst: pair(flavour), schema: format!("vf_lag_{by:?}").to_lowercase() };
     for sb in [p.src, p.dst] {
         let mut c = sb.primary.conn().await.unwrap();
         c.query_drop(format!("DROP DATABASE IF EXISTS {0}; CREATE DATABASE {0}", p.schema)).await.unwrap();
@@ -557,14 +563,17 @@ async fn max_lag_holds_the_copy(flavour: Flavour) {
     rc.query_drop("STOP REPLICA SQL_THREAD").await.unwrap();
     let (from, to) = p.servers().await;
     let t = p.table();
+    let dir = tempfile::tempdir().unwrap();
+    let mut j = Journal::open_or_create(&dir.path().join("j"), header(&t)).unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let task = {
         let (seen, t) = (seen.clone(), t.clone());
-        let lag = LagOptions { max: Duration::from_millis(300), replicas: Vec::new() };
+        let lag = LagOptions { max: Duration::from_millis(300), replicas: Vec::new(), by };
         let opts = BackfillOptions { max_rate: Some(3000.0), lag: Some(lag), ..bopts() };
         tokio::spawn(async move {
             let mut log = |l: &str| seen.lock().unwrap().push(l.to_string());
-            backfill(&from, &to, std::slice::from_ref(&t), Some(TOMB), None, &opts, &mut log).await
+            let r = backfill(&from, &to, std::slice::from_ref(&t), Some(TOMB), Some(&mut j), &opts, &mut log).await;
+            (r, j)
         })
     };
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -575,12 +584,22 @@ async fn max_lag_holds_the_copy(flavour: Flavour) {
         d.query_first::<u64, _>(format!("SELECT COUNT(*) FROM {}.items", p.schema)).await.unwrap().unwrap()
     };
     rc.query_drop("START REPLICA SQL_THREAD").await.unwrap();
-    let r = task.await.unwrap().expect("the backfill finishes once the replica catches up");
-    assert!(held && waiting, "the copy waited for the stopped replica: {:?}", seen.lock().unwrap().last());
-    assert!(copied_while_stopped < 3000, "{copied_while_stopped} rows copied while the replica was stopped");
-    assert!(r.lag_waits >= 1 && r.replicas.len() == 1, "{r:?}");
+    let (r, j) = task.await.unwrap();
+    let r = r.expect("the backfill finishes once the replica catches up");
+    assert!(held && waiting, "{by:?}: the copy waited for the stopped replica: {:?}", seen.lock().unwrap().last());
+    assert!(copied_while_stopped < 3000, "{by:?}: {copied_while_stopped} rows copied while the replica was stopped");
+    assert!(r.lag_waits >= 1 && r.replicas.len() == 1, "{by:?}: {r:?}");
     assert_eq!(r.inserted, 3000);
     assert!(r.verify.as_ref().unwrap().is_equal());
     p.dst.wait_replica_caught_up(Duration::from_secs(60)).await.unwrap();
+    if by == LagBy::Heartbeat {
+        // The heartbeat table and row were created through the journal; each chunk carries its beat.
+        let intents =
+            j.entries().iter().filter(|e| matches!(&e.record, Record::Intent { sql, .. } if sql.contains("backfill_heartbeat"))).count();
+        assert!(intents >= 1, "the heartbeat's setup is journaled");
+        let (_, mut d) = p.conns().await;
+        let beats: u64 = d.query_first("SELECT MAX(seq) FROM privfence.backfill_heartbeat").await.unwrap().unwrap();
+        assert!(beats >= r.chunks as u64, "{beats} beats for {} chunks", r.chunks);
+    }
 }
 both_flavours!(max_lag_holds_the_copy_while_a_replica_of_the_target_is_behind, max_lag_holds_the_copy);

@@ -9,7 +9,7 @@ use crate::model::TableName;
 use crate::output::{Format, Output};
 use crate::report::verify as render;
 use crate::verify::backfill::{self, BackfillOptions};
-use crate::verify::throttle::LagOptions;
+use crate::verify::throttle::{LagBy, LagOptions};
 use crate::verify::{definition, verify, VerifyOptions, VerifyReport};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -38,8 +38,8 @@ pub struct MigrationArgs {
     /// The tombstone table of each table on the target, e.g. `{table}_tombstones`.
     #[arg(long)]
     pub tombstones: Option<String>,
-    /// Rows per chunk [default: 1000 to compare; a backfill copies in chunks of 5000 (fewer
-    /// journal fsyncs and round trips; each chunk's locks are held for one short transaction)].
+    /// Rows per chunk [default: 5000, to compare and to copy (fewer round trips and, for a
+    /// backfill, journal fsyncs; each chunk's locks are held for one short transaction)].
     #[arg(long)]
     pub chunk_rows: Option<u64>,
     /// The wait before a differing chunk is read again.
@@ -79,9 +79,16 @@ pub struct BackfillArgs {
     /// Pause while the target's Threads_running is above this.
     #[arg(long, default_value_t = 64)]
     pub max_threads_running: u64,
-    /// Pause while a replica of the target is further behind than this (measured by GTID).
+    /// Pause while a replica of the target is further behind than this (measured by GTID, or
+    /// by a heartbeat row with `--lag-by heartbeat`; never Seconds_Behind_Master).
     #[arg(long, value_parser = super::args::parse_duration)]
     pub max_lag: Option<Duration>,
+    /// With `--max-lag`: how a replica's lag is measured. `gtid`: the target's GTID position
+    /// after each chunk, looked for on the replica. `heartbeat`: each chunk's transaction also
+    /// writes a row of `privfence`.`backfill_heartbeat` on the target (created through the
+    /// journal), read on each replica; for replicas without comparable GTIDs.
+    #[arg(long, value_enum, default_value_t = LagBy::Gtid, requires = "max_lag")]
+    pub lag_by: LagBy,
     /// With `--max-lag`: a replica of the target, HOST:PORT (repeatable; credentials of `--to`)
     /// [default: the replicas the target lists in SHOW REPLICAS / SHOW SLAVE HOSTS].
     #[arg(long, requires = "max_lag")]
@@ -127,7 +134,11 @@ async fn context(m: &MigrationArgs) -> anyhow::Result<(Server, Server, Vec<Table
 }
 
 fn verify_opts(m: &MigrationArgs) -> VerifyOptions {
-    VerifyOptions { chunk_rows: m.chunk_rows.unwrap_or(1000), recheck_delay: m.recheck_delay, ..VerifyOptions::default() }
+    VerifyOptions {
+        chunk_rows: m.chunk_rows.unwrap_or(VerifyOptions::default().chunk_rows),
+        recheck_delay: m.recheck_delay,
+        ..VerifyOptions::default()
+    }
 }
 
 fn write_reports(dir: &Path, stem: &str, md: &str, json: &str) -> anyhow::Result<PathBuf> {
@@ -269,7 +280,7 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
         max_rate: a.max_rate,
         max_threads_running: a.max_threads_running,
         dry_run: a.dry_run,
-        lag: a.max_lag.map(|max| LagOptions { max, replicas: a.replica.clone() }),
+        lag: a.max_lag.map(|max| LagOptions { max, replicas: a.replica.clone(), by: a.lag_by }),
         verify: verify_opts(&a.m),
     };
     let mut j = if a.dry_run { None } else { Some(Journal::open_or_create(&path, header)?) };

@@ -210,6 +210,15 @@ impl Server {
         self.conn.exec_drop(sql, mysql_async::Params::Positional(params)).await
     }
 
+    /// Runs a statement that changes the server over the text protocol (no prepare round trips).
+    /// Only the backfill's chunk writer ([`crate::verify::backfill`]) calls this, after journaling
+    /// the chunk's intent, with literals it rendered ([`crate::verify::literal`]). The trace shows
+    /// `summary`, not the statement: its literals are row data.
+    pub(crate) async fn execute_text(&mut self, sql: &str, summary: &str) -> std::result::Result<(), mysql_async::Error> {
+        super::redact::trace(&self.target, summary);
+        self.conn.query_drop(sql).await
+    }
+
     /// This connection's processlist id.
     pub fn connection_id(&self) -> u64 {
         u64::from(self.conn.id())

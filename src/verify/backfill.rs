@@ -14,7 +14,11 @@
 //!    held, no application transaction can add a row or a tombstone in the range.
 //! 2. Plain multi-row `INSERT`s of the rows whose key is neither on the target nor tombstoned
 //!    (no `REPLACE`, no upsert, no `INSERT IGNORE`: nothing on the target is ever overwritten,
-//!    and an unexpected duplicate fails the chunk instead of passing silently).
+//!    and an unexpected duplicate fails the chunk instead of passing silently). They are sent
+//!    as text, as `mysqldump` writes them (one round trip; a prepared statement with tens of
+//!    thousands of parameters cost a prepare, an execute and a close), with literals rendered
+//!    from the typed values so the target stores exactly what the source holds
+//!    ([`super::literal`]).
 //! 3. `COMMIT`; then `done` is journaled (fsynced) with the counts and both servers' positions
 //!    ([`super::position`]): the chunk is acknowledged.
 //!
@@ -47,12 +51,15 @@
 //! # Brakes
 //!
 //! Before each chunk: `--max-rate`, `--max-threads-running` and `--max-lag` (the target's
-//! replicas, by GTID): [`super::throttle`].
+//! replicas, by GTID or by a heartbeat row each chunk's transaction writes): [`super::throttle`],
+//! [`super::heartbeat`].
 
 pub use super::cleanup::cleanup_tombstones;
 use super::definition::{self, Prepared};
+use super::heartbeat::Heartbeat;
+use super::literal;
 use super::position::{check_target, position, Identity, Position, SERVERS_STEP};
-use super::throttle::{LagOptions, Throttle};
+use super::throttle::{LagBy, LagOptions, Throttle};
 use super::{connections, verify, VerifyOptions, VerifyReport};
 use crate::compare::TableQueries;
 use crate::db::Server;
@@ -168,6 +175,10 @@ pub async fn backfill(
         b.session("setting the isolation level", "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
         let lag = if opts.dry_run { None } else { opts.lag.as_ref() };
         let mut throttle = Throttle::new(&mut b, opts.max_rate, opts.max_threads_running, lag).await?;
+        // Armed once every check has passed (it is the backfill's first change).
+        if lag.is_some_and(|l| l.by == LagBy::Heartbeat) {
+            throttle.beat_with(arm_heartbeat(to, journal.as_deref_mut(), tables).await?);
+        }
         let total = estimate(&mut a, tables).await?;
         let mut out = BackfillReport { tables: tables.to_vec(), replicas: throttle.replicas(), ..Default::default() };
         let mut run = Run { opts, throttle: &mut throttle, started, total, progress: &mut *progress };
@@ -220,6 +231,15 @@ async fn tie_to_servers(j: &mut Journal, a: &mut Server, b: &mut Server) -> Resu
             Ok(())
         }
     }
+}
+
+/// Creates the heartbeat row of `--lag-by heartbeat` (through the journal: it is a change).
+async fn arm_heartbeat(to: &Server, journal: Option<&mut Journal>, tables: &[TableName]) -> Result<Heartbeat> {
+    let Some(j) = journal else {
+        return Err(Error::Session("--lag-by heartbeat writes a heartbeat row on the target, which needs the backfill's journal".into()));
+    };
+    let name = format!("backfill {}", tables.first().map(ToString::to_string).unwrap_or_default());
+    Heartbeat::arm(to, j, &name).await
 }
 
 async fn estimate(a: &mut Server, tables: &[TableName]) -> Result<u64> {
@@ -286,12 +306,18 @@ async fn copy_table(
     let mut next = read_chunk(a, q, lower, limit, positions).await?;
     while let Some(chunk) = next.take() {
         run.throttle.wait(b, out.rows_read, run.started, &mut *run.progress).await?;
-        let detail = serde_json::json!({ "table": q.table, "lower": chunk.lower, "upper": chunk.upper });
+        let beat = if opts.dry_run { None } else { run.throttle.beat() };
+        let mut detail = serde_json::json!({ "table": q.table, "lower": chunk.lower, "upper": chunk.upper });
+        if let Some((n, _)) = &beat {
+            detail["heartbeat"] = (*n).into();
+        }
         if let Some(j) = journal.as_deref_mut() {
             j.append(Record::Step { name: "chunk".into(), state: StepState::Begun, detail: detail.clone() })?;
         }
-        let (written, read) =
-            tokio::join!(write_chunk(b, p, &chunk, opts.dry_run), read_chunk(a, q, Some(chunk.upper.clone()), limit, positions));
+        let (written, read) = tokio::join!(
+            write_chunk(b, p, &chunk, opts.dry_run, beat.as_ref().map(|(_, sql)| sql.as_str())),
+            read_chunk(a, q, Some(chunk.upper.clone()), limit, positions)
+        );
         let counts = written?;
         let target_position = if opts.dry_run { None } else { Some(position(b).await?) };
         if let Some(t) = &target_position {
@@ -334,10 +360,10 @@ struct Counts {
 
 /// [`copy_chunk`], redone after a deadlock or a lock wait timeout (the transaction was rolled
 /// back, so nothing of it stayed).
-async fn write_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool) -> Result<Counts> {
+async fn write_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool, beat: Option<&str>) -> Result<Counts> {
     let mut retries = 0;
     loop {
-        match copy_chunk(b, p, chunk, dry_run).await {
+        match copy_chunk(b, p, chunk, dry_run, beat).await {
             Ok(c) => return Ok(Counts { retries, ..c }),
             Err(e) if retryable(&e) => {
                 let _ = b.session("rolling back", "ROLLBACK").await;
@@ -352,22 +378,59 @@ async fn write_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run:
     }
 }
 
-/// At most this many values in one `INSERT` (a prepared statement takes 65,535).
-const MAX_PARAMS: usize = 60_000;
-/// An `INSERT` is sent once its values reach this size: well under `max_allowed_packet`
+/// An `INSERT` is sent once its text reaches this size: well under `max_allowed_packet`
 /// (16 MiB on MariaDB, 64 MiB on MySQL by default), large enough to need few round trips.
 const MAX_INSERT_BYTES: usize = 4 << 20;
 
-fn value_size(v: &mysql_async::Value) -> usize {
-    match v {
-        mysql_async::Value::Bytes(b) => b.len() + 2,
-        _ => 9,
+/// A text multi-row `INSERT` being built: its head, then `(literals), ...` ([`super::literal`]).
+struct InsertText {
+    head: String,
+    binary: Vec<bool>,
+    sql: String,
+    rows: usize,
+}
+
+impl InsertText {
+    fn new(q: &TableQueries) -> InsertText {
+        let cols: Vec<String> = q.column_names().iter().map(|c| quote_ident(c)).collect();
+        let head = format!("INSERT INTO {} ({}) VALUES ", q.table.sql(), cols.join(", "));
+        let binary = q.columns.iter().map(|c| literal::is_binary(&c.data_type)).collect();
+        InsertText { sql: head.clone(), head, binary, rows: 0 }
+    }
+
+    fn push(&mut self, values: &[mysql_async::Value]) {
+        if self.rows > 0 {
+            self.sql.push_str(", ");
+        }
+        self.sql.push('(');
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.sql.push_str(", ");
+            }
+            literal::push_literal(&mut self.sql, v, self.binary.get(i).copied().unwrap_or(true));
+        }
+        self.sql.push(')');
+        self.rows += 1;
+    }
+
+    /// Sends the rows gathered so far, if any, and starts over.
+    async fn flush(&mut self, b: &mut Server, q: &TableQueries) -> Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let summary = format!("INSERT INTO {} ({} rows)", q.table, self.rows);
+        // The backfill's one write, inside a chunk journaled first (clippy.toml).
+        #[allow(clippy::disallowed_methods)]
+        let inserted = b.execute_text(&self.sql, &summary).await;
+        self.sql.truncate(self.head.len());
+        self.rows = 0;
+        inserted.map_err(|source| Error::Statement { server: b.target.clone(), sql: summary, source })
     }
 }
 
 /// One chunk in one target transaction (see the module doc); `dry_run` counts without locking
-/// or writing.
-async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool) -> Result<Counts> {
+/// or writing. `beat` (`--lag-by heartbeat`) is the chunk's heartbeat, written before `COMMIT`.
+async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: bool, beat: Option<&str>) -> Result<Counts> {
     let q = &p.queries;
     let (lower, upper) = (chunk.lower.as_deref(), Some(chunk.upper.as_slice()));
     let lock = if dry_run { "" } else { " FOR UPDATE" };
@@ -379,10 +442,8 @@ async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: 
         None => BTreeSet::new(),
     };
     let present: BTreeSet<Vec<String>> = q.keys_in(b, &q.table, lower, upper, lock).await?.into_iter().collect();
-    let ncols = q.column_names().len();
     let mut c = Counts { read: chunk.rows.len() as u64, inserted: 0, present: 0, tombstoned: 0, retries: 0 };
-    let mut batch: Vec<mysql_async::Value> = Vec::new();
-    let mut bytes = 0usize;
+    let mut insert = InsertText::new(q);
     for (key, values) in &chunk.rows {
         if tombs.contains(key) {
             c.tombstoned += 1;
@@ -391,18 +452,20 @@ async fn copy_chunk(b: &mut Server, p: &Prepared, chunk: &SourceChunk, dry_run: 
         } else {
             c.inserted += 1;
             if !dry_run {
-                bytes += values.iter().map(value_size).sum::<usize>();
-                batch.extend(values.iter().cloned());
-                if batch.len() + ncols > MAX_PARAMS || bytes >= MAX_INSERT_BYTES {
-                    insert(b, q, std::mem::take(&mut batch)).await?;
-                    bytes = 0;
+                insert.push(values);
+                if insert.sql.len() >= MAX_INSERT_BYTES {
+                    insert.flush(b, q).await?;
                 }
             }
         }
     }
     if !dry_run {
-        if !batch.is_empty() {
-            insert(b, q, batch).await?;
+        insert.flush(b, q).await?;
+        if let Some(sql) = beat {
+            // The chunk's heartbeat, journaled with its `begun` record (super::heartbeat).
+            #[allow(clippy::disallowed_methods)]
+            let beaten = b.execute_text(sql, "the chunk's heartbeat").await;
+            beaten.map_err(|source| Error::Statement { server: b.target.clone(), sql: sql.to_string(), source })?;
         }
         b.session("committing the chunk", "COMMIT").await?;
     }
@@ -437,17 +500,4 @@ async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>,
             (key.collect(), v)
         })
         .collect())
-}
-
-/// The only write of a backfill: a plain multi-row `INSERT` inside the chunk's transaction,
-/// after the chunk was journaled.
-async fn insert(b: &mut Server, q: &TableQueries, values: Vec<mysql_async::Value>) -> Result<()> {
-    let cols: Vec<String> = q.column_names().iter().map(|c| quote_ident(c)).collect();
-    let row = format!("({})", vec!["?"; cols.len()].join(", "));
-    let n = values.len() / cols.len().max(1);
-    let sql = format!("INSERT INTO {} ({}) VALUES {}", q.table.sql(), cols.join(", "), vec![row; n].join(", "));
-    // The backfill's one write, inside a chunk journaled first (clippy.toml).
-    #[allow(clippy::disallowed_methods)]
-    let inserted = b.execute_params(&sql, values).await;
-    inserted.map_err(|source| Error::Statement { server: b.target.clone(), sql: format!("INSERT INTO {} ({n} rows)", q.table), source })
 }

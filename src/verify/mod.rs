@@ -6,9 +6,10 @@
 //! Every table's definition is checked on both sides first ([`definition::prepare`]); then each
 //! table is walked in chunks cut on the source (`(lower, upper]`, the last chunk open-ended so
 //! rows only the target has are seen) and summed on both servers at once with the promotion's
-//! order-independent checksum ([`crate::compare`]). Keys with a tombstone on the target count
-//! as deleted: the target's sum leaves them out with `NOT EXISTS` on the tombstone table, the
-//! source's with the tombstoned keys of the chunk listed (read from the target just before).
+//! order-independent checksum ([`crate::compare`]), pipelined: the target sums chunk N while the
+//! source cuts and sums chunk N+1. Keys with a tombstone on the target count as deleted: both
+//! sums leave out the tombstoned keys of the chunk, listed (read from the target just before
+//! its sum; the source's sum is taken again with them only when there are any).
 //! While both servers are written, a chunk can differ for a moment: a differing chunk is read
 //! again after `recheck_delay`, up to `rechecks` times; a chunk that still differs is narrowed
 //! to keys (key and row hash per row on both sides, twice, `recheck_delay` apart), and only keys
@@ -17,13 +18,17 @@
 //! # Layout
 //!
 //! [`definition`]: the checks before any row is read; [`backfill`]: the copy (chunks, journal,
-//! pipeline); [`throttle`]: its brakes (rate, `Threads_running`, replica lag by GTID);
+//! pipeline); [`throttle`]: its brakes (rate, `Threads_running`, replica lag by GTID or by a
+//! [`heartbeat`] row);
 //! [`position`]: server identities and binary log positions; [`cleanup`]: tombstone removal;
+//! [`literal`]: the values of the backfill's text `INSERT`s;
 //! [`readers`]: who still uses a copy.
 
 pub mod backfill;
 pub mod cleanup;
 pub mod definition;
+pub mod heartbeat;
+pub mod literal;
 pub mod position;
 pub mod readers;
 pub mod throttle;
@@ -51,7 +56,7 @@ pub struct VerifyOptions {
 
 impl Default for VerifyOptions {
     fn default() -> Self {
-        VerifyOptions { chunk_rows: 1000, rechecks: 3, recheck_delay: Duration::from_millis(500), max_keys: 1000 }
+        VerifyOptions { chunk_rows: 5000, rechecks: 3, recheck_delay: Duration::from_millis(500), max_keys: 1000 }
     }
 }
 
@@ -152,26 +157,19 @@ pub async fn verify(
     Ok(out)
 }
 
-/// The extra predicates that leave tombstoned keys out: (source side, target side).
-async fn tombstone_filters(b: &mut Server, p: &Prepared, lower: Option<&[String]>, upper: Option<&[String]>) -> Result<(String, String)> {
-    let Some(tomb) = &p.tombstones else { return Ok((String::new(), String::new())) };
+/// The predicate (` AND NOT (key = .. OR ...)`, or empty) that leaves out the keys with a
+/// tombstone on the target in `(lower, upper]`, read from the target just before: the same on
+/// both sides, so both sum the same keys (a tombstone written meanwhile makes the chunk differ
+/// for a moment, and the re-read settles it).
+async fn tombstone_filter(b: &mut Server, p: &Prepared, lower: Option<&[String]>, upper: Option<&[String]>) -> Result<String> {
+    let Some(tomb) = &p.tombstones else { return Ok(String::new()) };
     let q = &p.queries;
     let keys = q.keys_in(b, tomb, lower, upper, "").await?;
-    let src = if keys.is_empty() {
-        String::new()
-    } else {
-        let terms: Result<Vec<String>> = keys.iter().map(|k| q.key_equals(&q.table, k)).collect();
-        format!(" AND NOT ({})", terms?.join(" OR "))
-    };
-    let join: Vec<String> = q
-        .key_names()
-        .iter()
-        .map(|k| {
-            let c = crate::model::ident::quote_ident(k);
-            format!("{}.{c} = {}.{c}", tomb.sql(), q.table.sql())
-        })
-        .collect();
-    Ok((src, format!(" AND NOT EXISTS (SELECT 1 FROM {} WHERE {})", tomb.sql(), join.join(" AND "))))
+    if keys.is_empty() {
+        return Ok(String::new());
+    }
+    let terms: Result<Vec<String>> = keys.iter().map(|k| q.key_equals(&q.table, k)).collect();
+    Ok(format!(" AND NOT ({})", terms?.join(" OR ")))
 }
 
 async fn sums(
@@ -181,9 +179,49 @@ async fn sums(
     lower: Option<&[String]>,
     upper: Option<&[String]>,
 ) -> Result<(ChunkSum, ChunkSum)> {
-    let (fa, fb) = tombstone_filters(b, p, lower, upper).await?;
+    let f = tombstone_filter(b, p, lower, upper).await?;
     let q = &p.queries;
-    tokio::try_join!(q.sum_where(a, lower, upper, &fa), q.sum_where(b, lower, upper, &fb))
+    tokio::try_join!(q.sum_where(a, lower, upper, &f), q.sum_where(b, lower, upper, &f))
+}
+
+/// The source's next chunk after `lower`: its upper bound (`None`: the rest of the table) and
+/// its sum with no key left out.
+async fn source_chunk(a: &mut Server, p: &Prepared, lower: Option<&[String]>, rows: u64) -> Result<(Option<Vec<String>>, ChunkSum)> {
+    let q = &p.queries;
+    let upper = q.key_after(a, lower, Some(rows.max(1) - 1)).await?;
+    let sum = q.sum(a, lower, upper.as_deref()).await?;
+    Ok((upper, sum))
+}
+
+/// Chunk N's sums, pipelined: the target sums chunk N (its tombstones left out) while the source
+/// already cuts and sums chunk N+1; returns chunk N's pair and chunk N+1 (`None` after the
+/// last). The source's sum of chunk N is taken again with the tombstone filter only when the
+/// target has tombstones in the range.
+async fn pipelined(
+    a: &mut Server,
+    b: &mut Server,
+    p: &Prepared,
+    lower: Option<&[String]>,
+    ahead: (Option<Vec<String>>, ChunkSum),
+    rows: u64,
+) -> Result<((ChunkSum, ChunkSum), Option<(Option<Vec<String>>, ChunkSum)>)> {
+    let (upper, source_sum) = ahead;
+    let u = upper.as_deref();
+    let q = &p.queries;
+    let target = async {
+        let f = tombstone_filter(b, p, lower, u).await?;
+        let sum = q.sum_where(b, lower, u, &f).await?;
+        Ok::<_, crate::error::Error>((f, sum))
+    };
+    let next = async {
+        match u {
+            Some(u) => source_chunk(a, p, Some(u), rows).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let ((filter, sb), next) = tokio::try_join!(target, next)?;
+    let sa = if filter.is_empty() { source_sum } else { q.sum_where(a, lower, u, &filter).await? };
+    Ok(((sa, sb), next))
 }
 
 async fn key_diffs(
@@ -193,9 +231,9 @@ async fn key_diffs(
     lower: Option<&[String]>,
     upper: Option<&[String]>,
 ) -> Result<BTreeMap<Vec<String>, DiffKind>> {
-    let (fa, fb) = tombstone_filters(b, p, lower, upper).await?;
+    let f = tombstone_filter(b, p, lower, upper).await?;
     let q = &p.queries;
-    let (ra, rb) = tokio::try_join!(q.row_hashes(a, lower, upper, &fa), q.row_hashes(b, lower, upper, &fb))?;
+    let (ra, rb) = tokio::try_join!(q.row_hashes(a, lower, upper, &f), q.row_hashes(b, lower, upper, &f))?;
     let rb: BTreeMap<Vec<String>, String> = rb.into_iter().collect();
     let mut out = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -229,10 +267,12 @@ async fn verify_table(
     progress(&format!("{}: comparing by key {} ({}) in chunks of {} rows", q.table, q.index, q.key_names().join(", "), opts.chunk_rows));
     let mut lower: Option<Vec<String>> = None;
     let mut listed = 0usize;
-    loop {
-        let upper = q.key_after(a, lower.as_deref(), Some(opts.chunk_rows.max(1) - 1)).await?;
+    let mut ahead = Some(source_chunk(a, p, None, opts.chunk_rows).await?);
+    while let Some(chunk) = ahead.take() {
+        let upper = chunk.0.clone();
         let (l, u) = (lower.as_deref(), upper.as_deref());
-        let (mut sa, mut sb) = sums(a, b, p, l, u).await?;
+        let ((mut sa, mut sb), next) = pipelined(a, b, p, l, chunk, opts.chunk_rows).await?;
+        ahead = next;
         let mut tries = 0;
         while !sa.matches(&sb) && tries < opts.rechecks {
             tries += 1;
@@ -266,10 +306,7 @@ async fn verify_table(
                 }
             }
         }
-        match upper {
-            Some(u) => lower = Some(u),
-            None => break,
-        }
+        lower = upper;
     }
     Ok(())
 }

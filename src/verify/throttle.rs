@@ -13,7 +13,14 @@
 //! waits. A stopped SQL thread, a broken connection or a replica behind by a long transaction all
 //! show as a growing lag. Replicas come from `--replica HOST:PORT`, else from the target's
 //! `SHOW REPLICAS` / `SHOW SLAVE HOSTS` (replicas started with `report_host`).
+//!
+//! # Replica lag, by heartbeat (`--lag-by heartbeat`)
+//!
+//! The same marks, but each is a chunk's beat number in privfence's heartbeat row on the target
+//! ([`super::heartbeat`]), written in the chunk's transaction; a replica has applied a mark when
+//! its copy of the row shows that beat or a later one. No GTIDs needed on either side.
 
+use super::heartbeat::{self, Heartbeat};
 use super::position::gtid_variable;
 use crate::db::server::opt_text;
 use crate::db::{Flavour, Server};
@@ -22,17 +29,29 @@ use crate::model::ident::quote_str;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// How a replica's lag is measured (`--lag-by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LagBy {
+    /// The target's GTID position after each chunk, looked for in the replica's.
+    #[default]
+    Gtid,
+    /// A heartbeat row the chunks write on the target, read on each replica.
+    Heartbeat,
+}
+
 /// The replicas a backfill watches, and how far behind they may fall.
 #[derive(Debug, Clone)]
 pub struct LagOptions {
     pub max: Duration,
     /// `HOST:PORT` of each replica (credentials of the target); empty: ask the target.
     pub replicas: Vec<String>,
+    pub by: LagBy,
 }
 
 struct Replica {
     server: Server,
-    /// Target positions (GTID sets) this replica has not been seen to apply, oldest first.
+    /// Target positions (GTID sets, or heartbeat beats) this replica has not been seen to apply,
+    /// oldest first.
     marks: VecDeque<(String, Instant)>,
 }
 
@@ -42,26 +61,22 @@ pub struct Throttle {
     max_threads_running: u64,
     max_lag: Duration,
     replicas: Vec<Replica>,
+    /// `Some` with `--lag-by heartbeat`: the row the chunks beat.
+    heartbeat: Option<Heartbeat>,
     /// Chunks that waited for a replica (for the report).
     pub lag_waits: u64,
 }
 
 impl Throttle {
-    /// Connects to the target's replicas when `lag` is given; refuses a target without GTIDs.
+    /// Connects to the target's replicas when `lag` is given; refuses a target without GTIDs
+    /// (by GTID). Changes nothing: the heartbeat row is armed after ([`Throttle::beat_with`]).
     pub async fn new(to: &mut Server, max_rate: Option<f64>, max_threads_running: u64, lag: Option<&LagOptions>) -> Result<Throttle> {
-        let mut t = Throttle { max_rate, max_threads_running, max_lag: Duration::ZERO, replicas: Vec::new(), lag_waits: 0 };
+        let mut t =
+            Throttle { max_rate, max_threads_running, max_lag: Duration::ZERO, replicas: Vec::new(), heartbeat: None, lag_waits: 0 };
         let Some(lag) = lag else { return Ok(t) };
         t.max_lag = lag.max;
-        let gtids_on = match to.info.flavour {
-            Flavour::MySql => to.first::<String>("reading gtid_mode", "SELECT @@GLOBAL.gtid_mode").await?.as_deref() == Some("ON"),
-            Flavour::MariaDb => to.first::<u64>("reading log_bin", "SELECT @@GLOBAL.log_bin").await? == Some(1),
-        };
-        if !gtids_on {
-            return Err(Error::Session(format!(
-                "--max-lag measures replica lag by GTID, but the target {} has no GTIDs (MySQL: gtid_mode=ON; MariaDB: \
-                 log_bin on); nothing was changed",
-                to.target
-            )));
+        if lag.by == LagBy::Gtid {
+            require_gtids(to).await?;
         }
         let addresses = if lag.replicas.is_empty() { discover(to).await? } else { lag.replicas.clone() };
         if addresses.is_empty() {
@@ -78,20 +93,34 @@ impl Throttle {
         Ok(t)
     }
 
+    /// Measures lag by `heartbeat` (`--lag-by heartbeat`, once its row is armed).
+    pub fn beat_with(&mut self, heartbeat: Heartbeat) {
+        self.heartbeat = Some(heartbeat);
+    }
+
+    /// The next chunk's heartbeat statement and beat (`None` by GTID or without `--max-lag`).
+    pub fn beat(&mut self) -> Option<(u64, String)> {
+        self.heartbeat.as_mut().map(Heartbeat::advance)
+    }
+
     /// `HOST:PORT` of each replica watched.
     pub fn replicas(&self) -> Vec<String> {
         self.replicas.iter().map(|r| r.server.target.clone()).collect()
     }
 
-    /// Notes the target's position after a chunk's `COMMIT`.
+    /// Notes the target's position after a chunk's `COMMIT`: its GTID set, or its beat.
     pub fn committed(&mut self, gtid: &str) {
-        if gtid.is_empty() {
+        let mark = match &self.heartbeat {
+            Some(h) => h.seq.to_string(),
+            None => gtid.to_string(),
+        };
+        if mark.is_empty() {
             return;
         }
         let now = Instant::now();
         for r in &mut self.replicas {
-            if r.marks.back().is_none_or(|(g, _)| g != gtid) {
-                r.marks.push_back((gtid.to_string(), now));
+            if r.marks.back().is_none_or(|(g, _)| *g != mark) {
+                r.marks.push_back((mark.clone(), now));
             }
         }
     }
@@ -144,7 +173,19 @@ impl Throttle {
     /// The replica furthest behind and its lag (`None` without replicas).
     async fn most_behind(&mut self) -> Result<Option<(String, Duration)>> {
         let mut worst: Option<(String, Duration)> = None;
+        let heartbeat = self.heartbeat.as_ref().map(|h| h.name.clone());
         for r in &mut self.replicas {
+            if let Some(name) = &heartbeat {
+                let seen = heartbeat::read(&mut r.server, name).await?.unwrap_or(0);
+                while r.marks.front().is_some_and(|(m, _)| m.parse::<u64>().is_ok_and(|m| m <= seen)) {
+                    r.marks.pop_front();
+                }
+                let lag = r.marks.front().map_or(Duration::ZERO, |(_, at)| at.elapsed());
+                if worst.as_ref().is_none_or(|(_, w)| lag > *w) {
+                    worst = Some((r.server.target.clone(), lag));
+                }
+                continue;
+            }
             let applied = match r.server.info.flavour {
                 Flavour::MariaDb => {
                     let pos: Option<String> = r.server.first("reading the replica's position", "SELECT @@GLOBAL.gtid_slave_pos").await?;
@@ -178,6 +219,22 @@ impl Throttle {
             r.server.close().await;
         }
     }
+}
+
+/// Refuses a target without GTIDs (`--lag-by gtid`).
+async fn require_gtids(to: &mut Server) -> Result<()> {
+    let gtids_on = match to.info.flavour {
+        Flavour::MySql => to.first::<String>("reading gtid_mode", "SELECT @@GLOBAL.gtid_mode").await?.as_deref() == Some("ON"),
+        Flavour::MariaDb => to.first::<u64>("reading log_bin", "SELECT @@GLOBAL.log_bin").await? == Some(1),
+    };
+    if gtids_on {
+        return Ok(());
+    }
+    Err(Error::Session(format!(
+        "--max-lag measures replica lag by GTID, but the target {} has no GTIDs (MySQL: gtid_mode=ON; MariaDB: \
+         log_bin on); use --lag-by heartbeat, or turn GTIDs on; nothing was changed",
+        to.target
+    )))
 }
 
 /// The target's replicas that registered with `report_host`, as `HOST:PORT`.
