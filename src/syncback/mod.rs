@@ -154,7 +154,7 @@ pub async fn prepare(j: &mut Journal, plan: &Plan, out: &mut Output) -> Result<R
         }
         exec::run(j, &mut node, Phase::Promote, Some("syncback-start"), &apply::position_insert_sql(&plan.service, &start), &[]).await?;
     }
-    let mut server = node.server.another().await?;
+    let mut server = Server::connect_row_writer(node.server.spec()).await?;
     node.server.close().await;
     let mut tables = std::collections::BTreeMap::new();
     for (from, to) in &plan.tables {
