@@ -1,5 +1,6 @@
 //! `promote revert` on real servers, both flavours: under load with sync-back running (every
-//! acknowledged write on the old primary, the write gap measured), SIGKILL at three points then
+//! acknowledged write on the old primary, the write gap measured, sync-back ended by the revert
+//! and refusing to start again afterwards), SIGKILL at three points then
 //! a rerun, and `--abort` before its point of no return.
 #![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 #![allow(clippy::print_stdout)] // prints the run's measurements
@@ -70,13 +71,18 @@ async fn revert_under_load(flavour: Flavour) {
     let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
     let ppath = promote(&sb, dir.path(), opts).await.expect("promotion");
     let cnf = syncback_account(&sb, dir.path()).await;
-    let mut sync =
-        syncback_cmd(&sb, dir.path(), &cnf, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let sync_err = std::fs::File::create(dir.path().join("sync.err")).unwrap();
+    let mut sync = syncback_cmd(&sb, dir.path(), &cnf, &[]).stdout(std::process::Stdio::null()).stderr(sync_err).spawn().unwrap();
     let target = dir.path().join("target");
     std::fs::write(&target, "new").unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = sequence_writer(&sb, target.clone(), stop.clone());
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A second sync-back of the service (its own journal, as on another machine) refuses: the
+    // first holds its lock on the old primary.
+    let second = dir.path().join("second.syncback.journal");
+    let o = syncback_cmd_journal(&sb, dir.path(), &cnf, &second, &["--exit-when-idle", "1s"]).output().unwrap();
+    assert!(o.status.code() == Some(2) && text(&o).contains("is held"), "{flavour}: a second sync-back refuses: {}", text(&o));
     let promotion = Journal::read(&ppath).unwrap();
     let mut j = new_journal(&dir.path().join("svc.revert.journal"));
     let mut new = Node::connect(&admin_spec(replica), "new-server").await.unwrap();
@@ -108,8 +114,29 @@ async fn revert_under_load(flavour: Flavour) {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     let acked = writer.await.unwrap();
-    let _ = sync.kill();
-    let _ = sync.wait();
+    // The revert ended sync-back (its connection killed, journaled) once it caught up.
+    let t0 = Instant::now();
+    while sync.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ended = sync.try_wait().unwrap();
+    let said = std::fs::read_to_string(dir.path().join("sync.err")).unwrap_or_default();
+    if ended.is_none() {
+        let _ = sync.kill();
+        let _ = sync.wait();
+    }
+    assert!(ended.is_some_and(|s| s.code() == Some(2)), "{flavour}: the revert stopped sync-back: {ended:?} {said}");
+    println!("{flavour}: sync-back said when the revert stopped it: {}", said.lines().last().unwrap_or_default());
+    let killed = &privfence::promote::run::PromoteState::fold(j.entries()).detail("synced")["sync_back"]["killed_connection"];
+    assert!(killed.is_u64(), "{flavour}: the revert journaled the kill of sync-back's connection: {killed}");
+    // A sync-back started after the revert refuses: the revert's journal says so; without it,
+    // the copy is gone (renamed back).
+    let o = syncback_cmd(&sb, dir.path(), &cnf, &["--exit-when-idle", "1s"]).output().unwrap();
+    assert!(o.status.code() == Some(2) && text(&o).contains("point of no return"), "{flavour}: after a revert: {}", text(&o));
+    drop(j);
+    std::fs::rename(dir.path().join("svc.revert.journal"), dir.path().join("moved.journal")).unwrap();
+    let o = syncback_cmd(&sb, dir.path(), &cnf, &["--exit-when-idle", "1s"]).output().unwrap();
+    assert!(o.status.code() == Some(2) && text(&o).contains("after a revert"), "{flavour}: sync-back after a revert refuses: {}", text(&o));
     let on_old: std::collections::BTreeSet<u64> = rows(&sb.primary, "SELECT CAST(id AS CHAR) FROM svc_db.items WHERE id >= 100000")
         .await
         .iter()

@@ -5,6 +5,9 @@
 //!    its writes, kill its connections, drain), on the **new** server.
 //! 2. `synced`: wait until sync-back's stored position on the old primary holds everything the
 //!    new server wrote up to the fence.
+//!    Then sync-back is ended: the connection holding its lock ([`crate::syncback::lock_name`])
+//!    is killed (journaled) and the revert takes the lock, so no sync-back writes the copy
+//!    once its tables are renamed back (a resume takes it again before any later step).
 //! 3. **point of no return** (journaled first), then `rename-back`: `RENAME TABLE
 //!    _t_pf_archived TO t` on the old primary.
 //! 4. `owner-back`: the old primary's fence undone from the promotion's journal (its exact
@@ -56,10 +59,16 @@ fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<
 /// Runs (or resumes) the revert. `new` is the promoted server, `old` the old primary.
 pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<'_>, out: &mut Output) -> Result<Value> {
     let mut gap_from = None;
+    let mut stopped = false;
     for (i, name) in STEPS.iter().enumerate() {
         let st = PromoteState::fold(j.entries());
         if st.state(name) == Some(StepState::Done) {
             continue;
+        }
+        if i > STEPS.iter().position(|s| *s == "synced").unwrap_or(1) && !stopped {
+            // A resume past `synced`: sync-back stays stopped (a restarted one is ended again).
+            stop_sync_back(j, old, r.service).await?;
+            stopped = true;
         }
         if st.state(name) == Some(StepState::Undone) {
             return Err(Error::Session("this revert was aborted; start a new one with a new journal".into()));
@@ -82,7 +91,12 @@ pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<
                 gap_from = Some(Instant::now());
                 fence_new(j, new, r).await?
             }
-            "synced" => wait_synced(old, r, &st.detail("fence")).await?,
+            "synced" => {
+                let mut d = wait_synced(old, r, &st.detail("fence")).await?;
+                d["sync_back"] = stop_sync_back(j, old, r.service).await?;
+                stopped = true;
+                d
+            }
             "rename-back" => rename_back(j, old, &r.tables).await?,
             "owner-back" => owner_back(j, old, r).await?,
             _ => writes_back(j, new, old, r, out).await?,
@@ -133,6 +147,28 @@ async fn wait_synced(old: &mut Node, r: &Revert<'_>, fence: &Value) -> Result<Va
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Ends a running sync-back of `service` (the connection that holds its lock is killed,
+/// journaled) and takes its lock on the revert's connection to the old primary, held until the
+/// revert ends: no sync-back writes the copy after it caught up with the fence.
+async fn stop_sync_back(j: &mut Journal, old: &mut Node, service: &str) -> Result<Value> {
+    let name = crate::syncback::lock_name(service);
+    let sql = format!("SELECT IS_USED_LOCK({})", crate::model::ident::quote_str(&name));
+    let holder: Option<Option<u64>> = old.server.first("looking for a running sync-back", &sql).await?;
+    let me = old.server.connection_id();
+    let mut killed = None;
+    if let Some(id) = holder.flatten().filter(|id| *id != me) {
+        exec::run(j, old, Phase::Kill, Some("stop-sync-back"), &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+        killed = Some(id);
+    }
+    if !exec::lock(&mut old.server, "taking sync-back's lock", &name, 10).await? {
+        return Err(Error::Session(format!(
+            "sync-back's lock {name} on the old primary is still held after its connection was ended; stop that sync-back, then \
+             resume the revert"
+        )));
+    }
+    Ok(json!({ "killed_connection": killed, "lock": name }))
 }
 
 async fn rename_back(j: &mut Journal, old: &mut Node, tables: &[TableName]) -> Result<Value> {
