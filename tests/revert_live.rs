@@ -19,7 +19,7 @@ use privfence::model::{AccountName, TableName};
 use privfence::output::Output;
 use privfence::promote::run::Options;
 use privfence::sandbox::Sandbox;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -102,6 +102,7 @@ async fn revert_under_load(flavour: Flavour) {
         writes_back_hook: Some(format!("echo old > '{}'", target.display())),
         hook_timeout: Duration::from_secs(60),
         smoke_as: Some(owner_spec),
+        failsafe: Some(Duration::from_secs(30)),
     };
     let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
     let v = privfence::promote::revert::revert(&mut j, &mut new, &mut old, &r, &mut out).await.expect("revert");
@@ -213,26 +214,6 @@ async fn revert_killed(flavour: Flavour) {
 }
 
 both_flavours!(revert_killed_then_resumed_completes, revert_killed);
-
-fn revert_args(sb: &Sandbox, dir: &Path) -> Vec<String> {
-    let replica = support::replica(sb);
-    vec![
-        "promote".into(),
-        "revert".into(),
-        "--policy".into(),
-        dir.join("p.toml").display().to_string(),
-        "--service".into(),
-        "svc".into(),
-        "--primary".into(),
-        format!("{}:{}", sb.primary.host, sb.primary.port),
-        "--replica".into(),
-        format!("{}:{}", replica.host, replica.port),
-        "--journal".into(),
-        dir.join("svc.promote.journal").display().to_string(),
-        "--defaults-file".into(),
-        sb.primary.client_cnf.display().to_string(),
-    ]
-}
 
 /// `promote revert --abort` before its point of no return (killed while waiting for sync-back):
 /// the new server's fence comes down, the owner writes there again, the old copy stays archived.

@@ -149,3 +149,24 @@ pub async fn rows(s: &privfence::sandbox::Server, sql: &str) -> Vec<String> {
     c.disconnect().await.ok();
     v
 }
+
+/// `privfence promote revert` for the pair, as the admin.
+pub fn revert_args(sb: &Sandbox, dir: &Path) -> Vec<String> {
+    let replica = support::replica(sb);
+    vec![
+        "promote".into(),
+        "revert".into(),
+        "--policy".into(),
+        dir.join("p.toml").display().to_string(),
+        "--service".into(),
+        "svc".into(),
+        "--primary".into(),
+        format!("{}:{}", sb.primary.host, sb.primary.port),
+        "--replica".into(),
+        format!("{}:{}", replica.host, replica.port),
+        "--journal".into(),
+        dir.join("svc.promote.journal").display().to_string(),
+        "--defaults-file".into(),
+        sb.primary.client_cnf.display().to_string(),
+    ]
+}
