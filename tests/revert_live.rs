@@ -215,6 +215,77 @@ async fn revert_killed(flavour: Flavour) {
 
 both_flavours!(revert_killed_then_resumed_completes, revert_killed);
 
+/// Every durable point of a revert, in order: each step's begin and end, a statement of each
+/// step, the kill of sync-back's connection and the point of no return.
+const EVERY_POINT: [&str; 16] = [
+    "step fence begun",
+    "intent Fence",
+    "step fence done",
+    "step synced begun",
+    "intent Kill stop-sync-back",
+    "step synced done",
+    "point_of_no_return",
+    "step rename-back begun",
+    "intent Promote rename-back",
+    "step rename-back done",
+    "step owner-back begun",
+    "intent Promote owner-back",
+    "step owner-back done",
+    "step writes-back begun",
+    "intent Promote read-only",
+    "step writes-back done",
+];
+
+/// `kill -9` at every point of a revert under load, each resume killed at the next point, then a
+/// last resume: it completes, every acknowledged number is on the old primary exactly once
+/// (and every row of the new server), the new server is read-only.
+async fn revert_killed_everywhere(flavour: Flavour) {
+    use std::os::unix::process::ExitStatusExt;
+    let (sb, dir) = pair_with_service(flavour).await;
+    let replica = support::replica(&sb);
+    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+    promote(&sb, dir.path(), opts).await.expect("promotion");
+    let cnf = syncback_account(&sb, dir.path()).await;
+    let mut sync =
+        syncback_cmd(&sb, dir.path(), &cnf, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let target = dir.path().join("target");
+    std::fs::write(&target, "new").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = sequence_writer(&sb, target.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let mut args = revert_args(&sb, dir.path());
+    args.extend(["--failsafe-after".into(), "60s".into(), "--writes-back-hook".into(), format!("echo old > '{}'", target.display())]);
+    let bin = env!("CARGO_BIN_EXE_privfence");
+    for point in EVERY_POINT {
+        let o = std::process::Command::new(bin).args(&args).env("PRIVFENCE_CRASH_AT_LABEL", point).output().unwrap();
+        assert_eq!(o.status.signal(), Some(9), "{flavour}: killed at {point}: {}", text(&o));
+    }
+    let o = std::process::Command::new(bin).args(&args).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{flavour}: the revert completes after {} kills: {}", EVERY_POINT.len(), text(&o));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = writer.await.unwrap();
+    let _ = sync.kill();
+    let _ = sync.wait();
+    let on_old: Vec<u64> = rows(&sb.primary, "SELECT CAST(id AS CHAR) FROM svc_db.items WHERE id >= 100000 ORDER BY id")
+        .await
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let missing: Vec<u64> = acked.iter().map(|a| a.0).filter(|n| on_old.binary_search(n).is_err()).collect();
+    assert!(missing.is_empty(), "{flavour}: acknowledged numbers missing on the old primary: {missing:?}");
+    assert!(acked.iter().any(|a| a.2 == "new") && acked.iter().any(|a| a.2 == "old"), "{flavour}: writes on both sides");
+    let dups = rows(&sb.primary, "SELECT CAST(COUNT(*) - COUNT(DISTINCT id) AS CHAR) FROM svc_db.items").await;
+    assert_eq!(dups, vec!["0".to_string()], "{flavour}: each number once");
+    let ro = rows(replica, "SELECT CAST(@@GLOBAL.read_only AS CHAR)").await;
+    assert!(ro == ["1"] || ro == ["ON"], "{flavour}: the new server is read-only: {ro:?}");
+    assert_equal_tables(&sb).await;
+    println!("{flavour}: {} kills, {} writes acknowledged, all on the old primary", EVERY_POINT.len(), acked.len());
+    sb.destroy().unwrap();
+}
+
+both_flavours!(revert_killed_at_every_point_then_resumed_loses_nothing, revert_killed_everywhere);
+
 /// `promote revert --abort` before its point of no return (killed while waiting for sync-back):
 /// the new server's fence comes down, the owner writes there again, the old copy stays archived.
 async fn revert_aborted(flavour: Flavour) {
