@@ -57,7 +57,8 @@ pub struct DemoArgs {
 }
 
 /// The end of the method: the remaining non-owners cut one at a time to "isolation complete",
-/// then the media tables promoted onto the replica while the media service writes.
+/// then the media tables promoted onto the replica while the media service writes, then the
+/// way back: sync-back and a revert.
 async fn finish(sb: &Sandbox, work: &std::path::Path, window: Duration, out: &mut Output) -> anyhow::Result<bool> {
     out.data("\n== Finishing the isolation: every other account that can still touch the media tables, cut one at a time and watched\n");
     out.data("(the apps' workloads have stopped: as if each team had moved its reads to the media service, the method's step 5)\n");
@@ -82,12 +83,27 @@ async fn finish(sb: &Sandbox, work: &std::path::Path, window: Duration, out: &mu
         p.on_new_server,
         p.write_gap.as_millis()
     ));
-    Ok(p.acknowledged == p.on_new_server && p.acknowledged > 0)
+    if p.acknowledged != p.on_new_server || p.acknowledged == 0 {
+        return Ok(false);
+    }
+    out.data("\n== The way back: sync-back copies the new server's writes to the old copy, then a revert\n");
+    let w = demo::way_back::way_back(sb, work, out).await?;
+    out.data(&format!(
+        "sync-back: {} write(s) on the new server arrived on the old copy (the last {} ms after it was acknowledged)\n",
+        w.arrived, w.arrival_ms
+    ));
+    out.data(&format!(
+        "{}; {} write(s) acknowledged during the way back, {} of them on the old primary\n",
+        w.revert, w.acknowledged, w.on_old_primary
+    ));
+    Ok(w.arrived > 0 && w.acknowledged == w.on_old_primary)
 }
 
 /// The demo's sandbox: throwaway, or kept under `.sandbox/demo-FLAVOUR` (`--keep`).
 async fn start_sandbox(args: &DemoArgs, flavour: crate::db::Flavour) -> anyhow::Result<Sandbox> {
     let mut opts = SandboxOptions::new(flavour, Topology::PrimaryReplica);
+    // Row-based binary logs: sync-back after the promotion copies whole row images.
+    opts.extra_args.push("--binlog-format=ROW".into());
     if args.keep {
         let dir = std::path::PathBuf::from(".sandbox").join(format!("demo-{}", flavour.name()));
         if dir.join("sandbox.json").exists() {

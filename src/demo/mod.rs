@@ -6,6 +6,7 @@
 use crate::db::Flavour;
 
 pub mod finish;
+pub mod way_back;
 
 /// The example policy for the sample (also checked in as `policies/shop-media.toml`).
 pub const POLICY: &str = include_str!("../../policies/shop-media.toml");
