@@ -57,7 +57,8 @@ pub struct DemoArgs {
 }
 
 /// The end of the method: the remaining non-owners cut one at a time to "isolation complete",
-/// then the media tables promoted onto the replica while the media service writes.
+/// then the media tables promoted onto the replica while the media service writes, then the
+/// way back: sync-back and a revert.
 async fn finish(sb: &Sandbox, work: &std::path::Path, window: Duration, out: &mut Output) -> anyhow::Result<bool> {
     out.data("\n== Finishing the isolation: every other account that can still touch the media tables, cut one at a time and watched\n");
     out.data("(the apps' workloads have stopped: as if each team had moved its reads to the media service, the method's step 5)\n");
@@ -82,14 +83,27 @@ async fn finish(sb: &Sandbox, work: &std::path::Path, window: Duration, out: &mu
         p.on_new_server,
         p.write_gap.as_millis()
     ));
-    Ok(p.acknowledged == p.on_new_server && p.acknowledged > 0)
+    if p.acknowledged != p.on_new_server || p.acknowledged == 0 {
+        return Ok(false);
+    }
+    out.data("\n== The way back: sync-back copies the new server's writes to the old copy, then a revert\n");
+    let w = demo::way_back::way_back(sb, work, out).await?;
+    out.data(&format!(
+        "sync-back: {} write(s) on the new server arrived on the old copy (the last {} ms after it was acknowledged)\n",
+        w.arrived, w.arrival_ms
+    ));
+    out.data(&format!(
+        "{}; {} write(s) acknowledged during the way back, {} of them on the old primary\n",
+        w.revert, w.acknowledged, w.on_old_primary
+    ));
+    Ok(w.arrived > 0 && w.acknowledged == w.on_old_primary)
 }
 
-#[allow(clippy::disallowed_methods)] // loads the sample monolith into the demo's own sandbox
-pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let flavour = args.flavour.into();
-    out.status(&format!("starting a throwaway {flavour} primary and replica on loopback ..."));
+/// The demo's sandbox: throwaway, or kept under `.sandbox/demo-FLAVOUR` (`--keep`).
+async fn start_sandbox(args: &DemoArgs, flavour: crate::db::Flavour) -> anyhow::Result<Sandbox> {
     let mut opts = SandboxOptions::new(flavour, Topology::PrimaryReplica);
+    // Row-based binary logs: sync-back after the promotion copies whole row images.
+    opts.extra_args.push("--binlog-format=ROW".into());
     if args.keep {
         let dir = std::path::PathBuf::from(".sandbox").join(format!("demo-{}", flavour.name()));
         if dir.join("sandbox.json").exists() {
@@ -98,29 +112,11 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         opts.dir = Some(dir);
         opts.watch_pid = None;
     }
-    let sb = Sandbox::start(opts).await?;
-    out.status(&sb.connect_help());
-    let mut admin = sb.primary.conn().await?;
-    for stmt in demo::sample_sql(flavour).into_iter().chain(demo::apps_sql()) {
-        admin.query_drop(&stmt).await.map_err(|e| anyhow::anyhow!("loading the sample: {stmt}: {e}"))?;
-    }
-    drop(admin);
-    sb.wait_replica_caught_up(Duration::from_secs(30)).await?;
-    let spec = sb.primary.connect_spec();
-    let mut server = Server::connect(&spec).await?;
-    let inv = inventory::take(&mut server).await?;
-    let mismatches = inventory::verify::verify(&mut server, &inv).await?;
-    server.close().await;
-    out.data(&format!("== Inventory of the primary ({})\n", spec.target()));
-    out.data(&report::inventory::table(&inv));
-    if mismatches.is_empty() {
-        out.data(&format!("SHOW GRANTS cross-check: the model matches for all {} accounts\n\n", inv.accounts.len()));
-    } else {
-        out.data(&report::inventory::mismatches_text(&mismatches));
-    }
-    let tables = access::resolve_tables(&inv, &[demo::SERVICE_TABLES.to_string()])?;
-    out.data(&format!("== Who can touch the media service's tables ({})\n", demo::SERVICE_TABLES));
-    out.data(&report::access::table(&access::analyse(&inv, &tables)));
+    Ok(Sandbox::start(opts).await?)
+}
+
+/// The audit of the loaded primary against the demo's policy.
+fn audit(inv: &crate::model::Inventory, spec: &crate::db::ConnectSpec, out: &mut Output) -> anyhow::Result<()> {
     let today = chrono::Local::now().date_naive();
     let policy_file = tempfile_with(demo::POLICY)?;
     let policy = crate::policy::load(policy_file.path(), today).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -130,7 +126,7 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         flavour: Some(inv.server.flavour),
         version: Some(inv.server.version_string.clone()),
         error: None,
-        findings: crate::audit::findings(&inv, &policy, today),
+        findings: crate::audit::findings(inv, &policy, today),
         warnings: vec![],
         replicas: vec![],
     };
@@ -145,14 +141,14 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     report.exit_code = report.compute_exit_code();
     out.data("== Audit against policies/shop-media.toml (privfence audit)\n");
     out.data(&report::audit::table(&report));
-    let seed = args.seed.unwrap_or_else(|| chrono::Utc::now().timestamp_subsec_nanos() as u64);
-    out.data(&format!(
-        "\n== A guided session for the media service: three apps, each cut in turn on the primary and its replica (seed {seed})\n"
-    ));
-    let work = sb.dir.join("session");
-    let turns = demo::session_demo(&sb, seed, args.window, &work, out).await?;
+    Ok(())
+}
+
+/// Each turn of the guided session: its verdict, signals, restore and the app's recovery;
+/// true when every verdict was the expected one.
+fn show_turns(turns: &[demo::DemoTurn], out: &mut Output) -> anyhow::Result<bool> {
     let mut ok = true;
-    for t in &turns {
+    for t in turns {
         let r = &t.result;
         out.data(&format!(
             "\n{} ({}): {}: {}\n",
@@ -180,6 +176,44 @@ pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         }
         ok &= r.verdict == t.behaviour.expected();
     }
+    Ok(ok)
+}
+
+#[allow(clippy::disallowed_methods)] // loads the sample monolith into the demo's own sandbox
+pub async fn run(args: DemoArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let flavour = args.flavour.into();
+    out.status(&format!("starting a throwaway {flavour} primary and replica on loopback ..."));
+    let sb = start_sandbox(&args, flavour).await?;
+    out.status(&sb.connect_help());
+    let mut admin = sb.primary.conn().await?;
+    for stmt in demo::sample_sql(flavour).into_iter().chain(demo::apps_sql()) {
+        admin.query_drop(&stmt).await.map_err(|e| anyhow::anyhow!("loading the sample: {stmt}: {e}"))?;
+    }
+    drop(admin);
+    sb.wait_replica_caught_up(Duration::from_secs(30)).await?;
+    let spec = sb.primary.connect_spec();
+    let mut server = Server::connect(&spec).await?;
+    let inv = inventory::take(&mut server).await?;
+    let mismatches = inventory::verify::verify(&mut server, &inv).await?;
+    server.close().await;
+    out.data(&format!("== Inventory of the primary ({})\n", spec.target()));
+    out.data(&report::inventory::table(&inv));
+    if mismatches.is_empty() {
+        out.data(&format!("SHOW GRANTS cross-check: the model matches for all {} accounts\n\n", inv.accounts.len()));
+    } else {
+        out.data(&report::inventory::mismatches_text(&mismatches));
+    }
+    let tables = access::resolve_tables(&inv, &[demo::SERVICE_TABLES.to_string()])?;
+    out.data(&format!("== Who can touch the media service's tables ({})\n", demo::SERVICE_TABLES));
+    out.data(&report::access::table(&access::analyse(&inv, &tables)));
+    audit(&inv, &spec, out)?;
+    let seed = args.seed.unwrap_or_else(|| chrono::Utc::now().timestamp_subsec_nanos() as u64);
+    out.data(&format!(
+        "\n== A guided session for the media service: three apps, each cut in turn on the primary and its replica (seed {seed})\n"
+    ));
+    let work = sb.dir.join("session");
+    let turns = demo::session_demo(&sb, seed, args.window, &work, out).await?;
+    let mut ok = show_turns(&turns, out)?;
     if ok && !args.no_finish {
         ok &= finish(&sb, &work, args.window.min(Duration::from_secs(3)), out).await?;
     }

@@ -519,6 +519,7 @@ async fn revert(a: Args, out: &mut Output) -> anyhow::Result<ExitCode> {
         hook_timeout: a.hook_timeout,
         writes_back_hook: a.writes_back_hook.clone(),
         smoke_as,
+        failsafe: (!a.no_failsafe).then_some(a.failsafe_after),
     };
     match crate::promote::revert::revert(&mut j, &mut new, &mut old, &r, out).await {
         Ok(v) => {

@@ -98,6 +98,27 @@ fn start(a: &SyncBackArgs) -> anyhow::Result<Option<Position>> {
     Ok(Some(p))
 }
 
+/// Refuses when the revert's journal (next to the promotion's, as `promote revert` names it)
+/// says a revert passed its point of no return: the service's tables are live on the old
+/// primary again.
+fn refuse_after_revert(a: &SyncBackArgs) -> anyhow::Result<()> {
+    let Some(p) = &a.promote_journal else { return Ok(()) };
+    let path = p.with_file_name(format!("{}.revert.journal", a.service));
+    if !path.exists() {
+        return Ok(());
+    }
+    let st = crate::promote::run::PromoteState::fold(&Journal::read(&path)?);
+    if st.point_of_no_return {
+        anyhow::bail!(
+            "a revert of {} passed its point of no return ({}): the service's tables are live on the old primary again, so \
+             sync-back refuses to write them. To move the service again, run a new promotion",
+            a.service,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// The copy of a table on the old primary.
 pub fn copy_of(t: &TableName, to_schema: Option<&str>) -> TableName {
     match to_schema {
@@ -124,6 +145,7 @@ pub async fn run(a: SyncBackArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
     if tables.is_empty() {
         anyhow::bail!("service {:?} matches no table on the new server", a.service);
     }
+    refuse_after_revert(&a)?;
     let plan = Plan { service: a.service.clone(), source, target, tables: tables.clone(), start: start(&a)? };
     let path = a.journal.clone().unwrap_or_else(|| journal::default_path(&format!("{}.syncback", a.service)));
     let header = Record::Header {

@@ -27,13 +27,14 @@ pub struct Server {
 }
 
 /// Builds driver options. TLS per `ssl_mode`; `Preferred` is handled by the caller's retry.
-fn driver_opts(spec: &ConnectSpec, tls: bool) -> Opts {
+fn driver_opts(spec: &ConnectSpec, tls: bool, row_writer: bool) -> Opts {
     let mut b = OptsBuilder::default()
         .user(Some(spec.user.clone()))
         .pass(spec.password.as_ref().map(|p| p.expose().to_string()))
         .db_name(None::<String>)
         .prefer_socket(false)
-        .stmt_cache_size(0)
+        .stmt_cache_size(if row_writer { 32 } else { 0 })
+        .client_found_rows(row_writer)
         .wait_timeout(Some(28_800));
     b = match &spec.socket {
         Some(s) => b.socket(Some(s.to_string_lossy().into_owned())),
@@ -56,8 +57,15 @@ fn driver_opts(spec: &ConnectSpec, tls: bool) -> Opts {
 }
 
 async fn open(spec: &ConnectSpec) -> Result<Conn> {
+    open_as(spec, false).await
+}
+
+/// `row_writer`: found-rows semantics (an `UPDATE` reports the rows it matched, so one that
+/// sets identical values still counts) and a small prepared-statement cache, for sync-back's
+/// row writer, which checks every statement's row count.
+async fn open_as(spec: &ConnectSpec, row_writer: bool) -> Result<Conn> {
     let connect = |tls: bool| async move {
-        match tokio::time::timeout(spec.connect_timeout, Conn::new(driver_opts(spec, tls))).await {
+        match tokio::time::timeout(spec.connect_timeout, Conn::new(driver_opts(spec, tls, row_writer))).await {
             Ok(r) => r,
             Err(_) => Err(mysql_async::Error::Io(mysql_async::IoError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
@@ -87,7 +95,17 @@ pub(crate) async fn raw_conn(spec: &ConnectSpec) -> Result<Conn> {
 impl Server {
     /// Connects, pins the session's quoting rules and detects the server.
     pub async fn connect(spec: &ConnectSpec) -> Result<Server> {
-        let mut conn = open(spec).await?;
+        Server::connect_as(spec, false).await
+    }
+
+    /// A connection for sync-back's row writer: [`connect`](Self::connect) with found-rows
+    /// semantics and a prepared-statement cache ([`open_as`]).
+    pub async fn connect_row_writer(spec: &ConnectSpec) -> Result<Server> {
+        Server::connect_as(spec, true).await
+    }
+
+    async fn connect_as(spec: &ConnectSpec, row_writer: bool) -> Result<Server> {
+        let mut conn = open_as(spec, row_writer).await?;
         let target = spec.target();
         let q = |what: &str, source| Error::Query { what: what.into(), target: target.clone(), source };
         let trace = |sql: &str| super::redact::trace(&target, sql);
@@ -217,6 +235,18 @@ impl Server {
     pub(crate) async fn execute_text(&mut self, sql: &str, summary: &str) -> std::result::Result<(), mysql_async::Error> {
         super::redact::trace(&self.target, summary);
         self.conn.query_drop(sql).await
+    }
+
+    /// [`execute_params`](Self::execute_params), returning the rows it changed (on a
+    /// [`connect_row_writer`](Self::connect_row_writer) connection: the rows it matched).
+    pub(crate) async fn execute_params_affected(
+        &mut self,
+        sql: &str,
+        params: Vec<mysql_async::Value>,
+    ) -> std::result::Result<u64, mysql_async::Error> {
+        super::redact::trace(&self.target, sql);
+        self.conn.exec_drop(sql, mysql_async::Params::Positional(params)).await?;
+        Ok(self.conn.affected_rows())
     }
 
     /// This connection's processlist id.

@@ -142,6 +142,7 @@ pub async fn promote(sb: &Sandbox, policy_path: &Path, work: &Path, out: &mut Ou
         target.clone(),
         stop.clone(),
         acked.clone(),
+        1_000_000,
     ));
     tokio::time::sleep(Duration::from_millis(700)).await;
     let today = chrono::Local::now().date_naive();
@@ -203,14 +204,15 @@ pub async fn promote(sb: &Sandbox, policy_path: &Path, work: &Path, out: &mut Ou
 
 /// The media service's writer: one numbered row at a time, to the server the target file names;
 /// a failed write is retried with the same number (the fence refuses writes for a moment).
-async fn write_numbers(
+pub(crate) async fn write_numbers(
     old: mysql_async::Opts,
     new: mysql_async::Opts,
     target: std::path::PathBuf,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<(i64, Instant)>>>,
+    first: i64,
 ) {
-    let mut n: i64 = 1_000_000;
+    let mut n: i64 = first;
     let mut conn: Option<(String, mysql_async::Conn)> = None;
     while !stop.load(Ordering::Relaxed) {
         let to = std::fs::read_to_string(&target).unwrap_or_default().trim().to_string();

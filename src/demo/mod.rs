@@ -6,6 +6,7 @@
 use crate::db::Flavour;
 
 pub mod finish;
+pub mod way_back;
 
 /// The example policy for the sample (also checked in as `policies/shop-media.toml`).
 pub const POLICY: &str = include_str!("../../policies/shop-media.toml");
@@ -132,38 +133,16 @@ pub struct DemoTurn {
     pub app: crate::workload::Stats,
 }
 
-/// Runs the demo's session on a loaded sandbox: the three apps start their workloads, and the
-/// media service's session cuts each app in turn (primary and replica), without questions.
-pub async fn session_demo(
-    sb: &crate::sandbox::Sandbox,
-    seed: u64,
-    window: std::time::Duration,
-    work: &std::path::Path,
-    out: &mut crate::output::Output,
-) -> anyhow::Result<Vec<DemoTurn>> {
-    use crate::journal::{Record, JOURNAL_FORMAT};
-    use crate::session::{guide, Options, Session};
+/// One app's workloads: on the primary, and through the replica for the reader.
+type AppLoads = (&'static str, Behaviour, Vec<crate::workload::Workload>);
+
+/// Starts each app's workloads.
+fn start_apps(sb: &crate::sandbox::Sandbox, assignment: &[(&'static str, Behaviour)]) -> Vec<AppLoads> {
     use crate::workload::{Workload, WorkloadSpec};
-    use std::time::{Duration, Instant};
-    let today = chrono::Local::now().date_naive();
-    std::fs::create_dir_all(work)?;
-    let policy_path = work.join("shop-media.toml");
-    std::fs::write(&policy_path, POLICY)?;
-    let policy = crate::policy::load(&policy_path, today).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let svc = policy.service("media").expect("the demo policy has the media service").clone();
+    use std::time::Duration;
     let replica = sb.replica.as_ref();
-    // Each app reads from the primary; the reader also reads through the replica.
-    let assignment = assign(seed);
-    out.status(&format!(
-        "seed {seed}: {}",
-        assignment
-            .iter()
-            .map(|(a, b)| format!("{a} {}", serde_json::to_string(b).unwrap_or_default().trim_matches('"')))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
     let mut apps = Vec::new();
-    for (app, behaviour) in &assignment {
+    for (app, behaviour) in assignment {
         let mut servers = vec![&sb.primary];
         servers.extend(replica.filter(|_| *behaviour == Behaviour::ReadsServiceTable));
         let loads: Vec<Workload> = servers
@@ -182,6 +161,50 @@ pub async fn session_demo(
             .collect();
         apps.push((*app, *behaviour, loads));
     }
+    apps
+}
+
+/// The longest time after `end` until each load's statements succeed again (`None`: one never
+/// did within 5 s).
+async fn recovered(loads: &[crate::workload::Workload], end: std::time::Instant) -> Option<std::time::Duration> {
+    let mut worst = std::time::Duration::ZERO;
+    for l in loads {
+        let t = l.wait_success_after(end, std::time::Duration::from_secs(5)).await?;
+        worst = worst.max(t.saturating_duration_since(end));
+    }
+    Some(worst)
+}
+
+/// Runs the demo's session on a loaded sandbox: the three apps start their workloads, and the
+/// media service's session cuts each app in turn (primary and replica), without questions.
+pub async fn session_demo(
+    sb: &crate::sandbox::Sandbox,
+    seed: u64,
+    window: std::time::Duration,
+    work: &std::path::Path,
+    out: &mut crate::output::Output,
+) -> anyhow::Result<Vec<DemoTurn>> {
+    use crate::journal::{Record, JOURNAL_FORMAT};
+    use crate::session::{guide, Options, Session};
+    use std::time::{Duration, Instant};
+    let today = chrono::Local::now().date_naive();
+    std::fs::create_dir_all(work)?;
+    let policy_path = work.join("shop-media.toml");
+    std::fs::write(&policy_path, POLICY)?;
+    let policy = crate::policy::load(&policy_path, today).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let svc = policy.service("media").expect("the demo policy has the media service").clone();
+    let replica = sb.replica.as_ref();
+    // Each app reads from the primary; the reader also reads through the replica.
+    let assignment = assign(seed);
+    out.status(&format!(
+        "seed {seed}: {}",
+        assignment
+            .iter()
+            .map(|(a, b)| format!("{a} {}", serde_json::to_string(b).unwrap_or_default().trim_matches('"')))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let apps = start_apps(sb, &assignment);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let opts = Options {
         window,
@@ -214,18 +237,8 @@ pub async fn session_demo(
         let deps = guide::dependents(&inv, &tables);
         let result = s.cut_and_watch(&plan, &account, &tables, &deps, vec![], out).await?;
         let end = Instant::now();
-        let mut recovered_after = None;
-        if result.restore.is_some() && *behaviour == Behaviour::ReadsServiceTable {
-            let mut worst = Duration::ZERO;
-            let mut all = true;
-            for l in loads {
-                match l.wait_success_after(end, Duration::from_secs(5)).await {
-                    Some(t) => worst = worst.max(t.saturating_duration_since(end)),
-                    None => all = false,
-                }
-            }
-            recovered_after = all.then_some(worst);
-        }
+        let recovered_after =
+            if result.restore.is_some() && *behaviour == Behaviour::ReadsServiceTable { recovered(loads, end).await } else { None };
         if result.verdict != behaviour.expected() {
             out.warn(&format!("{account}: expected {}, got {}", behaviour.expected().name(), result.verdict.name()));
         }

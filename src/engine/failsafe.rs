@@ -347,6 +347,13 @@ impl Heartbeat {
         }
     }
 
+    /// Stops refreshing at once, without waiting for the next beat (the connection is
+    /// dropped; a refresh in flight is harmless): for a disarm inside a write gap.
+    pub fn stop_now(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.task.abort();
+    }
+
     /// Stops refreshing; returns the heartbeat connection.
     pub async fn stop(self) -> Option<Node> {
         self.stop.store(true, Ordering::SeqCst);

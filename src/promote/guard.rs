@@ -97,6 +97,16 @@ pub async fn disarm(j: &mut Journal, primary: &mut Node, guard: Guard) -> Result
     disarm_named(j, primary, &guard.name).await
 }
 
+/// [`disarm`] without waiting for the heartbeat's next beat (up to a second): for a disarm
+/// inside the service's write gap (the revert's, just before its point of no return).
+pub async fn disarm_now(j: &mut Journal, primary: &mut Node, guard: Guard) -> Result<Option<Fired>> {
+    let mut hb = unlogged(primary).await?;
+    exec::run(j, &mut hb, Phase::Failsafe, Some("failsafe-disarm"), &Spec::named(&guard.name).drop_event_sql(), &[]).await?;
+    hb.server.close().await;
+    guard.heartbeat.stop_now();
+    disarm_named(j, primary, &guard.name).await
+}
+
 /// Disarms fail-safe `name` (idempotent, also after a crash) and returns its fired record.
 pub async fn disarm_named(j: &mut Journal, primary: &mut Node, name: &str) -> Result<Option<Fired>> {
     let spec = Spec::named(name);

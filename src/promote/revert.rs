@@ -5,6 +5,9 @@
 //!    its writes, kill its connections, drain), on the **new** server.
 //! 2. `synced`: wait until sync-back's stored position on the old primary holds everything the
 //!    new server wrote up to the fence.
+//!    Then sync-back is ended: the connection holding its lock ([`crate::syncback::lock_name`])
+//!    is killed (journaled) and the revert takes the lock, so no sync-back writes the copy
+//!    once its tables are renamed back (a resume takes it again before any later step).
 //! 3. **point of no return** (journaled first), then `rename-back`: `RENAME TABLE
 //!    _t_pf_archived TO t` on the old primary.
 //! 4. `owner-back`: the old primary's fence undone from the promotion's journal (its exact
@@ -13,8 +16,15 @@
 //! 6. `read-only`: the new server is left read-only, its data kept.
 //!
 //! `abort` before the point of no return undoes the fence on the new server.
+//!
+//! The fence has the promotion's server-side fail-safe ([`super::guard`]): armed on the new
+//! server before the fence with the fence's exact undo, disarmed just before the point of no
+//! return (or by `abort`). If privfence disappears in between, the new server gives the owner
+//! its writes back by itself; a resume finds it fired and fences (and waits for sync-back)
+//! again.
 
 use super::fence;
+use super::guard::{self, Guard};
 use super::run::PromoteState;
 use crate::engine::exec;
 use crate::engine::node::Node;
@@ -47,6 +57,9 @@ pub struct Revert<'a> {
     pub hook_timeout: Duration,
     /// The owner's credentials on the old primary, for the smoke write.
     pub smoke_as: Option<crate::db::ConnectSpec>,
+    /// The fence's server-side fail-safe on the new server: silence after which that server
+    /// takes the fence down by itself (`None`: `--no-failsafe`).
+    pub failsafe: Option<Duration>,
 }
 
 fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<()> {
@@ -56,15 +69,25 @@ fn step(j: &mut Journal, name: &str, state: StepState, detail: Value) -> Result<
 /// Runs (or resumes) the revert. `new` is the promoted server, `old` the old primary.
 pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<'_>, out: &mut Output) -> Result<Value> {
     let mut gap_from = None;
+    let mut stopped = false;
+    let mut guard = resume_guard(j, new, r, out).await?;
     for (i, name) in STEPS.iter().enumerate() {
         let st = PromoteState::fold(j.entries());
         if st.state(name) == Some(StepState::Done) {
             continue;
         }
+        if i > STEPS.iter().position(|s| *s == "synced").unwrap_or(1) && !stopped {
+            // A resume past `synced`: sync-back stays stopped (a restarted one is ended again).
+            stop_sync_back(j, old, r.service).await?;
+            stopped = true;
+        }
         if st.state(name) == Some(StepState::Undone) {
             return Err(Error::Session("this revert was aborted; start a new one with a new journal".into()));
         }
         if i == PONR && !st.point_of_no_return {
+            if let Some(g) = guard.take() {
+                disarm(j, new, g).await?;
+            }
             let gtid = st.detail("fence")["gtid"].as_str().map(str::to_string);
             let gtid = gtid.ok_or_else(|| Error::Session("the revert's journal holds no fence GTID set".into()))?;
             j.append(Record::PointOfNoReturn { gtid })?;
@@ -74,15 +97,34 @@ pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<
             let f = fence::from_journal(j.entries());
             fence::unfence(j, new, &f).await?;
         }
+        if *name == "fence" && guard.is_none() {
+            if let Some(after) = r.failsafe {
+                guard = Some(arm(j, new, r, after, out).await?);
+            }
+        }
         step(j, name, StepState::Begun, Value::Null)?;
         out.status(&format!("revert {}/{}: {name} ...", i + 1, STEPS.len()));
         let started = Instant::now();
         let mut detail = match *name {
             "fence" => {
                 gap_from = Some(Instant::now());
-                fence_new(j, new, r).await?
+                match fence_new(j, new, r).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        // The fence was undone: its fail-safe goes too.
+                        if let Some(g) = guard.take() {
+                            guard::disarm(j, new, g).await?;
+                        }
+                        return Err(e);
+                    }
+                }
             }
-            "synced" => wait_synced(old, r, &st.detail("fence")).await?,
+            "synced" => {
+                let mut d = wait_synced(old, r, &st.detail("fence")).await?;
+                d["sync_back"] = stop_sync_back(j, old, r.service).await?;
+                stopped = true;
+                d
+            }
             "rename-back" => rename_back(j, old, &r.tables).await?,
             "owner-back" => owner_back(j, old, r).await?,
             _ => writes_back(j, new, old, r, out).await?,
@@ -91,6 +133,62 @@ pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<
         step(j, name, StepState::Done, detail)?;
     }
     Ok(json!({ "fence_to_end_ms": gap_from.map(|t| t.elapsed().as_millis() as u64) }))
+}
+
+/// Arms the fence's fail-safe on the new server with the fence's exact undo.
+async fn arm(j: &mut Journal, new: &mut Node, r: &Revert<'_>, after: Duration, out: &mut Output) -> Result<Guard> {
+    let inv = crate::inventory::grants::read(&mut new.server).await?;
+    let (changes, _) = fence::changes(&inv, &r.owners, &r.tables, new.flavour());
+    let undos = changes.into_iter().rev().map(|c| c.undo).collect();
+    guard::arm(j, new, after, undos, out).await
+}
+
+/// Disarms before the point of no return; if it fired meanwhile, the fence is down: nothing is
+/// renamed, and the fence (and the wait for sync-back) is done again on resume.
+async fn disarm(j: &mut Journal, new: &mut Node, g: Guard) -> Result<()> {
+    if let Some(f) = guard::disarm_now(j, new, g).await? {
+        refence(j, &f.reason())?;
+        return Err(Error::Interrupted(format!(
+            "the new server took the revert's fence down by itself ({}); nothing was renamed: `promote revert` fences again",
+            f.reason()
+        )));
+    }
+    Ok(())
+}
+
+/// Marks the fence and the wait for sync-back to be done again.
+fn refence(j: &mut Journal, why: &str) -> Result<()> {
+    let st = PromoteState::fold(j.entries());
+    for name in ["fence", "synced"] {
+        if matches!(st.state(name), Some(StepState::Begun) | Some(StepState::Done)) {
+            step(j, name, StepState::Begun, json!({ "undone": why }))?;
+        }
+    }
+    Ok(())
+}
+
+/// On resume: a fail-safe a crashed run left armed is disarmed; if it fired, the fence is
+/// done again; if not, and a whole fence is up before the point of no return, a new one
+/// guards it (a fence begun but not done is undone and redone by the loop, armed afresh).
+async fn resume_guard(j: &mut Journal, new: &mut Node, r: &Revert<'_>, out: &mut Output) -> Result<Option<Guard>> {
+    let Some(name) = guard::live(j.entries()) else { return Ok(None) };
+    let fired = guard::disarm_named(j, new, &name).await?;
+    let st = PromoteState::fold(j.entries());
+    if st.point_of_no_return {
+        return Ok(None);
+    }
+    if let Some(f) = fired {
+        out.warn(&format!("the new server took the revert's fence down by itself ({}): the fence is done again", f.reason()));
+        refence(j, &f.reason())?;
+        return Ok(None);
+    }
+    match (r.failsafe, st.state("fence")) {
+        (Some(after), Some(StepState::Done)) => {
+            let undos = fence::from_journal(j.entries()).revoked.into_iter().rev().map(|(_, undo)| undo).collect();
+            Ok(Some(guard::arm(j, new, after, undos, out).await?))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn fence_new(j: &mut Journal, new: &mut Node, r: &Revert<'_>) -> Result<Value> {
@@ -133,6 +231,28 @@ async fn wait_synced(old: &mut Node, r: &Revert<'_>, fence: &Value) -> Result<Va
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Ends a running sync-back of `service` (the connection that holds its lock is killed,
+/// journaled) and takes its lock on the revert's connection to the old primary, held until the
+/// revert ends: no sync-back writes the copy after it caught up with the fence.
+async fn stop_sync_back(j: &mut Journal, old: &mut Node, service: &str) -> Result<Value> {
+    let name = crate::syncback::lock_name(service);
+    let sql = format!("SELECT IS_USED_LOCK({})", crate::model::ident::quote_str(&name));
+    let holder: Option<Option<u64>> = old.server.first("looking for a running sync-back", &sql).await?;
+    let me = old.server.connection_id();
+    let mut killed = None;
+    if let Some(id) = holder.flatten().filter(|id| *id != me) {
+        exec::run(j, old, Phase::Kill, Some("stop-sync-back"), &format!("KILL CONNECTION {id}"), exec::NO_SUCH_THREAD).await?;
+        killed = Some(id);
+    }
+    if !exec::lock(&mut old.server, "taking sync-back's lock", &name, 10).await? {
+        return Err(Error::Session(format!(
+            "sync-back's lock {name} on the old primary is still held after its connection was ended; stop that sync-back, then \
+             resume the revert"
+        )));
+    }
+    Ok(json!({ "killed_connection": killed, "lock": name }))
 }
 
 async fn rename_back(j: &mut Journal, old: &mut Node, tables: &[TableName]) -> Result<Value> {
@@ -200,6 +320,9 @@ pub async fn abort(j: &mut Journal, new: &mut Node, out: &mut Output) -> Result<
     let st = PromoteState::fold(j.entries());
     if st.point_of_no_return {
         return Err(Error::Session("the revert passed its point of no return (tables renamed back): resume it instead".into()));
+    }
+    if let Some(name) = guard::live(j.entries()) {
+        guard::disarm_named(j, new, &name).await?;
     }
     if matches!(st.state("fence"), Some(StepState::Begun) | Some(StepState::Done)) {
         let f = fence::from_journal(j.entries());

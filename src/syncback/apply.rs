@@ -2,11 +2,16 @@
 //! transactions in one target transaction together with the new position, so a kill at any
 //! point leaves the copy and the position consistent (nothing lost, nothing applied twice).
 //!
-//! Rows are written from the binary log's full images: an insert or the after image of an
-//! update is a `REPLACE` of the whole row, a delete (or the old key of an update that changed
-//! its key) is a `DELETE` by primary key; each is idempotent on its own too. Before a table's
-//! first change is applied, the table map's column count and types are checked against the
-//! target's columns; a mismatch stops sync-back without writing.
+//! Rows are written from the binary log's full images, each exactly once (the position is in
+//! the same transaction): an insert is a plain `INSERT` of the whole row, an update an
+//! `UPDATE` of every column found by the before image's primary key, a delete a `DELETE` by
+//! that key. Every statement's row count is checked (found rows, so an update to identical
+//! values counts): a duplicate key on insert, or no row for an update or delete, means the
+//! copy diverged from the new server; the transaction is rolled back and sync-back stops,
+//! naming the table and the key. Never `REPLACE`: on a clash with a secondary unique key it
+//! silently deletes another row (gh-ost #1633). Before a table's first change is applied, the
+//! table map's column count and types are checked against the target's columns; a mismatch
+//! stops sync-back without writing.
 //!
 //! These writes are application rows, which journals never hold: the unit of intent and
 //! acknowledgement is the position row written in the same transaction (docs/syncback.md).
@@ -65,7 +70,7 @@ pub async fn stored_position(target: &mut Server, service: &str) -> Result<Optio
     Ok(row.map(|(file, pos, gtid)| Position { file, pos, gtid }))
 }
 
-/// One target table: its columns and primary key, and the two statements that write it.
+/// One target table: its columns and primary key, and the statements that write it.
 #[derive(Debug, Clone)]
 pub struct TargetTable {
     pub name: TableName,
@@ -73,8 +78,6 @@ pub struct TargetTable {
     pub columns: Vec<(String, String)>,
     /// Indexes of the primary key's columns.
     pub key: Vec<usize>,
-    replace_sql: String,
-    delete_sql: String,
 }
 
 impl TargetTable {
@@ -106,12 +109,7 @@ impl TargetTable {
             return Err(Error::Session(format!("{name} has no primary key: sync-back applies changes by primary key")));
         }
         let key: Vec<usize> = pk.iter().filter_map(|k| columns.iter().position(|(c, _)| c == k)).collect();
-        let list = columns.iter().map(|(c, _)| quote_ident(c)).collect::<Vec<_>>().join(", ");
-        let marks = vec!["?"; columns.len()].join(", ");
-        let replace_sql = format!("REPLACE INTO {} ({list}) VALUES ({marks})", name.sql());
-        let cond = key.iter().map(|&i| format!("{} <=> ?", quote_ident(&columns[i].0))).collect::<Vec<_>>().join(" AND ");
-        let delete_sql = format!("DELETE FROM {} WHERE {cond}", name.sql());
-        Ok(TargetTable { name: name.clone(), columns, key, replace_sql, delete_sql })
+        Ok(TargetTable { name: name.clone(), columns, key })
     }
 
     /// Refuses a change whose table map no longer matches this table's columns.
@@ -145,36 +143,79 @@ impl TargetTable {
         self.key.iter().map(|&i| row[i].clone()).collect()
     }
 
-    /// `REPLACE` of `n` whole rows.
-    fn replace_rows(&self, n: usize) -> String {
+    /// `key_col <=> ? AND ...`: one key.
+    fn key_cond(&self) -> String {
+        self.key.iter().map(|&i| format!("{} <=> ?", quote_ident(&self.columns[i].0))).collect::<Vec<_>>().join(" AND ")
+    }
+
+    /// A plain `INSERT` of `n` whole rows (never `REPLACE`: a row already there is a
+    /// divergence, which must stop sync-back, not be overwritten; gh-ost #1633).
+    fn insert_rows(&self, n: usize) -> String {
+        let list = self.columns.iter().map(|(c, _)| quote_ident(c)).collect::<Vec<_>>().join(", ");
         let one = format!("({})", vec!["?"; self.columns.len()].join(", "));
-        let head = self.replace_sql.split_once(" VALUES ").map(|x| x.0).unwrap_or_default();
-        format!("{head} VALUES {}", vec![one; n].join(", "))
+        format!("INSERT INTO {} ({list}) VALUES {}", self.name.sql(), vec![one; n].join(", "))
+    }
+
+    /// `UPDATE` of one row to its whole after image, found by its before image's key.
+    fn update_row(&self) -> String {
+        let set = self.columns.iter().map(|(c, _)| format!("{} = ?", quote_ident(c))).collect::<Vec<_>>().join(", ");
+        format!("UPDATE {} SET {set} WHERE {}", self.name.sql(), self.key_cond())
     }
 
     /// `DELETE` of `n` keys.
     fn delete_keys(&self, n: usize) -> String {
-        let cond = self.delete_sql.split_once(" WHERE ").map(|x| x.1).unwrap_or_default();
-        let head = self.delete_sql.split_once(" WHERE ").map(|x| x.0).unwrap_or_default();
-        format!("{head} WHERE {}", vec![format!("({cond})"); n].join(" OR "))
+        format!("DELETE FROM {} WHERE {}", self.name.sql(), vec![format!("({})", self.key_cond()); n].join(" OR "))
+    }
+
+    /// `(a, b) = (1, 'x')`: the key's columns and values, for a divergence message (the key
+    /// only, never other columns of the row).
+    fn describe_key(&self, key: &[Value]) -> String {
+        let cols = self.key.iter().map(|&i| self.columns[i].0.clone()).collect::<Vec<_>>().join(", ");
+        let vals = key.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>().join(", ");
+        format!("({cols}) = ({vals})")
     }
 }
 
 /// Rows per statement, at most.
 const STATEMENT_ROWS: usize = 200;
 
-/// The changes as operations: (table, replace?, values: the whole row, or the key).
-fn ops(tables: &BTreeMap<TableName, TargetTable>, changes: &[Change]) -> Vec<(TableName, bool, Vec<Value>)> {
+/// What one change does to the copy.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// The whole after image; the row must not exist.
+    Insert,
+    /// Key of the before image, then the whole after image; exactly one row must match.
+    Update,
+    /// The before image's key; exactly one row must go.
+    Delete,
+}
+
+/// One operation: its table, its kind and its parameters.
+#[derive(Debug, Clone)]
+struct Op {
+    table: TableName,
+    kind: Kind,
+    /// Insert: the row; update: the after image then the before key; delete: the key.
+    params: Vec<Value>,
+    /// The key the operation is about (the before image's for an update), for messages.
+    key: Vec<Value>,
+}
+
+/// The changes as operations, in order.
+fn ops(tables: &BTreeMap<TableName, TargetTable>, changes: &[Change]) -> Vec<Op> {
     let mut out = Vec::with_capacity(changes.len());
     for c in changes {
         let t = &tables[&c.table];
-        if let Some(b) = &c.before {
-            if c.after.as_ref().is_none_or(|a| t.key_of(a) != t.key_of(b)) {
-                out.push((c.table.clone(), false, t.key_of(b)));
+        let table = c.table.clone();
+        match (&c.before, &c.after) {
+            (None, Some(a)) => out.push(Op { table, kind: Kind::Insert, params: a.clone(), key: t.key_of(a) }),
+            (Some(b), Some(a)) => {
+                let key = t.key_of(b);
+                let params = a.iter().cloned().chain(key.iter().cloned()).collect();
+                out.push(Op { table, kind: Kind::Update, params, key })
             }
-        }
-        if let Some(a) = &c.after {
-            out.push((c.table.clone(), true, a.clone()));
+            (Some(b), None) => out.push(Op { table, kind: Kind::Delete, params: t.key_of(b), key: t.key_of(b) }),
+            (None, None) => {}
         }
     }
     out
@@ -213,47 +254,95 @@ pub fn compatible(data_type: &str, ty: ColumnType) -> bool {
 
 /// The old primary's copy: one connection, the tables by their name on the new server.
 pub struct Target {
+    /// A [`Server::connect_row_writer`] connection: every statement's row count is checked.
     pub server: Server,
     pub service: String,
     /// New server's table → the old primary's copy of it.
     pub tables: BTreeMap<TableName, TargetTable>,
 }
 
+/// Why a batch could not be applied.
+enum Failed {
+    /// The copy is not what the new server's history says it is.
+    Diverged(String),
+    /// Anything else (connection lost, ...).
+    Other(Error),
+}
+
 impl Target {
-    /// Applies `changes` and stores `end` (and the counts) in one transaction.
+    /// Applies `changes` and stores `end` (and the counts) in one transaction. A change that
+    /// does not find the copy as the new server had it (an insert whose key is there, an
+    /// update or delete of a row that is not) rolls the whole transaction back and stops
+    /// sync-back, naming the table and the key.
     pub async fn apply(&mut self, changes: &[Change], txns: u64, end: &Position) -> Result<()> {
         for c in changes {
             let t = self.tables.get(&c.table).ok_or_else(|| Error::Session(format!("{}: not a table sync-back copies", c.table)))?;
             t.check(c)?;
         }
-        self.server.session("starting sync-back's transaction", "START TRANSACTION").await?;
-        let r = self.write(changes, txns, end).await;
-        match r {
-            Ok(()) => self.server.session("committing sync-back's transaction", "COMMIT").await,
-            Err(e) => {
-                let _ = self.server.session("rolling back sync-back's transaction", "ROLLBACK").await;
-                Err(e)
+        let ops = ops(&self.tables, changes);
+        // Grouped statements first; when one of them finds the copy diverged, the batch is
+        // rolled back and run again one row per statement, which names the row (and, should
+        // the grouped check have been wrong, applies the batch).
+        let mut diverged = None;
+        for grouped in [true, false] {
+            self.server.session("starting sync-back's transaction", "START TRANSACTION").await?;
+            match self.write(&ops, grouped, changes.len() as u64, txns, end).await {
+                Ok(()) => return self.server.session("committing sync-back's transaction", "COMMIT").await,
+                Err(f) => {
+                    let _ = self.server.session("rolling back sync-back's transaction", "ROLLBACK").await;
+                    match f {
+                        Failed::Other(e) => return Err(e),
+                        Failed::Diverged(m) => diverged = Some(m),
+                    }
+                }
             }
         }
+        Err(Error::Session(format!(
+            "sync-back stopped: the old copy has diverged from the new server: {}. Nothing of this batch was applied (its \
+             transaction was rolled back) and sync-back's position did not move. Something other than sync-back changed the \
+             copy: verify it against the new server (privfence verify), then resync it (copy the tables again and start \
+             sync-back from a fresh position) before starting sync-back again",
+            diverged.unwrap_or_default()
+        )))
     }
 
-    async fn write(&mut self, changes: &[Change], txns: u64, end: &Position) -> Result<()> {
+    async fn write(&mut self, ops: &[Op], grouped: bool, rows: u64, txns: u64, end: &Position) -> std::result::Result<(), Failed> {
         let target = self.server.target.clone();
-        let fail = |what: &str, e: mysql_async::Error| Error::Session(format!("{target}: {what}: {e}"));
-        let ops = ops(&self.tables, changes);
-        // Consecutive operations of one kind on one table go in one statement (in order, so
-        // the last image of a key wins, as it did on the new server).
+        let fail = |what: &str, e: mysql_async::Error| Failed::Other(Error::Session(format!("{target}: {what}: {e}")));
         let mut i = 0;
         while i < ops.len() {
-            let (table, kind) = (&ops[i].0, ops[i].1);
-            let mut j = i;
-            while j < ops.len() && j - i < STATEMENT_ROWS && &ops[j].0 == table && ops[j].1 == kind {
-                j += 1;
+            // Consecutive inserts (or deletes) of one table go in one statement; an update is
+            // its own statement (its key decides which row). Order is kept.
+            let (table, kind) = (&ops[i].table, &ops[i].kind);
+            let mut j = i + 1;
+            if grouped && *kind != Kind::Update {
+                while j < ops.len() && j - i < STATEMENT_ROWS && &ops[j].table == table && &ops[j].kind == kind {
+                    j += 1;
+                }
             }
             let t = &self.tables[table];
-            let group: Vec<Value> = ops[i..j].iter().flat_map(|o| o.2.iter().cloned()).collect();
-            let sql = if kind { t.replace_rows(j - i) } else { t.delete_keys(j - i) };
-            self.server.execute_params(&sql, group).await.map_err(|e| fail(&format!("writing {}", t.name), e))?;
+            let group: Vec<Value> = ops[i..j].iter().flat_map(|o| o.params.iter().cloned()).collect();
+            let sql = match kind {
+                Kind::Insert => t.insert_rows(j - i),
+                Kind::Update => t.update_row(),
+                Kind::Delete => t.delete_keys(j - i),
+            };
+            let n = (j - i) as u64;
+            let what = match kind {
+                Kind::Insert => "an insert found a row with the same key (primary or unique) already there",
+                Kind::Update => "an update found no row with its key",
+                Kind::Delete => "a delete found no row with its key",
+            };
+            let diverged = || {
+                let key = if j - i == 1 { format!(" {}", t.describe_key(&ops[i].key)) } else { format!(" ({n} rows)") };
+                Failed::Diverged(format!("{} (copy of {table}): {what}; key{key}", t.name))
+            };
+            match self.server.execute_params_affected(&sql, group).await {
+                Ok(got) if got == n => {}
+                Ok(_) => return Err(diverged()),
+                Err(mysql_async::Error::Server(e)) if e.code == 1062 => return Err(diverged()),
+                Err(e) => return Err(fail(&format!("writing {}", t.name), e)),
+            }
             i = j;
         }
         crate::journal::crash::point("syncback rows written");
@@ -266,11 +355,17 @@ impl Target {
             Value::from(end.pos),
             end.gtid.clone().map(Value::from).unwrap_or(Value::NULL),
             Value::from(txns),
-            Value::from(changes.len() as u64),
+            Value::from(rows),
             Value::from(self.service.clone()),
         ];
-        self.server.execute_params(&sql, params).await.map_err(|e| fail("storing the position", e))?;
-        Ok(())
+        match self.server.execute_params_affected(&sql, params).await {
+            Ok(1) => Ok(()),
+            Ok(n) => Err(Failed::Other(Error::Session(format!(
+                "{target}: sync-back's position row of {} matched {n} rows instead of 1: nothing of this batch was applied",
+                self.service
+            )))),
+            Err(e) => Err(fail("storing the position", e)),
+        }
     }
 }
 
@@ -286,17 +381,31 @@ mod tests {
         assert!(compatible("geometry", ColumnType::MYSQL_TYPE_GEOMETRY));
     }
 
+    fn table() -> TargetTable {
+        TargetTable { name: TableName::new("s", "t"), columns: vec![("id".into(), "int".into()), ("v".into(), "int".into())], key: vec![0] }
+    }
+
     #[test]
-    fn grouped_statements() {
-        let t = TargetTable {
-            name: TableName::new("s", "t"),
-            columns: vec![("id".into(), "int".into()), ("v".into(), "int".into())],
-            key: vec![0],
-            replace_sql: "REPLACE INTO `s`.`t` (`id`, `v`) VALUES (?, ?)".into(),
-            delete_sql: "DELETE FROM `s`.`t` WHERE `id` <=> ?".into(),
-        };
-        assert_eq!(t.replace_rows(2), "REPLACE INTO `s`.`t` (`id`, `v`) VALUES (?, ?), (?, ?)");
+    fn statements() {
+        let t = table();
+        assert_eq!(t.insert_rows(2), "INSERT INTO `s`.`t` (`id`, `v`) VALUES (?, ?), (?, ?)");
+        assert_eq!(t.update_row(), "UPDATE `s`.`t` SET `id` = ?, `v` = ? WHERE `id` <=> ?");
         assert_eq!(t.delete_keys(2), "DELETE FROM `s`.`t` WHERE (`id` <=> ?) OR (`id` <=> ?)");
+        assert_eq!(t.describe_key(&[Value::Int(7)]), "(id) = (7)");
+    }
+
+    #[test]
+    fn changes_become_inserts_updates_deletes() {
+        let mut tables = BTreeMap::new();
+        tables.insert(TableName::new("s", "t"), table());
+        let row = |id: i64, v: i64| Some(vec![Value::Int(id), Value::Int(v)]);
+        let c = |before, after| Change { table: TableName::new("s", "t"), before, after, types: vec![None, None] };
+        let got = ops(&tables, &[c(None, row(1, 1)), c(row(1, 1), row(2, 5)), c(row(2, 5), None)]);
+        let kinds: Vec<&Kind> = got.iter().map(|o| &o.kind).collect();
+        assert_eq!(kinds, vec![&Kind::Insert, &Kind::Update, &Kind::Delete]);
+        // The update: the whole after image, then the before image's key (a key change too).
+        assert_eq!(got[1].params, vec![Value::Int(2), Value::Int(5), Value::Int(1)]);
+        assert_eq!(got[2].params, vec![Value::Int(2)]);
     }
 
     #[test]

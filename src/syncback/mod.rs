@@ -102,6 +102,44 @@ pub struct Report {
     pub stopped: String,
 }
 
+/// The named lock a running sync-back of `service` holds on the old primary, on the connection
+/// that writes the copy: a second sync-back refuses, and `promote revert` ends the holder's
+/// connection (journaled) once sync-back caught up with its fence, then holds the lock itself.
+pub fn lock_name(service: &str) -> String {
+    exec::lock_name("privfence-syncback:", service)
+}
+
+/// Refuses when a revert gave the service back to the old primary: a copy is gone and the
+/// table it copies is there again under its own name (writing it would overwrite the
+/// service's own writes).
+async fn refuse_after_revert(old: &mut Server, service: &str, tables: &[(TableName, TableName)]) -> Result<()> {
+    for (from, to) in tables {
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}), \
+             (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {})",
+            crate::model::ident::quote_str(&to.schema),
+            crate::model::ident::quote_str(&to.name),
+            crate::model::ident::quote_str(&from.schema),
+            crate::model::ident::quote_str(&from.name)
+        );
+        let (copy, live): (u64, u64) = old.first("looking for the old copy", &sql).await?.unwrap_or((0, 0));
+        if copy == 0 && live > 0 && from != to {
+            return Err(Error::Refused(format!(
+                "{to} is gone and {from} is live again on the old primary: a revert gave {service} back to it, so sync-back has \
+                 nothing to copy (and must not write the service's live table). To move the service again, run a new promotion"
+            )));
+        }
+        if copy == 0 {
+            // Sync-back's account may not see the live table: the same refusal, both causes named.
+            return Err(Error::Refused(format!(
+                "{to} does not exist on the old primary: after a revert (which renames it back to {from}) sync-back has nothing \
+                 to copy and must not write the service's live table; otherwise name the copy's schema with --to-schema"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Everything [`run`] needs, connected and checked.
 pub struct Ready {
     source_spec: ConnectSpec,
@@ -116,6 +154,16 @@ pub struct Ready {
 pub async fn prepare(j: &mut Journal, plan: &Plan, out: &mut Output) -> Result<Ready> {
     let mut source = Server::connect(&plan.source).await?;
     let mut node = Node::connect(&plan.target, "old-primary").await?;
+    refuse_after_revert(&mut node.server, &plan.service, &plan.tables).await?;
+    // The row writer's connection holds the lock for as long as sync-back runs.
+    let mut server = Server::connect_row_writer(&plan.target).await?;
+    let name = lock_name(&plan.service);
+    if !exec::lock(&mut server, "taking sync-back's lock", &name, 0).await? {
+        return Err(Error::Refused(format!(
+            "another sync-back of {} is running on the old primary, or a revert is stopping it (the lock {name} is held)",
+            plan.service
+        )));
+    }
     let stored = apply::stored_position(&mut node.server, &plan.service).await?;
     let start = match (&stored, &plan.start) {
         (Some(p), _) => p.clone(),
@@ -154,7 +202,6 @@ pub async fn prepare(j: &mut Journal, plan: &Plan, out: &mut Output) -> Result<R
         }
         exec::run(j, &mut node, Phase::Promote, Some("syncback-start"), &apply::position_insert_sql(&plan.service, &start), &[]).await?;
     }
-    let mut server = node.server.another().await?;
     node.server.close().await;
     let mut tables = std::collections::BTreeMap::new();
     for (from, to) in &plan.tables {
@@ -236,6 +283,9 @@ pub async fn run(ready: Ready, opts: &Options, out: &mut Output) -> Result<Repor
         }
         if last_status.elapsed() >= opts.status_every {
             last_status = Instant::now();
+            if let Err(e) = still_locked(&mut target).await {
+                break Err(e);
+            }
             status(&mut source, &report, &batch, &lags, opts, out).await;
         }
         if opts.exit_when_idle.is_some_and(|d| last_event.elapsed() >= d) && batch.since.is_none() {
@@ -252,6 +302,23 @@ pub async fn run(ready: Ready, opts: &Options, out: &mut Output) -> Result<Repor
     percentiles(&mut report, &mut lags);
     status(&mut source, &report, &batch, &lags, opts, out).await;
     result.map(|_| report)
+}
+
+/// Whether the writer's connection still holds sync-back's lock: a revert ends that connection
+/// once sync-back caught up with its fence, and sync-back then stops (an idle sync-back learns
+/// it here, a busy one at its next write).
+async fn still_locked(target: &mut Target) -> Result<()> {
+    let sql = format!("SELECT IS_USED_LOCK({}) = CONNECTION_ID()", crate::model::ident::quote_str(&lock_name(&target.service)));
+    let ours: Option<Option<i64>> = target.server.first("checking sync-back's lock", &sql).await.unwrap_or(None);
+    if ours.flatten() == Some(1) {
+        return Ok(());
+    }
+    Err(Error::Session(format!(
+        "sync-back stopped: its connection to the old primary ({}) was ended or lost its lock; a revert (`promote revert`) \
+         stops sync-back this way once it caught up. What it applied is stored with its position: start sync-back again if \
+         no revert is under way",
+        target.server.target
+    )))
 }
 
 async fn flush(target: &mut Target, batch: &mut Batch, report: &mut Report, lags: &mut Vec<u64>) -> Result<()> {

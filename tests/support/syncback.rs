@@ -115,6 +115,11 @@ pub async fn syncback_account(sb: &Sandbox, dir: &Path) -> PathBuf {
 }
 
 pub fn syncback_cmd(sb: &Sandbox, dir: &Path, cnf: &Path, extra: &[&str]) -> std::process::Command {
+    syncback_cmd_journal(sb, dir, cnf, &dir.join("svc.syncback.journal"), extra)
+}
+
+/// [`syncback_cmd`] with its own journal (a second sync-back, as from another machine).
+pub fn syncback_cmd_journal(sb: &Sandbox, dir: &Path, cnf: &Path, journal: &Path, extra: &[&str]) -> std::process::Command {
     let replica = support::replica(sb);
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_privfence"));
     c.args(["sync-back", "--policy"])
@@ -128,7 +133,7 @@ pub fn syncback_cmd(sb: &Sandbox, dir: &Path, cnf: &Path, extra: &[&str]) -> std
         .arg("--promote-journal")
         .arg(dir.join("svc.promote.journal"))
         .arg("--journal")
-        .arg(dir.join("svc.syncback.journal"))
+        .arg(journal)
         .args(extra)
         .stdin(std::process::Stdio::null());
     c
@@ -143,4 +148,25 @@ pub async fn rows(s: &privfence::sandbox::Server, sql: &str) -> Vec<String> {
     let v: Vec<String> = c.query(sql).await.unwrap();
     c.disconnect().await.ok();
     v
+}
+
+/// `privfence promote revert` for the pair, as the admin.
+pub fn revert_args(sb: &Sandbox, dir: &Path) -> Vec<String> {
+    let replica = support::replica(sb);
+    vec![
+        "promote".into(),
+        "revert".into(),
+        "--policy".into(),
+        dir.join("p.toml").display().to_string(),
+        "--service".into(),
+        "svc".into(),
+        "--primary".into(),
+        format!("{}:{}", sb.primary.host, sb.primary.port),
+        "--replica".into(),
+        format!("{}:{}", replica.host, replica.port),
+        "--journal".into(),
+        dir.join("svc.promote.journal").display().to_string(),
+        "--defaults-file".into(),
+        sb.primary.client_cnf.display().to_string(),
+    ]
 }
