@@ -150,7 +150,7 @@ fn parse_file(ctx: &mut Ctx, services: &mut Vec<Service>, today: NaiveDate) {
                     // A recovered syntax error can leave a service half-read: its own error
                     // then says nothing new.
                     if !syntax_failed {
-                        let msg = format!("service {name:?}: {}", e.message().trim());
+                        let msg = e.message().trim().to_string();
                         ctx.error(e.span().unwrap_or(raw_span), msg);
                     }
                     continue;
