@@ -1,5 +1,9 @@
 //! The one output object. Data goes to stdout, progress and status to stderr; both are plain
 //! writers so tests can capture them in memory. A closed stdout (`| head`) is not an error.
+//!
+//! Progress bars (`indicatif`) are drawn only when stderr is a terminal and the command did
+//! not ask for quiet or machine-readable output ([`Output::allow_bars`]): a cron job, a pipe,
+//! `--quiet` and `--format json` get nothing, not even a last line.
 
 use std::io::{self, Write};
 use std::sync::Mutex;
@@ -35,18 +39,90 @@ pub struct Output {
     live: bool,
     /// A progress line is on screen and must be cleared before the next status line.
     progress_shown: bool,
+    /// Progress bars may be drawn (a terminal, and neither `--quiet` nor JSON asked for).
+    bars: bool,
+    /// The bar on screen, if any: status lines are written above it, not through it.
+    bar: Option<indicatif::ProgressBar>,
+}
+
+/// A progress bar for long work, from [`Output::bar`]: on a terminal only; elsewhere every
+/// call does nothing. Dropped or [`Bar::finish`]ed, it leaves no line behind.
+pub struct Bar(Option<indicatif::ProgressBar>);
+
+impl Bar {
+    /// Sets the amount of work (when it is known only once the work has begun).
+    pub fn set_total(&self, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+        }
+    }
+
+    /// Sets how much is done.
+    pub fn set(&self, done: u64) {
+        if let Some(b) = &self.0 {
+            b.set_position(done);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {}
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
 }
 
 impl Output {
     /// stdout and stderr of the process.
     pub fn stdio() -> Output {
         use std::io::IsTerminal;
-        Output { out: Box::new(io::stdout()), err: Box::new(io::stderr()), live: io::stderr().is_terminal(), progress_shown: false }
+        let live = io::stderr().is_terminal();
+        Output { out: Box::new(io::stdout()), err: Box::new(io::stderr()), live, progress_shown: false, bars: live, bar: None }
     }
 
     /// Any two writers (tests use `Vec<u8>`).
     pub fn new(out: Box<dyn Write + Send>, err: Box<dyn Write + Send>) -> Output {
-        Output { out, err, live: false, progress_shown: false }
+        Output { out, err, live: false, progress_shown: false, bars: false, bar: None }
+    }
+
+    /// Whether progress bars may be drawn: a command turns them off for `--quiet` and for
+    /// machine-readable formats (they are never drawn off a terminal anyway).
+    pub fn allow_bars(&mut self, allowed: bool) {
+        self.bars = allowed && self.live;
+    }
+
+    /// A progress bar over `total` units of `what` (see [`Bar`]); a hidden one unless
+    /// [`Self::allow_bars`] and stderr is a terminal.
+    pub fn bar(&mut self, total: u64, what: &str) -> Bar {
+        if !self.bars {
+            return Bar(None);
+        }
+        self.clear_progress();
+        let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr())
+            .with_style(style)
+            .with_message(what.to_string());
+        self.bar = Some(b.clone());
+        Bar(Some(b))
+    }
+
+    /// Writes one line to stderr, above the progress bar when one is on screen.
+    fn err_line(&mut self, text: &str) {
+        match self.bar.as_ref().filter(|b| !b.is_finished()).cloned() {
+            Some(b) => b.suspend(|| {
+                let _ = writeln!(self.err, "{text}");
+            }),
+            None => {
+                self.bar = None;
+                let _ = writeln!(self.err, "{text}");
+            }
+        }
     }
 
     /// Writes the deferred warnings (see [`defer_warning`]) first.
@@ -71,14 +147,14 @@ impl Output {
     pub fn status(&mut self, text: &str) {
         self.clear_progress();
         self.flush_deferred();
-        let _ = writeln!(self.err, "{text}");
+        self.err_line(text);
     }
 
     /// Writes a warning to stderr.
     pub fn warn(&mut self, text: &str) {
         self.clear_progress();
         self.flush_deferred();
-        let _ = writeln!(self.err, "warning: {text}");
+        self.err_line(&format!("warning: {text}"));
     }
 
     /// A live status line: rewritten in place on a terminal, a plain line otherwise (callers

@@ -112,4 +112,18 @@ doc("backfill.json", "privfence backfill --format json", {
     "format": fmt1, "kind": {"const": "backfill"}, "result": {"enum": ["equal", "differ", "dry_run"]}, "tables": {}, "chunks": {"type": "integer"}, "chunks_before": {"type": "integer"}, "rows_read": {"type": "integer"}, "inserted": {"type": "integer"}, "present": {"type": "integer"}, "tombstoned": {"type": "integer"}, "retries": {"type": "integer"}, "took_ms": {"type": "integer"},
     "verify": nullable(obj(["chunks", "equal_chunks", "rows_source", "rows_target", "ranges", "keys", "took_ms"], verify_props))},
     ["format", "kind", "result", "chunks", "rows_read", "inserted", "took_ms", "verify"])
+repl = nullable(obj(["io_running", "sql_running", "last_io_error", "last_sql_error"], {k: {"type": "string"} for k in ["io_running", "sql_running", "last_io_error", "last_sql_error"]}))
+doc("sandbox-status.json", "privfence sandbox status --format json", {
+    "format": fmt1, "flavour": {"enum": ["mysql", "mariadb"]}, "dir": {"type": "string"},
+    "servers": arr(obj(["role", "port", "pid", "up", "version", "read_only", "gtids", "replication", "error"], {
+        "role": {"enum": ["primary", "replica"]}, "port": {"type": "integer"}, "pid": {"type": "integer"}, "up": {"type": "boolean"},
+        "version": nullable({"type": "string"}), "read_only": nullable({"type": "boolean"}), "gtids": nullable({"type": "string"}),
+        "replication": repl, "error": nullable({"type": "string"})}))},
+    ["format", "flavour", "dir", "servers"])
+doc("failsafe-status.json", "privfence failsafe status --format json", {
+    "format": fmt1, "target": {"type": "string"}, "schema": {"type": "boolean"},
+    "events": arr(obj(["name", "status"], {"name": {"type": "string"}, "status": {"type": "string"}})),
+    "heartbeats": arr(obj(["name", "after_ms", "age_ms"], {"name": {"type": "string"}, "after_ms": {"type": "integer"}, "age_ms": {"type": "integer"}})),
+    "fired": arr(obj(["name", "fired_at", "done_at", "errors"], {"name": {"type": "string"}, "fired_at": {"type": "string"}, "done_at": nullable({"type": "string"}), "errors": {"type": "integer"}}))},
+    ["format", "target", "schema", "events", "heartbeats", "fired"])
 print(sorted(os.listdir(D)))

@@ -81,7 +81,14 @@ pub fn load_servers(path: &Path) -> anyhow::Result<Vec<Target>> {
 }
 
 /// Audits every target, at most `parallel` at a time; results in the targets' order.
-pub async fn audit_all(targets: Vec<Target>, policy: Arc<Policy>, today: NaiveDate, parallel: usize) -> Vec<ServerAudit> {
+/// `done` is told how many servers are finished, after each one.
+pub async fn audit_all(
+    targets: Vec<Target>,
+    policy: Arc<Policy>,
+    today: NaiveDate,
+    parallel: usize,
+    done: &mut dyn FnMut(usize),
+) -> Vec<ServerAudit> {
     let sem = Arc::new(Semaphore::new(parallel.max(1)));
     let mut set = tokio::task::JoinSet::new();
     for (i, t) in targets.into_iter().enumerate() {
@@ -97,6 +104,7 @@ pub async fn audit_all(targets: Vec<Target>, policy: Arc<Policy>, today: NaiveDa
             Ok(x) => results.push(x),
             Err(e) => results.push((usize::MAX, failed("?", "?", format!("the audit task failed: {e}")))),
         }
+        done(results.len());
     }
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, a)| a).collect()

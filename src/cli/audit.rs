@@ -99,7 +99,11 @@ pub async fn run(args: AuditArgs, out: &mut Output) -> anyhow::Result<ExitCode> 
     }
     let started = std::time::Instant::now();
     let files = policy.files.clone();
-    let servers = fleet::audit_all(targets, Arc::new(policy), today, args.parallel).await;
+    // A bar over the fleet's servers, on a terminal only (not with --quiet or JSON).
+    out.allow_bars(!args.quiet && args.format.format != Format::Json && targets.len() > 1);
+    let bar = out.bar(targets.len() as u64, "auditing servers");
+    let servers = fleet::audit_all(targets, Arc::new(policy), today, args.parallel, &mut |n| bar.set(n as u64)).await;
+    bar.finish();
     let mut report =
         AuditReport { format: AUDIT_FORMAT, generated_at: chrono::Utc::now(), policy: files, servers, baseline: None, exit_code: 0 };
     if let (Some(old), Some(path)) = (&old, &args.baseline) {

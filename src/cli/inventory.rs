@@ -28,14 +28,14 @@ pub async fn run(args: InventoryArgs, out: &mut Output) -> anyhow::Result<ExitCo
     let mut server = super::connect(&args.connect).await?;
     let mut inv = inventory::take(&mut server).await?;
     let mismatches = if args.verify {
-        // A progress line on a terminal only (Output::progress rewrites it in place there).
-        let live = out.is_live();
-        let mut bar = |done: usize, total: usize| {
-            if live {
-                out.progress(&format!("verify: SHOW GRANTS {done}/{total} accounts"));
-            }
+        // A bar on a terminal only, and not under --format json (see Output::bar).
+        out.allow_bars(args.format.format != Format::Json);
+        let bar = out.bar(0, "verify: SHOW GRANTS");
+        let mut progress = |done: usize, total: usize| {
+            bar.set_total(total as u64);
+            bar.set(done as u64);
         };
-        let (m, fresh) = verify::verify_settled_with(&mut server, &inv, &mut bar).await?;
+        let (m, fresh) = verify::verify_settled_with(&mut server, &inv, &mut progress).await?;
         inv = fresh.unwrap_or(inv);
         Some(m)
     } else {

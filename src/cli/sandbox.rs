@@ -2,8 +2,9 @@
 
 use crate::db::Flavour;
 use crate::error::ExitCode;
-use crate::output::Output;
-use crate::report::new_table;
+use crate::output::{Format, Output};
+use crate::report::{new_table, tsv::Tsv};
+use crate::sandbox::lifecycle::ServerStatus;
 use crate::sandbox::{Sandbox, SandboxOptions, Topology};
 use std::path::PathBuf;
 
@@ -45,6 +46,8 @@ pub enum SandboxCommand {
         flavour: FlavourArg,
         #[arg(long)]
         dir: Option<PathBuf>,
+        #[command(flatten)]
+        format: super::args::FormatArgs,
     },
     /// Stop the sandbox servers and remove the folder.
     Down {
@@ -83,21 +86,14 @@ pub async fn run(cmd: SandboxCommand, out: &mut Output) -> anyhow::Result<ExitCo
             out.data(&sb.connect_help());
             out.data(&privfence_help(&sb.primary.client_cnf.display().to_string()));
         }
-        SandboxCommand::Status { flavour, dir } => {
+        SandboxCommand::Status { flavour, dir, format } => {
             let sb = Sandbox::load(&folder(flavour, dir))?;
-            let mut t = new_table(&["server", "port", "up", "version", "read_only", "replication", "note"]);
-            for s in sb.status().await {
-                t.add_row(vec![
-                    s.role.name().to_string(),
-                    s.port.to_string(),
-                    if s.up { "yes" } else { "no" }.to_string(),
-                    s.version.unwrap_or_default(),
-                    s.read_only.map(|r| r.to_string()).unwrap_or_default(),
-                    s.replication.map(|r| format!("{r:?}")).unwrap_or_default(),
-                    s.error.unwrap_or_default(),
-                ]);
+            let servers = sb.status().await;
+            match format.format {
+                Format::Json => out.data(&status_json(&sb, &servers)?),
+                Format::Tsv => out.data(&status_tsv(&servers)),
+                Format::Table => out.data(&format!("{}\n{}", status_table(servers), sb.connect_help())),
             }
-            out.data(&format!("{t}\n{}", sb.connect_help()));
         }
         SandboxCommand::Down { flavour, dir } => {
             let dir = folder(flavour, dir);
@@ -107,4 +103,56 @@ pub async fn run(cmd: SandboxCommand, out: &mut Output) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// Version of the `sandbox status --format json` document (docs/schemas/sandbox-status.json).
+pub const SANDBOX_STATUS_FORMAT: u32 = 1;
+
+fn status_json(sb: &Sandbox, servers: &[ServerStatus]) -> anyhow::Result<String> {
+    let doc = serde_json::json!({
+        "format": SANDBOX_STATUS_FORMAT,
+        "flavour": sb.flavour,
+        "dir": sb.dir,
+        "servers": servers,
+    });
+    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+}
+
+/// The replication column: the threads' state in words (empty on a server that does not
+/// replicate).
+fn replication_words(s: &ServerStatus) -> String {
+    s.replication.as_ref().map(|r| format!("io {}, sql {}", r.io_running, r.sql_running)).unwrap_or_default()
+}
+
+fn status_tsv(servers: &[ServerStatus]) -> String {
+    let mut t = Tsv::new(&["server", "port", "pid", "up", "version", "read_only", "replication", "note"]);
+    for s in servers {
+        t.row(vec![
+            s.role.name().to_string(),
+            s.port.to_string(),
+            s.pid.to_string(),
+            if s.up { "yes" } else { "no" }.to_string(),
+            s.version.clone().unwrap_or_default(),
+            s.read_only.map(|r| r.to_string()).unwrap_or_default(),
+            replication_words(s),
+            s.error.clone().unwrap_or_default(),
+        ]);
+    }
+    t.finish()
+}
+
+fn status_table(servers: Vec<ServerStatus>) -> String {
+    let mut t = new_table(&["server", "port", "up", "version", "read_only", "replication", "note"]);
+    for s in servers {
+        t.add_row(vec![
+            s.role.name().to_string(),
+            s.port.to_string(),
+            if s.up { "yes" } else { "no" }.to_string(),
+            s.version.clone().unwrap_or_default(),
+            s.read_only.map(|r| r.to_string()).unwrap_or_default(),
+            replication_words(&s),
+            s.error.unwrap_or_default(),
+        ]);
+    }
+    t.to_string()
 }

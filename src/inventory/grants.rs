@@ -67,13 +67,37 @@ fn privs_from_set(value: &str, flavour: Flavour) -> (PrivSet, bool) {
 
 /// Reads all grant tables of the connected server into an inventory without objects.
 pub async fn read(server: &mut Server) -> Result<Inventory> {
+    read_split(server, None).await
+}
+
+/// [`read`], with `mysql.tables_priv` and `mysql.columns_priv` (most of a large server's rows)
+/// read on `tables` while `server` reads the rest: the two halves run at once on the server.
+/// The grants come out in the same order as from [`read`]. (Each SELECT reads its own
+/// moment either way: the tables were never read in one snapshot.)
+pub async fn read_split(server: &mut Server, tables: Option<&mut Server>) -> Result<Inventory> {
     let mut out = Inventory::empty(server.info.clone());
-    match server.info.flavour {
-        Flavour::MariaDb => read_mariadb_accounts(server, &mut out).await?,
-        Flavour::MySql => read_mysql_accounts(server, &mut out).await?,
+    let mut table_grants: Vec<Grant> = Vec::new();
+    let split = tables.is_some();
+    let first = async {
+        match server.info.flavour {
+            Flavour::MariaDb => read_mariadb_accounts(server, &mut out).await?,
+            Flavour::MySql => read_mysql_accounts(server, &mut out).await?,
+        }
+        read_schema_grants(server, &mut out).await
+    };
+    let second = async {
+        match tables {
+            Some(t) => read_table_grants(t, &mut table_grants).await,
+            None => Ok(()),
+        }
+    };
+    let (a, b) = tokio::join!(first, second);
+    a?;
+    b?;
+    if !split {
+        read_table_grants(server, &mut table_grants).await?;
     }
-    read_schema_grants(server, &mut out).await?;
-    read_table_grants(server, &mut out).await?;
+    out.grants.append(&mut table_grants);
     read_routine_and_proxy_grants(server, &mut out).await?;
     out.levels = read_levels(server).await?;
     out.accounts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -82,33 +106,37 @@ pub async fn read(server: &mut Server) -> Result<Inventory> {
 
 async fn read_mariadb_accounts(server: &mut Server, out: &mut Inventory) -> Result<()> {
     let version = server.info.version;
-    let rows = server
-        .rows(
-            "reading mysql.global_priv",
-            "SELECT User, Host, IFNULL(JSON_VALUE(Priv, '$.access'), '0'), IFNULL(JSON_VALUE(Priv, '$.is_role'), ''), \
-             IFNULL(JSON_VALUE(Priv, '$.account_locked'), ''), \
-             COALESCE(JSON_VALUE(Priv, '$.plugin'), JSON_VALUE(Priv, '$.auth_or[0].plugin'), ''), \
-             IF(IFNULL(JSON_VALUE(Priv, '$.authentication_string'), '') <> '' OR JSON_EXISTS(Priv, '$.auth_or'), 'Y', 'N'), \
-             IFNULL(JSON_VALUE(Priv, '$.default_role'), '') FROM mysql.global_priv",
-        )
-        .await?;
+    // The Priv JSON is read whole and taken apart here: JSON_VALUE on the server, eight times a
+    // row, cost more than reading the table (measured at 10,000 accounts).
+    let rows = server.rows("reading mysql.global_priv", "SELECT User, Host, Priv FROM mysql.global_priv").await?;
     for row in rows {
         let name = AccountName::new(s(&row, 0), s(&row, 1));
-        let access: u64 = s(&row, 2).parse().unwrap_or_else(|_| {
-            out.warnings.push(format!("{name}: unreadable privilege bitmask; treated as no global privileges"));
-            0
+        let priv_json: serde_json::Value = serde_json::from_str(&s(&row, 2)).unwrap_or_else(|_| {
+            out.warnings.push(format!("{name}: unreadable Priv JSON in mysql.global_priv; treated as no global privileges"));
+            serde_json::Value::Null
         });
-        let is_role = yes(&s(&row, 3));
+        let p = PrivJson(&priv_json);
+        let access: u64 = match p.get("access") {
+            None => 0,
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                out.warnings.push(format!("{name}: unreadable privilege bitmask; treated as no global privileges"));
+                0
+            }),
+        };
+        let is_role = yes(&p.text("is_role"));
         let mut privileges = decode_mariadb_access(access, version);
         let grant_option = privileges.remove(&Privilege::known("GRANT OPTION"));
         if !privileges.is_empty() || grant_option {
             out.grants.push(Grant { grantee: name.clone(), object: GrantObject::Global, privileges, grant_option });
         }
-        let default_role = s(&row, 7);
+        let default_role = p.text("default_role");
         if !default_role.is_empty() {
             out.default_roles.push(DefaultRole { account: name.clone(), role: AccountName::new(default_role, "") });
         }
-        out.accounts.push(Account { name, is_role, locked: yes(&s(&row, 4)), plugin: s(&row, 5), has_password: yes(&s(&row, 6)) });
+        let auth_or = priv_json.get("auth_or");
+        let plugin = p.get("plugin").or_else(|| auth_or.and_then(|a| PrivJson(&a[0]).get("plugin"))).unwrap_or_default();
+        let has_password = !p.text("authentication_string").is_empty() || auth_or.is_some();
+        out.accounts.push(Account { name, is_role, locked: yes(&p.text("account_locked")), plugin, has_password });
     }
     let rows = server.rows("reading mysql.roles_mapping", "SELECT User, Host, Role, Admin_option FROM mysql.roles_mapping").await?;
     for row in rows {
@@ -119,6 +147,26 @@ async fn read_mariadb_accounts(server: &mut Server, out: &mut Inventory) -> Resu
         });
     }
     Ok(())
+}
+
+/// A `mysql.global_priv.Priv` document, read as `JSON_VALUE(Priv, '$.key')` would: a scalar's
+/// text (a string unquoted, `true`, a number as written), nothing for an object, an array,
+/// null or a missing key.
+struct PrivJson<'a>(&'a serde_json::Value);
+
+impl PrivJson<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        match self.0.get(key)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Bool(b) => Some(b.to_string()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    }
+
+    fn text(&self, key: &str) -> String {
+        self.get(key).unwrap_or_default()
+    }
 }
 
 async fn read_mysql_accounts(server: &mut Server, out: &mut Inventory) -> Result<()> {
@@ -266,7 +314,7 @@ async fn read_schema_grants(server: &mut Server, out: &mut Inventory) -> Result<
     Ok(())
 }
 
-async fn read_table_grants(server: &mut Server, out: &mut Inventory) -> Result<()> {
+async fn read_table_grants(server: &mut Server, out: &mut Vec<Grant>) -> Result<()> {
     let flavour = server.info.flavour;
     // A server has few distinct privilege SETs and many rows: parse each once.
     let mut parsed: HashMap<String, (PrivSet, bool)> = HashMap::new();
@@ -277,7 +325,7 @@ async fn read_table_grants(server: &mut Server, out: &mut Inventory) -> Result<(
         if privileges.is_empty() && !grant_option {
             continue; // Only column privileges: they come from columns_priv.
         }
-        out.grants.push(Grant {
+        out.push(Grant {
             grantee: AccountName::new(s(&row, 0), s(&row, 1)),
             object: GrantObject::Table { table: TableName::new(s(&row, 2), s(&row, 3)) },
             privileges,
@@ -290,7 +338,7 @@ async fn read_table_grants(server: &mut Server, out: &mut Inventory) -> Result<(
         if privileges.is_empty() {
             continue;
         }
-        out.grants.push(Grant {
+        out.push(Grant {
             grantee: AccountName::new(s(&row, 0), s(&row, 1)),
             object: GrantObject::Column { table: TableName::new(s(&row, 2), s(&row, 3)), column: s(&row, 4) },
             privileges,

@@ -4,17 +4,10 @@ use super::{Diagnostic, Exemption, Location, Policy, PolicyErrors, Service, Seve
 use crate::model::{AccountName, TablePattern};
 use chrono::NaiveDate;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    service: BTreeMap<Spanned<String>, Spanned<RawService>>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +51,8 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn loc(&self, span: Range<usize>) -> Location {
         let (line, column) = position(self.text, span.start);
-        Location { file: self.file.to_path_buf(), line, column }
+        let text = self.text.lines().nth(line - 1).unwrap_or("").to_string();
+        Location { file: self.file.to_path_buf(), line, column, text }
     }
     fn push(&mut self, severity: Severity, span: Range<usize>, message: String) {
         let location = self.loc(span);
@@ -78,13 +72,14 @@ pub fn load(path: &Path, today: NaiveDate) -> Result<Policy, PolicyErrors> {
         let text = std::fs::read_to_string(f).map_err(|e| single(f, &format!("cannot read the policy file: {e}")))?;
         let mut ctx = Ctx { file: f, text: &text, diags: Vec::new() };
         parse_file(&mut ctx, &mut services, today);
+        ctx.diags.sort_by_key(|d| (d.location.line, d.location.column));
         diags.extend(ctx.diags);
     }
     check_overlaps(&services, &mut diags);
     if services.is_empty() && !diags.iter().any(|d| d.severity == Severity::Error) {
         diags.push(Diagnostic {
             severity: Severity::Error,
-            location: Location { file: path.to_path_buf(), line: 1, column: 1 },
+            location: Location { file: path.to_path_buf(), line: 1, column: 1, text: String::new() },
             message: "no [service.NAME] table in the policy".into(),
         });
     }
@@ -97,7 +92,7 @@ pub fn load(path: &Path, today: NaiveDate) -> Result<Policy, PolicyErrors> {
 fn single(f: &Path, message: &str) -> PolicyErrors {
     PolicyErrors(vec![Diagnostic {
         severity: Severity::Error,
-        location: Location { file: f.to_path_buf(), line: 1, column: 1 },
+        location: Location { file: f.to_path_buf(), line: 1, column: 1, text: String::new() },
         message: message.to_string(),
     }])
 }
@@ -121,25 +116,54 @@ fn policy_files(path: &Path) -> Result<Vec<PathBuf>, PolicyErrors> {
     }
 }
 
+/// Parses one file, reporting every problem: each syntax error (the parser recovers and goes
+/// on), each top-level key other than `service`, and each service's own problems, service by
+/// service (one malformed service does not hide the errors of the next).
 fn parse_file(ctx: &mut Ctx, services: &mut Vec<Service>, today: NaiveDate) {
-    let raw: RawFile = match toml::from_str(ctx.text) {
-        Ok(r) => r,
-        Err(e) => {
-            let msg = e.message().trim().to_string();
-            ctx.error(e.span().unwrap_or(0..0), msg);
-            return;
+    let (doc, syntax) = DeTable::parse_recoverable(ctx.text);
+    let syntax_failed = !syntax.is_empty();
+    // One syntax error per line: the parser's recovery can report a line's mistake several
+    // times over (an unclosed array swallows the lines after it).
+    let mut lines_seen = std::collections::BTreeSet::new();
+    for e in syntax {
+        let span = e.span().unwrap_or(0..0);
+        if lines_seen.insert(position(ctx.text, span.start).0) {
+            ctx.error(span, e.message().trim().to_string());
         }
-    };
-    for (name, raw_service) in raw.service {
-        let span = name.span();
-        let name = name.into_inner();
-        if let Some(other) = services.iter().find(|s| s.name == name) {
-            let msg = format!("service {name:?} is already defined at {}", other.location);
-            ctx.error(span, msg);
+    }
+    for (key, value) in doc.into_inner() {
+        if key.get_ref().as_ref() != "service" {
+            ctx.error(key.span(), format!("unknown key `{}`: a policy file holds [service.NAME] tables", key.get_ref()));
             continue;
         }
-        if let Some(s) = service(ctx, name, span, raw_service.into_inner(), today) {
-            services.push(s);
+        let span = value.span();
+        let DeValue::Table(table) = value.into_inner() else {
+            ctx.error(span, "`service` must be a table of services ([service.NAME])".into());
+            continue;
+        };
+        for (name, raw) in table {
+            let (span, name) = (name.span(), name.get_ref().to_string());
+            let raw_span = raw.span();
+            let raw = match RawService::deserialize(ValueDeserializer::from(raw)) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A recovered syntax error can leave a service half-read: its own error
+                    // then says nothing new.
+                    if !syntax_failed {
+                        let msg = e.message().trim().to_string();
+                        ctx.error(e.span().unwrap_or(raw_span), msg);
+                    }
+                    continue;
+                }
+            };
+            if let Some(other) = services.iter().find(|s| s.name == name) {
+                let msg = format!("service {name:?} is already defined at {}", other.location);
+                ctx.error(span, msg);
+                continue;
+            }
+            if let Some(s) = service(ctx, name, span, raw, today) {
+                services.push(s);
+            }
         }
     }
 }
@@ -328,6 +352,64 @@ expires = 2027-01-31
     fn expired_exemptions_warn() {
         let e = errors(&GOOD.replace("2027-01-31", "2026-01-31"));
         assert!(e.iter().any(|m| m.starts_with("9:11") && m.contains("expired on 2026-01-31")), "{e:?}");
+    }
+
+    /// Issue 14: one run reports every error of a file, each with file:line:column and the
+    /// offending line; a malformed service does not hide the next one's errors.
+    #[test]
+    fn every_error_in_one_run_with_its_line() {
+        let text = "\
+[service.a]
+tables = [\"shop.t\", \"nodot\"]
+owners = [\"'svc'@\"]
+
+[service.b]
+tables = [\"shop.u\"]
+owners = [\"b\"]
+colour = \"red\"
+
+[service.c]
+tables = [\"shop.v\"]
+owners = [\"c\"]
+[[service.c.exempt]]
+account = \"'x'@'%'\"
+reason = \" \"
+
+[other]
+x = 1
+";
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.toml");
+        std::fs::write(&f, text).unwrap();
+        let err = load(&f, today()).unwrap_err();
+        let lines: Vec<String> = err.0.iter().map(|d| format!("{}:{} {}", d.location.line, d.location.column, d.message)).collect();
+        assert_eq!(err.0.len(), 6, "{lines:?}");
+        for (at, what) in [
+            ("1:10", "names no owner account"),
+            ("2:21", "not schema.table"),
+            ("3:11", "not an account"),
+            ("8:1", "unknown field `colour`"),
+            ("15:10", "needs a reason"),
+            ("17:2", "unknown key `other`"),
+        ] {
+            assert!(lines.iter().any(|m| m.starts_with(at) && m.contains(what)), "{at} {what}: {lines:?}");
+        }
+        let shown = err.to_string();
+        assert!(shown.contains("the policy has 6 error(s)"), "{shown}");
+        // In the file's order.
+        let at: Vec<usize> = err.0.iter().map(|d| d.location.line).collect();
+        assert!(at.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+        assert!(shown.contains(&format!("{}:8:1: error:", f.display())), "{shown}");
+        assert!(shown.contains("    | colour = \"red\""), "{shown}");
+        assert!(shown.contains("    | tables = [\"shop.t\", \"nodot\"]"), "{shown}");
+    }
+
+    #[test]
+    fn syntax_errors_and_other_services_errors_together() {
+        let e = errors("[service.a]\ntables = [\"shop.t\"]\nowners = [\"a\"]\ndescription = nope\n\n[service.b]\ntables = [\"shop.u\"]\nowners = [\"'b'@\"]\n");
+        assert!(e.iter().any(|m| m.starts_with("4:15")), "{e:?}");
+        assert!(e.iter().any(|m| m.starts_with("8:11") && m.contains("not an account")), "{e:?}");
+        assert_eq!(e.len(), 3, "{e:?}"); // and "service \"b\" names no owner account"
     }
 
     #[test]

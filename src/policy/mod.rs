@@ -22,6 +22,10 @@ pub struct Location {
     pub file: PathBuf,
     pub line: usize,
     pub column: usize,
+    /// The text of that line (shown under a diagnostic; empty when there is none, as for a
+    /// file that cannot be read).
+    #[serde(skip)]
+    pub text: String,
 }
 
 impl fmt::Display for Location {
@@ -52,7 +56,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{}: {sev}: {}", self.location, self.message)
+        write!(f, "{}: {sev}: {}", self.location, self.message)?;
+        if !self.location.text.trim().is_empty() {
+            write!(f, "\n    | {}", self.location.text.trim_end())?;
+        }
+        Ok(())
     }
 }
 
