@@ -83,11 +83,29 @@ pub enum Error {
     #[error("{server}: {sql}: {outcome}")]
     RedactedStatement { server: String, sql: String, outcome: String },
 
-    /// Legacy catch-all, kept for the modules not yet converted to the typed variants below
-    /// (`syncback`, `verify`, `compare`, `promote::revert`, `promote::compare`); new code uses a
-    /// typed variant. Exit code 2 (4 when a promotion step was left begun).
+    /// A table cannot be compared, copied or synced as it is defined: no usable key, a column
+    /// type that cannot bound a chunk, definitions that differ between the servers, a tombstone
+    /// table that does not match, a view where a table was named. Nothing was read or changed;
+    /// the message says what to change. Exit 2.
     #[error("{0}")]
-    Session(String),
+    Definition(String),
+
+    /// Two copies that must agree do not: sync-back's copy changed behind its back, servers
+    /// that differ where a cleanup needs them equal. Nothing of the failing batch was applied;
+    /// the message says how to resync. Exit 2.
+    #[error("{0}")]
+    Diverged(String),
+
+    /// Sync-back stopped or cannot keep up: a DDL on a service table, its lock lost to a revert,
+    /// the stream ended, a statement on the copy failed, or it did not reach a position in
+    /// time. What it applied is stored with its position; the message says how to go on. Exit 2.
+    #[error("{0}")]
+    SyncBack(String),
+
+    /// The new server's binary log could not be read or decoded (a purged position, an event
+    /// without its table map or without the full row image). Exit 2.
+    #[error("{0}")]
+    Binlog(String),
 
     /// The journal and what was asked disagree: another run holds the service's lock, a turn is
     /// still open, the promotion was aborted or is past the point of no return, a record a step

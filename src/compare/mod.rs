@@ -164,13 +164,13 @@ pub(crate) fn choose_key(table: &TableName, columns: &[Column], parts: &[IndexPa
         return Ok((name, key));
     }
     if !unsupported.is_empty() {
-        return Err(Error::Session(format!(
+        return Err(Error::Definition(format!(
             "{table}: its keys use column types that cannot bound a chunk exactly: {}; give it a primary key on integer, \
              decimal, string or temporal columns, or leave it out of the comparison",
             unsupported.join(", ")
         )));
     }
-    Err(Error::Session(format!(
+    Err(Error::Definition(format!(
         "{table} has no primary key and no unique key on NOT NULL columns, so its rows cannot be matched between the \
          servers and it cannot be compared in chunks; add a primary key (row-based replication needs one anyway) \
          or leave the table out of the service"
@@ -194,7 +194,7 @@ pub(crate) fn literal(kind: KeyKind, value: &str) -> Option<String> {
 /// `key > values` (`lower`) or `key <= values`, expanded so both servers use a range scan.
 pub(crate) fn bound(table: &TableName, key: &[KeyColumn], values: &[String], lower: bool) -> Result<String> {
     if values.len() != key.len() {
-        return Err(Error::Session(format!(
+        return Err(Error::Definition(format!(
             "{table}: a chunk bound has {} values but the key has {} columns; the table changed since the comparison, compare it again",
             values.len(),
             key.len()
@@ -202,7 +202,7 @@ pub(crate) fn bound(table: &TableName, key: &[KeyColumn], values: &[String], low
     }
     let mut lits = Vec::with_capacity(key.len());
     for (k, v) in key.iter().zip(values) {
-        lits.push(literal(k.kind, v).ok_or_else(|| Error::Session(format!("{table}: bad chunk bound {v:?} for key column {}", k.name)))?);
+        lits.push(literal(k.kind, v).ok_or_else(|| Error::Unexpected(format!("{table}: bad chunk bound {v:?} for key column {}", k.name)))?);
     }
     let q: Vec<String> = key.iter().map(|k| quote_ident(&k.name)).collect();
     let (strict, last) = if lower { (">", ">") } else { ("<", "<=") };

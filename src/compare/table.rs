@@ -34,7 +34,7 @@ impl TableQueries {
         match kind.as_deref() {
             None => return Err(Error::UnknownTable(table.to_string())),
             Some("BASE TABLE" | "SYSTEM VERSIONED") => {}
-            Some(other) => return Err(Error::Session(format!("{table} is a {other}, not a table; only tables can be compared"))),
+            Some(other) => return Err(Error::Definition(format!("{table} is a {other}, not a table; only tables can be compared"))),
         }
         let cols_sql = format!(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS \
@@ -53,10 +53,10 @@ impl TableQueries {
         let columns = read(primary.rows_as("reading the table's columns", &cols_sql).await?);
         let on_replica = read(other.rows_as("reading the table's columns", &cols_sql).await?);
         if on_replica.is_empty() {
-            return Err(Error::Session(format!("{table} does not exist on the {label} {}", other.target)));
+            return Err(Error::Definition(format!("{table} does not exist on the {label} {}", other.target)));
         }
         if on_replica != columns {
-            return Err(Error::Session(format!(
+            return Err(Error::Definition(format!(
                 "{table} has different columns on the {label} {} than on the {}; its data cannot be compared \
                  (fix the schema drift first)",
                 other.target,
@@ -163,11 +163,11 @@ impl TableQueries {
     /// `key = k` for one key (checked literals), to list keys in a predicate.
     pub fn key_equals(&self, of: &TableName, values: &[String]) -> Result<String> {
         if values.len() != self.key.len() {
-            return Err(Error::Session(format!("{}: a key has {} values, the key {} columns", self.table, values.len(), self.key.len())));
+            return Err(Error::Unexpected(format!("{}: a key has {} values, the key {} columns", self.table, values.len(), self.key.len())));
         }
         let mut terms = Vec::new();
         for (k, v) in self.key.iter().zip(values) {
-            let lit = super::literal(k.kind, v).ok_or_else(|| Error::Session(format!("{}: bad key value {v:?}", self.table)))?;
+            let lit = super::literal(k.kind, v).ok_or_else(|| Error::Unexpected(format!("{}: bad key value {v:?}", self.table)))?;
             terms.push(format!("{}.{} = {lit}", of.sql(), quote_ident(&k.name)));
         }
         Ok(format!("({})", terms.join(" AND ")))
@@ -199,7 +199,7 @@ impl TableQueries {
         let rows = server.rows("finding a chunk boundary", &sql).await?;
         let Some(row) = rows.first() else { return Ok(None) };
         let values: Option<Vec<String>> = (0..self.key.len()).map(|i| opt_text(row, i)).collect();
-        values.map(Some).ok_or_else(|| Error::Session(format!("{}: a key column read as NULL", self.table)))
+        values.map(Some).ok_or_else(|| Error::Unexpected(format!("{}: a key column read as NULL", self.table)))
     }
 
     pub async fn sum(&self, server: &mut Server, lower: Option<&[String]>, upper: Option<&[String]>) -> Result<ChunkSum> {
@@ -232,7 +232,7 @@ pub async fn open_session(s: &mut Server) -> Result<()> {
     s.session("setting the session time zone", "SET SESSION time_zone = '+00:00'").await?;
     let h: Option<String> = s.first("checking SHA2()", "SELECT SHA2('', 256)").await?;
     if h.as_deref() != Some(EMPTY_SHA256) {
-        return Err(Error::Session(format!("{}: SHA2() does not work here ({h:?}); tables cannot be compared", s.target)));
+        return Err(Error::Setting { what: format!("{}: SHA2() does not work here ({h:?})", s.target), todo: "tables cannot be compared on this server (a build without SHA2, or FIPS mode)" });
     }
     Ok(())
 }

@@ -235,19 +235,18 @@ async fn compare_table(
 /// replica to apply everything the primary has executed.
 pub async fn delta(primary: &mut Node, replica: &mut Node, earlier: &Comparison) -> Result<DeltaReport> {
     if earlier.algorithm != ALGORITHM {
-        return Err(Error::Session(format!(
-            "the comparison was made with checksum {:?}, this version uses {ALGORITHM:?}; compare the tables again",
-            earlier.algorithm
-        )));
+        return Err(Error::JournalState {
+            what: format!("the comparison was made with checksum {:?}, this version uses {ALGORITHM:?}", earlier.algorithm),
+            todo: "compare the tables again",
+        });
     }
     let started = Instant::now();
     let pos = primary.position().await?;
     if !replica.wait_for(&pos, DELTA_WAIT).await? {
-        return Err(Error::Session(format!(
-            "{}: the replica has not applied the primary's position {pos} within {} s; the delta cannot be checked yet",
-            replica.name,
-            DELTA_WAIT.as_secs()
-        )));
+        return Err(Error::ReplicaNotReady {
+            what: format!("{}: the replica has not applied the primary's position {pos} within {} s", replica.name, DELTA_WAIT.as_secs()),
+            todo: "the delta cannot be checked yet; resume once the replica has caught up",
+        });
     }
     let mut sides = Sides::open(primary, replica).await?;
     let mut out = DeltaReport {

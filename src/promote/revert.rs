@@ -82,14 +82,14 @@ pub async fn revert(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<
             stopped = true;
         }
         if st.state(name) == Some(StepState::Undone) {
-            return Err(Error::Session("this revert was aborted; start a new one with a new journal".into()));
+            return Err(Error::JournalState { what: "this revert was aborted".into(), todo: "start a new one with a new journal" });
         }
         if i == PONR && !st.point_of_no_return {
             if let Some(g) = guard.take() {
                 disarm(j, new, g).await?;
             }
             let gtid = st.detail("fence")["gtid"].as_str().map(str::to_string);
-            let gtid = gtid.ok_or_else(|| Error::Session("the revert's journal holds no fence GTID set".into()))?;
+            let gtid = gtid.ok_or_else(|| Error::Unexpected("the revert's journal holds no fence GTID set".into()))?;
             j.append(Record::PointOfNoReturn { gtid })?;
         }
         if *name == "fence" && st.state(name) == Some(StepState::Begun) {
@@ -214,7 +214,7 @@ pub fn holds(stored: &Position, at: &Position) -> bool {
 
 async fn wait_synced(old: &mut Node, r: &Revert<'_>, fence: &Value) -> Result<Value> {
     let at: Position = serde_json::from_value(fence["binlog"].clone())
-        .map_err(|_| Error::Session("the revert's journal holds no fence position".into()))?;
+        .map_err(|_| Error::Unexpected("the revert's journal holds no fence position".into()))?;
     let deadline = Instant::now() + r.sync_timeout;
     loop {
         let stored = crate::syncback::apply::stored_position(&mut old.server, r.service).await?;
@@ -222,7 +222,7 @@ async fn wait_synced(old: &mut Node, r: &Revert<'_>, fence: &Value) -> Result<Va
             return Ok(json!({ "at": at, "stored": stored }));
         }
         if Instant::now() >= deadline {
-            return Err(Error::Session(format!(
+            return Err(Error::SyncBack(format!(
                 "sync-back did not apply the new server's writes up to the fence ({at}) within {:?} (stored: {}); is it running? \
                  `promote revert --abort` takes the fence down",
                 r.sync_timeout,
@@ -247,7 +247,7 @@ async fn stop_sync_back(j: &mut Journal, old: &mut Node, service: &str) -> Resul
         killed = Some(id);
     }
     if !exec::lock(&mut old.server, "taking sync-back's lock", &name, 10).await? {
-        return Err(Error::Session(format!(
+        return Err(Error::SyncBack(format!(
             "sync-back's lock {name} on the old primary is still held after its connection was ended; stop that sync-back, then \
              resume the revert"
         )));
@@ -280,7 +280,7 @@ async fn owner_back(j: &mut Journal, old: &mut Node, r: &Revert<'_>) -> Result<V
     let want: BTreeSet<String> = PromoteState::fold(r.promotion).record::<super::run::OwnerRecord>("owner")?.snapshot;
     let now = crate::engine::snapshot::read(&mut old.server, &r.owners).await?;
     if now != want {
-        return Err(Error::Session(format!(
+        return Err(Error::Diverged(format!(
             "the owner's grants on the old primary differ from the promotion's snapshot after the re-grant: missing {:?}, extra {:?}",
             want.difference(&now).collect::<Vec<_>>(),
             now.difference(&want).collect::<Vec<_>>()
@@ -294,7 +294,7 @@ async fn writes_back(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert
         let c = crate::engine::command::Command::shell(cmd).env("PRIVFENCE_OLD_SERVER", format!("{}:{}", old.spec().host, old.spec().port));
         c.check(r.hook_timeout)
             .await
-            .map_err(|e| Error::Session(format!("the writes-back hook failed (--hook-timeout bounds it): {e}")))?;
+            .map_err(|e| Error::External { what: format!("the writes-back hook failed: {e}"), todo: "fix the hook (--hook-timeout bounds it), then run `promote revert` again to resume" })?;
     }
     let mut smoked = Vec::new();
     if let Some(spec) = &r.smoke_as {
@@ -319,7 +319,7 @@ async fn writes_back(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert
 pub async fn abort(j: &mut Journal, new: &mut Node, out: &mut Output) -> Result<()> {
     let st = PromoteState::fold(j.entries());
     if st.point_of_no_return {
-        return Err(Error::Session("the revert passed its point of no return (tables renamed back): resume it instead".into()));
+        return Err(Error::JournalState { what: "the revert passed its point of no return (tables renamed back)".into(), todo: "resume it instead" });
     }
     if let Some(name) = guard::live(j.entries()) {
         guard::disarm_named(j, new, &name).await?;

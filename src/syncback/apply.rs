@@ -94,7 +94,7 @@ impl TargetTable {
             )
             .await?;
         if columns.is_empty() {
-            return Err(Error::Session(format!("{name} does not exist on the old primary ({})", target.target)));
+            return Err(Error::Definition(format!("{name} does not exist on the old primary ({})", target.target)));
         }
         let pk: Vec<String> = target
             .rows_as(
@@ -106,7 +106,7 @@ impl TargetTable {
             )
             .await?;
         if pk.is_empty() {
-            return Err(Error::Session(format!("{name} has no primary key: sync-back applies changes by primary key")));
+            return Err(Error::Definition(format!("{name} has no primary key: sync-back applies changes by primary key")));
         }
         let key: Vec<usize> = pk.iter().filter_map(|k| columns.iter().position(|(c, _)| c == k)).collect();
         Ok(TargetTable { name: name.clone(), columns, key })
@@ -115,7 +115,7 @@ impl TargetTable {
     /// Refuses a change whose table map no longer matches this table's columns.
     pub fn check(&self, c: &Change) -> Result<()> {
         if c.types.len() != self.columns.len() {
-            return Err(Error::Session(format!(
+            return Err(Error::Definition(format!(
                 "{} has {} column(s) on the new server but {} has {} on the old primary: sync-back stops without applying \
                  (change the old copy's definition to match, then start sync-back again)",
                 c.table,
@@ -127,7 +127,7 @@ impl TargetTable {
         for (i, ((col, dt), ty)) in self.columns.iter().zip(&c.types).enumerate() {
             if let Some(ty) = ty {
                 if !compatible(dt, *ty) {
-                    return Err(Error::Session(format!(
+                    return Err(Error::Definition(format!(
                         "{}: column {} ({col}) is {dt} on the old primary but {ty:?} in the new server's binary log: sync-back stops \
                          without applying",
                         self.name,
@@ -276,7 +276,7 @@ impl Target {
     /// sync-back, naming the table and the key.
     pub async fn apply(&mut self, changes: &[Change], txns: u64, end: &Position) -> Result<()> {
         for c in changes {
-            let t = self.tables.get(&c.table).ok_or_else(|| Error::Session(format!("{}: not a table sync-back copies", c.table)))?;
+            let t = self.tables.get(&c.table).ok_or_else(|| Error::Unexpected(format!("{}: not a table sync-back copies", c.table)))?;
             t.check(c)?;
         }
         let ops = ops(&self.tables, changes);
@@ -297,7 +297,7 @@ impl Target {
                 }
             }
         }
-        Err(Error::Session(format!(
+        Err(Error::Diverged(format!(
             "sync-back stopped: the old copy has diverged from the new server: {}. Nothing of this batch was applied (its \
              transaction was rolled back) and sync-back's position did not move. Something other than sync-back changed the \
              copy: verify it against the new server (privfence verify), then resync it (copy the tables again and start \
@@ -308,7 +308,7 @@ impl Target {
 
     async fn write(&mut self, ops: &[Op], grouped: bool, rows: u64, txns: u64, end: &Position) -> std::result::Result<(), Failed> {
         let target = self.server.target.clone();
-        let fail = |what: &str, e: mysql_async::Error| Failed::Other(Error::Session(format!("{target}: {what}: {e}")));
+        let fail = |what: &str, e: mysql_async::Error| Failed::Other(Error::SyncBack(format!("{target}: {what}: {e}")));
         let mut i = 0;
         while i < ops.len() {
             // Consecutive inserts (or deletes) of one table go in one statement; an update is
@@ -360,7 +360,7 @@ impl Target {
         ];
         match self.server.execute_params_affected(&sql, params).await {
             Ok(1) => Ok(()),
-            Ok(n) => Err(Failed::Other(Error::Session(format!(
+            Ok(n) => Err(Failed::Other(Error::Diverged(format!(
                 "{target}: sync-back's position row of {} matched {n} rows instead of 1: nothing of this batch was applied",
                 self.service
             )))),

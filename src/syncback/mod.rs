@@ -264,14 +264,14 @@ pub async fn run(ready: Ready, opts: &Options, out: &mut Output) -> Result<Repor
             }
             Ok(Ok(Some(stream::Item::Ddl { table, statement }))) => {
                 flush(&mut target, &mut batch, &mut report, &mut lags).await?;
-                break Err(Error::Session(format!(
+                break Err(Error::SyncBack(format!(
                     "sync-back stopped: the new server ran a statement on {table}: `{statement}`; nothing after it was applied \
                      (the old copy is at {}). Apply the same change to the old copy (or re-create it), then start sync-back again \
                      past it",
                     report.position.as_ref().map(|p| p.to_string()).unwrap_or_default()
                 )));
             }
-            Ok(Ok(None)) => break Err(Error::Session(format!("{}: the new server ended the binary log stream", source.target))),
+            Ok(Ok(None)) => break Err(Error::SyncBack(format!("{}: the new server ended the binary log stream", source.target))),
             Ok(Err(e)) => break Err(e),
         }
         let hold = if batch.changes.is_empty() { Duration::from_secs(1) } else { opts.flush_after };
@@ -313,7 +313,7 @@ async fn still_locked(target: &mut Target) -> Result<()> {
     if ours.flatten() == Some(1) {
         return Ok(());
     }
-    Err(Error::Session(format!(
+    Err(Error::SyncBack(format!(
         "sync-back stopped: its connection to the old primary ({}) was ended or lost its lock; a revert (`promote revert`) \
          stops sync-back this way once it caught up. What it applied is stored with its position: start sync-back again if \
          no revert is under way",

@@ -43,10 +43,10 @@ impl GtidSet {
             let mut parts = member.split(':');
             let uuid = parts.next().unwrap_or_default().to_ascii_lowercase();
             if uuid.len() != 36 {
-                return Err(Error::Session(format!("not a GTID set member: {member:?}")));
+                return Err(Error::BadInput(format!("not a GTID set member: {member:?}")));
             }
             for iv in parts {
-                let bad = || Error::Session(format!("not a GTID interval: {iv:?} in {member:?}"));
+                let bad = || Error::BadInput(format!("not a GTID interval: {iv:?} in {member:?}"));
                 let (a, b) = match iv.split_once('-') {
                     Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
                     None => {

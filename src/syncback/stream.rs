@@ -75,7 +75,7 @@ pub async fn open(spec: &ConnectSpec, flavour: Flavour, start: &Position, server
     let sids: Vec<mysql_async::Sid<'static>> = gtids
         .members()
         .iter()
-        .map(|m| mysql_async::Sid::from_str(m).map_err(|e| Error::Session(format!("GTID set member {m}: {e}"))))
+        .map(|m| mysql_async::Sid::from_str(m).map_err(|e| Error::BadInput(format!("GTID set member {m}: {e}"))))
         .collect::<Result<_>>()?;
     let req = BinlogStreamRequest::new(server_id);
     let req = match flavour {
@@ -85,7 +85,7 @@ pub async fn open(spec: &ConnectSpec, flavour: Flavour, start: &Position, server
     let stream = conn
         .get_binlog_stream(req)
         .await
-        .map_err(|e| Error::Session(format!("{}: the binary log stream could not start at {start}: {e}", spec.target())))?;
+        .map_err(|e| Error::Binlog(format!("{}: the binary log stream could not start at {start}: {e}", spec.target())))?;
     Ok(Reader {
         stream,
         flavour,
@@ -105,11 +105,11 @@ impl Reader {
         loop {
             let ev = match self.stream.next().await {
                 None => return Ok(None),
-                Some(Err(e)) => return Err(Error::Session(format!("reading the binary log: {e}"))),
+                Some(Err(e)) => return Err(Error::Binlog(format!("reading the binary log: {e}"))),
                 Some(Ok(ev)) => ev,
             };
             let h = ev.header();
-            let data = ev.read_data().map_err(|e| Error::Session(format!("decoding a binary log event: {e}")))?;
+            let data = ev.read_data().map_err(|e| Error::Binlog(format!("decoding a binary log event: {e}")))?;
             let mut commit = false;
             match data {
                 Some(EventData::RotateEvent(r)) => {
@@ -174,7 +174,7 @@ impl Reader {
     /// Decodes one rows event of a watched table into changes (full images required).
     fn rows(&mut self, r: &RowsEventData<'_>) -> Result<()> {
         let Some(tme) = self.stream.get_tme(r.table_id()) else {
-            return Err(Error::Session(format!("a rows event without its table map (table id {})", r.table_id())));
+            return Err(Error::Binlog(format!("a rows event without its table map (table id {})", r.table_id())));
         };
         let table = TableName::new(tme.database_name(), tme.table_name());
         if !self.watched.contains(&table) {
@@ -182,18 +182,18 @@ impl Reader {
         }
         let n = r.num_columns() as usize;
         if !full(r.columns_before_image(), n) || !full(r.columns_after_image(), n) {
-            return Err(Error::Session(format!(
+            return Err(Error::Binlog(format!(
                 "{table}: a row event without the full row image (binlog_row_image must be FULL on the new server)"
             )));
         }
         let types: Vec<Option<ColumnType>> = (0..tme.columns_count() as usize).map(|i| tme.get_column_type(i).ok().flatten()).collect();
         for row in r.rows(tme) {
-            let (before, after) = row.map_err(|e| Error::Session(format!("{table}: decoding a row: {e}")))?;
+            let (before, after) = row.map_err(|e| Error::Binlog(format!("{table}: decoding a row: {e}")))?;
             let values = |row: Option<mysql_async::binlog::row::BinlogRow>| -> Result<Option<Vec<Value>>> {
                 let Some(row) = row else { return Ok(None) };
                 row.unwrap()
                     .into_iter()
-                    .map(|v| Value::try_from(v).map_err(|e| Error::Session(format!("{table}: a value sync-back cannot apply: {e}"))))
+                    .map(|v| Value::try_from(v).map_err(|e| Error::Binlog(format!("{table}: a value sync-back cannot apply: {e}"))))
                     .collect::<Result<Vec<_>>>()
                     .map(Some)
             };

@@ -220,7 +220,7 @@ async fn tie_to_servers(j: &mut Journal, a: &mut Server, b: &mut Server) -> Resu
     });
     match recorded {
         Some(Ok(r)) => check_target(&r, &target, &b.target, j.path()),
-        Some(Err(e)) => Err(Error::Session(format!("the backfill journal {} names its target unreadably ({e})", j.path().display()))),
+        Some(Err(e)) => Err(Error::JournalState { what: format!("the backfill journal {} names its target unreadably ({e})", j.path().display()), todo: "start a new journal (--restart keeps the old one aside, or --journal PATH)" }),
         None => {
             let source = Identity::read(a).await?;
             j.append(Record::Step {
@@ -236,7 +236,7 @@ async fn tie_to_servers(j: &mut Journal, a: &mut Server, b: &mut Server) -> Resu
 /// Creates the heartbeat row of `--lag-by heartbeat` (through the journal: it is a change).
 async fn arm_heartbeat(to: &Server, journal: Option<&mut Journal>, tables: &[TableName]) -> Result<Heartbeat> {
     let Some(j) = journal else {
-        return Err(Error::Session("--lag-by heartbeat writes a heartbeat row on the target, which needs the backfill's journal".into()));
+        return Err(Error::BadInput("--lag-by heartbeat writes a heartbeat row on the target, which needs the backfill's journal".into()));
     };
     let name = format!("backfill {}", tables.first().map(ToString::to_string).unwrap_or_default());
     Heartbeat::arm(to, j, &name).await

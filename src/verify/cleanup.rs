@@ -21,7 +21,7 @@ pub async fn cleanup_tombstones(
 ) -> Result<(VerifyReport, u64)> {
     let report = verify(from, to, tables, Some(pattern), opts, progress).await?;
     if !report.is_equal() {
-        return Err(Error::Session(format!(
+        return Err(Error::Diverged(format!(
             "the servers differ ({} keys), so the tombstones stay: they are what keeps a backfill from bringing deleted rows back",
             report.keys.len() + report.keys_not_listed
         )));

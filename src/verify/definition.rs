@@ -95,7 +95,7 @@ pub async fn refuse_replica_of_source(from: &mut Server, to: &mut Server, what: 
         };
         let id = col(&["Source_Server_Id", "Master_Server_Id"]).and_then(|v| v.parse::<u64>().ok());
         if id.is_some() && id == source_id {
-            return Err(Error::Session(format!(
+            return Err(Error::BadInput(format!(
                 "{} is a replica of {} (it replicates from server_id {}): {what} between a primary and its own replica \
                  would fight replication; use `privfence promote` to move the tables, or `privfence verify` only",
                 to.target,
@@ -130,7 +130,7 @@ pub async fn prepare(from: &mut Server, to: &mut Server, tables: &[TableName], t
         }
     }
     if !problems.is_empty() {
-        return Err(Error::Session(format!(
+        return Err(Error::Definition(format!(
             "the tables differ between the servers, so nothing was compared or copied: {}; make the definitions equal first",
             problems.join("; ")
         )));
@@ -152,7 +152,7 @@ async fn check_tombstones(to: &mut Server, q: &TableQueries, tomb: &TableName) -
     let key = q.key_names();
     let tk = primary_key(to, tomb).await?;
     if columns(to, tomb).await?.is_empty() {
-        return Err(Error::Session(format!(
+        return Err(Error::Definition(format!(
             "{}: its tombstone table {tomb} does not exist on the target {}; create it with the table's key columns ({}) \
              as its primary key (docs/migrations.md)",
             q.table,
@@ -169,7 +169,7 @@ async fn check_tombstones(to: &mut Server, q: &TableQueries, tomb: &TableName) -
     };
     let lower = |v: &[String]| v.iter().map(|s| s.to_ascii_lowercase()).collect::<Vec<_>>();
     if lower(&tk) != lower(&key) || !same_types {
-        return Err(Error::Session(format!(
+        return Err(Error::Definition(format!(
             "{}: its tombstone table {tomb} has primary key ({}) but the table's key is ({}) (same names, types and \
              collations needed); fix the tombstone table (docs/migrations.md)",
             q.table,

@@ -87,14 +87,15 @@ pub fn check_target(recorded: &Identity, now: &Identity, target: &str, journal: 
     if recorded == now {
         return Ok(());
     }
-    Err(Error::Session(format!(
-        "the backfill journal {} belongs to another target: it was started against {}, but --to {target} is {}; \
-         nothing was changed. Resume against the server the journal names, or start a new journal for this \
-         target (--restart keeps the old one aside, or --journal PATH)",
-        journal.display(),
-        recorded.describe(),
-        now.describe()
-    )))
+    Err(Error::WrongServer {
+        what: format!(
+            "the backfill journal {} belongs to another target: it was started against {}, but --to {target} is {}; nothing was changed",
+            journal.display(),
+            recorded.describe(),
+            now.describe()
+        ),
+        todo: "resume against the server the journal names, or start a new journal for this target (--restart keeps the old one aside, or --journal PATH)",
+    })
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ impl Throttle {
         }
         let addresses = if lag.replicas.is_empty() { discover(to).await? } else { lag.replicas.clone() };
         if addresses.is_empty() {
-            return Err(Error::Session(format!(
+            return Err(Error::BadInput(format!(
                 "--max-lag: the target {} lists no replicas (SHOW REPLICAS shows only replicas started with report_host); \
                  name them with --replica HOST:PORT; nothing was changed",
                 to.target
@@ -230,11 +230,13 @@ async fn require_gtids(to: &mut Server) -> Result<()> {
     if gtids_on {
         return Ok(());
     }
-    Err(Error::Session(format!(
-        "--max-lag measures replica lag by GTID, but the target {} has no GTIDs (MySQL: gtid_mode=ON; MariaDB: \
-         log_bin on); use --lag-by heartbeat, or turn GTIDs on; nothing was changed",
-        to.target
-    )))
+    Err(Error::Setting {
+        what: format!(
+            "--max-lag measures replica lag by GTID, but the target {} has no GTIDs (MySQL: gtid_mode=ON; MariaDB: log_bin on); nothing was changed",
+            to.target
+        ),
+        todo: "use --lag-by heartbeat, or turn GTIDs on",
+    })
 }
 
 /// The target's replicas that registered with `report_host`, as `HOST:PORT`.
