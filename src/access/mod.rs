@@ -207,8 +207,17 @@ fn entries_for(
 /// Entries for every definer object (view, routine, trigger, event) that reaches one of
 /// `tables`, for every caller that may use it.
 fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[TableName]) -> Vec<Entry> {
-    let wanted = |t: &TableName| tables.iter().any(|w| ix.same_table(w, t));
     let mut out = Vec::new();
+    view_entries(ix, d, callers, tables, &mut out);
+    routine_entries(ix, d, callers, tables, &mut out);
+    trigger_entries(ix, d, callers, tables, &mut out);
+    event_entries(ix, d, tables, &mut out);
+    out
+}
+
+/// Definer views that reach `tables`, for each caller that may select through them.
+fn view_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[TableName], out: &mut Vec<Entry>) {
+    let wanted = |t: &TableName| tables.iter().any(|w| ix.same_table(w, t));
     let objects = &ix.inv.objects;
     for v in objects.views.iter().filter(|v| v.security == crate::model::Security::Definer) {
         let anyone = AccountName::new("", "");
@@ -220,10 +229,16 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
             for (via, set) in caller_paths(ix, c, &v.name) {
                 let uses: PrivSet = set.intersection(&dml()).cloned().collect();
                 let object = ("view", v.name.sql(), v.definer.clone());
-                push_reach(&mut out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, true);
+                push_reach(out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, true);
             }
         }
     }
+}
+
+/// Definer routines that reach `tables`, for each caller that may execute them.
+fn routine_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[TableName], out: &mut Vec<Entry>) {
+    let wanted = |t: &TableName| tables.iter().any(|w| ix.same_table(w, t));
+    let objects = &ix.inv.objects;
     for r in objects.routines.iter().filter(|r| r.security == crate::model::Security::Definer) {
         let Some(definer) = &r.definer else { continue };
         let (reach, unresolved) = d.reach_routine(r, definer, &[], &mut HashSet::new());
@@ -246,10 +261,16 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
                     format!("{}.{}", crate::model::ident::quote_ident(&r.schema), crate::model::ident::quote_ident(&r.name)),
                     r.definer.clone(),
                 );
-                push_reach(&mut out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, false);
+                push_reach(out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, false);
             }
         }
     }
+}
+
+/// Triggers that reach `tables`, for each caller whose writes fire them.
+fn trigger_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[TableName], out: &mut Vec<Entry>) {
+    let wanted = |t: &TableName| tables.iter().any(|w| ix.same_table(w, t));
+    let objects = &ix.inv.objects;
     for trg in &objects.triggers {
         let Some(definer) = &trg.definer else { continue };
         // A trigger runs only while its definer holds TRIGGER on the table.
@@ -268,10 +289,15 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
                 let uses: PrivSet = [fires.clone()].into();
                 let object =
                     ("trigger", format!("{} on {}", crate::model::ident::quote_ident(&trg.name), trg.table.sql()), trg.definer.clone());
-                push_reach(&mut out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, false);
+                push_reach(out, ix, c, &object, &via, &uses, &reach, &unresolved, tables, false);
             }
         }
     }
+}
+
+/// Events that reach `tables`: the scheduler runs them as their definer.
+fn event_entries(ix: &Index, d: &Definers, tables: &[TableName], out: &mut Vec<Entry>) {
+    let objects = &ix.inv.objects;
     for ev in &objects.events {
         let Some(definer) = &ev.definer else { continue };
         // The scheduler runs an event only while its definer holds EVENT on the event's schema
@@ -289,9 +315,8 @@ fn definer_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
             ev.definer.clone(),
         );
         let uses: PrivSet = PrivSet::new();
-        push_reach(&mut out, ix, &c, &object, &Via::Scheduler, &uses, &reach, &unresolved, tables, false);
+        push_reach(out, ix, &c, &object, &Via::Scheduler, &uses, &reach, &unresolved, tables, false);
     }
-    out
 }
 
 /// Turns an object's reach into entries for one caller path.

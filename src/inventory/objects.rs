@@ -52,23 +52,40 @@ pub async fn read(server: &mut Server) -> Result<ObjectsRead> {
     for row in server.rows("listing tables", &sql).await? {
         o.tables.push(Table { name: TableName::new(s(&row, 0), s(&row, 1)), is_view: s(&row, 2) == "VIEW" });
     }
+    o.views = read_views(server, &mut hidden).await?;
+    o.routines = read_routines(server, &mut hidden).await?;
+    o.triggers = read_triggers(server).await?;
+    o.events = read_events(server).await?;
+    o.foreign_keys = read_foreign_keys(server).await?;
+    Ok(ObjectsRead { objects: o, hidden_bodies: hidden })
+}
+
+/// Views and their definitions; a view whose definition privfence cannot see goes to `hidden`.
+async fn read_views(server: &mut Server, hidden: &mut Vec<(String, String)>) -> Result<Vec<View>> {
     let sql = format!("SELECT TABLE_SCHEMA, TABLE_NAME, DEFINER, SECURITY_TYPE, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA {NOT_INTERNAL}");
+    let mut views = Vec::new();
     for row in server.rows("reading view definitions", &sql).await? {
         let name = TableName::new(s(&row, 0), s(&row, 1));
         let definition = s(&row, 4);
         if definition.is_empty() {
             hidden.push(("view".to_string(), name.sql()));
         }
-        o.views.push(View { name, definer: parse_definer(&s(&row, 2)), security: security(&s(&row, 3)), definition });
+        views.push(View { name, definer: parse_definer(&s(&row, 2)), security: security(&s(&row, 3)), definition });
     }
+    Ok(views)
+}
+
+/// Stored routines and their bodies; a body privfence cannot see goes to `hidden`.
+async fn read_routines(server: &mut Server, hidden: &mut Vec<(String, String)>) -> Result<Vec<Routine>> {
     let sql = format!("SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, DEFINER, SECURITY_TYPE, ROUTINE_DEFINITION FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA {NOT_INTERNAL}");
+    let mut routines = Vec::new();
     for row in server.rows("reading routine definitions", &sql).await? {
         let Some(kind) = RoutineKind::parse(&s(&row, 2)) else { continue };
         let body = opt(&row, 5);
         if body.is_none() {
             hidden.push(("routine".into(), format!("{}.{}", s(&row, 0), s(&row, 1))));
         }
-        o.routines.push(Routine {
+        routines.push(Routine {
             kind,
             schema: s(&row, 0),
             name: s(&row, 1),
@@ -77,17 +94,26 @@ pub async fn read(server: &mut Server) -> Result<ObjectsRead> {
             body: body.unwrap_or_default(),
         });
     }
+    Ok(routines)
+}
+
+async fn read_triggers(server: &mut Server) -> Result<Vec<Trigger>> {
     let sql = format!("SELECT TRIGGER_SCHEMA, TRIGGER_NAME, EVENT_OBJECT_SCHEMA, EVENT_OBJECT_TABLE, EVENT_MANIPULATION, DEFINER, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA {NOT_INTERNAL}");
-    for row in server.rows("reading triggers", &sql).await? {
-        o.triggers.push(Trigger {
-            schema: s(&row, 0),
-            name: s(&row, 1),
-            table: TableName::new(s(&row, 2), s(&row, 3)),
-            event: s(&row, 4),
-            definer: parse_definer(&s(&row, 5)),
-            body: s(&row, 6),
-        });
-    }
+    let rows = server.rows("reading triggers", &sql).await?;
+    Ok(rows
+        .iter()
+        .map(|row| Trigger {
+            schema: s(row, 0),
+            name: s(row, 1),
+            table: TableName::new(s(row, 2), s(row, 3)),
+            event: s(row, 4),
+            definer: parse_definer(&s(row, 5)),
+            body: s(row, 6),
+        })
+        .collect())
+}
+
+async fn read_events(server: &mut Server) -> Result<Vec<Event>> {
     let sql = format!("SELECT EVENT_SCHEMA, EVENT_NAME, DEFINER, STATUS, EVENT_DEFINITION FROM information_schema.EVENTS WHERE EVENT_SCHEMA {NOT_INTERNAL}");
     let rows = match server.rows("reading events", &sql).await {
         // MariaDB started with event_scheduler=DISABLED refuses information_schema.EVENTS
@@ -98,24 +124,29 @@ pub async fn read(server: &mut Server) -> Result<ObjectsRead> {
         }
         other => other?,
     };
-    for row in rows {
-        o.events.push(Event {
-            schema: s(&row, 0),
-            name: s(&row, 1),
-            definer: parse_definer(&s(&row, 2)),
-            enabled: s(&row, 3) == "ENABLED",
-            body: s(&row, 4),
-        });
-    }
+    Ok(rows
+        .iter()
+        .map(|row| Event {
+            schema: s(row, 0),
+            name: s(row, 1),
+            definer: parse_definer(&s(row, 2)),
+            enabled: s(row, 3) == "ENABLED",
+            body: s(row, 4),
+        })
+        .collect())
+}
+
+async fn read_foreign_keys(server: &mut Server) -> Result<Vec<ForeignKey>> {
     let sql = "SELECT CONSTRAINT_SCHEMA, CONSTRAINT_NAME, TABLE_NAME, UNIQUE_CONSTRAINT_SCHEMA, REFERENCED_TABLE_NAME, DELETE_RULE, UPDATE_RULE FROM information_schema.REFERENTIAL_CONSTRAINTS";
-    for row in server.rows("reading foreign keys", sql).await? {
-        o.foreign_keys.push(ForeignKey {
-            name: s(&row, 1),
-            child: TableName::new(s(&row, 0), s(&row, 2)),
-            parent: TableName::new(s(&row, 3), s(&row, 4)),
-            on_delete: s(&row, 5),
-            on_update: s(&row, 6),
-        });
-    }
-    Ok(ObjectsRead { objects: o, hidden_bodies: hidden })
+    let rows = server.rows("reading foreign keys", sql).await?;
+    Ok(rows
+        .iter()
+        .map(|row| ForeignKey {
+            name: s(row, 1),
+            child: TableName::new(s(row, 0), s(row, 2)),
+            parent: TableName::new(s(row, 3), s(row, 4)),
+            on_delete: s(row, 5),
+            on_update: s(row, 6),
+        })
+        .collect())
 }
