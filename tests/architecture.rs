@@ -79,3 +79,28 @@ fn external_commands_run_only_through_the_engine() {
         }
     }
 }
+
+/// Every method of `db::Server` that can send a statement that is not a read on its connection
+/// (it calls the driver's `query_drop`/`exec_drop`/`exec_batch` and does not refuse non-reads
+/// with `must_read`; the session settings of a new connection are its own) is a write path, and clippy.toml's `disallowed-methods` must list it, so that a
+/// call outside the executor (or the few documented writers) fails the lint. A new write method
+/// that is not listed fails here.
+#[test]
+fn every_write_path_of_server_is_linted() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let server = std::fs::read_to_string(root.join("src/db/server.rs")).unwrap();
+    let clippy = std::fs::read_to_string(root.join("clippy.toml")).unwrap();
+    let mut writers = Vec::new();
+    for part in server.split("async fn ").skip(1) {
+        let name: String = part.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let body = part.split("\n    }\n").next().unwrap_or_default();
+        let sends = ["self.conn.query_drop(", "self.conn.exec_drop(", "self.conn.exec_batch("].iter().any(|w| body.contains(w));
+        if sends && !body.contains("must_read(") {
+            writers.push(name);
+        }
+    }
+    assert!(writers.iter().any(|w| w == "execute"), "the scan found no write path at all: {writers:?}");
+    let unlisted: Vec<&String> =
+        writers.iter().filter(|w| !clippy.contains(&format!("\"privfence::db::server::Server::{w}\""))).collect();
+    assert!(unlisted.is_empty(), "write paths of db::Server missing from clippy.toml's disallowed-methods: {unlisted:?}");
+}
