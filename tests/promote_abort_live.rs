@@ -15,18 +15,6 @@ use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
 use std::time::Duration;
 use support::*;
 
-fn write_policy(path: &std::path::Path, flavour: Flavour) {
-    let mut policy = String::from(
-        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
-    );
-    if flavour == Flavour::MySql {
-        for a in ["mysql.infoschema", "mysql.session"] {
-            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-        }
-    }
-    std::fs::write(path, policy).unwrap();
-}
-
 async fn owners_on(s: &privfence::sandbox::Server) -> i64 {
     let mut c = s.conn().await.unwrap();
     let n: Option<i64> = c.query_first("SELECT COUNT(*) FROM mysql.user WHERE User = 'svc_owner'").await.unwrap();
@@ -49,7 +37,7 @@ async fn abort_drops_a_half_created_owner(flavour: Flavour) {
         c.disconnect().await.ok();
         assert_eq!(owners_on(replica).await, 0, "the owner is not on the replica before the promotion");
         let dir = tempfile::tempdir().unwrap();
-        write_policy(&dir.path().join("p.toml"), flavour);
+        support::write_service_policy(&dir.path().join("p.toml"), flavour);
         let journal = dir.path().join("svc.promote.journal");
         let mut args: Vec<String> = ["promote", "run", "--service", "svc", "--policy"].map(String::from).to_vec();
         args.push(dir.path().join("p.toml").display().to_string());

@@ -93,18 +93,6 @@ fn other_writer(sb: &Sandbox, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio
 
 /// The test service's policy: `svc_db.*` owned by `'svc_owner'@'%'`, root and the server's
 /// internal accounts exempt.
-fn write_policy(path: &std::path::Path, flavour: Flavour) {
-    let mut policy = String::from(
-        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
-    );
-    if flavour == Flavour::MySql {
-        for a in ["mysql.infoschema", "mysql.session"] {
-            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-        }
-    }
-    std::fs::write(path, policy).unwrap();
-}
-
 /// A fresh primary and replica holding the service (`svc_db.seq`, owned by `'svc_owner'@'%'`)
 /// and `extra` statements, caught up, and a folder with the service's policy (`p.toml`).
 async fn pair_with_service(flavour: Flavour, extra: &[&str]) -> (Sandbox, tempfile::TempDir) {
@@ -122,7 +110,7 @@ async fn pair_with_service(flavour: Flavour, extra: &[&str]) -> (Sandbox, tempfi
     admin_exec(&sb, &sql).await;
     sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_policy(&dir.path().join("p.toml"), flavour);
+    support::write_service_policy(&dir.path().join("p.toml"), flavour);
     (sb, dir)
 }
 
@@ -169,7 +157,7 @@ async fn full_run(flavour: Flavour) {
     let replica = sb.replica.as_ref().unwrap();
     let target = dir.path().join("target");
     std::fs::write(&target, "primary").unwrap();
-    write_policy(&dir.path().join("p.toml"), flavour);
+    support::write_service_policy(&dir.path().join("p.toml"), flavour);
     let policy = load_policy(&dir);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (seq, svc_task) = service_writer(&sb, target.clone(), stop.clone());

@@ -10,18 +10,6 @@ use privfence::sandbox::{Sandbox, SandboxOptions, Topology};
 use std::time::Duration;
 use support::*;
 
-fn write_policy(path: &std::path::Path, flavour: Flavour) {
-    let mut policy = String::from(
-        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
-    );
-    if flavour == Flavour::MySql {
-        for a in ["mysql.infoschema", "mysql.session"] {
-            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-        }
-    }
-    std::fs::write(path, policy).unwrap();
-}
-
 async fn status_json(flavour: Flavour) {
     let sb = Sandbox::start(SandboxOptions::new(flavour, Topology::PrimaryReplica)).await.expect("pair");
     let replica = sb.replica.as_ref().unwrap();
@@ -37,7 +25,7 @@ async fn status_json(flavour: Flavour) {
     .await;
     sb.wait_replica_caught_up(Duration::from_secs(30)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_policy(&dir.path().join("p.toml"), flavour);
+    support::write_service_policy(&dir.path().join("p.toml"), flavour);
     let journal = dir.path().join("svc.promote.journal");
     let bin = env!("CARGO_BIN_EXE_privfence");
     let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));

@@ -360,3 +360,17 @@ pub fn validate(name: &str, doc: &serde_json::Value) {
     assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
     assert!(!v.is_valid(&serde_json::json!({})), "{name} requires its fields");
 }
+
+/// The policy of the promotion, sync-back and revert tests: the service `svc` owns `svc_db.*`,
+/// owned by `'svc_owner'@'%'`; root (and MySQL's internal accounts) are exempt.
+pub fn write_service_policy(path: &std::path::Path, flavour: Flavour) {
+    let mut policy = String::from(
+        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
+    );
+    if flavour == Flavour::MySql {
+        for a in ["mysql.infoschema", "mysql.session"] {
+            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
+        }
+    }
+    std::fs::write(path, policy).unwrap();
+}

@@ -17,15 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn write_policy(path: &Path, flavour: Flavour) {
-    let mut policy = String::from(
-        "[service.svc]\ntables = [\"svc_db.*\"]\nowners = [\"'svc_owner'@'%'\"]\n[[service.svc.exempt]]\naccount = \"root\"\nreason = \"DBA\"\n",
-    );
-    if flavour == Flavour::MySql {
-        for a in ["mysql.infoschema", "mysql.session"] {
-            policy.push_str(&format!("[[service.svc.exempt]]\naccount = \"'{a}'@'localhost'\"\nreason = \"internal\"\n"));
-        }
-    }
-    std::fs::write(path, policy).unwrap();
+    support::write_service_policy(path, flavour)
 }
 
 /// A fresh primary and replica (ROW binary logs) holding the service `svc_db.items`.
