@@ -100,7 +100,6 @@ fn every_write_path_of_server_is_linted() {
         }
     }
     assert!(writers.iter().any(|w| w == "execute"), "the scan found no write path at all: {writers:?}");
-    let unlisted: Vec<&String> =
-        writers.iter().filter(|w| !clippy.contains(&format!("\"privfence::db::server::Server::{w}\""))).collect();
+    let unlisted: Vec<&String> = writers.iter().filter(|w| !clippy.contains(&format!("\"privfence::db::server::Server::{w}\""))).collect();
     assert!(unlisted.is_empty(), "write paths of db::Server missing from clippy.toml's disallowed-methods: {unlisted:?}");
 }

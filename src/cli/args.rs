@@ -174,6 +174,21 @@ pub fn parse_app_log(s: &str) -> Result<(PathBuf, regex::Regex), String> {
     Ok((PathBuf::from(path), re))
 }
 
+/// A second server of a two-server command (`--from`/`--to` of verify, backfill and sync-back):
+/// `given` is HOST:PORT or a mysql:// URL; credentials from `defaults_file` when given, else from
+/// the connection flags.
+pub fn server_at(connect: &ConnectArgs, given: &str, defaults_file: &Option<std::path::PathBuf>) -> anyhow::Result<crate::db::ConnectSpec> {
+    let mut input = connect.input();
+    if defaults_file.is_some() {
+        input.defaults_file = defaults_file.clone();
+    }
+    if given.contains("://") {
+        input.url = Some(given.to_string());
+        return Ok(input.resolve(&|k| std::env::var(k).ok())?);
+    }
+    Ok(input.resolve(&|k| std::env::var(k).ok())?.with_address(given)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_duration;

@@ -67,15 +67,7 @@ pub struct SyncBackArgs {
 }
 
 fn spec(a: &SyncBackArgs, given: &str, defaults_file: &Option<PathBuf>) -> anyhow::Result<ConnectSpec> {
-    let mut input = a.connect.input();
-    if defaults_file.is_some() {
-        input.defaults_file = defaults_file.clone();
-    }
-    if given.contains("://") {
-        input.url = Some(given.to_string());
-        return Ok(input.resolve(&|k| std::env::var(k).ok())?);
-    }
-    Ok(input.resolve(&|k| std::env::var(k).ok())?.with_address(given)?)
+    super::args::server_at(&a.connect, given, defaults_file)
 }
 
 /// The start position given on the command line or captured by the promotion.

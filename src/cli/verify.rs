@@ -108,15 +108,7 @@ pub struct BackfillArgs {
 }
 
 fn spec(m: &MigrationArgs, given: &str, defaults_file: &Option<PathBuf>) -> anyhow::Result<ConnectSpec> {
-    let mut input = m.connect.input();
-    if defaults_file.is_some() {
-        input.defaults_file = defaults_file.clone();
-    }
-    if given.contains("://") {
-        input.url = Some(given.to_string());
-        return Ok(input.resolve(&|k| std::env::var(k).ok())?);
-    }
-    Ok(input.resolve(&|k| std::env::var(k).ok())?.with_address(given)?)
+    super::args::server_at(&m.connect, given, defaults_file)
 }
 
 /// Connects to both servers and resolves the service's tables on the source.
