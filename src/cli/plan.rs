@@ -80,8 +80,10 @@ pub async fn run(args: PlanArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
         even_if_exempt: args.even_if_exempt,
         today: Some(today),
     };
-    let p = plan::build(&inv, &policy, &args.service, &args.account, &opts)?;
-    let problems = plan::grantor_problems(&inv, &tool, &p);
+    // One index of the inventory for the analysis, the rewrite, the self-check and the grantor check.
+    let ix = crate::access::index::Index::new(&inv);
+    let p = plan::build_with(&ix, &policy, &args.service, &args.account, &opts)?;
+    let problems = plan::grantor_problems_with(&ix, &tool, &p);
     match args.format {
         PlanFormat::Json => out.data(&report::plan::json(&p, &problems)?),
         PlanFormat::Sql => out.data(&report::plan::sql(&p)),

@@ -442,8 +442,9 @@ fn build_plan(
     popts: PlanOptions,
     tool: &crate::model::AccountName,
 ) -> anyhow::Result<plan::Plan> {
-    let p = plan::build(inv, policy, service, account, &popts)?;
-    let problems = plan::grantor_problems(inv, tool, &p);
+    let ix = crate::access::index::Index::new(inv);
+    let p = plan::build_with(&ix, policy, service, account, &popts)?;
+    let problems = plan::grantor_problems_with(&ix, tool, &p);
     if !problems.is_empty() {
         anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
     }

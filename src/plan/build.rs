@@ -78,6 +78,14 @@ fn accounts(inv: &Inventory, spec: &str) -> Result<(Vec<AccountName>, bool), Pla
 
 /// Builds the plan that cuts `account` off `service`'s tables.
 pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    build_with(&Index::new(inv), policy, service, account, opts)
+}
+
+/// [`build`] on an [`Index`] of the inventory already built: the access analysis, the rewrite
+/// and the self-check share it (and the caller may pass it on to
+/// [`super::grantor_problems_with`]).
+pub fn build_with(ix: &Index, policy: &Policy, service: &str, account: &str, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let inv = ix.inv;
     let svc = policy.service(service).ok_or_else(|| {
         PlanError::UnknownService(service.into(), policy.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "))
     })?;
@@ -87,9 +95,8 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
         return Err(PlanError::NoTables(service.into()));
     }
     let (accts, bare) = accounts(inv, account)?;
-    let report = access::analyse(inv, &tables);
+    let report = access::analyse_with(ix, &tables);
     may_cut(svc, service, &accts, bare, &report.entries, opts)?;
-    let ix = Index::new(inv);
     let mut plan = Plan {
         format: PLAN_FORMAT,
         service: service.into(),
@@ -111,12 +118,12 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
     let leave_out = definer_views(inv, &report.entries);
     for a in &accts {
         let entries: Vec<&Entry> = report.entries.iter().filter(|e| &e.account == a).collect();
-        let mut ops = Ops::new(&ix, a.clone());
+        let mut ops = Ops::new(ix, a.clone());
         ops.leave_out = leave_out.clone();
         ops.table_grants(&tables);
         ops.schema_rows(&tables);
         ops.global(&tables, partial);
-        objects_used(&ix, &mut ops, &entries, &mut plan.warnings);
+        objects_used(ix, &mut ops, &entries, &mut plan.warnings);
         after.extend(ops.after().into_iter().map(|(o, p)| (a.clone(), o, p)));
         let (g, r) = ops.steps();
         grants.extend(g);
@@ -128,13 +135,13 @@ pub fn build(inv: &Inventory, policy: &Policy, service: &str, account: &str, opt
                 roles_involved.extend(chain.iter().cloned());
             }
         }
-        roles(&ix, a, &entries, &report.entries, &tables, &mut grants, &mut revokes, &mut plan, &mut after);
+        roles(ix, a, &entries, &report.entries, &tables, &mut grants, &mut revokes, &mut plan, &mut after);
     }
-    default_database(&ix, &accts, &report.entries, &tables, &after, &mut plan);
-    everyone(&ix, &report.entries, &tables, opts, &mut grants, &mut revokes, &mut plan);
+    default_database(ix, &accts, &report.entries, &tables, &after, &mut plan);
+    everyone(ix, &report.entries, &tables, opts, &mut grants, &mut revokes, &mut plan);
     plan.steps = number(grants.into_iter().chain(revokes).collect());
     plan.fingerprint = fingerprint::of(inv, &accts, &roles_involved, &tables);
-    self_check(&ix, inv, &plan, &accts, &tables, &leave_out)?;
+    self_check(ix, &plan, &accts, &tables, &leave_out)?;
     Ok(plan)
 }
 
@@ -185,14 +192,13 @@ fn definer_views(inv: &Inventory, entries: &[Entry]) -> BTreeSet<TableName> {
 /// tables would change for the planned accounts or the members of an edited role.
 fn self_check(
     ix: &Index,
-    inv: &Inventory,
     plan: &Plan,
     accts: &[AccountName],
     tables: &[TableName],
     left_out: &BTreeSet<TableName>,
 ) -> Result<(), PlanError> {
     let effects: Vec<&Effect> = plan.steps.iter().filter_map(|s| s.effect.as_ref()).collect();
-    let after = super::simulate::apply(inv, &effects);
+    let after = super::simulate::apply(ix.inv, &effects);
     let edited: BTreeSet<AccountName> =
         plan.steps.iter().map(|s| s.account.clone()).filter(|g| !accts.contains(g) && g.user != "PUBLIC").collect();
     let mut others: Vec<AccountName> = Vec::new();
@@ -204,7 +210,7 @@ fn self_check(
         }
     }
     let gains = plan.changes.iter().any(|c| c.detail.contains("active at every login"));
-    let details = super::simulate::differences(inv, &after, accts, &others, tables, left_out, gains);
+    let details = super::simulate::differences(ix, &after, accts, &others, tables, left_out, gains);
     if details.is_empty() {
         Ok(())
     } else {

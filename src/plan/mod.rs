@@ -18,7 +18,7 @@ pub mod simulate;
 use crate::model::{AccountName, TableName};
 use serde::{Deserialize, Serialize};
 
-pub use build::{build, PlanError, PlanOptions};
+pub use build::{build, build_with, PlanError, PlanOptions};
 
 /// Version of the plan JSON format.
 pub const PLAN_FORMAT: u32 = 1;
@@ -113,9 +113,13 @@ impl Plan {
 /// GRANT OPTION and each privilege it grants (a grantor can only grant what it holds), role
 /// administration for role steps, and MySQL's SYSTEM_USER to change such accounts.
 pub fn grantor_problems(inv: &crate::model::Inventory, tool: &AccountName, plan: &Plan) -> Vec<String> {
-    use crate::access::index::Index;
+    grantor_problems_with(&crate::access::index::Index::new(inv), tool, plan)
+}
+
+/// [`grantor_problems`] on an index of the inventory already built.
+pub fn grantor_problems_with(ix: &crate::access::index::Index, tool: &AccountName, plan: &Plan) -> Vec<String> {
     use crate::model::Privilege;
-    let ix = Index::new(inv);
+    let inv = ix.inv;
     let mut have = ix.global_all(tool);
     for chain in ix.role_chains(tool) {
         if ix.active_at_login(tool, chain[0]) {
