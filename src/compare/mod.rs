@@ -202,7 +202,9 @@ pub(crate) fn bound(table: &TableName, key: &[KeyColumn], values: &[String], low
     }
     let mut lits = Vec::with_capacity(key.len());
     for (k, v) in key.iter().zip(values) {
-        lits.push(literal(k.kind, v).ok_or_else(|| Error::Unexpected(format!("{table}: bad chunk bound {v:?} for key column {}", k.name)))?);
+        lits.push(
+            literal(k.kind, v).ok_or_else(|| Error::Unexpected(format!("{table}: bad chunk bound {v:?} for key column {}", k.name)))?,
+        );
     }
     let q: Vec<String> = key.iter().map(|k| quote_ident(&k.name)).collect();
     let (strict, last) = if lower { (">", ">") } else { ("<", "<=") };

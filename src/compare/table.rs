@@ -163,7 +163,12 @@ impl TableQueries {
     /// `key = k` for one key (checked literals), to list keys in a predicate.
     pub fn key_equals(&self, of: &TableName, values: &[String]) -> Result<String> {
         if values.len() != self.key.len() {
-            return Err(Error::Unexpected(format!("{}: a key has {} values, the key {} columns", self.table, values.len(), self.key.len())));
+            return Err(Error::Unexpected(format!(
+                "{}: a key has {} values, the key {} columns",
+                self.table,
+                values.len(),
+                self.key.len()
+            )));
         }
         let mut terms = Vec::new();
         for (k, v) in self.key.iter().zip(values) {
@@ -232,7 +237,10 @@ pub async fn open_session(s: &mut Server) -> Result<()> {
     s.session("setting the session time zone", "SET SESSION time_zone = '+00:00'").await?;
     let h: Option<String> = s.first("checking SHA2()", "SELECT SHA2('', 256)").await?;
     if h.as_deref() != Some(EMPTY_SHA256) {
-        return Err(Error::Setting { what: format!("{}: SHA2() does not work here ({h:?})", s.target), todo: "tables cannot be compared on this server (a build without SHA2, or FIPS mode)" });
+        return Err(Error::Setting {
+            what: format!("{}: SHA2() does not work here ({h:?})", s.target),
+            todo: "tables cannot be compared on this server (a build without SHA2, or FIPS mode)",
+        });
     }
     Ok(())
 }

@@ -292,9 +292,10 @@ async fn owner_back(j: &mut Journal, old: &mut Node, r: &Revert<'_>) -> Result<V
 async fn writes_back(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert<'_>, out: &mut Output) -> Result<Value> {
     if let Some(cmd) = &r.writes_back_hook {
         let c = crate::engine::command::Command::shell(cmd).env("PRIVFENCE_OLD_SERVER", format!("{}:{}", old.spec().host, old.spec().port));
-        c.check(r.hook_timeout)
-            .await
-            .map_err(|e| Error::External { what: format!("the writes-back hook failed: {e}"), todo: "fix the hook (--hook-timeout bounds it), then run `promote revert` again to resume" })?;
+        c.check(r.hook_timeout).await.map_err(|e| Error::External {
+            what: format!("the writes-back hook failed: {e}"),
+            todo: "fix the hook (--hook-timeout bounds it), then run `promote revert` again to resume",
+        })?;
     }
     let mut smoked = Vec::new();
     if let Some(spec) = &r.smoke_as {
@@ -319,7 +320,10 @@ async fn writes_back(j: &mut Journal, new: &mut Node, old: &mut Node, r: &Revert
 pub async fn abort(j: &mut Journal, new: &mut Node, out: &mut Output) -> Result<()> {
     let st = PromoteState::fold(j.entries());
     if st.point_of_no_return {
-        return Err(Error::JournalState { what: "the revert passed its point of no return (tables renamed back)".into(), todo: "resume it instead" });
+        return Err(Error::JournalState {
+            what: "the revert passed its point of no return (tables renamed back)".into(),
+            todo: "resume it instead",
+        });
     }
     if let Some(name) = guard::live(j.entries()) {
         guard::disarm_named(j, new, &name).await?;

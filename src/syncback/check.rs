@@ -45,7 +45,10 @@ pub async fn current_position(source: &mut Server) -> Result<Position> {
     };
     let rows = source.rows("reading the binary log position", sql).await?;
     let Some(r) = rows.first() else {
-        return Err(crate::error::Error::Setting { what: format!("{}: the binary log is off (log_bin)", source.target), todo: "turn on log_bin with binlog_format=ROW and binlog_row_image=FULL on the new server" });
+        return Err(crate::error::Error::Setting {
+            what: format!("{}: the binary log is off (log_bin)", source.target),
+            todo: "turn on log_bin with binlog_format=ROW and binlog_row_image=FULL on the new server",
+        });
     };
     let file = crate::db::server::text(r, 0);
     let pos = crate::db::server::text(r, 1).parse().unwrap_or(4);

@@ -22,6 +22,9 @@ pub struct Writer {
     pub table: TableName,
     pub privileges: Vec<String>,
     pub path: String,
+    /// The account is locked (on MySQL, a role made by CREATE ROLE): no logins, but its grants
+    /// still reach definer objects and a later unlock.
+    pub locked: bool,
 }
 
 /// The writers of `copies` other than `me`, and the administrators tolerated.
@@ -47,7 +50,7 @@ pub fn writers(inv: &Inventory, me: &AccountName, copies: &[TableName]) -> (Vec<
             }
             continue;
         }
-        out.push(Writer { account: e.account, table: e.table, privileges, path: e.via.describe() });
+        out.push(Writer { account: e.account, table: e.table, privileges, path: e.via.describe(), locked: e.locked });
     }
     (out, admins)
 }
@@ -76,11 +79,12 @@ pub async fn other_writers(t: &mut Server, copies: &[TableName]) -> Check {
         let names = copies.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
         return check("copy's writers", true, format!("no other account may write {names} (every path){admins}"));
     }
-    let each: Vec<String> =
-        found.iter().map(|w| format!("{} may write {} ({}) through {}", w.account.sql(), w.table, w.privileges.join(", "), w.path)).collect();
-    check(
-        "copy's writers",
-        false,
-        format!("{}: only sync-back's account may (revoke theirs on the old primary){admins}", each.join("; ")),
-    )
+    let each: Vec<String> = found
+        .iter()
+        .map(|w| {
+            let locked = if w.locked { " (locked)" } else { "" };
+            format!("{}{locked} may write {} ({}) through {}", w.account.sql(), w.table, w.privileges.join(", "), w.path)
+        })
+        .collect();
+    check("copy's writers", false, format!("{}: only sync-back's account may (revoke theirs on the old primary){admins}", each.join("; ")))
 }

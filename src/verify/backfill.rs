@@ -220,7 +220,10 @@ async fn tie_to_servers(j: &mut Journal, a: &mut Server, b: &mut Server) -> Resu
     });
     match recorded {
         Some(Ok(r)) => check_target(&r, &target, &b.target, j.path()),
-        Some(Err(e)) => Err(Error::JournalState { what: format!("the backfill journal {} names its target unreadably ({e})", j.path().display()), todo: "start a new journal (--restart keeps the old one aside, or --journal PATH)" }),
+        Some(Err(e)) => Err(Error::JournalState {
+            what: format!("the backfill journal {} names its target unreadably ({e})", j.path().display()),
+            todo: "start a new journal (--restart keeps the old one aside, or --journal PATH)",
+        }),
         None => {
             let source = Identity::read(a).await?;
             j.append(Record::Step {
