@@ -102,8 +102,9 @@ pub async fn syncback_account(sb: &Sandbox, dir: &Path) -> PathBuf {
             "CREATE USER 'pf_syncback'@'%' IDENTIFIED BY 'pw-sb'".into(),
             "GRANT SELECT, INSERT, UPDATE, DELETE ON svc_db._items_pf_archived TO 'pf_syncback'@'%'".into(),
             "GRANT CREATE, SELECT, INSERT, UPDATE ON privfence.syncback_position TO 'pf_syncback'@'%'".into(),
-            // To read the access model and check that nobody else may write the copy.
-            "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'pf_syncback'@'%'".into(),
+            // To check that nobody else may write the copy.
+            "GRANT SELECT ON mysql.tables_priv TO 'pf_syncback'@'%'".into(),
+            "GRANT SELECT ON mysql.db TO 'pf_syncback'@'%'".into(),
         ],
     )
     .await;
