@@ -82,9 +82,11 @@ async fn sync_back_under_kills(flavour: Flavour) {
     promote(&sb, dir.path(), opts).await.expect("promotion");
     before.stop().await;
     let cnf = syncback_account(&sb, dir.path()).await;
-    // Another account that may write the copy: refused up front, naming it.
+    // Another account that may write the copy: refused up front, naming it (the check reads
+    // the access model, which needs these on the old primary).
     let intruder = [
         "SET SESSION sql_log_bin = 0".to_string(),
+        "GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON *.* TO 'pf_syncback'@'%'".into(),
         "CREATE USER 'intruder'@'%' IDENTIFIED BY 'pw-i'".into(),
         "GRANT INSERT ON svc_db._items_pf_archived TO 'intruder'@'%'".into(),
     ];

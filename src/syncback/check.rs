@@ -22,7 +22,7 @@ pub struct Check {
     pub detail: String,
 }
 
-fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
+pub(super) fn check(name: &str, ok: bool, detail: impl Into<String>) -> Check {
     Check { name: name.into(), ok, detail: detail.into() }
 }
 
@@ -145,10 +145,11 @@ pub async fn target(source: &mut Server, t: &mut Server, tables: &[(TableName, T
                 };
                 out.push(check("old copy", true, detail));
                 out.push(probe_writes(t, to).await);
-                out.push(other_writers(t, to).await?);
             }
         }
     }
+    let copies: Vec<TableName> = tables.iter().map(|(_, to)| to.clone()).collect();
+    out.push(super::writers::other_writers(t, &copies).await);
     Ok(out)
 }
 
@@ -241,38 +242,4 @@ pub async fn promotion(
         out.status(&format!("  {} sync-back {}: {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail));
     }
     Ok(checks)
-}
-
-/// Refuses when accounts other than sync-back's hold write privileges on the copy at table or
-/// schema level (the copy must stay unwritable for everyone else; global grants are the
-/// administrators' and are not counted). Read from `mysql.tables_priv` and `mysql.db`
-/// (information_schema shows an account its own grants only); without SELECT on them the check
-/// says it could not look.
-async fn other_writers(t: &mut Server, copy: &TableName) -> Result<Check> {
-    let (me_user, me_host) = (quote_str(&t.current_user.user), quote_str(&t.current_user.host));
-    let (s, n) = (quote_str(&copy.schema), quote_str(&copy.name));
-    let sql = format!(
-        "SELECT DISTINCT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM (\
-         SELECT User, Host FROM mysql.tables_priv WHERE Db = {s} AND Table_name = {n} \
-         AND (FIND_IN_SET('Insert', Table_priv) OR FIND_IN_SET('Update', Table_priv) OR FIND_IN_SET('Delete', Table_priv)) \
-         UNION ALL SELECT User, Host FROM mysql.db WHERE {s} LIKE Db AND (Insert_priv = 'Y' OR Update_priv = 'Y' OR Delete_priv = 'Y')) w \
-         WHERE NOT (User = {me_user} AND Host = {me_host})"
-    );
-    let others: Vec<String> = match t.rows_as("listing who may write the copy", &sql).await {
-        Ok(o) => o,
-        Err(_) => {
-            return Ok(check(
-                "copy's writers",
-                true,
-                format!("not verified: {} cannot read mysql.tables_priv and mysql.db (grant it SELECT on them)", t.current_user.sql()),
-            ))
-        }
-    };
-    let ok = others.is_empty();
-    let detail = if ok {
-        format!("no other account may write {copy} (table or schema grants)")
-    } else {
-        format!("{} may write {copy}: only sync-back's account may (revoke theirs on the old primary)", others.join(", "))
-    };
-    Ok(check("copy's writers", ok, detail))
 }

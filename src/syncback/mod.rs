@@ -19,6 +19,7 @@ pub mod apply;
 pub mod check;
 pub mod position;
 pub mod stream;
+pub mod writers;
 
 use crate::db::{ConnectSpec, Flavour, Server};
 use crate::engine::exec;
