@@ -356,6 +356,165 @@ async fn bench_lag_mysql() {
     lag_bench(Flavour::MySql).await;
 }
 
+/// Benchmark (scripts/bench-syncback.sh `--mix`, `--ignored`): sync-back's lag under a mix of
+/// inserts, updates and deletes (by statement 50/30/20, 20 rows each) at `PRIVFENCE_BENCH_ROWS_PER_S`
+/// row changes a second for `PRIVFENCE_BENCH_SECONDS`. Inserts and updates set `at = NOW(6)`; the
+/// old copy is polled every 10 ms for rows with a newer `at`, and each one's lag is its arrival
+/// minus that time. Deletes carry no time: sync-back applies the stream in order, so a delete is
+/// applied before the next insert or update behind it arrives, and the final row-by-row equality of
+/// the copy proves every delete (and every update) was applied. Sync-back's own lag figures
+/// (MySQL: commit timestamps in µs; MariaDB: whole seconds) are printed beside.
+async fn lag_bench_mixed(flavour: Flavour) {
+    let rate: u64 = std::env::var("PRIVFENCE_BENCH_ROWS_PER_S").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let secs: u64 = std::env::var("PRIVFENCE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let (sb, dir) = pair_with_service(flavour).await;
+    let replica = support::replica(&sb);
+    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+    promote(&sb, dir.path(), opts).await.expect("promotion");
+    let cnf = syncback_account(&sb, dir.path()).await;
+    let sync = syncback_cmd(&sb, dir.path(), &cnf, &["--exit-when-idle", "3s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let per_stmt = 20u64;
+    let stmts_per_s = (rate / per_stmt).max(1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let opts = replica.opts_as("svc_owner", "pw-owner");
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut c = mysql_async::Conn::new(opts).await.unwrap();
+            let every = Duration::from_secs_f64(2.0 / stmts_per_s as f64);
+            let (mut next_at, mut k, mut changes) = (Instant::now(), 0u64, [0u64; 3]);
+            let mut live: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
+            // Per 10 statements: 5 inserts, 3 updates, 2 deletes.
+            let cycle = ['I', 'U', 'I', 'D', 'I', 'U', 'I', 'U', 'D', 'I'];
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let kind = cycle[(k % 10) as usize];
+                let sql = match kind {
+                    'U' | 'D' if live.len() < 2 => None,
+                    'U' => {
+                        let base = live[(k as usize * 7) % live.len()];
+                        changes[1] += per_stmt;
+                        Some(format!("UPDATE svc_db.items SET n = n + 1, at = NOW(6) WHERE id >= {base} AND id < {}", base + per_stmt))
+                    }
+                    'D' => {
+                        let base = live.pop_front().unwrap();
+                        changes[2] += per_stmt;
+                        Some(format!("DELETE FROM svc_db.items WHERE id >= {base} AND id < {}", base + per_stmt))
+                    }
+                    _ => {
+                        let base = 1_000_000 + (w * 100_000_000) + k * per_stmt;
+                        live.push_back(base);
+                        changes[0] += per_stmt;
+                        let values: Vec<String> = (0..per_stmt).map(|i| format!("({}, 'bench', 1, NOW(6))", base + i)).collect();
+                        Some(format!("INSERT INTO svc_db.items VALUES {}", values.join(", ")))
+                    }
+                };
+                if let Some(sql) = sql {
+                    c.query_drop(sql).await.unwrap();
+                }
+                k += 1;
+                next_at += every;
+                tokio::time::sleep_until(next_at.into()).await;
+            }
+            c.disconnect().await.ok();
+            changes
+        }));
+    }
+    let mut lags: Vec<f64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut high = String::from("1970-01-01 00:00:00.000000");
+    let mut c = sb.primary.conn().await.unwrap();
+    let started = Instant::now();
+    let mut stopped_at = None;
+    loop {
+        let sql = format!(
+            "SELECT id, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), UNIX_TIMESTAMP(at) FROM svc_db._items_pf_archived WHERE at > '{high}' ORDER BY at"
+        );
+        let rows: Vec<(u64, String, f64)> = c.query(sql).await.unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        for (id, at, ts) in rows {
+            if seen.insert((id, at.clone())) {
+                lags.push(now - ts);
+            }
+            if at > high {
+                high = at;
+            }
+        }
+        if stopped_at.is_none() && started.elapsed() >= Duration::from_secs(secs) {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            stopped_at = Some(Instant::now());
+        }
+        if stopped_at.is_some_and(|t| t.elapsed() > Duration::from_secs(5)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut changes = [0u64; 3];
+    for w in writers {
+        let c = w.await.unwrap();
+        (0..3).for_each(|i| changes[i] += c[i]);
+    }
+    let out = tokio::task::spawn_blocking(move || sync.wait_with_output()).await.unwrap().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    // The copy equals the new table, row by row: every insert, update and delete arrived.
+    let row = "SELECT CONCAT_WS('|', id, v, n, at) FROM svc_db.";
+    let (ra, rb) =
+        (rows(replica, &format!("{row}items ORDER BY id")).await, rows(&sb.primary, &format!("{row}_items_pf_archived ORDER BY id")).await);
+    lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let at = |q: f64| lags[((lags.len() as f64 - 1.0) * q).round() as usize] * 1000.0;
+    let total: u64 = changes.iter().sum();
+    println!(
+        "{flavour} mixed: {total} row changes in {secs} s ({:.0}/s: {} inserted, {} updated, {} deleted); {} timed on arrival: \
+         lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms; sync-back's own: p50 {} ms, p99 {} ms; copy equal: {}",
+        total as f64 / secs as f64,
+        changes[0],
+        changes[1],
+        changes[2],
+        lags.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0),
+        report["lag_p50_ms"],
+        report["lag_p99_ms"],
+        ra == rb
+    );
+    std::fs::write(
+        std::env::var("PRIVFENCE_BENCH_OUT").unwrap_or_else(|_| "/dev/null".into()),
+        format!(
+            "{flavour}-mixed {total} {secs} {} {:.0} {:.0} {:.0} inserts={} updates={} deletes={} syncback_p99_ms={}\n",
+            lags.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0),
+            changes[0],
+            changes[1],
+            changes[2],
+            report["lag_p99_ms"]
+        ),
+    )
+    .ok();
+    assert!(ra == rb, "the old copy equals the new table after inserts, updates and deletes ({} vs {} rows)", ra.len(), rb.len());
+    assert!(at(0.99) < 1000.0, "p99 lag under 1 s");
+    sb.destroy().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench-syncback.sh --mix"]
+async fn bench_lag_mixed_mariadb() {
+    lag_bench_mixed(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench-syncback.sh --mix"]
+async fn bench_lag_mixed_mysql() {
+    lag_bench_mixed(Flavour::MySql).await;
+}
+
 /// `privfence promote run --sync-back` through the command line: the preflight's sync-back
 /// checks pass (its account granted on the archived name before the promotion), the promotion
 /// completes, sync-back starts in the foreground and copies a write made on the new server;
