@@ -62,45 +62,7 @@ pub fn apply(inv: &Inventory, effects: &[&Effect]) -> Inventory {
                     }),
                 }
             }
-            Effect::Revoke { grantee, object, privileges, option } => {
-                // MySQL partial revokes: a schema-level REVOKE of privileges held globally and not
-                // by a schema row becomes a restriction.
-                if let (true, GrantObject::Schema { pattern }) = (out.server.partial_revokes, object) {
-                    let in_row: PrivSet = out
-                        .grants
-                        .iter()
-                        .filter(|g| &g.grantee == grantee && &g.object == object)
-                        .flat_map(|g| g.privileges.iter().cloned())
-                        .collect();
-                    let global: PrivSet = out
-                        .grants
-                        .iter()
-                        .filter(|g| &g.grantee == grantee && g.object == GrantObject::Global)
-                        .flat_map(|g| g.privileges.iter().cloned())
-                        .collect();
-                    let restricted: PrivSet = privileges.iter().filter(|p| !in_row.contains(*p) && global.contains(*p)).cloned().collect();
-                    if !restricted.is_empty() {
-                        out.partial_revokes.push(crate::model::PartialRevoke {
-                            account: grantee.clone(),
-                            schema: crate::model::ident::unescape(&pattern.0),
-                            privileges: restricted,
-                        });
-                    }
-                }
-                for g in out.grants.iter_mut().filter(|g| &g.grantee == grantee) {
-                    let same = &g.object == object;
-                    // A table-level REVOKE also drops that privilege's column grants (both flavours).
-                    let columns =
-                        matches!((&g.object, object), (GrantObject::Column { table: a, .. }, GrantObject::Table { table: b }) if a == b);
-                    if same || columns {
-                        g.privileges.retain(|p| !privileges.contains(p));
-                        if same && *option {
-                            g.grant_option = false;
-                        }
-                    }
-                }
-                out.grants.retain(|g| !g.privileges.is_empty() || g.grant_option);
-            }
+            Effect::Revoke { grantee, object, privileges, option } => revoke(&mut out, grantee, object, privileges, *option),
             Effect::GrantRole { grantee, role } => {
                 out.role_grants.push(RoleGrant { role: role.clone(), grantee: grantee.clone(), admin: false })
             }
@@ -112,6 +74,42 @@ pub fn apply(inv: &Inventory, effects: &[&Effect]) -> Inventory {
         }
     }
     out
+}
+
+/// A REVOKE's effect on the simulated model.
+fn revoke(out: &mut Inventory, grantee: &AccountName, object: &GrantObject, privileges: &PrivSet, option: bool) {
+    // MySQL partial revokes: a schema-level REVOKE of privileges held globally and not
+    // by a schema row becomes a restriction.
+    if let (true, GrantObject::Schema { pattern }) = (out.server.partial_revokes, object) {
+        let in_row: PrivSet =
+            out.grants.iter().filter(|g| &g.grantee == grantee && &g.object == object).flat_map(|g| g.privileges.iter().cloned()).collect();
+        let global: PrivSet = out
+            .grants
+            .iter()
+            .filter(|g| &g.grantee == grantee && g.object == GrantObject::Global)
+            .flat_map(|g| g.privileges.iter().cloned())
+            .collect();
+        let restricted: PrivSet = privileges.iter().filter(|p| !in_row.contains(*p) && global.contains(*p)).cloned().collect();
+        if !restricted.is_empty() {
+            out.partial_revokes.push(crate::model::PartialRevoke {
+                account: grantee.clone(),
+                schema: crate::model::ident::unescape(&pattern.0),
+                privileges: restricted,
+            });
+        }
+    }
+    for g in out.grants.iter_mut().filter(|g| &g.grantee == grantee) {
+        let same = &g.object == object;
+        // A table-level REVOKE also drops that privilege's column grants (both flavours).
+        let columns = matches!((&g.object, object), (GrantObject::Column { table: a, .. }, GrantObject::Table { table: b }) if a == b);
+        if same || columns {
+            g.privileges.retain(|p| !privileges.contains(p));
+            if same && option {
+                g.grant_option = false;
+            }
+        }
+    }
+    out.grants.retain(|g| !g.privileges.is_empty() || g.grant_option);
 }
 
 /// Privileges an account has at login on a table (paths usable without SET ROLE).
