@@ -23,7 +23,7 @@ done
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 PRIVFENCE_BENCH_ROWS="$ROWS" cargo test --locked $PROFILE --test bench_backfill -- --ignored --nocapture --test-threads=1 2>&1 \
-    | tee /dev/stderr | grep '^test .*BENCH\|^BENCH' | sed 's/^.*BENCH/BENCH/' > "$log"
+    | tee -a /dev/stderr | grep '^test .*BENCH\|^BENCH' | sed 's/^.*BENCH/BENCH/' > "$log"
 [ -s "$log" ] || { echo "bench-backfill: no results" >&2; exit 1; }
 python3 - "$log" "$DOCS" "${PROFILE:---debug}" <<'PY'
 import re, sys, datetime, os
