@@ -27,18 +27,7 @@ pub async fn ensure(j: &mut Journal, primary: &mut Node, replica: &mut Node, own
     let mut out = Vec::new();
     for a in owner {
         let who = crate::model::sql::grantee_sql(a, flavour);
-        let exists: Option<i64> = replica
-            .server
-            .first(
-                "looking for the account on the replica",
-                &format!(
-                    "SELECT COUNT(*) FROM mysql.user WHERE User = {} AND Host = {}",
-                    crate::model::ident::quote_str(&a.user),
-                    crate::model::ident::quote_str(&a.host)
-                ),
-            )
-            .await?;
-        if exists.unwrap_or(0) > 0 {
+        if exists_on(replica, a).await? {
             out.push(OnReplica::Present);
             continue;
         }
@@ -136,18 +125,7 @@ pub async fn drop_created(j: &mut Journal, replica: &mut Node, created: &[Accoun
     let flavour = replica.flavour();
     let mut there = Vec::new();
     for a in created {
-        let n: Option<i64> = replica
-            .server
-            .first(
-                "looking for the account on the replica",
-                &format!(
-                    "SELECT COUNT(*) FROM mysql.user WHERE User = {} AND Host = {}",
-                    crate::model::ident::quote_str(&a.user),
-                    crate::model::ident::quote_str(&a.host)
-                ),
-            )
-            .await?;
-        if n.unwrap_or(0) > 0 {
+        if exists_on(replica, a).await? {
             there.push(a.clone());
         }
     }
@@ -164,6 +142,22 @@ pub async fn drop_created(j: &mut Journal, replica: &mut Node, created: &[Accoun
     })
     .await?;
     Ok(dropped)
+}
+
+/// Whether account `a` exists on `node` (a row in `mysql.user`).
+async fn exists_on(node: &mut Node, a: &AccountName) -> Result<bool> {
+    let n: Option<i64> = node
+        .server
+        .first(
+            "looking for the account on the replica",
+            &format!(
+                "SELECT COUNT(*) FROM mysql.user WHERE User = {} AND Host = {}",
+                crate::model::ident::quote_str(&a.user),
+                crate::model::ident::quote_str(&a.host)
+            ),
+        )
+        .await?;
+    Ok(n.unwrap_or(0) > 0)
 }
 
 #[cfg(test)]
