@@ -21,7 +21,7 @@ use privfence::model::TableName;
 use privfence::promote::run::{self, Options};
 use privfence::sandbox::Sandbox;
 use privfence::workload::{Workload, WorkloadSpec};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -237,19 +237,32 @@ async fn refuses_minimal_row_image(flavour: Flavour) {
 
 both_flavours!(promote_with_sync_back_refuses_minimal_row_image, refuses_minimal_row_image);
 
+/// The lag benchmarks' set-up: the rate and duration from the environment
+/// (`PRIVFENCE_BENCH_ROWS_PER_S`, default 2000; `PRIVFENCE_BENCH_SECONDS`, default 20), a promoted
+/// pair and sync-back's account.
+async fn bench_setup(flavour: Flavour) -> (u64, u64, Sandbox, tempfile::TempDir, PathBuf) {
+    let rate: u64 = std::env::var("PRIVFENCE_BENCH_ROWS_PER_S").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let secs: u64 = std::env::var("PRIVFENCE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let (sb, dir) = pair_with_service(flavour).await;
+    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
+    promote(&sb, dir.path(), opts).await.expect("promotion");
+    let cnf = syncback_account(&sb, dir.path()).await;
+    (rate, secs, sb, dir, cnf)
+}
+
+/// The `q` quantile of sorted lags in seconds, in milliseconds.
+fn percentile_ms(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize] * 1000.0
+}
+
 /// Benchmark (scripts/bench-syncback.sh, `--ignored`): sync-back's lag at a steady rate of row
 /// changes on the new server (`PRIVFENCE_BENCH_ROWS_PER_S`, default 2000; for
 /// `PRIVFENCE_BENCH_SECONDS`, default 20). Each row carries its commit time on the new server
 /// (`NOW(6)`); the old copy is polled every 10 ms and each row's lag is its arrival there minus
 /// that time (both servers on this machine's clock; the poll adds at most 10 ms).
 async fn lag_bench(flavour: Flavour) {
-    let rate: u64 = std::env::var("PRIVFENCE_BENCH_ROWS_PER_S").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let secs: u64 = std::env::var("PRIVFENCE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let (sb, dir) = pair_with_service(flavour).await;
+    let (rate, secs, sb, dir, cnf) = bench_setup(flavour).await;
     let replica = support::replica(&sb);
-    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
-    promote(&sb, dir.path(), opts).await.expect("promotion");
-    let cnf = syncback_account(&sb, dir.path()).await;
     let mut sync =
         syncback_cmd(&sb, dir.path(), &cnf, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -325,7 +338,7 @@ async fn lag_bench(flavour: Flavour) {
     let _ = sync.kill();
     let _ = sync.wait();
     lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |q: f64| lags[((lags.len() as f64 - 1.0) * q).round() as usize] * 1000.0;
+    let at = |q: f64| percentile_ms(&lags, q);
     println!(
         "{flavour}: {written} rows written in {secs} s ({:.0}/s), {} arrived on the old copy; lag p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         written as f64 / secs as f64,
@@ -365,13 +378,8 @@ async fn bench_lag_mysql() {
 /// the copy proves every delete (and every update) was applied. Sync-back's own lag figures
 /// (MySQL: commit timestamps in µs; MariaDB: whole seconds) are printed beside.
 async fn lag_bench_mixed(flavour: Flavour) {
-    let rate: u64 = std::env::var("PRIVFENCE_BENCH_ROWS_PER_S").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
-    let secs: u64 = std::env::var("PRIVFENCE_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
-    let (sb, dir) = pair_with_service(flavour).await;
+    let (rate, secs, sb, dir, cnf) = bench_setup(flavour).await;
     let replica = support::replica(&sb);
-    let opts = Options { yes: true, archive_watch: Duration::from_millis(200), ..Options::default() };
-    promote(&sb, dir.path(), opts).await.expect("promotion");
-    let cnf = syncback_account(&sb, dir.path()).await;
     let sync = syncback_cmd(&sb, dir.path(), &cnf, &["--exit-when-idle", "3s"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -466,7 +474,7 @@ async fn lag_bench_mixed(flavour: Flavour) {
     let (ra, rb) =
         (rows(replica, &format!("{row}items ORDER BY id")).await, rows(&sb.primary, &format!("{row}_items_pf_archived ORDER BY id")).await);
     lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let at = |q: f64| lags[((lags.len() as f64 - 1.0) * q).round() as usize] * 1000.0;
+    let at = |q: f64| percentile_ms(&lags, q);
     let total: u64 = changes.iter().sum();
     println!(
         "{flavour} mixed: {total} row changes in {secs} s ({:.0}/s: {} inserted, {} updated, {} deleted); {} timed on arrival: \
