@@ -102,10 +102,14 @@ pub fn analyse_with(ix: &Index, tables: &[TableName]) -> AccessReport {
 /// `Via::UnresolvedDefiner`), without the rest of the analysis: evidence of indirect use needs
 /// only these, and every other path costs a lookup per account and table.
 pub fn definer_paths(inv: &Inventory, tables: &[TableName]) -> Vec<Entry> {
-    let ix = Index::new(inv);
-    let definers = Definers::new(&ix);
-    let callers = callers(&ix);
-    let definer_entries = definer_entries(&ix, &definers, &callers, tables);
+    definer_paths_with(&Index::new(inv), tables)
+}
+
+/// [`definer_paths`] on an [`Index`] already built.
+pub fn definer_paths_with(ix: &Index, tables: &[TableName]) -> Vec<Entry> {
+    let definers = Definers::new(ix);
+    let callers = callers(ix);
+    let definer_entries = definer_entries(ix, &definers, &callers, tables);
     let mut entries = Vec::new();
     for t in tables {
         entries.extend(definer_entries.iter().filter(|e| ix.same_table(&e.table, t)).cloned());

@@ -68,7 +68,8 @@ pub async fn run(args: AccessArgs, out: &mut Output) -> anyhow::Result<ExitCode>
         }
         _ => access::resolve_tables(&inv, &args.tables)?,
     };
-    let mut report = access::analyse(&inv, &tables);
+    let ix = access::index::Index::new(&inv);
+    let mut report = access::analyse_with(&ix, &tables);
     let filter = args.accounts.filter();
     report::access::retain(&mut report, |a| {
         filter.shows(a) && service.as_ref().is_none_or(|s| !s.is_owner(a) && s.exemption(a, today).is_none())
@@ -80,12 +81,17 @@ pub async fn run(args: AccessArgs, out: &mut Output) -> anyhow::Result<ExitCode>
             Format::Tsv => out.data(&report::summary::access_tsv(&s)),
             Format::Table => out.data(&report::summary::access_table(&s)),
         }
-        return Ok(ExitCode::Ok);
+    } else {
+        match args.format.format {
+            Format::Json => out.data(&(serde_json::to_string_pretty(&report)? + "\n")),
+            Format::Tsv => out.data(&report::access::tsv(&report)),
+            Format::Table => out.data(&report::access::table(&report)),
+        }
     }
-    match args.format.format {
-        Format::Json => out.data(&(serde_json::to_string_pretty(&report)? + "\n")),
-        Format::Tsv => out.data(&report::access::tsv(&report)),
-        Format::Table => out.data(&report::access::table(&report)),
-    }
+    // The process exits next: freeing the report, the index and the inventory piece by piece
+    // was a tenth of the command's CPU at 10,000 accounts.
+    std::mem::forget(report);
+    std::mem::forget(ix);
+    std::mem::forget(inv);
     Ok(ExitCode::Ok)
 }

@@ -137,6 +137,10 @@ pub struct StartArgs {
     /// sample for this long before ranking.
     #[arg(long, value_parser = parse_duration)]
     pub evidence_sample: Option<Duration>,
+    /// Show every ranked candidate with its evidence (by default the first 50; any candidate can
+    /// still be chosen by rank or by name).
+    #[arg(long)]
+    pub all_candidates: bool,
     /// A server_audit log readable from here (MariaDB), for evidence of use.
     #[arg(long)]
     pub audit_log: Option<PathBuf>,
@@ -261,9 +265,12 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     }
     // The plan is built (and refused if it cannot be exact) before the journal is touched.
     let tool = server.current_user.clone();
-    let preset = preset_plan(&a, &inv, &ctx.policy, &svc.name, &tool, today)?;
+    // One access index for the candidates, their evidence and the plan (10,000 accounts and
+    // 100,000 table grants take a noticeable time to index).
+    let ix = crate::access::index::Index::new(&inv);
+    let preset = preset_plan(&a, &ix, &ctx.policy, &svc.name, &tool, today)?;
     let mut s = Session::open(&ctx.journal, header(&a.common, &tables), &ctx.primary, &ctx.replicas, start_options(&a, interrupts)).await?;
-    let k = Start { policy: &ctx.policy, svc: &svc, inv: &inv, tables: &tables, tool: &tool, today };
+    let k = Start { policy: &ctx.policy, svc: &svc, ix: &ix, tables: &tables, tool: &tool, today };
     let mut prompt = |out: &mut Output, question: &str| -> String {
         out.status(question);
         let mut line = String::new();
@@ -273,6 +280,10 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     let result = start_core(&a, &mut s, &mut server, &k, preset, &mut prompt, out).await;
     server.close().await;
     s.close().await;
+    // The process exits next: freeing the index and a large inventory is wasted work.
+    drop(k);
+    std::mem::forget(ix);
+    std::mem::forget(inv);
     result
 }
 
@@ -280,7 +291,8 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
 struct Start<'a> {
     policy: &'a crate::policy::Policy,
     svc: &'a crate::policy::Service,
-    inv: &'a crate::model::Inventory,
+    /// The index of the inventory read before the session opened (`ix.inv`).
+    ix: &'a crate::access::index::Index<'a>,
     tables: &'a [crate::model::TableName],
     tool: &'a crate::model::AccountName,
     today: chrono::NaiveDate,
@@ -325,7 +337,7 @@ async fn start_core(
             s.journal.path().display()
         );
     }
-    let remaining = guide::remaining(k.inv, k.svc, k.tables, k.today);
+    let remaining = guide::remaining_with(k.ix, k.svc, k.tables, k.today);
     out.data(&report::candidates::remaining(&remaining));
     if remaining.is_empty() {
         out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", k.svc.name));
@@ -344,7 +356,7 @@ async fn start_core(
             if acc.is_empty() {
                 return Ok(ExitCode::Ok);
             }
-            (build_plan(k.inv, k.policy, &k.svc.name, &acc, plan_options(a), k.tool)?, acc)
+            (build_plan(k.ix, k.policy, &k.svc.name, &acc, plan_options(a), k.tool)?, acc)
         }
         None => {
             out.status("pass --account to cut one of them (the first rows have the strongest evidence of non-use)");
@@ -360,7 +372,7 @@ async fn start_core(
     if !confirm_checklist(a, s, &account, &k.svc.name, out).await? {
         return Ok(ExitCode::Error);
     }
-    let deps = guide::dependents(k.inv, k.tables);
+    let deps = guide::dependents_with(k.ix, k.tables);
     let result = match s.cut_and_watch(&plan, &account, k.tables, &deps, chosen, out).await {
         Ok(r) => r,
         // Refused before anything changed (the turn is closed as abandoned).
@@ -396,14 +408,15 @@ async fn ranked_candidates(
             );
             s.settings_on(&list).await?;
             out.status(&format!("sampling evidence for {sample:?} with {} setting(s) turned on (journaled) ...", list.len()));
-            let r = crate::evidence::gather_sampled(server, k.inv, k.tables, &candidates, a.audit_log.as_deref(), sample).await;
+            let r = crate::evidence::gather_sampled_with(server, k.ix, k.tables, &candidates, a.audit_log.as_deref(), sample).await;
             s.settings_off(out).await?;
             r?
         }
-        None => crate::evidence::gather(server, k.inv, k.tables, &candidates, a.audit_log.as_deref()).await?,
+        None => crate::evidence::gather_sampled_with(server, k.ix, k.tables, &candidates, a.audit_log.as_deref(), Duration::ZERO).await?,
     };
     crate::evidence::rank(&mut ranked);
-    out.data(&report::candidates::ranked(&ranked));
+    let shown = if a.all_candidates { ranked.len() } else { report::candidates::RANKED_SHOWN };
+    out.data(&report::candidates::ranked(&ranked, shown));
     Ok(ranked)
 }
 
@@ -435,16 +448,15 @@ async fn confirm_checklist(a: &StartArgs, s: &mut Session, account: &str, servic
 }
 
 fn build_plan(
-    inv: &crate::model::Inventory,
+    ix: &crate::access::index::Index,
     policy: &crate::policy::Policy,
     service: &str,
     account: &str,
     popts: PlanOptions,
     tool: &crate::model::AccountName,
 ) -> anyhow::Result<plan::Plan> {
-    let ix = crate::access::index::Index::new(inv);
-    let p = plan::build_with(&ix, policy, service, account, &popts)?;
-    let problems = plan::grantor_problems_with(&ix, tool, &p);
+    let p = plan::build_with(ix, policy, service, account, &popts)?;
+    let problems = plan::grantor_problems_with(ix, tool, &p);
     if !problems.is_empty() {
         anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
     }
@@ -455,7 +467,7 @@ fn build_plan(
 /// is journaled, when stale), or the one built for `--account`.
 fn preset_plan(
     a: &StartArgs,
-    inv: &crate::model::Inventory,
+    ix: &crate::access::index::Index,
     policy: &crate::policy::Policy,
     service: &str,
     tool: &crate::model::AccountName,
@@ -463,15 +475,15 @@ fn preset_plan(
 ) -> anyhow::Result<Option<(plan::Plan, String)>> {
     if let Some(path) = &a.plan {
         let saved = plan::saved::SavedPlan::load(path)?;
-        let p = saved.check(path, inv, policy, service, today)?;
-        let problems = plan::grantor_problems(inv, tool, &p);
+        let p = saved.check(path, ix.inv, policy, service, today)?;
+        let problems = plan::grantor_problems_with(ix, tool, &p);
         if !problems.is_empty() {
             anyhow::bail!("privfence's account could not apply or undo this plan: {}", problems.join("; "));
         }
         return Ok(Some((p, saved.account)));
     }
     match &a.account {
-        Some(acc) => Ok(Some((build_plan(inv, policy, service, acc, plan_options(a), tool)?, acc.clone()))),
+        Some(acc) => Ok(Some((build_plan(ix, policy, service, acc, plan_options(a), tool)?, acc.clone()))),
         None => Ok(None),
     }
 }

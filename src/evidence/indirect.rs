@@ -11,6 +11,7 @@
 
 use super::perfschema::Facts;
 use super::{Collected, Ctx, Evidence, Usage};
+use crate::access::index::Index;
 use crate::access::{self, Via};
 use crate::model::ident::quote_ident;
 use crate::model::{AccountName, Inventory, TableName};
@@ -29,10 +30,11 @@ struct Path {
     unresolved: bool,
 }
 
-pub(crate) fn gather(inv: &Inventory, tables: &[TableName], ctx: &Ctx, facts: &Facts, out: &mut Collected) {
+pub(crate) fn gather(ix: &Index, tables: &[TableName], ctx: &Ctx, facts: &Facts, out: &mut Collected) {
+    let inv = ix.inv;
     // Only the paths through definer objects matter here (the same entries `analyse` reports
     // with those vias, without its per-account, per-table lookups of every other path).
-    let entries = access::definer_paths(inv, tables);
+    let entries = access::definer_paths_with(ix, tables);
     let runs = Runs::new(inv, facts);
     for who in ctx.users.all() {
         // (kind, object) -> path

@@ -162,6 +162,20 @@ pub async fn gather_sampled(
     audit_log: Option<&Path>,
     window: Duration,
 ) -> Result<Vec<Candidate>> {
+    gather_sampled_with(server, &crate::access::index::Index::new(inv), tables, candidates, audit_log, window).await
+}
+
+/// [`gather_sampled`] on an access index already built (`session start` builds one for the
+/// candidates, the evidence and the plan).
+pub async fn gather_sampled_with(
+    server: &mut Server,
+    ix: &crate::access::index::Index<'_>,
+    tables: &[TableName],
+    candidates: &[AccountName],
+    audit_log: Option<&Path>,
+    window: Duration,
+) -> Result<Vec<Candidate>> {
+    let inv = ix.inv;
     let clock = clock::Clock::read(server).await?;
     let targets = targets::Targets::new(inv, tables);
     let mut ctx = Ctx { clock, targets, users: Users::new(inv, candidates), flavour: server.info.flavour };
@@ -176,7 +190,7 @@ pub async fn gather_sampled(
         userstat::gather(server, &ctx, &mut out).await;
     }
     audit::gather(server, &ctx, audit_log, &mut out).await;
-    indirect::gather(inv, tables, &ctx, &ps, &mut out);
+    indirect::gather(ix, tables, &ctx, &ps, &mut out);
     Ok(candidates.iter().map(|c| out.candidate(c)).collect())
 }
 

@@ -28,7 +28,12 @@ pub fn service_tables(inv: &Inventory, svc: &Service) -> Vec<TableName> {
 
 /// Accounts other than the owners and exempted ones that can touch `tables`.
 pub fn remaining(inv: &Inventory, svc: &Service, tables: &[TableName], today: NaiveDate) -> Vec<Reach> {
-    let report = access::analyse(inv, tables);
+    remaining_with(&access::index::Index::new(inv), svc, tables, today)
+}
+
+/// [`remaining`] on an access index already built.
+pub fn remaining_with(ix: &access::index::Index, svc: &Service, tables: &[TableName], today: NaiveDate) -> Vec<Reach> {
+    let report = access::analyse_with(ix, tables);
     let mut by: BTreeMap<&AccountName, (std::collections::BTreeSet<&TableName>, std::collections::BTreeSet<String>, bool)> =
         BTreeMap::new();
     for e in &report.entries {
@@ -48,9 +53,13 @@ pub fn remaining(inv: &Inventory, svc: &Service, tables: &[TableName], today: Na
 /// Views and routines that read or write the service's tables with a definer's rights: an
 /// error naming one of them in another account's session is collateral damage of a cut.
 pub fn dependents(inv: &Inventory, tables: &[TableName]) -> Vec<TableName> {
-    let report = access::analyse(inv, tables);
+    dependents_with(&access::index::Index::new(inv), tables)
+}
+
+/// [`dependents`] on an access index already built.
+pub fn dependents_with(ix: &access::index::Index, tables: &[TableName]) -> Vec<TableName> {
     let mut out: Vec<TableName> = Vec::new();
-    for e in &report.entries {
+    for e in &access::definer_paths_with(ix, tables) {
         if let Via::Definer { object, .. } | Via::UnresolvedDefiner { object, .. } = &e.via {
             if let Some((s, n)) = split_object(object) {
                 let t = TableName::new(s, n);
