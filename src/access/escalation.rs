@@ -1,7 +1,7 @@
 //! Accounts that could give themselves access (escalation paths), and anonymous accounts that
 //! shadow named ones at login.
 
-use super::index::Index;
+use super::index::{Index, Reach};
 use crate::db::Flavour;
 use crate::model::ident::{host_matches, wildcard_sort_key};
 use crate::model::privilege::{PrivSet, Privilege};
@@ -72,8 +72,11 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
         })
         .collect();
     let tables: Vec<(&TableName, PrivSet)> = tables.iter().map(|t| (t, ix.everyone_privileges(t))).collect();
-    let all_privileges = |a: &AccountName, t: &TableName, everyone: &PrivSet| -> PrivSet {
-        let mut set = ix.own_privileges(a, t);
+    // Per table, once: which holders could have paths of their own there (most accounts not).
+    let grant_reach: Vec<Reach> = grant_tables.iter().map(|(_, t, _)| ix.reach(t)).collect();
+    let table_reach: Vec<Reach> = tables.iter().map(|(t, _)| ix.reach(t)).collect();
+    let all_privileges = |a: &AccountName, t: &TableName, reach: &Reach, everyone: &PrivSet| -> PrivSet {
+        let mut set = if reach.admits(a) { ix.own_privileges(a, t) } else { PrivSet::new() };
         set.extend(everyone.iter().cloned());
         set
     };
@@ -86,8 +89,8 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
             }
         }
         let mut writable = Vec::new();
-        for (gt, t, everyone) in &grant_tables {
-            let can = all_privileges(a, t, everyone);
+        for ((gt, t, everyone), reach) in grant_tables.iter().zip(&grant_reach) {
+            let can = all_privileges(a, t, reach, everyone);
             if can.intersection(&writes).next().is_some() {
                 writable.push(format!("mysql.{gt}"));
             }
@@ -103,8 +106,12 @@ pub fn escalations(ix: &Index, tables: &[TableName]) -> Vec<Escalation> {
             });
         }
         let option = Privilege::known("GRANT OPTION");
-        let covered: Vec<String> =
-            tables.iter().filter(|(t, everyone)| all_privileges(a, t, everyone).contains(&option)).map(|(t, _)| t.sql()).collect();
+        let covered: Vec<String> = tables
+            .iter()
+            .zip(&table_reach)
+            .filter(|((t, everyone), r)| all_privileges(a, t, r, everyone).contains(&option))
+            .map(|((t, _), _)| t.sql())
+            .collect();
         if global.contains(&option) {
             out.push(Escalation {
                 account: a.clone(),

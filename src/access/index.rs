@@ -76,6 +76,26 @@ struct SchemaUsers {
     anonymous: bool,
 }
 
+/// [`Index::may_reach`] for one table (see [`Index::reach`]).
+pub struct Reach<'i, 'a> {
+    ix: &'i Index<'a>,
+    prefix: u64,
+    schema_users: Arc<SchemaUsers>,
+}
+
+impl Reach<'_, '_> {
+    /// Could `holder` have any path of its own on the table? See [`Index::may_reach`].
+    pub fn admits(&self, holder: &AccountName) -> bool {
+        let ix = self.ix;
+        let users = &self.schema_users;
+        ix.reach_all
+            || ix.reach_any.contains(holder)
+            || ix.table.contains_key(&Index::key_with(self.prefix, &holder.user))
+            || users.users.contains(holder.user.as_str())
+            || (users.anonymous && !holder.host.is_empty() && !holder.user.is_empty())
+    }
+}
+
 /// FNV-1a step over `s`, lowercased when `fold`.
 fn fnv(h: &mut u64, s: &str, fold: bool) {
     let mut eat = |b: u8| {
@@ -172,25 +192,29 @@ impl<'a> Index<'a> {
     /// column grant on that table: then [`Self::own_paths`] is empty. Most of 10,000 accounts
     /// are ruled out here with two hash lookups, before the full analysis.
     pub fn may_reach(&self, holder: &AccountName, table: &TableName) -> bool {
-        self.reach_all
-            || self.reach_any.contains(holder)
-            || self.table.contains_key(&self.key(&holder.user, &table.schema, &table.name, self.ci))
-            || self.any_schema_row(holder, &table.schema)
+        self.reach(table).admits(holder)
     }
 
-    /// Could a schema row (its own or an anonymous one) match `schema` for `holder`? A superset
-    /// of [`Self::schema_candidates`] being non-empty: hosts are not compared. One pass over the
-    /// schema rows per schema, remembered, instead of one per account.
-    fn any_schema_row(&self, holder: &AccountName, schema: &str) -> bool {
-        let users = self.schema_users(schema);
-        users.users.contains(holder.user.as_str()) || (users.anonymous && !holder.host.is_empty() && !holder.user.is_empty())
+    /// [`Self::may_reach`] for one table, ready to ask about many holders: a caller looping over
+    /// 10,000 accounts builds it once per table (the schema's rows and the table's key prefix).
+    pub fn reach(&self, table: &TableName) -> Reach<'_, 'a> {
+        Reach { ix: self, prefix: self.key_prefix(&table.schema, &table.name, self.ci), schema_users: self.schema_users(&table.schema) }
     }
 
+    /// The user names with a schema row matching `schema`, whatever its host (a superset of
+    /// [`Self::schema_candidates`] being non-empty): one pass over the schema rows per schema,
+    /// remembered, instead of one per account.
     fn schema_users(&self, schema: &str) -> Arc<SchemaUsers> {
-        let key = if self.ci { schema.to_lowercase() } else { schema.to_string() };
+        let folded;
+        let key = if self.ci && schema.chars().any(char::is_uppercase) {
+            folded = schema.to_lowercase();
+            folded.as_str()
+        } else {
+            schema
+        };
         // A poisoned lock only means another thread panicked mid-insert of a complete value.
         let mut memo = self.schema_users.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(u) = memo.get(&key) {
+        if let Some(u) = memo.get(key) {
             return u.clone();
         }
         let literal = self.inv.server.partial_revokes;
@@ -204,20 +228,29 @@ impl<'a> Index<'a> {
             }
         }
         let found = Arc::new(found);
-        memo.insert(key, found.clone());
+        memo.insert(key.to_string(), found.clone());
         found
     }
 
-    /// FNV-1a over the user, the schema and the name (folded to lowercase when `ci`), byte by
+    /// FNV-1a over the schema, the name (folded to lowercase when `ci`) and the user, byte by
     /// byte of their UTF-8 (an ASCII string folds byte by byte; others char by char).
     fn key(&self, user: &str, schema: &str, name: &str, ci_name: bool) -> u64 {
+        Self::key_with(self.key_prefix(schema, name, ci_name), user)
+    }
+
+    /// [`Self::key`] up to the user: the same for every holder asked about one object.
+    fn key_prefix(&self, schema: &str, name: &str, ci_name: bool) -> u64 {
         let mut h: u64 = 0xcbf29ce484222325;
-        fnv(&mut h, user, false);
-        fnv(&mut h, "\0", false);
         fnv(&mut h, schema, self.ci);
         fnv(&mut h, "\0", false);
         fnv(&mut h, name, ci_name);
+        fnv(&mut h, "\0", false);
         h
+    }
+
+    fn key_with(mut prefix: u64, user: &str) -> u64 {
+        fnv(&mut prefix, user, false);
+        prefix
     }
 
     pub fn fold(&self, s: &str) -> String {

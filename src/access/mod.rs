@@ -140,6 +140,13 @@ fn wrap_everyone(ix: &Index, c: &Caller, via: Via) -> Via {
     }
 }
 
+/// Could [`caller_paths`] find anything for `c` on the table of `reach`? PUBLIC and mandatory
+/// roles are always asked; an account is ruled out when [`index::Reach::admits`] says it holds
+/// nothing that could reach the table (an account with a proxy grant is always admitted).
+fn may_call(reach: &index::Reach, c: &Caller) -> bool {
+    c.everyone.is_some() || reach.admits(&c.account)
+}
+
 /// Paths of a caller on a table: its own and its roles', and those of accounts it may proxy as.
 fn caller_paths(ix: &Index, c: &Caller, t: &TableName) -> Vec<(Via, PrivSet)> {
     let paths = if c.everyone.is_some() { ix.holder_paths(&c.account, t) } else { ix.own_paths(&c.account, t) };
@@ -170,7 +177,8 @@ fn entries_for(
         return vec![];
     }
     let mut out = Vec::new();
-    for c in callers {
+    let reach = ix.reach(t);
+    for c in callers.iter().filter(|c| may_call(&reach, c)) {
         for (via, set) in caller_paths(ix, c, t) {
             out.push(Entry { account: c.account.clone(), table: t.clone(), privileges: set.into_iter().collect(), via, locked: c.locked });
         }
@@ -235,7 +243,8 @@ fn view_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[TableNam
         if !reach.iter().any(|r| wanted(&r.table)) && unresolved.is_empty() {
             continue;
         }
-        for c in callers {
+        let through = ix.reach(&v.name);
+        for c in callers.iter().filter(|c| may_call(&through, c)) {
             for (via, set) in caller_paths(ix, c, &v.name) {
                 let uses: PrivSet = set.intersection(&dml()).cloned().collect();
                 let object = ("view", v.name.sql(), v.definer.clone());
@@ -293,7 +302,8 @@ fn trigger_entries(ix: &Index, d: &Definers, callers: &[Caller], tables: &[Table
             continue;
         }
         let fires = Privilege::new(&trg.event, ix.inv.server.flavour);
-        for c in callers {
+        let on = ix.reach(&trg.table);
+        for c in callers.iter().filter(|c| may_call(&on, c)) {
             for (via, set) in caller_paths(ix, c, &trg.table).into_iter().filter(|(_, s)| s.contains(&fires)) {
                 let _ = set;
                 let uses: PrivSet = [fires.clone()].into();
