@@ -415,3 +415,51 @@ impl<'o> Shown<'o> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Brake;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn off_a_terminal_lines_are_rate_limited_but_a_brake_and_the_last_line_are_not_lost() {
+        let err = Captured::default();
+        let mut out = Output::new(Box::new(std::io::sink()), Box::new(err.clone()));
+        let t = TableName::new("shop", "orders");
+        let rows = |done| Progress::Rows { work: Work::Copy, table: t.clone(), done, copied: done / 2 };
+        let brake = Brake::ThreadsRunning { running: 90, max: 64 };
+        let mut shown = Shown::new(&mut out, Format::Table);
+        shown.show(&Progress::Started { work: Work::Copy, total: 1000, done: 0 });
+        for done in [100, 200, 300] {
+            shown.show(&rows(done));
+        }
+        for _ in 0..3 {
+            shown.show(&Progress::Throttled { table: t.clone(), brake: brake.clone() });
+        }
+        shown.show(&rows(400));
+        shown.finish();
+        let text = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], "backfill: about 1000 rows");
+        // Held back until the brake: the last rows line before it, then the brake once.
+        assert!(lines[1].starts_with("`shop`.`orders`: 300 rows read, 150 copied, ") && lines[1].ends_with(" s (estimate)"), "{text}");
+        assert_eq!(lines[2], "`shop`.`orders`: the target has 90 threads running (more than 64): waiting");
+        // The last line, held back by the rate limit, is printed at the end.
+        assert!(lines[3].starts_with("`shop`.`orders`: 400 rows read, 200 copied"), "{text}");
+        assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+    }
+}

@@ -506,3 +506,36 @@ async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>,
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint;
+    use crate::journal::{Journal, Record, StepState, JOURNAL_FORMAT};
+    use crate::model::TableName;
+
+    #[test]
+    fn a_checkpoint_counts_the_rows_its_acknowledged_chunks_read() {
+        let (t, other) = (TableName::new("s", "t"), TableName::new("s", "u"));
+        let dir = tempfile::tempdir().unwrap();
+        let header = Record::Header {
+            format: JOURNAL_FORMAT,
+            tool_version: "test".into(),
+            service: "svc".into(),
+            policy: "-".into(),
+            tables: vec![t.clone(), other.clone()],
+        };
+        let mut j = Journal::open_or_create(&dir.path().join("j"), header).unwrap();
+        let mut step = |state, table: &TableName, upper: &str, counts: [u64; 3]| {
+            let detail = serde_json::json!({ "table": table, "lower": null, "upper": [upper],
+                "inserted": counts[0], "present": counts[1], "tombstoned": counts[2] });
+            j.append(Record::Step { name: "chunk".into(), state, detail }).unwrap();
+        };
+        step(StepState::Done, &t, "10", [7, 2, 1]);
+        step(StepState::Done, &other, "5", [5, 0, 0]);
+        step(StepState::Done, &t, "20", [10, 0, 0]);
+        // Begun but not acknowledged (killed mid-chunk): redone, so not counted.
+        step(StepState::Begun, &t, "30", [10, 0, 0]);
+        let (last, chunks, rows) = checkpoint(&j, &t);
+        assert_eq!((last, chunks, rows), (Some(vec!["20".to_string()]), 2, 20));
+    }
+}
