@@ -3,7 +3,8 @@
 //! atomically with its metric names, `backfill --dry-run` changing nothing, `readers`, and
 //! `backfill --lag-by heartbeat` holding the copy while a replica of the target stops applying
 //! (its progress lines and brake reason, plain off a terminal), and the progress bar drawn on a
-//! terminal only (`script` gives the command a pseudo-terminal), never with `--format json`.
+//! terminal only (`script` gives the command a pseudo-terminal), never with `--format json`;
+//! `--cleanup-tombstones` reporting its verify and then the tombstones counted and deleted.
 #![allow(clippy::disallowed_methods)] // tests set up servers and play applications through the driver (clippy.toml)
 
 #[macro_use]
@@ -369,3 +370,31 @@ async fn bar_on_a_terminal(flavour: Flavour) {
     assert!(screen.contains("\"kind\": \"backfill\"") || screen.contains("\"kind\":\"backfill\""), "{screen:?}");
 }
 both_flavours!(backfill_draws_its_bar_on_a_terminal_only_and_never_with_json, bar_on_a_terminal);
+
+async fn cleanup_cli(flavour: Flavour) {
+    let schema = "vfc_clean";
+    let (src, dst) = tables(flavour, schema, 300, 0).await;
+    let mut d = dst.primary.conn().await.unwrap();
+    d.query_drop(format!("CREATE TABLE {schema}.items_tombstones (id BIGINT NOT NULL PRIMARY KEY)")).await.unwrap();
+    // The application deleted rows 5 and 6 (their tombstones); the source still has them.
+    d.query_drop(format!("INSERT INTO {schema}.items_tombstones VALUES (5), (6)")).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("clean.journal");
+    let args = ["--tombstones", "{table}_tombstones", "--journal", journal.to_str().unwrap()];
+    let o = migration("backfill", src, dst, dir.path(), schema, &args).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let args = ["--tombstones", "{table}_tombstones", "--cleanup-tombstones", "--journal", journal.to_str().unwrap()];
+    let o = migration("backfill", src, dst, dir.path(), schema, &args).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Its progress, plain off a terminal: the verify first, then the tombstones counted and deleted.
+    let verify = err.find("verify: about ").unwrap_or_else(|| panic!("{err}"));
+    let cleanup = err.find("tombstone cleanup: about 2 rows").unwrap_or_else(|| panic!("{err}"));
+    assert!(verify < cleanup, "{err}");
+    assert!(err.contains(&format!("`{schema}`.`items_tombstones`: deleting tombstones in batches of 1000")), "{err}");
+    assert!(err.contains(&format!("`{schema}`.`items_tombstones`: 2 tombstones deleted")), "{err}");
+    assert!(err.contains("tombstones deleted in 1 batches"), "{err}");
+    let left: u64 = d.query_first(format!("SELECT COUNT(*) FROM {schema}.items_tombstones")).await.unwrap().unwrap();
+    assert_eq!(left, 0);
+}
+both_flavours!(cleanup_tombstones_reports_its_progress_and_empties_the_tombstones, cleanup_cli);
