@@ -46,10 +46,38 @@ pub struct Output {
 }
 
 /// A progress bar for long work, from [`Output::bar`]: on a terminal only; elsewhere every
-/// call does nothing. Dropped or [`Bar::finish`]ed, it leaves no line behind.
+/// call does nothing ([`Bar::is_drawn`] says which, so a caller can print plain lines instead).
+/// Dropped or [`Bar::finish`]ed, it leaves no line behind.
 pub struct Bar(Option<indicatif::ProgressBar>);
 
+/// What a [`Bar`] counts, and so how it reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BarStyle {
+    /// `LABEL [====>   ] 12/40 (3s, 9s left)`: items (servers, accounts).
+    Count,
+    /// `LABEL [====>   ] 12,000/40,000 rows (2,345/s, 12s left)`: rows, with their rate.
+    Rows,
+    /// `LABEL [====>   ] 12/40 s · MESSAGE`: a window of seconds; the message says what was
+    /// seen so far (set with [`Bar::set_message`]).
+    Seconds,
+}
+
+impl BarStyle {
+    fn template(self) -> &'static str {
+        match self {
+            BarStyle::Count => "{msg} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)",
+            BarStyle::Rows => "{msg} [{bar:30}] {human_pos}/{human_len} rows ({per_sec:0}, {eta} left)",
+            BarStyle::Seconds => "{prefix} [{bar:30}] {pos}/{len} s · {msg}",
+        }
+    }
+}
+
 impl Bar {
+    /// Whether the bar is on screen (`false`: a hidden bar, every call does nothing).
+    pub fn is_drawn(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Sets the amount of work (when it is known only once the work has begun).
     pub fn set_total(&self, total: u64) {
         if let Some(b) = &self.0 {
@@ -61,6 +89,21 @@ impl Bar {
     pub fn set(&self, done: u64) {
         if let Some(b) = &self.0 {
             b.set_position(done);
+        }
+    }
+
+    /// Sets the text beside the bar (its label, or with [`BarStyle::Seconds`] what was seen).
+    pub fn set_message(&self, text: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(text.to_string());
+        }
+    }
+
+    /// Starts the rate and time-left estimates afresh from here (after a jump: work done by an
+    /// earlier run is not this run's speed).
+    pub fn restart_rate(&self) {
+        if let Some(b) = &self.0 {
+            b.reset_eta();
         }
     }
 
@@ -98,16 +141,24 @@ impl Output {
     /// A progress bar over `total` units of `what` (see [`Bar`]); a hidden one unless
     /// [`Self::allow_bars`] and stderr is a terminal.
     pub fn bar(&mut self, total: u64, what: &str) -> Bar {
+        self.bar_styled(total, what, BarStyle::Count)
+    }
+
+    /// [`Self::bar`] in a given style: `what` is its label (with [`BarStyle::Seconds`], the
+    /// text before the bar; the message after it starts empty).
+    pub fn bar_styled(&mut self, total: u64, what: &str, style: BarStyle) -> Bar {
         if !self.bars {
             return Bar(None);
         }
         self.clear_progress();
-        let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed}, {eta} left)")
+        let template = indicatif::ProgressStyle::with_template(style.template())
             .map(|s| s.progress_chars("=> "))
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
-        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr())
-            .with_style(style)
-            .with_message(what.to_string());
+        let b = indicatif::ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::stderr()).with_style(template);
+        let b = match style {
+            BarStyle::Seconds => b.with_prefix(what.to_string()),
+            BarStyle::Count | BarStyle::Rows => b.with_message(what.to_string()),
+        };
         self.bar = Some(b.clone());
         Bar(Some(b))
     }
@@ -187,5 +238,27 @@ impl Output {
             let _ = write!(self.err, "\r\x1b[K");
             self.progress_shown = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{BarStyle, Output};
+
+    #[test]
+    fn every_bar_style_is_a_valid_template() {
+        for s in [BarStyle::Count, BarStyle::Rows, BarStyle::Seconds] {
+            assert!(indicatif::ProgressStyle::with_template(s.template()).is_ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn off_a_terminal_a_bar_is_hidden_and_says_so() {
+        let mut out = Output::new(Box::new(std::io::sink()), Box::new(std::io::sink()));
+        out.allow_bars(true);
+        let bar = out.bar_styled(10, "rows", BarStyle::Rows);
+        assert!(!bar.is_drawn());
+        bar.set_message("nothing drawn");
+        bar.set(5);
     }
 }

@@ -571,7 +571,7 @@ async fn lag_holds(flavour: Flavour, by: LagBy) {
         let lag = LagOptions { max: Duration::from_millis(300), replicas: Vec::new(), by };
         let opts = BackfillOptions { max_rate: Some(3000.0), lag: Some(lag), ..bopts() };
         tokio::spawn(async move {
-            let mut log = |l: &str| seen.lock().unwrap().push(l.to_string());
+            let mut log = |p: &privfence::verify::Progress| seen.lock().unwrap().push(p.to_string());
             let r = backfill(&from, &to, std::slice::from_ref(&t), Some(TOMB), Some(&mut j), &opts, &mut log).await;
             (r, j)
         })

@@ -6,13 +6,13 @@ use crate::db::{ConnectSpec, Server};
 use crate::error::ExitCode;
 use crate::journal::{self, Journal, Record, JOURNAL_FORMAT};
 use crate::model::TableName;
-use crate::output::{Format, Output};
+use crate::output::{Bar, BarStyle, Format, Output};
 use crate::report::verify as render;
 use crate::verify::backfill::{self, BackfillOptions};
 use crate::verify::throttle::{LagBy, LagOptions};
-use crate::verify::{definition, verify, VerifyOptions, VerifyReport};
+use crate::verify::{definition, verify, Progress, VerifyOptions, VerifyReport, Work};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The two servers and the service, shared by `verify` and `backfill`.
 #[derive(Debug, clap::Args)]
@@ -169,7 +169,10 @@ pub async fn run_verify(a: VerifyArgs, out: &mut Output) -> anyhow::Result<ExitC
     let mut first_differing: Option<u32> = None;
     loop {
         round += 1;
-        let v = verify(&from, &to, &tables, a.m.tombstones.as_deref(), &opts, &mut |l: &str| out.progress(l)).await?;
+        let mut shown = Shown::new(out, a.m.format.format);
+        let v = verify(&from, &to, &tables, a.m.tombstones.as_deref(), &opts, &mut |p: &Progress| shown.show(p)).await;
+        shown.finish();
+        let v = v?;
         let json = render::verify_json(&v)?;
         let path = write_reports(
             &a.m.out,
@@ -261,8 +264,12 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
     if a.cleanup_tombstones {
         let pattern = a.m.tombstones.clone().ok_or_else(|| anyhow::anyhow!("--cleanup-tombstones needs --tombstones PATTERN"))?;
         let mut j = Journal::open_or_create(&path, header)?;
-        let (v, batches) =
-            backfill::cleanup_tombstones(&from, &to, &tables, &pattern, &mut j, &verify_opts(&a.m), &mut |l: &str| out.progress(l)).await?;
+        let mut shown = Shown::new(out, a.m.format.format);
+        let done =
+            backfill::cleanup_tombstones(&from, &to, &tables, &pattern, &mut j, &verify_opts(&a.m), &mut |p: &Progress| shown.show(p))
+                .await;
+        shown.finish();
+        let (v, batches) = done?;
         out.data(&format!("{}\n", render::verify_text(&v).trim_end()));
         out.status(&format!("tombstones deleted in {batches} batches"));
         return Ok(ExitCode::Ok);
@@ -276,7 +283,10 @@ pub async fn run_backfill(a: BackfillArgs, out: &mut Output) -> anyhow::Result<E
         verify: verify_opts(&a.m),
     };
     let mut j = if a.dry_run { None } else { Some(Journal::open_or_create(&path, header)?) };
-    let r = backfill::backfill(&from, &to, &tables, a.m.tombstones.as_deref(), j.as_mut(), &opts, &mut |l: &str| out.progress(l)).await?;
+    let mut shown = Shown::new(out, a.m.format.format);
+    let r = backfill::backfill(&from, &to, &tables, a.m.tombstones.as_deref(), j.as_mut(), &opts, &mut |p: &Progress| shown.show(p)).await;
+    shown.finish();
+    let r = r?;
     let json = render::backfill_json(&r)?;
     let report = write_reports(
         &a.m.out,
@@ -298,4 +308,158 @@ fn no_tsv(m: &MigrationArgs) -> anyhow::Result<()> {
         anyhow::bail!("--format tsv is not available for verify and backfill (their reports are not tables): use --format json");
     }
     Ok(())
+}
+
+/// Off a terminal (or with `--format json`), a progress line at most this often (and at once
+/// when a table begins, a brake starts holding the copy, or keys are found differing).
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// Draws a verify's, a backfill's or a cleanup's [`Progress`]: on a terminal a bar over the
+/// rows (done of the estimate, rows/s, time left; a brake's reason as its message), else plain
+/// status lines, rate-limited, with the rate and time left worked out here.
+struct Shown<'o> {
+    out: &'o mut Output,
+    bar: Option<Bar>,
+    /// The work under way, its estimate, and where this run started it (rows, time).
+    work: Option<(Work, u64)>,
+    from: (u64, Instant),
+    /// The last rows reported and a line not printed yet (rate-limited), for [`Shown::finish`].
+    done: u64,
+    pending: Option<String>,
+    last_line: Option<Instant>,
+    /// A brake is holding the copy (its first report is printed at once).
+    held: bool,
+}
+
+impl<'o> Shown<'o> {
+    fn new(out: &'o mut Output, format: Format) -> Shown<'o> {
+        out.allow_bars(format != Format::Json);
+        Shown { out, bar: None, work: None, from: (0, Instant::now()), done: 0, pending: None, last_line: None, held: false }
+    }
+
+    fn show(&mut self, p: &Progress) {
+        match p {
+            Progress::Started { work, total, done } => {
+                self.finish();
+                self.work = Some((*work, *total));
+                (self.from, self.done) = ((*done, Instant::now()), *done);
+                let bar = self.out.bar_styled((*total).max(*done), work.noun(), BarStyle::Rows);
+                bar.set(*done);
+                bar.restart_rate();
+                self.bar = bar.is_drawn().then_some(bar);
+                if self.bar.is_none() {
+                    self.line(&p.to_string(), true);
+                }
+            }
+            Progress::Rows { table, copied, done, work } => {
+                self.done = *done;
+                self.held = false;
+                if let Some(b) = &self.bar {
+                    b.set_total(self.work.map_or(0, |w| w.1).max(*done));
+                    b.set(*done);
+                    b.set_message(&match work {
+                        Work::Copy => format!("{table}: {copied} copied"),
+                        Work::Verify | Work::Cleanup => format!("{}: {table}", work.noun()),
+                    });
+                } else {
+                    let line = format!("{p}{}", self.rate());
+                    self.line(&line, false);
+                }
+            }
+            Progress::Throttled { brake, .. } => {
+                match &self.bar {
+                    Some(b) => b.set_message(&format!("paused: {brake}")),
+                    None => self.line(&p.to_string(), !self.held),
+                }
+                self.held = true;
+            }
+            Progress::Table { .. } | Progress::Differs { .. } => match &self.bar {
+                Some(_) => self.out.status(&p.to_string()),
+                None => self.line(&p.to_string(), true),
+            },
+        }
+    }
+
+    /// `, N rows/s, ETA N s (estimate)` for a plain line.
+    fn rate(&self) -> String {
+        let secs = self.from.1.elapsed().as_secs_f64().max(0.001);
+        let rate = self.done.saturating_sub(self.from.0) as f64 / secs;
+        let left = self.work.map_or(0, |w| w.1).saturating_sub(self.done);
+        if rate > 0.0 {
+            format!(", {rate:.0} rows/s, ETA {:.0} s (estimate)", left as f64 / rate)
+        } else {
+            String::new()
+        }
+    }
+
+    /// A plain line: printed now if `now` (after the one held back, if any) or if none was
+    /// for [`LINE_EVERY`], else held back (the next one replaces it).
+    fn line(&mut self, text: &str, now: bool) {
+        if now || self.last_line.is_none_or(|t| t.elapsed() >= LINE_EVERY) {
+            if let Some(held_back) = self.pending.take().filter(|_| now) {
+                self.out.progress(&held_back);
+            }
+            self.out.progress(text);
+            self.last_line = Some(Instant::now());
+            self.pending = None;
+        } else {
+            self.pending = Some(text.to_string());
+        }
+    }
+
+    /// Removes the bar, or prints the last line held back by the rate limit.
+    fn finish(&mut self) {
+        self.bar = None;
+        if let Some(text) = self.pending.take() {
+            self.out.progress(&text);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::Brake;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn off_a_terminal_lines_are_rate_limited_but_a_brake_and_the_last_line_are_not_lost() {
+        let err = Captured::default();
+        let mut out = Output::new(Box::new(std::io::sink()), Box::new(err.clone()));
+        let t = TableName::new("shop", "orders");
+        let rows = |done| Progress::Rows { work: Work::Copy, table: t.clone(), done, copied: done / 2 };
+        let brake = Brake::ThreadsRunning { running: 90, max: 64 };
+        let mut shown = Shown::new(&mut out, Format::Table);
+        shown.show(&Progress::Started { work: Work::Copy, total: 1000, done: 0 });
+        for done in [100, 200, 300] {
+            shown.show(&rows(done));
+        }
+        for _ in 0..3 {
+            shown.show(&Progress::Throttled { table: t.clone(), brake: brake.clone() });
+        }
+        shown.show(&rows(400));
+        shown.finish();
+        let text = String::from_utf8(err.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines[0], "backfill: about 1000 rows");
+        // Held back until the brake: the last rows line before it, then the brake once.
+        assert!(lines[1].starts_with("`shop`.`orders`: 300 rows read, 150 copied, ") && lines[1].ends_with(" s (estimate)"), "{text}");
+        assert_eq!(lines[2], "`shop`.`orders`: the target has 90 threads running (more than 64): waiting");
+        // The last line, held back by the rate limit, is printed at the end.
+        assert!(lines[3].starts_with("`shop`.`orders`: 400 rows read, 200 copied"), "{text}");
+        assert!(!text.contains('\r') && !text.contains('\x1b'), "{text:?}");
+    }
 }

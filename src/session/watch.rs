@@ -1,7 +1,8 @@
-//! The watch: poll every monitor at the session's rate, show a live status line, and stop at
-//! the first abnormality (an alarm, a blind monitor, a failing check command) or at the end of
-//! the window. Restore decisions follow mysql-facts §5: one privilege error is enough, a blind
-//! monitor is an abnormality, and a window without table activity is inconclusive.
+//! The watch: poll every monitor at the session's rate, show its progress (a bar over the
+//! window on a terminal, a status line every 5 s elsewhere), and stop at the first abnormality
+//! (an alarm, a blind monitor, a failing check command) or at the end of the window. Restore
+//! decisions follow mysql-facts §5: one privilege error is enough, a blind monitor is an
+//! abnormality, and a window without table activity is inconclusive.
 
 use super::{Options, Session};
 use crate::engine::exec;
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::journal::Phase;
 use crate::journal::Verdict;
 use crate::model::TableName;
-use crate::output::Output;
+use crate::output::{BarStyle, Output};
 use crate::plan::Plan;
 use crate::signals;
 use crate::signals::{Activity, Alarm, Monitor};
@@ -113,6 +114,9 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
     let mut failures = vec![0u32; monitors.len()];
     let mut activity;
     let mut last_status = start - Duration::from_secs(10);
+    // On a terminal, a bar over the window's seconds with the counters as its message (cleared
+    // when the watch ends); elsewhere the status line below, every 5 s.
+    let bar = out.bar_styled(opts.window.as_secs(), &format!("watching {user}"), BarStyle::Seconds);
     let status_every = if out.is_live() { Duration::from_millis(250) } else { Duration::from_secs(5) };
     let mut check: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
     let mut last_check = start;
@@ -149,15 +153,16 @@ pub async fn run(monitors: &mut [Monitor], opts: &Options, user: &str, out: &mut
         }
         if now.duration_since(last_status) >= status_every {
             last_status = now;
-            out.progress(&format!(
-                "watching {user}: {}s left · table statements {} (unattributed {}) · privilege errors {} · refused logins {} · connections {}",
-                end.duration_since(now).as_secs(),
-                activity.statements,
-                activity.unattributed,
-                activity.errors,
-                activity.failed_logins,
-                activity.connections
-            ));
+            let seen = format!(
+                "table statements {} (unattributed {}) · privilege errors {} · refused logins {} · connections {}",
+                activity.statements, activity.unattributed, activity.errors, activity.failed_logins, activity.connections
+            );
+            if bar.is_drawn() {
+                bar.set(now.duration_since(start).as_secs());
+                bar.set_message(&seen);
+            } else {
+                out.progress(&format!("watching {user}: {}s left · {seen}", end.duration_since(now).as_secs()));
+            }
         }
         let spent = tick.elapsed();
         if spent < opts.poll {

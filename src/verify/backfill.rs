@@ -59,6 +59,7 @@ use super::definition::{self, Prepared};
 use super::heartbeat::Heartbeat;
 use super::literal;
 use super::position::{check_target, position, Identity, Position, SERVERS_STEP};
+use super::progress::{self, OnProgress, Progress, Work};
 use super::throttle::{LagBy, LagOptions, Throttle};
 use super::{connections, verify, VerifyOptions, VerifyReport};
 use crate::compare::TableQueries;
@@ -127,10 +128,12 @@ pub struct BackfillReport {
     pub verify: Option<VerifyReport>,
 }
 
-/// The journal's checkpoint of one table: the `upper` of its last acknowledged chunk.
-fn checkpoint(j: &Journal, table: &TableName) -> (Option<Vec<String>>, usize) {
+/// The journal's checkpoint of one table: the `upper` of its last acknowledged chunk, the
+/// chunks acknowledged and the rows they read (inserted, present or tombstoned).
+fn checkpoint(j: &Journal, table: &TableName) -> (Option<Vec<String>>, usize, u64) {
     let mut last = None;
     let mut n = 0;
+    let mut rows = 0;
     for e in j.entries() {
         if let Record::Step { name, state: StepState::Done, detail } = &e.record {
             if name == "chunk"
@@ -138,10 +141,11 @@ fn checkpoint(j: &Journal, table: &TableName) -> (Option<Vec<String>>, usize) {
             {
                 last = detail.get("upper").and_then(|u| serde_json::from_value::<Vec<String>>(u.clone()).ok());
                 n += 1;
+                rows += ["inserted", "present", "tombstoned"].iter().filter_map(|k| detail.get(*k).and_then(|v| v.as_u64())).sum::<u64>();
             }
         }
     }
-    (last, n)
+    (last, n, rows)
 }
 
 fn retryable(e: &Error) -> bool {
@@ -162,7 +166,7 @@ pub async fn backfill(
     tombstones: Option<&str>,
     mut journal: Option<&mut Journal>,
     opts: &BackfillOptions,
-    progress: &mut (dyn FnMut(&str) + Send),
+    progress: &mut OnProgress<'_>,
 ) -> Result<BackfillReport> {
     let started = Instant::now();
     let (mut a, mut b) = connections(from, to).await?;
@@ -179,12 +183,15 @@ pub async fn backfill(
         if lag.is_some_and(|l| l.by == LagBy::Heartbeat) {
             throttle.beat_with(arm_heartbeat(to, journal.as_deref_mut(), tables).await?);
         }
-        let total = estimate(&mut a, tables).await?;
+        let total = progress::estimate_rows(&mut a, tables).await?;
+        let checkpoints: Vec<_> =
+            prepared.iter().map(|p| journal.as_deref().map_or((None, 0, 0), |j| checkpoint(j, &p.queries.table))).collect();
+        let rows_before = checkpoints.iter().map(|c| c.2).sum();
+        progress(&Progress::Started { work: Work::Copy, total, done: rows_before });
         let mut out = BackfillReport { tables: tables.to_vec(), replicas: throttle.replicas(), ..Default::default() };
-        let mut run = Run { opts, throttle: &mut throttle, started, total, progress: &mut *progress };
+        let mut run = Run { opts, throttle: &mut throttle, started, rows_before, progress: &mut *progress };
         let mut copied = Ok(());
-        for p in &prepared {
-            let (lower, before) = journal.as_deref().map_or((None, 0), |j| checkpoint(j, &p.queries.table));
+        for (p, (lower, before, _)) in prepared.iter().zip(checkpoints) {
             out.chunks_before += before;
             copied = copy_table(&mut a, &mut b, p, lower, journal.as_deref_mut(), &mut run, &mut out).await;
             if copied.is_err() {
@@ -201,7 +208,6 @@ pub async fn backfill(
     let mut out = result?;
     out.copy_ms = started.elapsed().as_millis() as u64;
     if !opts.dry_run {
-        progress("verifying");
         out.verify = Some(verify(from, to, tables, tombstones, &opts.verify, progress).await?);
     }
     out.took_ms = started.elapsed().as_millis() as u64;
@@ -245,19 +251,6 @@ async fn arm_heartbeat(to: &Server, journal: Option<&mut Journal>, tables: &[Tab
     Heartbeat::arm(to, j, &name).await
 }
 
-async fn estimate(a: &mut Server, tables: &[TableName]) -> Result<u64> {
-    let mut n = 0;
-    for t in tables {
-        let sql = format!(
-            "SELECT IFNULL(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
-            crate::model::ident::quote_str(&t.schema),
-            crate::model::ident::quote_str(&t.name)
-        );
-        n += a.first::<u64>("estimating the rows", &sql).await?.unwrap_or(0);
-    }
-    Ok(n)
-}
-
 /// One chunk as read from the source: its bounds and rows, and the source's position after the
 /// read (an upper bound of what the rows reflect).
 struct SourceChunk {
@@ -286,8 +279,9 @@ struct Run<'a> {
     opts: &'a BackfillOptions,
     throttle: &'a mut Throttle,
     started: Instant,
-    total: u64,
-    progress: &'a mut (dyn FnMut(&str) + Send),
+    /// Rows read by earlier runs (their acknowledged chunks), for [`Progress::Rows`].
+    rows_before: u64,
+    progress: &'a mut OnProgress<'a>,
 }
 
 /// Copies one table, pipelined: while the target writes chunk N in its transaction, the source
@@ -306,9 +300,18 @@ async fn copy_table(
     let opts = run.opts;
     let limit = opts.chunk_rows.max(1);
     let positions = journal.is_some();
+    (run.progress)(&Progress::Table {
+        work: Work::Copy,
+        table: q.table.clone(),
+        index: q.index.clone(),
+        key: q.key_names(),
+        chunk_rows: limit,
+    });
     let mut next = read_chunk(a, q, lower, limit, positions).await?;
     while let Some(chunk) = next.take() {
-        run.throttle.wait(b, out.rows_read, run.started, &mut *run.progress).await?;
+        let progress = &mut *run.progress;
+        let mut held = |brake| progress(&Progress::Throttled { table: q.table.clone(), brake });
+        run.throttle.wait(b, out.rows_read, run.started, &mut held).await?;
         let beat = if opts.dry_run { None } else { run.throttle.beat() };
         let mut detail = serde_json::json!({ "table": q.table, "lower": chunk.lower, "upper": chunk.upper });
         if let Some((n, _)) = &beat {
@@ -341,13 +344,12 @@ async fn copy_table(
         out.present += counts.present;
         out.tombstoned += counts.tombstoned;
         out.retries += counts.retries;
-        let secs = run.started.elapsed().as_secs_f64().max(0.001);
-        let rate = out.rows_read as f64 / secs;
-        let eta = if rate > 0.0 { run.total.saturating_sub(out.rows_read) as f64 / rate } else { 0.0 };
-        (run.progress)(&format!(
-            "{}: {} rows read, {} copied, {:.0} rows/s, ETA {:.0} s (estimate)",
-            q.table, out.rows_read, out.inserted, rate, eta
-        ));
+        (run.progress)(&Progress::Rows {
+            work: Work::Copy,
+            table: q.table.clone(),
+            done: run.rows_before + out.rows_read,
+            copied: out.inserted,
+        });
         next = read?;
     }
     Ok(())
@@ -503,4 +505,37 @@ async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>,
             (key.collect(), v)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checkpoint;
+    use crate::journal::{Journal, Record, StepState, JOURNAL_FORMAT};
+    use crate::model::TableName;
+
+    #[test]
+    fn a_checkpoint_counts_the_rows_its_acknowledged_chunks_read() {
+        let (t, other) = (TableName::new("s", "t"), TableName::new("s", "u"));
+        let dir = tempfile::tempdir().unwrap();
+        let header = Record::Header {
+            format: JOURNAL_FORMAT,
+            tool_version: "test".into(),
+            service: "svc".into(),
+            policy: "-".into(),
+            tables: vec![t.clone(), other.clone()],
+        };
+        let mut j = Journal::open_or_create(&dir.path().join("j"), header).unwrap();
+        let mut step = |state, table: &TableName, upper: &str, counts: [u64; 3]| {
+            let detail = serde_json::json!({ "table": table, "lower": null, "upper": [upper],
+                "inserted": counts[0], "present": counts[1], "tombstoned": counts[2] });
+            j.append(Record::Step { name: "chunk".into(), state, detail }).unwrap();
+        };
+        step(StepState::Done, &t, "10", [7, 2, 1]);
+        step(StepState::Done, &other, "5", [5, 0, 0]);
+        step(StepState::Done, &t, "20", [10, 0, 0]);
+        // Begun but not acknowledged (killed mid-chunk): redone, so not counted.
+        step(StepState::Begun, &t, "30", [10, 0, 0]);
+        let (last, chunks, rows) = checkpoint(&j, &t);
+        assert_eq!((last, chunks, rows), (Some(vec!["20".to_string()]), 2, 20));
+    }
 }

@@ -2,11 +2,15 @@
 //! batches (docs/migrations.md: only when no backfill will run again).
 
 use super::definition;
+use super::progress::{OnProgress, Progress, Work};
 use super::{verify, VerifyOptions, VerifyReport};
 use crate::db::Server;
 use crate::error::{Error, Result};
 use crate::journal::{Journal, Record, StepState};
 use crate::model::TableName;
+
+/// Tombstones deleted per statement (each one journaled).
+const BATCH: u64 = 1000;
 
 /// `backfill --cleanup-tombstones`: after a verify passed, deletes the tombstones in batches
 /// (each batch journaled before it runs). Returns the verify and the batches deleted.
@@ -17,7 +21,7 @@ pub async fn cleanup_tombstones(
     pattern: &str,
     journal: &mut Journal,
     opts: &VerifyOptions,
-    progress: &mut (dyn FnMut(&str) + Send),
+    progress: &mut OnProgress<'_>,
 ) -> Result<(VerifyReport, u64)> {
     let report = verify(from, to, tables, Some(pattern), opts, progress).await?;
     if !report.is_equal() {
@@ -27,15 +31,23 @@ pub async fn cleanup_tombstones(
         )));
     }
     let mut b = to.another().await?;
-    let mut batches = 0;
-    for t in tables {
-        let tomb = definition::tombstone_table(pattern, t);
+    let tombs: Vec<TableName> = tables.iter().map(|t| definition::tombstone_table(pattern, t)).collect();
+    let mut counts = Vec::with_capacity(tombs.len());
+    for tomb in &tombs {
+        counts.push(b.first::<u64>("counting tombstones", &format!("SELECT COUNT(*) FROM {}", tomb.sql())).await?.unwrap_or(0));
+    }
+    progress(&Progress::Started { work: Work::Cleanup, total: counts.iter().sum(), done: 0 });
+    let (mut batches, mut gone) = (0, 0);
+    for (tomb, count) in tombs.into_iter().zip(counts) {
+        let index = "PRIMARY".to_string();
+        progress(&Progress::Table { work: Work::Cleanup, table: tomb.clone(), index, key: Vec::new(), chunk_rows: BATCH });
+        let mut left = count;
         loop {
             let any: Option<u64> = b.first("reading tombstones", &format!("SELECT 1 FROM {} LIMIT 1", tomb.sql())).await?;
             if any.is_none() {
                 break;
             }
-            let sql = format!("DELETE FROM {} LIMIT 1000", tomb.sql());
+            let sql = format!("DELETE FROM {} LIMIT {BATCH}", tomb.sql());
             journal.append(Record::Step {
                 name: "cleanup".into(),
                 state: StepState::Begun,
@@ -51,7 +63,11 @@ pub async fn cleanup_tombstones(
                 detail: serde_json::json!({ "table": tomb }),
             })?;
             batches += 1;
-            progress(&format!("{tomb}: {batches} batches of tombstones deleted"));
+            // A batch deletes BATCH rows, or the rest (counted at the start: the application
+            // writes no tombstone any more once a cleanup is due).
+            gone += left.min(BATCH);
+            left = left.saturating_sub(BATCH);
+            progress(&Progress::Rows { work: Work::Cleanup, table: tomb.clone(), done: gone, copied: 0 });
         }
     }
     b.close().await;

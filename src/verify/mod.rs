@@ -22,6 +22,7 @@
 //! [`heartbeat`] row);
 //! [`position`]: server identities and binary log positions; [`cleanup`]: tombstone removal;
 //! [`literal`]: the values of the backfill's text `INSERT`s;
+//! [`progress`]: what all three report while they work (the CLI draws it);
 //! [`readers`]: who still uses a copy.
 
 pub mod backfill;
@@ -30,6 +31,7 @@ pub mod definition;
 pub mod heartbeat;
 pub mod literal;
 pub mod position;
+pub mod progress;
 pub mod readers;
 pub mod throttle;
 
@@ -38,6 +40,7 @@ use crate::db::Server;
 use crate::error::Result;
 use crate::model::TableName;
 use definition::Prepared;
+pub use progress::{Brake, OnProgress, Progress, Work};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -129,7 +132,7 @@ pub async fn verify(
     tables: &[TableName],
     tombstones: Option<&str>,
     opts: &VerifyOptions,
-    progress: &mut (dyn FnMut(&str) + Send),
+    progress: &mut OnProgress<'_>,
 ) -> Result<VerifyReport> {
     let started = Instant::now();
     let (mut a, mut b) = connections(from, to).await?;
@@ -144,6 +147,7 @@ pub async fn verify(
         })?;
         let prepared = definition::prepare(&mut a, &mut b, tables, tombstones).await?;
         let mut out = VerifyReport { algorithm: ALGORITHM.into(), tables: tables.to_vec(), ..Default::default() };
+        progress(&Progress::Started { work: Work::Verify, total: progress::estimate_rows(&mut a, tables).await?, done: 0 });
         for p in &prepared {
             verify_table(&mut a, &mut b, p, opts, &mut out, progress).await?;
         }
@@ -261,10 +265,16 @@ async fn verify_table(
     p: &Prepared,
     opts: &VerifyOptions,
     out: &mut VerifyReport,
-    progress: &mut (dyn FnMut(&str) + Send),
+    progress: &mut OnProgress<'_>,
 ) -> Result<()> {
     let q = &p.queries;
-    progress(&format!("{}: comparing by key {} ({}) in chunks of {} rows", q.table, q.index, q.key_names().join(", "), opts.chunk_rows));
+    progress(&Progress::Table {
+        work: Work::Verify,
+        table: q.table.clone(),
+        index: q.index.clone(),
+        key: q.key_names(),
+        chunk_rows: opts.chunk_rows,
+    });
     let mut lower: Option<Vec<String>> = None;
     let mut listed = 0usize;
     let mut ahead = Some(source_chunk(a, p, None, opts.chunk_rows).await?);
@@ -294,7 +304,7 @@ async fn verify_table(
             if keys.is_empty() {
                 out.equal_chunks += 1;
             } else {
-                progress(&format!("{}: {} keys differ", sa.describe(), keys.len()));
+                progress(&Progress::Differs { range: sa.describe(), keys: keys.len() });
                 out.ranges.push(RangeDiff { source: sa, target: sb, keys: keys.len() });
                 for (key, kind) in keys {
                     if listed < opts.max_keys {
@@ -306,6 +316,7 @@ async fn verify_table(
                 }
             }
         }
+        progress(&Progress::Rows { work: Work::Verify, table: q.table.clone(), done: out.rows_source, copied: 0 });
         lower = upper;
     }
     Ok(())

@@ -22,6 +22,7 @@
 
 use super::heartbeat::{self, Heartbeat};
 use super::position::gtid_variable;
+use super::progress::Brake;
 use crate::db::server::opt_text;
 use crate::db::{Flavour, Server};
 use crate::error::{Error, Result};
@@ -125,13 +126,14 @@ impl Throttle {
         }
     }
 
-    /// Waits until the next chunk may start (see the module doc).
+    /// Waits until the next chunk may start (see the module doc); `held` hears each time a
+    /// brake holds it (every 250 ms while it does).
     pub async fn wait(
         &mut self,
         target: &mut Server,
         rows_read: u64,
         started: Instant,
-        progress: &mut (dyn FnMut(&str) + Send),
+        held: &mut (dyn FnMut(Brake) + Send),
     ) -> Result<()> {
         if let Some(rate) = self.max_rate.filter(|r| *r > 0.0) {
             let due = Duration::from_secs_f64(rows_read as f64 / rate);
@@ -144,28 +146,21 @@ impl Throttle {
             let running: Option<(String, String)> =
                 target.first("reading Threads_running", "SHOW GLOBAL STATUS LIKE 'Threads_running'").await?;
             let n = running.and_then(|(_, v)| v.parse::<u64>().ok()).unwrap_or(0);
-            let busy = (n > self.max_threads_running)
-                .then(|| format!("the target has {n} threads running (more than {}): waiting", self.max_threads_running));
+            let busy = (n > self.max_threads_running).then_some(Brake::ThreadsRunning { running: n, max: self.max_threads_running });
             let behind = match busy {
                 Some(_) => None,
                 None => self.most_behind().await?,
             };
-            let msg = match (busy, behind) {
-                (Some(m), _) => m,
-                (None, Some((who, lag))) if lag > self.max_lag => {
-                    format!(
-                        "replica {who} is {:.1} s behind the target (more than --max-lag {:?}): waiting",
-                        lag.as_secs_f64(),
-                        self.max_lag
-                    )
-                }
+            let brake = match (busy, behind) {
+                (Some(b), _) => b,
+                (None, Some((replica, lag))) if lag > self.max_lag => Brake::ReplicaLag { replica, lag, max: self.max_lag },
                 _ => {
                     self.lag_waits += u64::from(waited);
                     return Ok(());
                 }
             };
             waited = true;
-            progress(&msg);
+            held(brake);
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
