@@ -281,7 +281,6 @@ async fn start(a: StartArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
     server.close().await;
     s.close().await;
     // The process exits next: freeing the index and a large inventory is wasted work.
-    drop(k);
     std::mem::forget(ix);
     std::mem::forget(inv);
     result

@@ -115,12 +115,12 @@ mod tests {
             }],
             last_activity: None,
         };
-        let t = ranked(&[c.clone()], RANKED_SHOWN);
+        let t = ranked(std::slice::from_ref(&c), RANKED_SHOWN);
         assert!(t.lines().all(|l| l.chars().count() <= 120), "{t}");
         assert!(t.contains("not seen") && !t.contains("NotSeen"), "{t}");
         assert!(!t.contains("more candidate"), "{t}");
         // Past the first `shown`, a count and how to see them.
-        let many: Vec<Candidate> = (0..5).map(|i| Candidate { account: AccountName::new(&format!("u{i}"), "%"), ..c.clone() }).collect();
+        let many: Vec<Candidate> = (0..5).map(|i| Candidate { account: AccountName::new(format!("u{i}"), "%"), ..c.clone() }).collect();
         let t = ranked(&many, 2);
         assert!(t.contains("'u1'@'%'") && !t.contains("'u2'@'%'"), "{t}");
         assert!(t.contains("... and 3 more candidate(s), ranked lower (--all-candidates"), "{t}");
