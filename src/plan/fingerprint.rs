@@ -2,7 +2,7 @@
 //! and the table lists of the affected schemas. FNV-1a 64, stable across Rust versions.
 
 use crate::inventory::showgrants::atoms;
-use crate::model::sql::account_grants_sql;
+use crate::model::sql::ByGrantee;
 use crate::model::{AccountName, Inventory, TableName};
 use std::collections::BTreeSet;
 
@@ -18,8 +18,11 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 pub fn material(inv: &Inventory, accounts: &[AccountName], roles: &BTreeSet<AccountName>, tables: &[TableName]) -> String {
     let mut lines: BTreeSet<String> = BTreeSet::new();
     let public = AccountName::new("PUBLIC", "");
-    for a in accounts.iter().chain(roles).chain(std::iter::once(&public)).chain(&inv.mandatory_roles) {
-        for sql in account_grants_sql(inv, a) {
+    let who: BTreeSet<&AccountName> = accounts.iter().chain(roles).chain(std::iter::once(&public)).chain(&inv.mandatory_roles).collect();
+    // One pass over the grants for all of them (not one index of every grant per account).
+    let by = ByGrantee::only(inv, |a| who.contains(a));
+    for a in who.iter().copied() {
+        for sql in by.sql(a) {
             for atom in atoms(&sql, inv.server.flavour, &inv.levels, a).unwrap_or_default() {
                 lines.insert(format!("{} {atom}", a.sql()));
             }
