@@ -9,7 +9,7 @@
 //! - [`model`]: pure types: names and quoting, privileges, grants, the inventory.
 //! - [`db`]: connection options (option files, URL, environment, prompt, TLS), flavour detection.
 //! - [`inventory`]: reads the grant tables and objects of a server into the model; `--verify`
-//!   cross-checks the model against `SHOW GRANTS`.
+//!   cross-checks the model against the privilege views and `SHOW GRANTS`.
 //! - [`access`]: who can touch a table, with which privileges, through which path.
 //! - [`capability`]: what privfence's own account may do; signal sources (`doctor`).
 //! - [`policy`]: policy files (which service owns which tables), located diagnostics.

@@ -6,6 +6,7 @@ pub mod grants;
 pub mod objects;
 pub mod showgrants;
 pub mod verify;
+pub mod views;
 
 use crate::db::Server;
 use crate::error::{Error, Result};
