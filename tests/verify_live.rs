@@ -101,7 +101,15 @@ fn fast() -> VerifyOptions {
 }
 
 fn bopts() -> BackfillOptions {
-    BackfillOptions { chunk_rows: 200, max_rate: None, max_threads_running: 1000, dry_run: false, lag: None, verify: fast() }
+    BackfillOptions {
+        chunk_rows: 200,
+        adaptive: false,
+        max_rate: None,
+        max_threads_running: 1000,
+        dry_run: false,
+        lag: None,
+        verify: fast(),
+    }
 }
 
 fn header(t: &TableName) -> Record {

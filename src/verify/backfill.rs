@@ -4,7 +4,8 @@
 //! # One chunk
 //!
 //! The chunk's rows are read from the source (typed values, binary protocol): at most
-//! `chunk_rows` rows after `lower`, in key order; their last key is the chunk's `upper`. The
+//! `chunk_rows` rows after `lower` (or, adaptive, as many as [`next_chunk_rows`] says), in key
+//! order; their last key is the chunk's `upper`. The
 //! bounds `(lower, upper]` are journaled (`begun`, fsynced) before the target is touched. Then,
 //! in one REPEATABLE READ transaction on the target:
 //!
@@ -75,7 +76,12 @@ use std::time::{Duration, Instant};
 /// How a backfill writes.
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
+    /// Rows of the first chunk; of every chunk when not `adaptive`.
     pub chunk_rows: u64,
+    /// Size each next chunk from the last one ([`next_chunk_rows`]): its transaction on the
+    /// target near [`CHUNK_TARGET`], its rows within [`CHUNK_MIN_ROWS`]..[`CHUNK_MAX_ROWS`] and
+    /// [`CHUNK_MAX_BYTES`]. The command line turns it on unless `--chunk-rows` is given.
+    pub adaptive: bool,
     /// Rows per second read from the source, at most.
     pub max_rate: Option<f64>,
     /// Pause while the target's `Threads_running` is above this.
@@ -92,6 +98,7 @@ impl Default for BackfillOptions {
     fn default() -> Self {
         BackfillOptions {
             chunk_rows: 5000,
+            adaptive: false,
             max_rate: None,
             max_threads_running: 64,
             dry_run: false,
@@ -298,14 +305,14 @@ async fn copy_table(
 ) -> Result<()> {
     let q = &p.queries;
     let opts = run.opts;
-    let limit = opts.chunk_rows.max(1);
+    let mut limit = if opts.adaptive { CHUNK_FIRST_ROWS } else { opts.chunk_rows.max(1) };
     let positions = journal.is_some();
     (run.progress)(&Progress::Table {
         work: Work::Copy,
         table: q.table.clone(),
         index: q.index.clone(),
         key: q.key_names(),
-        chunk_rows: limit,
+        chunk_rows: if opts.adaptive { 0 } else { limit },
     });
     let mut next = read_chunk(a, q, lower, limit, positions).await?;
     while let Some(chunk) = next.take() {
@@ -320,11 +327,16 @@ async fn copy_table(
         if let Some(j) = journal.as_deref_mut() {
             j.append(Record::Step { name: "chunk".into(), state: StepState::Begun, detail: detail.clone() })?;
         }
-        let (written, read) = tokio::join!(
-            write_chunk(b, p, &chunk, opts.dry_run, beat.as_ref().map(|(_, sql)| sql.as_str())),
-            read_chunk(a, q, Some(chunk.upper.clone()), limit, positions)
-        );
+        let read_limit = if opts.adaptive { next_chunk_rows(limit, None, row_bytes(&chunk.rows)) } else { limit };
+        let timed_write = async {
+            let started = Instant::now();
+            (write_chunk(b, p, &chunk, opts.dry_run, beat.as_ref().map(|(_, sql)| sql.as_str())).await, started.elapsed())
+        };
+        let ((written, took), read) = tokio::join!(timed_write, read_chunk(a, q, Some(chunk.upper.clone()), read_limit, positions));
         let counts = written?;
+        if opts.adaptive {
+            limit = next_chunk_rows(read_limit, Some((took, chunk.rows.len() as u64)), row_bytes(&chunk.rows));
+        }
         let target_position = if opts.dry_run { None } else { Some(position(b).await?) };
         if let Some(t) = &target_position {
             run.throttle.committed(&t.gtid);
@@ -353,6 +365,51 @@ async fn copy_table(
         next = read?;
     }
     Ok(())
+}
+
+/// The time an adaptive chunk's transaction on the target aims at (Spirit aims its copier's
+/// chunks at 500 ms too): long enough that a chunk's fixed costs (two journal fsyncs, the
+/// locking reads, the commit, the positions) stay small, short enough that the next-key locks
+/// it holds delay an application's write in its key range by well under a second.
+pub const CHUNK_TARGET: Duration = Duration::from_millis(500);
+/// Bounds of an adaptive chunk, in rows.
+pub const CHUNK_MIN_ROWS: u64 = 500;
+pub const CHUNK_MAX_ROWS: u64 = 20_000;
+/// An adaptive copy's first chunk, before any row's size is known: small, so that even wide rows
+/// cannot make it large; the next ones double until the target time, the rows or the bytes stop
+/// them.
+pub const CHUNK_FIRST_ROWS: u64 = 100;
+/// Bound of an adaptive chunk, in bytes of row data: two chunks are in memory at once (one
+/// written, one read ahead), plus the text of one `INSERT` ([`MAX_INSERT_BYTES`]).
+pub const CHUNK_MAX_BYTES: u64 = 24 << 20;
+
+/// The next chunk's rows. `last` is the last chunk's write time and rows (unknown for the read
+/// ahead, sized while that write runs: then only the memory bound applies); `avg_bytes` the mean
+/// size of a row read so far. Grows at most 2x and shrinks at most 4x a step.
+pub fn next_chunk_rows(current: u64, last: Option<(Duration, u64)>, avg_bytes: u64) -> u64 {
+    // Wide rows: the memory bound wins over the minimum (at least one row).
+    let by_memory = (CHUNK_MAX_BYTES / avg_bytes.max(1)).max(1);
+    let wanted = match last {
+        Some((took, rows)) if rows > 0 && !took.is_zero() => {
+            let per_row = took.as_secs_f64() / rows as f64;
+            let ideal = (CHUNK_TARGET.as_secs_f64() / per_row) as u64;
+            ideal.clamp(current / 4, current.saturating_mul(2))
+        }
+        _ => current,
+    };
+    wanted.clamp(CHUNK_MIN_ROWS, CHUNK_MAX_ROWS).min(by_memory)
+}
+
+/// The mean size of the rows, as read (bytes of text and binary values, 8 for any other).
+fn row_bytes(rows: &[SourceRow]) -> u64 {
+    if rows.is_empty() {
+        return 1;
+    }
+    let total: usize = rows
+        .iter()
+        .map(|(_, vals)| vals.iter().map(|v| if let mysql_async::Value::Bytes(b) = v { b.len() } else { 8 }).sum::<usize>())
+        .sum();
+    (total / rows.len()).max(1) as u64
 }
 
 struct Counts {
@@ -509,9 +566,29 @@ async fn source_rows(a: &mut Server, q: &TableQueries, lower: Option<&[String]>,
 
 #[cfg(test)]
 mod tests {
-    use super::checkpoint;
+    use super::{checkpoint, next_chunk_rows, CHUNK_FIRST_ROWS, CHUNK_MAX_BYTES, CHUNK_MAX_ROWS, CHUNK_MIN_ROWS};
     use crate::journal::{Journal, Record, StepState, JOURNAL_FORMAT};
     use crate::model::TableName;
+    use std::time::Duration;
+
+    #[test]
+    fn adaptive_chunks_aim_at_half_a_second_within_their_bounds() {
+        let ms = Duration::from_millis;
+        // 5,000 rows in 100 ms: 25,000 would take 500 ms, but a step at most doubles.
+        assert_eq!(next_chunk_rows(5_000, Some((ms(100), 5_000)), 100), 10_000);
+        assert_eq!(next_chunk_rows(8_000, Some((ms(250), 8_000)), 100), 16_000);
+        // Slow writes shrink it, at most 4x a step, never under the minimum.
+        assert_eq!(next_chunk_rows(20_000, Some((ms(4_000), 20_000)), 100), 5_000);
+        assert_eq!(next_chunk_rows(CHUNK_FIRST_ROWS, Some((ms(5), CHUNK_FIRST_ROWS)), 100), CHUNK_MIN_ROWS);
+        assert_eq!(next_chunk_rows(1_000, Some((ms(60_000), 1_000)), 100), CHUNK_MIN_ROWS);
+        // Never over the maximum rows, nor over the memory bound for wide rows.
+        assert_eq!(next_chunk_rows(15_000, Some((ms(10), 15_000)), 10), CHUNK_MAX_ROWS);
+        assert_eq!(next_chunk_rows(15_000, Some((ms(10), 15_000)), 100_000), CHUNK_MAX_BYTES / 100_000);
+        // No timing yet (the read ahead): the size stays, within the memory bound.
+        assert_eq!(next_chunk_rows(5_000, None, 100), 5_000);
+        assert_eq!(next_chunk_rows(5_000, None, 1 << 20), 24);
+        assert_eq!(next_chunk_rows(5_000, None, 1 << 30), 1);
+    }
 
     #[test]
     fn a_checkpoint_counts_the_rows_its_acknowledged_chunks_read() {

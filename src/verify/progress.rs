@@ -62,8 +62,9 @@ pub enum Progress {
     /// information_schema `TABLE_ROWS`; for a cleanup, the tombstones counted), so `done` may
     /// pass it. `done` of them were done by earlier runs (a resumed backfill), not by this one.
     Started { work: Work, total: u64, done: u64 },
-    /// A table begins, walked by the index `index` over `key` in chunks of `chunk_rows` (a
-    /// cleanup: a tombstone table, in batches, `key` empty).
+    /// A table begins, walked by the index `index` over `key` in chunks of `chunk_rows` (0: an
+    /// adaptive backfill's chunks, sized by their time; a cleanup: a tombstone table, in
+    /// batches, `key` empty).
     Table { work: Work, table: TableName, index: String, key: Vec<String>, chunk_rows: u64 },
     /// After a chunk: `done` rows gone through so far over all the tables (a backfill: read
     /// and copied or skipped, earlier runs' included; a verify: compared on the source; a
@@ -84,6 +85,9 @@ impl fmt::Display for Progress {
             }
             Progress::Table { work: Work::Cleanup, table, chunk_rows, .. } => {
                 write!(f, "{table}: deleting tombstones in batches of {chunk_rows}")
+            }
+            Progress::Table { work: Work::Copy, table, index, key, chunk_rows: 0 } => {
+                write!(f, "{table}: copying by key {index} ({}) in chunks sized to about half a second each", key.join(", "))
             }
             Progress::Table { work, table, index, key, chunk_rows } => {
                 let verb = if *work == Work::Copy { "copying" } else { "comparing" };
