@@ -76,6 +76,41 @@ struct SchemaUsers {
     anonymous: bool,
 }
 
+/// Grants by a 64-bit key, all in one vector sorted by key, with each key's run found through a
+/// hash map: 100,000 table grants cost two allocations to build and free, not one per key.
+#[derive(Default)]
+struct Keyed<'a> {
+    rows: Vec<(u64, &'a Grant)>,
+    runs: HashMap<u64, (u32, u32), KeyHash>,
+}
+
+impl<'a> Keyed<'a> {
+    fn new(mut rows: Vec<(u64, &'a Grant)>) -> Keyed<'a> {
+        // Stable: a key's grants stay in the inventory's order.
+        rows.sort_by_key(|(k, _)| *k);
+        let mut runs: HashMap<u64, (u32, u32), KeyHash> = HashMap::with_capacity_and_hasher(rows.len(), KeyHash::default());
+        let mut i = 0;
+        while i < rows.len() {
+            let key = rows[i].0;
+            let end = i + rows[i..].iter().take_while(|(k, _)| *k == key).count();
+            runs.insert(key, (i as u32, (end - i) as u32));
+            i = end;
+        }
+        Keyed { rows, runs }
+    }
+
+    fn get(&self, key: u64) -> &[(u64, &'a Grant)] {
+        match self.runs.get(&key) {
+            Some(&(start, len)) => &self.rows[start as usize..(start + len) as usize],
+            None => &[],
+        }
+    }
+
+    fn contains_key(&self, key: &u64) -> bool {
+        self.runs.contains_key(key)
+    }
+}
+
 /// [`Index::may_reach`] for one table (see [`Index::reach`]).
 pub struct Reach<'i, 'a> {
     ix: &'i Index<'a>,
@@ -125,7 +160,7 @@ pub struct Index<'a> {
     schema_users: Mutex<HashMap<String, Arc<SchemaUsers>>>,
     /// Table and column grants by a hash of (user, folded schema, folded table): no key
     /// strings are built (an inventory may hold 100,000 table grants); hits are re-checked.
-    table: HashMap<u64, Vec<&'a Grant>, KeyHash>,
+    table: Keyed<'a>,
     routine: HashMap<u64, Vec<&'a Grant>, KeyHash>,
     roles_of: HashMap<&'a AccountName, Vec<&'a RoleGrant>>,
     defaults: HashSet<(&'a AccountName, &'a AccountName)>,
@@ -148,7 +183,7 @@ impl<'a> Index<'a> {
             global: HashMap::default(),
             schema_by_user: HashMap::default(),
             schema_users: Mutex::new(HashMap::new()),
-            table: HashMap::with_capacity_and_hasher(inv.grants.len(), KeyHash::default()),
+            table: Keyed::default(),
             routine: HashMap::default(),
             roles_of: HashMap::new(),
             defaults: inv.default_roles.iter().map(|d| (&d.account, &d.role)).collect(),
@@ -161,13 +196,14 @@ impl<'a> Index<'a> {
             ix.everyone.push((public, true));
         }
         ix.everyone.extend(inv.mandatory_roles.iter().map(|r| (r.clone(), false)));
+        let mut table_rows: Vec<(u64, &Grant)> = Vec::with_capacity(inv.grants.len());
         for g in &inv.grants {
             match &g.object {
                 GrantObject::Global => ix.global.entry(&g.grantee).or_default().push(g),
                 GrantObject::Schema { .. } => ix.schema_by_user.entry(g.grantee.user.as_str()).or_default().push(g),
                 GrantObject::Table { table } | GrantObject::Column { table, .. } => {
                     let key = ix.key(&g.grantee.user, &table.schema, &table.name, ix.ci);
-                    ix.table.entry(key).or_default().push(g);
+                    table_rows.push((key, g));
                 }
                 GrantObject::Routine { schema, name, .. } => {
                     let key = ix.key(&g.grantee.user, schema, name, true);
@@ -175,6 +211,7 @@ impl<'a> Index<'a> {
                 }
             }
         }
+        ix.table = Keyed::new(table_rows);
         for r in &inv.role_grants {
             ix.roles_of.entry(&r.grantee).or_default().push(r);
         }
@@ -192,7 +229,26 @@ impl<'a> Index<'a> {
     /// column grant on that table: then [`Self::own_paths`] is empty. Most of 10,000 accounts
     /// are ruled out here with two hash lookups, before the full analysis.
     pub fn may_reach(&self, holder: &AccountName, table: &TableName) -> bool {
-        self.reach(table).admits(holder)
+        // One question: the holder's own schema rows are few, so they are scanned here; a loop
+        // over many holders builds a [`Reach`] instead, which matches the schema rows once.
+        self.reach_all
+            || self.reach_any.contains(holder)
+            || self.table.contains_key(&self.key(&holder.user, &table.schema, &table.name, self.ci))
+            || self.any_schema_row(holder, &table.schema)
+    }
+
+    /// Is [`Self::schema_candidates`] (with anonymous rows) non-empty? Without building it.
+    fn any_schema_row(&self, holder: &AccountName, schema: &str) -> bool {
+        let literal = self.inv.server.partial_revokes;
+        let anonymous_ok = !holder.host.is_empty() && !holder.user.is_empty();
+        let users: &[&str] = if anonymous_ok { &[holder.user.as_str(), ""] } else { &[holder.user.as_str()] };
+        users.iter().any(|u| {
+            self.schema_by_user.get(u).into_iter().flatten().any(|g| {
+                let GrantObject::Schema { pattern } = &g.object else { return false };
+                let host_ok = if holder.host.is_empty() { g.grantee.host.is_empty() } else { Self::host_applies(&g.grantee, holder) };
+                host_ok && pattern.matches(schema, self.ci, literal)
+            })
+        })
     }
 
     /// [`Self::may_reach`] for one table, ready to ask about many holders: a caller looping over
@@ -409,10 +465,9 @@ impl<'a> Index<'a> {
         let key = self.key(&holder.user, &table.schema, &table.name, self.ci);
         let rows: Vec<&Grant> = self
             .table
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .copied()
+            .get(key)
+            .iter()
+            .map(|(_, g)| *g)
             .filter(|g| {
                 g.grantee.user == holder.user
                     && matches!(&g.object, GrantObject::Table { table: t } | GrantObject::Column { table: t, .. } if self.same_table(t, table))

@@ -163,23 +163,15 @@ pub async fn audit_one(t: &Target, policy: &Policy, today: NaiveDate) -> ServerA
             Ok(rinv) => {
                 audit.findings.extend(divergence(&inv, &rinv, r));
                 audit.replicas.push(r.clone());
-                drop_aside(rinv);
+                rinv.drop_aside();
             }
             Err(e) => {
                 audit.error = Some(format!("replica {r} could not be compared: {e}"));
             }
         }
     }
-    drop_aside(inv);
+    inv.drop_aside();
     audit
-}
-
-/// Frees an inventory on a thread of its own: 100,000 grants take a noticeable time to free,
-/// which the report need not wait for (and the process may exit before it is done).
-fn drop_aside(inv: crate::model::Inventory) {
-    if std::thread::Builder::new().name("free-inventory".into()).spawn(move || drop(inv)).is_err() {
-        // No thread to spare: the memory is freed at exit (nothing else holds it).
-    }
 }
 
 async fn replica_inventory(primary: &crate::db::ConnectSpec, addr: &str) -> anyhow::Result<crate::model::Inventory> {

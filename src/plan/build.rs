@@ -211,6 +211,7 @@ fn self_check(
     }
     let gains = plan.changes.iter().any(|c| c.detail.contains("active at every login"));
     let details = super::simulate::differences(ix, &after, accts, &others, tables, left_out, gains);
+    after.drop_aside();
     if details.is_empty() {
         Ok(())
     } else {
