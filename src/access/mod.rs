@@ -75,7 +75,19 @@ pub fn analyse(inv: &Inventory, tables: &[TableName]) -> AccessReport {
 /// [`analyse`] on an [`Index`] already built (a command that needs one more than once builds
 /// it once: 100,000 table grants take a noticeable time to index).
 pub fn analyse_with(ix: &Index, tables: &[TableName]) -> AccessReport {
-    let inv = ix.inv;
+    AccessReport {
+        format: ACCESS_FORMAT,
+        tables: tables.to_vec(),
+        entries: entries_with(ix, tables),
+        escalations: escalation::escalations(ix, tables),
+        shadowing: escalation::shadowing(ix.inv),
+    }
+}
+
+/// The entries of [`analyse_with`] alone (who can touch `tables`, and how), without the
+/// escalation and shadowing checks: for callers that need only the paths (the plan, the
+/// session's candidates).
+pub fn entries_with(ix: &Index, tables: &[TableName]) -> Vec<Entry> {
     let definers = Definers::new(ix);
     let callers = callers(ix);
     let mut memo: BTreeMap<TableName, Vec<Entry>> = BTreeMap::new();
@@ -87,13 +99,7 @@ pub fn analyse_with(ix: &Index, tables: &[TableName]) -> AccessReport {
         entries.extend(definer_entries.iter().filter(|e| ix.same_table(&e.table, t)).cloned());
     }
     entries.sort_by(|a, b| (&a.table, &a.account).cmp(&(&b.table, &b.account)));
-    AccessReport {
-        format: ACCESS_FORMAT,
-        tables: tables.to_vec(),
-        entries,
-        escalations: escalation::escalations(ix, tables),
-        shadowing: escalation::shadowing(inv),
-    }
+    entries
 }
 
 /// Everyone who may use an object: login accounts, plus the holders every account inherits

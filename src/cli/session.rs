@@ -137,8 +137,9 @@ pub struct StartArgs {
     /// sample for this long before ranking.
     #[arg(long, value_parser = parse_duration)]
     pub evidence_sample: Option<Duration>,
-    /// Show every ranked candidate with its evidence (by default the first 50; any candidate can
-    /// still be chosen by rank or by name).
+    /// List every account that can still touch the tables, and every ranked candidate with its
+    /// evidence (by default the first 50 of each; any candidate can still be chosen by rank or
+    /// by name).
     #[arg(long)]
     pub all_candidates: bool,
     /// A server_audit log readable from here (MariaDB), for evidence of use.
@@ -337,7 +338,8 @@ async fn start_core(
         );
     }
     let remaining = guide::remaining_with(k.ix, k.svc, k.tables, k.today);
-    out.data(&report::candidates::remaining(&remaining));
+    let shown = if a.all_candidates { remaining.len() } else { report::candidates::RANKED_SHOWN };
+    out.data(&report::candidates::remaining(&remaining, shown));
     if remaining.is_empty() {
         out.status(&format!("isolation complete: only the owners of {:?} can touch its tables", k.svc.name));
         write_reports(&s.journal, Some(remaining), &a.common.reports, out)?;

@@ -15,19 +15,23 @@ pub fn usage_words(u: Usage) -> &'static str {
 }
 
 /// Who can still touch the service's tables, one path per line.
-pub fn remaining(rem: &[Reach]) -> String {
+pub fn remaining(rem: &[Reach], shown: usize) -> String {
     if rem.is_empty() {
         return String::new();
     }
     let mut t = super::narrow_table(&["account", "tables", "paths"]);
-    for r in rem {
+    for r in rem.iter().take(shown) {
         t.add_row(vec![
             format!("{}{}", r.account.sql(), if r.locked { " (locked)" } else { "" }),
             r.tables.to_string(),
             r.paths.join("\n"),
         ]);
     }
-    format!("Who can still touch the service's tables:\n{t}\n")
+    let more = match rem.len().saturating_sub(shown) {
+        0 => String::new(),
+        n => format!("... and {n} more account(s) (--all-candidates lists them all)\n"),
+    };
+    format!("Who can still touch the service's tables ({}):\n{t}\n{more}", rem.len())
 }
 
 /// One evidence line: `source: not seen (span) [rows] blind: ...`.
@@ -100,7 +104,7 @@ mod tests {
             paths: vec![long.into(), long.into()],
             locked: true,
         }];
-        let t = remaining(&rem);
+        let t = remaining(&rem, RANKED_SHOWN);
         assert!(t.lines().all(|l| l.chars().count() <= 120), "{t}");
         assert_eq!(usage_words(Usage::NotSeen), "not seen");
         let c = Candidate {

@@ -33,10 +33,10 @@ pub fn remaining(inv: &Inventory, svc: &Service, tables: &[TableName], today: Na
 
 /// [`remaining`] on an access index already built.
 pub fn remaining_with(ix: &access::index::Index, svc: &Service, tables: &[TableName], today: NaiveDate) -> Vec<Reach> {
-    let report = access::analyse_with(ix, tables);
+    let entries = access::entries_with(ix, tables);
     let mut by: BTreeMap<&AccountName, (std::collections::BTreeSet<&TableName>, std::collections::BTreeSet<String>, bool)> =
         BTreeMap::new();
-    for e in &report.entries {
+    for e in &entries {
         if svc.is_owner(&e.account) || svc.exemption(&e.account, today).is_some() {
             continue;
         }
