@@ -121,10 +121,16 @@ pub struct Reach<'i, 'a> {
 impl Reach<'_, '_> {
     /// Could `holder` have any path of its own on the table? See [`Index::may_reach`].
     pub fn admits(&self, holder: &AccountName) -> bool {
+        self.admits_given(holder, self.ix.reaches_any(holder))
+    }
+
+    /// [`Self::admits`] with [`Index::reaches_any`] already known for `holder` (a loop over
+    /// the same accounts for many tables asks it once per account).
+    pub fn admits_given(&self, holder: &AccountName, reaches_any: bool) -> bool {
         let ix = self.ix;
         let users = &self.schema_users;
         ix.reach_all
-            || ix.reach_any.contains(holder)
+            || reaches_any
             || ix.table.contains_key(&Index::key_with(self.prefix, &holder.user))
             || users.users.contains(holder.user.as_str())
             || (users.anonymous && !holder.host.is_empty() && !holder.user.is_empty())
@@ -249,6 +255,12 @@ impl<'a> Index<'a> {
                 host_ok && pattern.matches(schema, self.ci, literal)
             })
         })
+    }
+
+    /// Does `holder` hold something that may reach any table (a global grant, a role, a default
+    /// role, a proxy grant)? Then [`Self::may_reach`] cannot rule it out for any table.
+    pub fn reaches_any(&self, holder: &AccountName) -> bool {
+        self.reach_any.contains(holder)
     }
 
     /// [`Self::may_reach`] for one table, ready to ask about many holders: a caller looping over

@@ -129,12 +129,20 @@ struct Caller {
     locked: bool,
     /// `Some(true)` PUBLIC, `Some(false)` a mandatory role, `None` a real account.
     everyone: Option<bool>,
+    /// [`Index::reaches_any`], asked once (the callers are walked once per table).
+    reaches_any: bool,
+}
+
+impl Caller {
+    fn new(ix: &Index, account: AccountName, locked: bool, everyone: Option<bool>) -> Caller {
+        let reaches_any = ix.reaches_any(&account);
+        Caller { account, locked, everyone, reaches_any }
+    }
 }
 
 fn callers(ix: &Index) -> Vec<Caller> {
-    let mut out: Vec<Caller> =
-        ix.inv.login_accounts().map(|a| Caller { account: a.name.clone(), locked: a.locked, everyone: None }).collect();
-    out.extend(ix.everyone().into_iter().map(|(account, public)| Caller { account, locked: false, everyone: Some(public) }));
+    let mut out: Vec<Caller> = ix.inv.login_accounts().map(|a| Caller::new(ix, a.name.clone(), a.locked, None)).collect();
+    out.extend(ix.everyone().into_iter().map(|(account, public)| Caller::new(ix, account, false, Some(public))));
     out
 }
 
@@ -150,7 +158,7 @@ fn wrap_everyone(ix: &Index, c: &Caller, via: Via) -> Via {
 /// roles are always asked; an account is ruled out when [`index::Reach::admits`] says it holds
 /// nothing that could reach the table (an account with a proxy grant is always admitted).
 fn may_call(reach: &index::Reach, c: &Caller) -> bool {
-    c.everyone.is_some() || reach.admits(&c.account)
+    c.everyone.is_some() || reach.admits_given(&c.account, c.reaches_any)
 }
 
 /// Paths of a caller on a table: its own and its roles', and those of accounts it may proxy as.
@@ -334,7 +342,7 @@ fn event_entries(ix: &Index, d: &Definers, tables: &[TableName], out: &mut Vec<E
         let label = format!("event {}.{}", crate::model::ident::quote_ident(&ev.schema), crate::model::ident::quote_ident(&ev.name));
         let (reach, unresolved) = d.reach_body(&ev.body, &ev.schema, definer, label, &[], &mut HashSet::new());
         let locked = ix.inv.account(definer).is_some_and(|a| a.locked);
-        let c = Caller { account: definer.clone(), locked, everyone: None };
+        let c = Caller::new(ix, definer.clone(), locked, None);
         let object = (
             "event",
             format!("{}.{}", crate::model::ident::quote_ident(&ev.schema), crate::model::ident::quote_ident(&ev.name)),
