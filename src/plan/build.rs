@@ -96,14 +96,8 @@ pub fn build_with(ix: &Index, policy: &Policy, service: &str, account: &str, opt
     }
     let (accts, bare) = accounts(inv, account)?;
     // Only the paths: the escalation checks play no part in a plan.
-    let report = access::AccessReport {
-        format: access::ACCESS_FORMAT,
-        tables: tables.clone(),
-        entries: access::entries_with(ix, &tables),
-        escalations: vec![],
-        shadowing: vec![],
-    };
-    may_cut(svc, service, &accts, bare, &report.entries, opts)?;
+    let all_entries = access::entries_with(ix, &tables);
+    may_cut(svc, service, &accts, bare, &all_entries, opts)?;
     let mut plan = Plan {
         format: PLAN_FORMAT,
         service: service.into(),
@@ -122,9 +116,9 @@ pub fn build_with(ix: &Index, policy: &Policy, service: &str, account: &str, opt
     let mut after: After = Vec::new();
     let partial = inv.server.flavour == Flavour::MySql && inv.server.partial_revokes;
     // Definer views that reach the service's tables are not re-granted by a rewrite.
-    let leave_out = definer_views(inv, &report.entries);
+    let leave_out = definer_views(inv, &all_entries);
     for a in &accts {
-        let entries: Vec<&Entry> = report.entries.iter().filter(|e| &e.account == a).collect();
+        let entries: Vec<&Entry> = all_entries.iter().filter(|e| &e.account == a).collect();
         let mut ops = Ops::new(ix, a.clone());
         ops.leave_out = leave_out.clone();
         ops.table_grants(&tables);
@@ -142,10 +136,10 @@ pub fn build_with(ix: &Index, policy: &Policy, service: &str, account: &str, opt
                 roles_involved.extend(chain.iter().cloned());
             }
         }
-        roles(ix, a, &entries, &report.entries, &tables, &mut grants, &mut revokes, &mut plan, &mut after);
+        roles(ix, a, &entries, &all_entries, &tables, &mut grants, &mut revokes, &mut plan, &mut after);
     }
-    default_database(ix, &accts, &report.entries, &tables, &after, &mut plan);
-    everyone(ix, &report.entries, &tables, opts, &mut grants, &mut revokes, &mut plan);
+    default_database(ix, &accts, &all_entries, &tables, &after, &mut plan);
+    everyone(ix, &all_entries, &tables, opts, &mut grants, &mut revokes, &mut plan);
     plan.steps = number(grants.into_iter().chain(revokes).collect());
     plan.fingerprint = fingerprint::of(inv, &accts, &roles_involved, &tables);
     self_check(ix, &plan, &accts, &tables, &leave_out)?;
