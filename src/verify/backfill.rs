@@ -327,7 +327,8 @@ async fn copy_table(
         if let Some(j) = journal.as_deref_mut() {
             j.append(Record::Step { name: "chunk".into(), state: StepState::Begun, detail: detail.clone() })?;
         }
-        let read_limit = if opts.adaptive { next_chunk_rows(limit, None, row_bytes(&chunk.rows)) } else { limit };
+        let avg_bytes = if opts.adaptive { row_bytes(&chunk.rows) } else { 0 };
+        let read_limit = if opts.adaptive { next_chunk_rows(limit, None, avg_bytes) } else { limit };
         let timed_write = async {
             let started = Instant::now();
             (write_chunk(b, p, &chunk, opts.dry_run, beat.as_ref().map(|(_, sql)| sql.as_str())).await, started.elapsed())
@@ -335,7 +336,7 @@ async fn copy_table(
         let ((written, took), read) = tokio::join!(timed_write, read_chunk(a, q, Some(chunk.upper.clone()), read_limit, positions));
         let counts = written?;
         if opts.adaptive {
-            limit = next_chunk_rows(read_limit, Some((took, chunk.rows.len() as u64)), row_bytes(&chunk.rows));
+            limit = next_chunk_rows(read_limit, Some((took, chunk.rows.len() as u64)), avg_bytes);
         }
         let target_position = if opts.dry_run { None } else { Some(position(b).await?) };
         if let Some(t) = &target_position {
