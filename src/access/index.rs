@@ -21,49 +21,34 @@ use std::sync::{Arc, Mutex};
 
 mod roles;
 
-/// The `table` and `routine` maps' keys are FNV hashes already ([`Index::key`]): hashing them
-/// again with SipHash was a tenth of building the index for 100,000 table grants.
-type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+/// The index's one hasher. Names (user names, accounts) are hashed with FNV-1a: they are asked
+/// once per account and table, and SipHash, the standard default, was 6-8% of `access`'s CPU at
+/// 10,000 accounts (the keys come from the server's grant tables, not from the network). The
+/// `table` and `routine` maps' keys are FNV hashes already ([`Index::key`]) and are taken as
+/// they are: hashing them again with SipHash was a tenth of building the index for 100,000
+/// table grants.
+type KeyHash = std::hash::BuildHasherDefault<FnvHasher>;
 
-#[derive(Default)]
-struct KeyHasher(u64);
+struct FnvHasher(u64);
 
-impl std::hash::Hasher for KeyHasher {
+impl Default for FnvHasher {
+    fn default() -> FnvHasher {
+        FnvHasher(0xcbf29ce484222325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only u64 keys are hashed here; any other input is still mixed in, correctly if slowly.
         for b in bytes {
             self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
         }
     }
+    /// A `u64` key is an FNV hash already (strings never hash through here).
     fn write_u64(&mut self, n: u64) {
         self.0 = n;
-    }
-}
-
-/// FNV-1a for the maps keyed by names (user names, accounts), which are asked once per
-/// account and table: SipHash, the standard default, was 6-8% of `access`'s CPU at 10,000
-/// accounts. The keys come from the server's grant tables, not from the network.
-type NameHash = std::hash::BuildHasherDefault<NameHasher>;
-
-struct NameHasher(u64);
-
-impl Default for NameHasher {
-    fn default() -> NameHasher {
-        NameHasher(0xcbf29ce484222325)
-    }
-}
-
-impl std::hash::Hasher for NameHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100000001b3);
-        }
     }
 }
 
@@ -71,7 +56,7 @@ impl std::hash::Hasher for NameHasher {
 /// Owned names: a borrowed one inside the `Mutex` would make [`Index`] invariant in its lifetime.
 #[derive(Default)]
 struct SchemaUsers {
-    users: HashSet<String, NameHash>,
+    users: HashSet<String, KeyHash>,
     /// An anonymous user's row matches: it applies to every named account with a host.
     anonymous: bool,
 }
@@ -158,9 +143,9 @@ pub struct Index<'a> {
     pub inv: &'a Inventory,
     /// `lower_case_table_names` != 0: schema and table names compare case-insensitively.
     ci: bool,
-    global: HashMap<&'a AccountName, Vec<&'a Grant>, NameHash>,
+    global: HashMap<&'a AccountName, Vec<&'a Grant>, KeyHash>,
     /// Schema grants by grantee user name (anonymous rows under "").
-    schema_by_user: HashMap<&'a str, Vec<&'a Grant>, NameHash>,
+    schema_by_user: HashMap<&'a str, Vec<&'a Grant>, KeyHash>,
     /// Per schema asked about (folded when `ci`): the user names with a schema row matching it,
     /// whatever the row's host, built on first use (a superset: [`Self::may_reach`] is a filter).
     schema_users: Mutex<HashMap<String, Arc<SchemaUsers>>>,
@@ -174,7 +159,7 @@ pub struct Index<'a> {
     everyone: Vec<(AccountName, bool)>,
     /// Holders whose paths [`Self::may_reach`] cannot rule out from their own rows: those with
     /// global grants, roles, default roles or proxy grants.
-    reach_any: HashSet<&'a AccountName, NameHash>,
+    reach_any: HashSet<&'a AccountName, KeyHash>,
     /// MySQL with mandatory roles active at login: every account's map holds their rows, so
     /// no holder is ruled out.
     reach_all: bool,
