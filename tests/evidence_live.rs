@@ -283,3 +283,60 @@ async fn mariadb_evidence() {
 async fn mysql_evidence() {
     run(Flavour::MySql).await;
 }
+
+/// Whether privfence's account may see other accounts' connections (PROCESS) is read from the
+/// inventory: held directly or through a default role, it sees them; without it the item says
+/// so instead of claiming there is no connection.
+async fn process_privilege(flavour: Flavour) {
+    let sb = sandbox(flavour);
+    let tag = if flavour == Flavour::MariaDb { "pm" } else { "py" };
+    let s = setup(sb, tag).await;
+    s.create_accounts(sb, &["app", "watcher"]).await;
+    let (watcher, app) = (s.account("watcher"), s.account("app"));
+    // A role written without a host: `%` on MySQL, a role name on MariaDB.
+    let role = qs(&format!("{}_r", s.prefix));
+    admin_exec(sb, &[format!("GRANT SELECT ON *.* TO {}", watcher.sql())]).await;
+    let keep = s.session(sb, "app", &["SELECT COUNT(*) FROM other".to_string()]).await;
+    let as_watcher = || async {
+        let mut spec = admin_spec(&sb.primary);
+        spec.user = watcher.user.clone();
+        spec.password = Some(privfence::db::Secret::new(format!("pw-{}", watcher.user)));
+        let mut server = Server::connect(&spec).await.expect("login as the watcher");
+        let (_, inv) = inventory(sb).await;
+        let cands = evidence::gather(&mut server, &inv, &[s.users()], std::slice::from_ref(&app), None).await.expect("gather");
+        item(&cands[0], "current connections").clone()
+    };
+    let blind = |e: &evidence::Evidence| e.blind_spots.iter().any(|b| b.contains("lacks PROCESS"));
+
+    let without = as_watcher().await;
+    assert!(blind(&without), "no PROCESS, said so: {without:?}");
+    assert!(without.rows[0].starts_with("no connection"), "the app's connection is hidden from it: {without:?}");
+
+    admin_exec(
+        sb,
+        &[
+            format!("CREATE ROLE {role}"),
+            format!("GRANT PROCESS ON *.* TO {role}"),
+            format!("GRANT {role} TO {}", watcher.sql()),
+            match flavour {
+                Flavour::MariaDb => format!("SET DEFAULT ROLE {role} FOR {}", watcher.sql()),
+                Flavour::MySql => format!("SET DEFAULT ROLE {role} TO {}", watcher.sql()),
+            },
+        ],
+    )
+    .await;
+    let with = as_watcher().await;
+    assert!(!blind(&with), "PROCESS through its default role: {with:?}");
+    assert!(with.rows.iter().any(|r| r.starts_with("connection ")), "the app's connection is seen: {with:?}");
+    keep.disconnect().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_process_privilege() {
+    process_privilege(Flavour::MariaDb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_process_privilege() {
+    process_privilege(Flavour::MySql).await;
+}

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 
 const SOURCE: &str = "current connections (information_schema.PROCESSLIST)";
 
-pub(crate) async fn gather(server: &mut Server, ctx: &Ctx, out: &mut Collected) {
+/// `sees_all`: whether privfence's account holds PROCESS ([`sees_all`]).
+pub(crate) async fn gather(server: &mut Server, ctx: &Ctx, sees_all: bool, out: &mut Collected) {
     let sql = format!(
         "SELECT ID, USER, HOST, DB, COMMAND, TIME, INFO FROM information_schema.PROCESSLIST WHERE USER IN ({}) ORDER BY ID",
         ctx.users.sql_list()
@@ -30,7 +31,6 @@ pub(crate) async fn gather(server: &mut Server, ctx: &Ctx, out: &mut Collected) 
         per.entry(text(r, 1)).or_default().push(r);
     }
     let span = format!("now ({})", fmt(ctx.clock.now));
-    let sees_all = can_see_all(server).await;
     for user in ctx.users.names() {
         let mut blind = vec!["shows only this moment".to_string()];
         blind.extend(ctx.users.shared_name(user));
@@ -79,8 +79,14 @@ fn host_only(host: &str) -> &str {
     }
 }
 
-/// Whether privfence's account holds PROCESS (or a privilege implying it).
-async fn can_see_all(server: &mut Server) -> bool {
+/// Whether privfence's account holds PROCESS at login, from the inventory when it lists the
+/// account (its own, its default roles' and everyone's global privileges); otherwise from
+/// `SHOW GRANTS`, which on MariaDB walks every table grant of the server.
+pub(crate) async fn sees_all(server: &mut Server, ix: &crate::access::index::Index<'_>) -> bool {
+    let me = server.current_user.clone();
+    if ix.inv.account(&me).is_some() {
+        return crate::inventory::capabilities::global_at_login(ix, &me).contains(&crate::model::privilege::Privilege::known("PROCESS"));
+    }
     let grants = server.rows("reading privfence's own grants", "SHOW GRANTS").await.unwrap_or_default();
     grants.iter().any(|r| {
         let g = text(r, 0).to_uppercase();

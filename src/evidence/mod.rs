@@ -185,7 +185,8 @@ pub async fn gather_sampled_with(
         // "now" for the sources read after the samples.
         ctx.clock = clock::Clock::read(server).await?;
     }
-    connections::gather(server, &ctx, &mut out).await;
+    let sees_all = connections::sees_all(server, ix).await;
+    connections::gather(server, &ctx, sees_all, &mut out).await;
     if ctx.flavour == Flavour::MariaDb {
         userstat::gather(server, &ctx, &mut out).await;
     }

@@ -67,18 +67,7 @@ pub fn require_inventory_capabilities(inv: &Inventory, me: &crate::model::Accoun
 /// Per-capability status of `me` on this inventory's server.
 pub fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, flavour: Flavour) -> Vec<Capability> {
     let ix = Index::new(inv);
-    let mut global = ix.global_all(me);
-    for chain in ix.role_chains(me) {
-        if ix.active_at_login(me, chain[0]) {
-            global.extend(ix.global_all(chain.last().expect("non-empty")));
-        }
-    }
-    for holder in ix.everyone_at_login() {
-        global.extend(ix.global_all(&holder));
-        for chain in ix.role_chains(&holder) {
-            global.extend(ix.global_all(chain.last().expect("non-empty")));
-        }
-    }
+    let global = global_at_login(&ix, me);
     let mut caps = vec![needs(
         "see every table",
         "inventory, access (information_schema hides tables without a privilege on them)",
@@ -131,4 +120,22 @@ pub fn privilege_capabilities(inv: &Inventory, me: &crate::model::AccountName, f
     };
     caps.push(needs("read replication state", "session (replicas), promote, audit --replicas", &global, repl));
     caps
+}
+
+/// The global privileges `me` holds on a new connection: its own, its default roles' (through
+/// the roles they hold), and everyone's (PUBLIC, mandatory roles). `ALL PRIVILEGES` is expanded.
+pub fn global_at_login(ix: &Index<'_>, me: &crate::model::AccountName) -> PrivSet {
+    let mut global = ix.global_all(me);
+    for chain in ix.role_chains(me) {
+        if ix.active_at_login(me, chain[0]) {
+            global.extend(ix.global_all(chain.last().expect("non-empty")));
+        }
+    }
+    for holder in ix.everyone_at_login() {
+        global.extend(ix.global_all(&holder));
+        for chain in ix.role_chains(&holder) {
+            global.extend(ix.global_all(chain.last().expect("non-empty")));
+        }
+    }
+    global
 }
