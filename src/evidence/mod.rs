@@ -192,7 +192,7 @@ pub async fn gather_sampled_with(
     }
     audit::gather(server, &ctx, audit_log, &mut out).await;
     indirect::gather(ix, tables, &ctx, &ps, &mut out);
-    Ok(candidates.iter().map(|c| out.candidate(c)).collect())
+    Ok(out.into_candidates(candidates))
 }
 
 /// Orders candidates for the next cut: NotSeen first (fewest blind spots on the strongest
@@ -304,11 +304,23 @@ impl Collected {
         }
     }
 
-    fn candidate(&self, who: &AccountName) -> Candidate {
-        let evidence = self.items.get(who).cloned().unwrap_or_default();
-        let usage = overall(&evidence);
-        let last_activity = self.last.get(who).map(|(t, s)| format!("{} ({s})", clock::fmt(*t)));
-        Candidate { account: who.clone(), usage, evidence, last_activity }
+    /// The candidates in the order given, their evidence moved out, not copied (thousands of
+    /// candidates hold the same items); an account listed twice gets the same answer twice.
+    fn into_candidates(mut self, candidates: &[AccountName]) -> Vec<Candidate> {
+        let mut done: Vec<Candidate> = Vec::with_capacity(candidates.len());
+        let mut first: std::collections::HashMap<&AccountName, usize> = std::collections::HashMap::new();
+        for who in candidates {
+            if let Some(&i) = first.get(who) {
+                done.push(done[i].clone());
+                continue;
+            }
+            first.insert(who, done.len());
+            let evidence = self.items.remove(who).unwrap_or_default();
+            let usage = overall(&evidence);
+            let last_activity = self.last.remove(who).map(|(t, s)| format!("{} ({s})", clock::fmt(t)));
+            done.push(Candidate { account: who.clone(), usage, evidence, last_activity });
+        }
+        done
     }
 }
 

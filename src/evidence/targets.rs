@@ -41,7 +41,9 @@ impl Targets {
         let mut t = Targets { ci, tables: tables.to_vec(), views: BTreeMap::new() };
         let defs: BTreeMap<(String, String), (&TableName, &str)> =
             inv.objects.views.iter().map(|v| (t.key(&v.name), (&v.name, v.definition.as_str()))).collect();
-        for (key, (name, _)) in &defs {
+        // Only views whose text could name a service table, or a view that could, are parsed.
+        let maybe = may_name(&defs, tables);
+        for (key, (name, _)) in defs.iter().filter(|(k, _)| maybe.contains(*k)) {
             let reached = t.reach(key, &defs, &mut HashSet::new());
             if !reached.is_empty() {
                 t.views.insert(key.clone(), ((*name).clone(), reached));
@@ -116,6 +118,36 @@ impl Targets {
     }
 }
 
+/// The views whose definition might name a service table, directly or through other such views:
+/// a pre-filter on the text, so that the parser runs on those only. A definition names a table
+/// in its text (quoted or not), so one that contains none of the names, compared without case,
+/// cannot reach it. A name holding a quote or backslash is written escaped: it matches every view.
+fn may_name(defs: &BTreeMap<(String, String), (&TableName, &str)>, tables: &[TableName]) -> HashSet<(String, String)> {
+    let mut names: Vec<String> = tables.iter().map(|t| t.name.to_lowercase()).collect();
+    if names.iter().any(|n| n.contains(['`', '"', '\\'])) {
+        return defs.keys().cloned().collect();
+    }
+    let lower: Vec<((String, String), String)> = defs.iter().map(|(k, (_, d))| (k.clone(), d.to_lowercase())).collect();
+    let mut out: HashSet<(String, String)> = HashSet::new();
+    let mut from = 0;
+    // Each round adds the views naming a name found so far; a view's own name joins the names.
+    while from < names.len() {
+        let fresh = names[from..].to_vec();
+        from = names.len();
+        for (key, text) in &lower {
+            if !out.contains(key) && fresh.iter().any(|n| text.contains(n.as_str())) {
+                out.insert(key.clone());
+                let (view, _) = defs[key];
+                if view.name.contains(['`', '"', '\\']) {
+                    return defs.keys().cloned().collect();
+                }
+                names.push(view.name.to_lowercase());
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,5 +175,22 @@ mod tests {
         assert!(t.hits("SELECT * FROM v_other", "shop").is_empty());
         assert!(t.hits("SELECT * FROM users", "").is_empty(), "no default schema, no match");
         assert_eq!(t.names().into_iter().collect::<Vec<_>>(), ["users", "v_nested", "v_users"]);
+    }
+
+    #[test]
+    fn only_views_that_could_name_a_service_table_are_parsed() {
+        let t = |n: &str| TableName::new("shop", n);
+        let (a, b, c, d) = (t("v_a"), t("v_b"), t("v_c"), t("V`q"));
+        let mut defs = BTreeMap::new();
+        defs.insert(("shop".to_string(), "v_a".to_string()), (&a, "select 1 from `shop`.`USERS`"));
+        defs.insert(("shop".to_string(), "v_b".to_string()), (&b, "select 1 from `shop`.`v_a`"));
+        defs.insert(("shop".to_string(), "v_c".to_string()), (&c, "select 1 from `shop`.`other`"));
+        let got = may_name(&defs, &[t("users")]);
+        let mut got: Vec<&str> = got.iter().map(|k| k.1.as_str()).collect();
+        got.sort();
+        assert_eq!(got, ["v_a", "v_b"], "through case and a nested view; v_c names no service table");
+        assert_eq!(may_name(&defs, &[t("us`ers")]).len(), 3, "a quoted name may be written escaped: every view");
+        defs.insert(("shop".to_string(), "v`q".to_string()), (&d, "select 1 from `shop`.`users`"));
+        assert_eq!(may_name(&defs, &[t("users")]).len(), 4, "a view named with a quote reaches: every view");
     }
 }
