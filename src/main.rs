@@ -5,6 +5,12 @@ use privfence::cli::{self, Cli};
 use privfence::error::ExitCode;
 use privfence::output::Output;
 
+/// mimalloc instead of glibc's malloc: reading 100,000 grant rows and building the model is
+/// allocation-bound (malloc and free were a third of `session start`'s CPU at 10,000 accounts;
+/// docs/benchmarks.md). The library leaves the allocator to its binary.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let argv: Vec<String> = std::env::args().collect();
     if let Some(why) = cli::inline_password(&argv) {
