@@ -7,6 +7,7 @@
 //! - [`snapshot`]: an account's exact grants, read before a change and compared after a restore.
 //! - [`failsafe`]: the server-side undo that fires when privfence dies or hangs.
 //! - [`interrupt`]: signals turned into restores.
+//! - [`shared`]: global settings two privfence processes rely on, turned off by the last one.
 //! - [`command`]: the one runner of external commands (hooks, checks, go commands, notification
 //!   commands), with a timeout and a process-group kill.
 //!
@@ -18,4 +19,5 @@ pub mod exec;
 pub mod failsafe;
 pub mod interrupt;
 pub mod node;
+pub mod shared;
 pub mod snapshot;

@@ -130,6 +130,11 @@ pub async fn disarm_named(j: &mut Journal, primary: &mut Node, name: &str) -> Re
 /// Turns back off what arming turned on (event_scheduler).
 async fn settings_off(j: &mut Journal, primary: &mut Node) -> Result<()> {
     for (_, name, undo) in crate::journal::State::fold(j.entries()).settings_on.into_iter().rev() {
+        // Another privfence run's fail-safe may still need it (engine::shared): left on, still
+        // journaled as on.
+        if crate::engine::shared::still_needed(&mut primary.server, &name).await?.is_some() {
+            continue;
+        }
         exec::run(j, primary, Phase::Setting, Some(&name), &undo, &[]).await?;
     }
     Ok(())

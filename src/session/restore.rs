@@ -227,6 +227,12 @@ impl Session {
         // In reverse order: a setting may depend on one turned on before it.
         for (server, name, undo) in self.journal.state().settings_on.into_iter().rev() {
             let Some(node) = self.topo.nodes.iter_mut().find(|n| n.name == server) else { continue };
+            // Another privfence process may rely on it (engine::shared): left on, still journaled
+            // as on, so the next turn's end or `session resume` tries again.
+            if let Some(why) = crate::engine::shared::still_needed(&mut node.server, &name).await? {
+                out.warn(&format!("left {name} on on {server}: {why}; `privfence session resume` turns it off once it is not"));
+                continue;
+            }
             exec::run(&mut self.journal, node, Phase::Setting, Some(&name), &undo, &[]).await?;
             out.status(&format!("turned {name} back off on {server}"));
         }

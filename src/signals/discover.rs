@@ -13,6 +13,7 @@ use super::{errlog, logins, SignalFiles, SourceInfo, WatchTarget};
 use crate::db::server::text;
 use crate::db::{Flavour, Server};
 use crate::error::Result;
+use crate::model::setting::Knob;
 use std::collections::BTreeMap;
 
 /// Source names not defined by a reader module.
@@ -134,6 +135,22 @@ async fn read(server: &mut Server, user: &str) -> Result<Found> {
         }
     }
     Ok(f)
+}
+
+/// The settings the sources of `caps` rely on, all on when the monitor started: the statement
+/// consumers of the history it reads, and MariaDB's `userstat` when it counts refused logins or
+/// denied accesses. Turned off mid-window, a source goes silent instead of failing.
+pub fn relied_knobs(caps: &Caps) -> Vec<Knob> {
+    let mut out = Vec::new();
+    if let Some(h) = caps.history {
+        for c in ["global_instrumentation", "thread_instrumentation", "events_statements_current", h] {
+            out.push(Knob::Consumer(c.to_string()));
+        }
+    }
+    if caps.userstat || caps.denied_connections {
+        out.push(Knob::Global("userstat".into()));
+    }
+    out
 }
 
 /// Reads what the server offers; returns what to read and the source list for the report.

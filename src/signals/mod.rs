@@ -176,6 +176,10 @@ pub enum AlarmKind {
     Restart,
     /// An application log line matched its pattern.
     AppLog,
+    /// A setting a source relies on (a statement consumer, MariaDB's `userstat`) was turned off
+    /// during the window, by another privfence session ending or by an operator: that source
+    /// went silent, so silence no longer means nothing happened.
+    SettingOff,
 }
 
 impl AlarmKind {
@@ -188,6 +192,7 @@ impl AlarmKind {
             AlarmKind::CounterReset => "counter reset",
             AlarmKind::Restart => "server restart",
             AlarmKind::AppLog => "application log line",
+            AlarmKind::SettingOff => "a setting the watch relies on was turned off",
         }
     }
 }

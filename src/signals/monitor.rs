@@ -11,7 +11,7 @@ mod read;
 
 use super::activity::Tracker;
 use super::applog::AppLog;
-use super::discover::{discover, Caps, UPTIME};
+use super::discover::{self, discover, Caps, UPTIME};
 use super::errlog::Errlog;
 use super::errors::{LOGIN_ERRORS, PRIVILEGE_ERRORS};
 use super::logins::{self, LoginLog};
@@ -19,6 +19,8 @@ use super::tally::{CounterKey, Tally};
 use super::{pfs, Activity, Alarm, AlarmKind, Poll, SignalFiles, SourceInfo, WatchTarget};
 use crate::db::{ConnectSpec, Flavour, Server};
 use crate::error::{Error, Result};
+use crate::model::ident::quote_str;
+use crate::model::setting::Knob;
 use read::summary_map;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -100,6 +102,9 @@ pub struct Monitor {
     rises: Vec<Rise>,
     /// Alarms found by a poll that then failed, handed out by the next one.
     stash: Vec<Alarm>,
+    /// Settings the sources rely on, on at the start and checked at every poll
+    /// ([`discover::relied_knobs`]).
+    relied: Vec<Knob>,
 }
 
 impl Monitor {
@@ -107,6 +112,8 @@ impl Monitor {
     /// every source (counters, file sizes, `Uptime`, history rows).
     pub async fn start(spec: &ConnectSpec, name: &str, target: WatchTarget, files: SignalFiles) -> Result<Monitor> {
         let mut server = Server::connect(spec).await?;
+        // Tells other privfence processes that a watch runs here (engine::shared).
+        crate::engine::shared::take_watch_slot(&mut server).await?;
         let (caps, mut sources) = discover(&mut server, &target, &files).await?;
         let io = |what: String| move |source| Error::Io { what, source };
         let errlog = match &files.sql_errlog {
@@ -132,6 +139,7 @@ impl Monitor {
             applogs.push(log);
         }
         let since = target.since_connection;
+        let relied = discover::relied_knobs(&caps);
         let mut m = Monitor {
             name: name.to_string(),
             spec: spec.clone(),
@@ -163,6 +171,7 @@ impl Monitor {
             connections: 0,
             rises: Vec::new(),
             stash: Vec::new(),
+            relied,
         };
         m.baseline().await?;
         Ok(m)
@@ -191,9 +200,11 @@ impl Monitor {
         self.caps.flavour
     }
 
-    /// Closes the connection.
+    /// Gives back its watch slot, then closes the connection (the slot is free before this
+    /// returns, not whenever the server notices the connection is gone).
     pub async fn close(self) {
-        if let Some(s) = self.server {
+        if let Some(mut s) = self.server {
+            let _ = crate::engine::shared::release_watch_slot(&mut s).await;
             s.close().await;
         }
     }
@@ -242,7 +253,8 @@ impl Monitor {
 
     async fn reconnect(&mut self) -> Result<()> {
         self.server = None;
-        let server = Server::connect(&self.spec).await?;
+        let mut server = Server::connect(&self.spec).await?;
+        crate::engine::shared::take_watch_slot(&mut server).await?;
         self.id_went_down |= server.connection_id() < self.conn_id;
         self.conn_id = server.connection_id();
         self.server = Some(server);
@@ -290,6 +302,8 @@ impl Monitor {
             let cited = format!("Uptime is {up} s where {expected} s was expected from the previous poll: the server restarted{why}");
             alarms.push(self.alarm(AlarmKind::Restart, UPTIME, cited));
             self.restarted().await?;
+        } else {
+            self.check_knobs(alarms).await?;
         }
         if self.caps.error_summary {
             self.read_error_summary(alarms).await?;
@@ -307,6 +321,39 @@ impl Monitor {
             self.tally.alarmed(&key, n);
         }
         self.denied_logins_alarm(alarms);
+        Ok(())
+    }
+
+    /// An alarm for each relied-on setting that is off now; it is checked no more.
+    async fn check_knobs(&mut self, alarms: &mut Vec<Alarm>) -> Result<()> {
+        let consumers: Vec<String> =
+            self.relied.iter().filter_map(|k| if let Knob::Consumer(c) = k { Some(quote_str(c)) } else { None }).collect();
+        let mut off: Vec<Knob> = Vec::new();
+        if !consumers.is_empty() {
+            let sql = format!(
+                "SELECT NAME FROM performance_schema.setup_consumers WHERE ENABLED <> 'YES' AND NAME IN ({})",
+                consumers.join(", ")
+            );
+            let rows: Vec<(String,)> = self.conn().rows_as("checking the watch's consumers", &sql).await?;
+            off.extend(rows.into_iter().map(|(n,)| Knob::Consumer(n)));
+        }
+        if self.relied.contains(&Knob::Global("userstat".into())) {
+            let on = self.conn().first::<u64>("checking userstat", "SELECT @@GLOBAL.userstat").await?.unwrap_or(0) == 1;
+            if !on {
+                off.push(Knob::Global("userstat".into()));
+            }
+        }
+        for k in off {
+            self.relied.retain(|r| r != &k);
+            let (name, source) = match &k {
+                Knob::Consumer(c) => (format!("performance_schema consumer {c}"), "setup_consumers"),
+                Knob::Global(v) => (v.clone(), "global variables"),
+            };
+            let cited = format!(
+                "{name} was on when the watch started and is off now (turned off by another privfence session ending, or by an operator): the sources relying on it went silent"
+            );
+            alarms.push(self.alarm(AlarmKind::SettingOff, source, cited));
+        }
         Ok(())
     }
 
