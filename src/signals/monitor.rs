@@ -302,9 +302,10 @@ impl Monitor {
             let cited = format!("Uptime is {up} s where {expected} s was expected from the previous poll: the server restarted{why}");
             alarms.push(self.alarm(AlarmKind::Restart, UPTIME, cited));
             self.restarted().await?;
-        } else {
-            self.check_knobs(alarms).await?;
         }
+        // After a restart the settings are back to the server's defaults: the restart is the
+        // alarm, and the settings still on are the ones relied on from now.
+        self.check_knobs(alarms, !(by_uptime || by_id)).await?;
         if self.caps.error_summary {
             self.read_error_summary(alarms).await?;
         }
@@ -324,8 +325,8 @@ impl Monitor {
         Ok(())
     }
 
-    /// An alarm for each relied-on setting that is off now; it is checked no more.
-    async fn check_knobs(&mut self, alarms: &mut Vec<Alarm>) -> Result<()> {
+    /// An alarm (with `raise`) for each relied-on setting that is off now; it is checked no more.
+    async fn check_knobs(&mut self, alarms: &mut Vec<Alarm>, raise: bool) -> Result<()> {
         let consumers: Vec<String> =
             self.relied.iter().filter_map(|k| if let Knob::Consumer(c) = k { Some(quote_str(c)) } else { None }).collect();
         let mut off: Vec<Knob> = Vec::new();
@@ -345,6 +346,9 @@ impl Monitor {
         }
         for k in off {
             self.relied.retain(|r| r != &k);
+            if !raise {
+                continue;
+            }
             let (name, source) = match &k {
                 Knob::Consumer(c) => (format!("performance_schema consumer {c}"), "setup_consumers"),
                 Knob::Global(v) => (v.clone(), "global variables"),
