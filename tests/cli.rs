@@ -148,6 +148,24 @@ fn a_password_on_the_command_line_is_refused_without_repeating_it() {
     }
 }
 
+/// Only `-p` itself takes the rest of its argument: `-u-pf_reader` is a user name, and
+/// `-vpSECRET` is a password as the client reads it (refused without repeating it).
+#[test]
+fn an_option_value_starting_with_p_is_not_a_password() {
+    for args in [
+        &["inventory", "-u-pf_reader", "-h", "127.0.0.1", "-P", "1", "--no-defaults"][..],
+        &["inventory", "-vu-pf_reader", "-h", "127.0.0.1", "-P", "1", "--no-defaults"][..],
+        &["inventory", "--user=-pf_reader", "-h", "127.0.0.1", "-P", "1", "--no-defaults"][..],
+    ] {
+        let o = privfence(args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("cannot connect"), "{args:?}: accepted as the user name: {}", text(&o));
+    }
+    let o = privfence(&["inventory", "-vpsecret-pw", "-h", "127.0.0.1", "-P", "1", "--no-defaults"], &[]);
+    assert!(text(&o).contains("no password on the command line"), "{}", text(&o));
+    assert!(!text(&o).contains("secret-pw"), "{}", text(&o));
+}
+
 #[test]
 fn enum_values_in_any_case() {
     let o = privfence(&["inventory", "--ssl-mode", "required", "--format", "JSON", "-h", "127.0.0.1", "-P", "1", "--no-defaults"], &[]);

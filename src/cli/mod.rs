@@ -95,18 +95,41 @@ pub enum Command {
 /// anything else, with a message that says where passwords go and never repeats the secret.
 /// Arguments after `--` are not options.
 pub fn inline_password(args: &[String]) -> Option<String> {
+    let refusal = || {
+        Some(
+            "privfence takes no password on the command line (it would show in `ps` and shell history): put it in an \
+             option file ([client] password = ..., mode 0600; --defaults-file or ~/.my.cnf), in MYSQL_PWD, or give -p alone \
+             to be prompted"
+                .into(),
+        )
+    };
+    // clap takes no option value that starts with `-` as a separate argument (`-u -pf` is an
+    // error there), so every argument that starts with one dash is a run of short options.
     for a in args.iter().skip(1).take_while(|a| *a != "--") {
-        if (a.starts_with("-p") && a.len() > 2) || a.starts_with("--password=") {
-            return Some(
-                "privfence takes no password on the command line (it would show in `ps` and shell history): put it in an \
-                 option file ([client] password = ..., mode 0600; --defaults-file or ~/.my.cnf), in MYSQL_PWD, or give -p alone \
-                 to be prompted"
-                    .into(),
-            );
+        if a.starts_with("--password=") {
+            return refusal();
+        }
+        let Some(cluster) = a.strip_prefix('-').filter(|c| !c.starts_with('-')) else { continue };
+        // As the client reads `-vpSECRET`: short options in a row until one that takes a value,
+        // which takes the rest (`-u-pf` is the user `-pf`); `-p` followed by anything is a password.
+        for (i, c) in cluster.char_indices() {
+            if c == 'p' {
+                if i + 1 < cluster.len() {
+                    return refusal();
+                }
+                break;
+            }
+            if VALUE_SHORTS.contains(&c) {
+                break;
+            }
         }
     }
     None
 }
+
+/// The short options that take a value (`-h host`, `-P port`, `-u user`, `-S socket`); checked
+/// against the clap definitions by a unit test.
+const VALUE_SHORTS: [char; 4] = ['h', 'P', 'u', 'S'];
 
 /// `-v`: statements sent (target `privfence::sql`, see [`crate::db::redact`]) to stderr.
 /// Without it no subscriber is installed and tracing costs one check per statement.
@@ -193,4 +216,38 @@ pub async fn run(cli: Cli, out: &mut Output) -> anyhow::Result<ExitCode> {
 pub async fn connect(args: &args::ConnectArgs) -> anyhow::Result<Server> {
     let spec: ConnectSpec = args.input().resolve(&|k| std::env::var(k).ok())?;
     Ok(Server::connect(&spec).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn value_shorts_are_the_short_options_that_take_a_value() {
+        fn walk(c: &clap::Command, out: &mut std::collections::BTreeSet<char>) {
+            for a in c.get_arguments().filter(|a| !a.is_positional() && a.get_action().takes_values()) {
+                out.extend(a.get_short_and_visible_aliases().into_iter().flatten());
+            }
+            c.get_subcommands().for_each(|s| walk(s, out));
+        }
+        let mut found = std::collections::BTreeSet::new();
+        walk(&<super::Cli as clap::CommandFactory>::command(), &mut found);
+        assert_eq!(found, super::VALUE_SHORTS.into_iter().collect());
+    }
+
+    #[test]
+    fn only_p_itself_takes_a_password() {
+        let refused = |args: &[&str]| {
+            let mut v = vec!["privfence".to_string()];
+            v.extend(args.iter().map(|s| s.to_string()));
+            super::inline_password(&v).is_some()
+        };
+        assert!(refused(&["inventory", "-psecret"]));
+        assert!(refused(&["inventory", "-vpsecret"]));
+        assert!(refused(&["inventory", "--password=secret"]));
+        assert!(!refused(&["inventory", "-p"]));
+        assert!(!refused(&["inventory", "-vp"]));
+        assert!(!refused(&["inventory", "-u-pf_reader"]), "the user -pf_reader");
+        assert!(!refused(&["inventory", "-vu-pf_reader"]));
+        assert!(!refused(&["inventory", "--user=-pf_reader"]));
+        assert!(!refused(&["inventory", "--", "-psecret"]), "after --, not an option");
+    }
 }
