@@ -412,7 +412,10 @@ async fn ranked_candidates(
             );
             s.settings_on(&list).await?;
             out.status(&format!("sampling evidence for {sample:?} with {} setting(s) turned on (journaled) ...", list.len()));
+            // A watch slot while sampling: another privfence process ending leaves the settings on.
+            let _ = crate::engine::shared::take_watch_slot(server).await;
             let r = crate::evidence::gather_sampled_with(server, k.ix, k.tables, &candidates, a.audit_log.as_deref(), sample).await;
+            let _ = crate::engine::shared::release_watch_slot(server).await;
             s.settings_off(out).await?;
             r?
         }

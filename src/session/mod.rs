@@ -251,7 +251,10 @@ impl Session {
         out: &mut Output,
     ) -> Result<TurnResult> {
         let (turn, user, grantees) = self.begin_turn(plan, account, evidence, out).await?;
-        let mut monitors = self.start_monitors(&user, tables, dependents).await?;
+        let monitors = self.start_monitors(&user, tables, dependents).await;
+        // The monitors hold their own watch slots now (begin_turn took one per server).
+        self.hold_watch_slots(false).await;
+        let mut monitors = monitors?;
         // Refusals that change nothing first (a login blind spot), then the fail-safe is armed.
         let steps = self.journal.state().turns[turn].steps.clone();
         let ready = match self.login_blind_spots(plan, &monitors, out) {
@@ -320,6 +323,9 @@ impl Session {
             let (id, boot) = (n.watermark().await?, n.boot().await?);
             self.journal.append(Record::Watermark { server: n.name.clone(), purpose: "cut-begin".into(), id, boot })?;
         }
+        // From before the settings are read until the monitors start, another privfence process
+        // ending must not turn off a setting this turn found on (engine::shared).
+        self.hold_watch_slots(true).await;
         if self.opts.watch_settings {
             self.watch_settings_on(out).await?;
         }

@@ -288,6 +288,19 @@ impl Session {
         Err(e)
     }
 
+    /// Takes (`hold`) or gives back a watch slot on every server's session connection
+    /// ([`crate::engine::shared`]). Best effort: a connection that cannot take one fails the
+    /// statements that follow anyway.
+    pub(super) async fn hold_watch_slots(&mut self, hold: bool) {
+        for n in &mut self.topo.nodes {
+            let _ = if hold {
+                crate::engine::shared::take_watch_slot(&mut n.server).await.map(|_| ())
+            } else {
+                crate::engine::shared::release_watch_slot(&mut n.server).await
+            };
+        }
+    }
+
     /// Turns on, on every server, what the watch needs to see: statement history (the only
     /// proof that a post-cut connection used a table) and MariaDB's `userstat` (refused
     /// logins). Journaled; turned back off when the turn ends or by `resume`. A server that
