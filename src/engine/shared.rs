@@ -21,6 +21,9 @@ use crate::db::Server;
 use crate::error::Result;
 use crate::model::ident::quote_str;
 
+/// The journal step of `event_scheduler` turned on for a fail-safe (sessions and promotions).
+pub const EVENT_SCHEDULER_STEP: &str = "event_scheduler";
+
 /// How many privfence watches one server can tell apart; more still watch, unseen by the others.
 pub const WATCH_SLOTS: usize = 16;
 
@@ -58,7 +61,7 @@ pub async fn watches(server: &mut Server) -> Result<Vec<u64>> {
 /// Why the setting journaled as `step` must stay on, if another privfence process still relies
 /// on it; `None` when it may be turned off.
 pub async fn still_needed(server: &mut Server, step: &str) -> Result<Option<String>> {
-    if step == "event_scheduler" {
+    if step == EVENT_SCHEDULER_STEP {
         let n: u64 = server
             .first(
                 "counting armed fail-safes",

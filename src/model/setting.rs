@@ -14,6 +14,17 @@ pub enum Knob {
     Global(String),
 }
 
+impl Knob {
+    /// Its name for messages and journal steps (`performance_schema consumer <name>`, or the
+    /// variable's name).
+    pub fn name(&self) -> String {
+        match self {
+            Knob::Consumer(c) => format!("performance_schema consumer {c}"),
+            Knob::Global(v) => v.clone(),
+        }
+    }
+}
+
 /// A setting, changeable at run time (none of them survives a restart), with its inverse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Setting {
@@ -39,10 +50,7 @@ impl Setting {
 
     /// Its name for messages and journal steps.
     pub fn name(&self) -> String {
-        match &self.knob {
-            Knob::Consumer(c) => format!("performance_schema consumer {c}"),
-            Knob::Global(v) => v.clone(),
-        }
+        self.knob.name()
     }
 
     fn sql(&self, value: &str) -> String {

@@ -43,7 +43,7 @@ pub async fn arm(j: &mut Journal, primary: &mut Node, after: Duration, undos: Ve
         Some("ON") => {}
         Some("OFF") => {
             let (on, off) = ("SET GLOBAL event_scheduler = ON", "SET GLOBAL event_scheduler = OFF");
-            exec::run_with_undo(j, primary, Phase::Setting, Some("event_scheduler"), on, Some(off), &[]).await.map_err(|e| {
+            exec::run_with_undo(j, primary, Phase::Setting, Some(crate::engine::shared::EVENT_SCHEDULER_STEP), on, Some(off), &[]).await.map_err(|e| {
                 Error::Refused(format!("the fence's fail-safe cannot be armed: event_scheduler is OFF and cannot be turned on ({e}); nothing was changed; {no}"))
             })?;
         }

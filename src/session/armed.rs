@@ -43,7 +43,7 @@ impl Session {
                     &mut self.journal,
                     primary,
                     Phase::Setting,
-                    Some("event_scheduler"),
+                    Some(crate::engine::shared::EVENT_SCHEDULER_STEP),
                     on,
                     Some("SET GLOBAL event_scheduler = OFF"),
                     &[],

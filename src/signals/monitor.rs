@@ -349,10 +349,11 @@ impl Monitor {
             if !raise {
                 continue;
             }
-            let (name, source) = match &k {
-                Knob::Consumer(c) => (format!("performance_schema consumer {c}"), "setup_consumers"),
-                Knob::Global(v) => (v.clone(), "global variables"),
+            let source = match &k {
+                Knob::Consumer(_) => "setup_consumers",
+                Knob::Global(_) => "global variables",
             };
+            let name = k.name();
             let cited = format!(
                 "{name} was on when the watch started and is off now (turned off by another privfence session ending, or by an operator): the sources relying on it went silent"
             );
